@@ -1,0 +1,123 @@
+//! Time, behind a trait so that TTLs, expiry and tidy can be tested without sleeping.
+//!
+//! Everything that asks "what time is it" goes through `Clock::now`; tests install a `MockClock`
+//! and move it forward.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that follows the real clock plus an offset that tests can advance.
+#[derive(Debug, Default)]
+pub struct MockClock {
+    offset_nanos: AtomicI64,
+}
+
+impl MockClock {
+    /// A mock clock starting at the real time.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Moves time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let nanos = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
+        self.offset_nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+}
+
+impl Clock for MockClock {
+    fn now(&self) -> SystemTime {
+        let off = self.offset_nanos.load(Ordering::SeqCst);
+        let base = SystemTime::now();
+        if off >= 0 {
+            base + Duration::from_nanos(off.unsigned_abs())
+        } else {
+            base - Duration::from_nanos(off.unsigned_abs())
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (negative before it, which never happens in practice).
+pub fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn unix_nanos(t: SystemTime) -> i128 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+        Err(e) => -i128::try_from(e.duration().as_nanos()).unwrap_or(i128::MAX),
+    }
+}
+
+/// A time from Unix nanoseconds.
+pub fn from_unix_nanos(n: i128) -> SystemTime {
+    let d = Duration::from_nanos(u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX));
+    if n >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+/// RFC 3339 in UTC with nanoseconds, as Go's `time.RFC3339Nano` prints (trailing zeros trimmed).
+pub fn rfc3339_nanos(t: SystemTime) -> String {
+    let s = humantime::format_rfc3339_nanos(t).to_string();
+    // humantime always prints nine digits; Go trims trailing zeros (and the dot if nothing is left).
+    match s.rsplit_once('.') {
+        Some((head, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{head}Z")
+            } else {
+                format!("{head}.{digits}Z")
+            }
+        }
+        None => s,
+    }
+}
+
+/// Go's zero time as RFC 3339, which Vault prints for "no expiration".
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_trims_like_go() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_400_000);
+        assert_eq!(rfc3339_nanos(t), "2023-11-14T22:13:20.1234Z");
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 0);
+        assert_eq!(rfc3339_nanos(t), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn mock_clock_advances() {
+        let c = MockClock::new();
+        let a = c.now();
+        c.advance(Duration::from_secs(3600));
+        let b = c.now();
+        assert!(b.duration_since(a).unwrap() >= Duration::from_secs(3600));
+    }
+}

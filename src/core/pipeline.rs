@@ -1,0 +1,265 @@
+//! The one request pipeline every logical request passes through, in Vault's order:
+//! route → special paths → token (lookup, CIDR, use count) → existence check → ACL (+ sudo) →
+//! backend → token issue for logins → deferred revocation of used-up tokens.
+
+use ipnet::IpNet;
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::Core;
+use crate::error::{Error, Result};
+use crate::logical::{Operation, Request, Response};
+use crate::policy::AclRequest;
+use crate::secret::Secret;
+use crate::token::TokenEntry;
+
+/// A request as the HTTP layer hands it over.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// Operation from the method (PUT/POST arrive as `Update`).
+    pub operation: Operation,
+    /// Normalised path relative to `/v1/` (no leading or trailing `/`).
+    pub path: String,
+    /// Parameters.
+    pub data: Map<String, Value>,
+    /// Token from `X-Vault-Token` or `Authorization: Bearer`.
+    pub client_token: Option<Secret>,
+    /// Peer address.
+    pub client_addr: Option<IpAddr>,
+    /// `X-Vault-Wrap-TTL` in seconds.
+    pub wrap_ttl: Option<i64>,
+    /// Content-Type header.
+    pub content_type: Option<String>,
+}
+
+/// What the pipeline produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The request id.
+    pub request_id: String,
+    /// The operation that ran.
+    pub operation: Operation,
+    /// The backend's response (None → 204 or 404).
+    pub response: Option<Response>,
+    /// The `auth` block, when a token was issued.
+    pub auth: Option<Value>,
+    /// Type of the mount that served the request.
+    pub mount_type: String,
+}
+
+fn cidr_allows(cidrs: &[String], addr: Option<IpAddr>) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(ip) = addr else { return false };
+    cidrs.iter().any(|c| {
+        c.parse::<IpNet>()
+            .map(|n| n.contains(&ip))
+            .or_else(|_| c.parse::<IpAddr>().map(|a| a == ip))
+            .unwrap_or(false)
+    })
+}
+
+impl Core {
+    /// Resolves and authenticates the token of a request; `Ok(None)` when absent or invalid.
+    pub async fn authenticate(
+        &self,
+        token: Option<&Secret>,
+        addr: Option<IpAddr>,
+    ) -> Result<Option<TokenEntry>> {
+        let Some(tok) = token else { return Ok(None) };
+        let Some(entry) = self.tokens.lookup(tok.expose()).await? else {
+            return Ok(None);
+        };
+        if entry.ttl != 0 && !cidr_allows(&entry.bound_cidrs, addr) {
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    /// Runs one logical request through the pipeline.
+    pub async fn handle_request(&self, inc: IncomingRequest) -> Result<Outcome> {
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut op = inc.operation;
+        let mut full_path = inc.path;
+        if op == Operation::List && !full_path.ends_with('/') {
+            full_path.push('/');
+        }
+        if matches!(op, Operation::Update | Operation::Patch) && full_path.ends_with('/') {
+            return Err(Error::bad("cannot write to a path ending in '/'"));
+        }
+
+        let table = self.mount_table();
+        let mounted = table.route(&full_path).cloned();
+        drop(table);
+        let rel = mounted
+            .as_ref()
+            .map(|m| {
+                full_path
+                    .strip_prefix(m.api_path.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let special = mounted
+            .as_ref()
+            .map(|m| m.backend.special_paths())
+            .unwrap_or_default();
+        let unauthenticated = mounted.is_some() && special.is_unauthenticated(&rel);
+
+        // Token: required unless the path is unauthenticated (where a bad token is ignored).
+        let mut token: Option<Arc<TokenEntry>> = None;
+        let mut revoke_after = false;
+        if !unauthenticated {
+            let entry = self
+                .authenticate(inc.client_token.as_ref(), inc.client_addr)
+                .await?
+                .ok_or(Error::PermissionDenied)?;
+            let (entry, last) = self
+                .tokens
+                .use_token(entry)
+                .await?
+                .ok_or(Error::PermissionDenied)?;
+            revoke_after = last;
+            token = Some(Arc::new(entry));
+        }
+
+        let result = self
+            .run(
+                &request_id,
+                &mut op,
+                full_path,
+                rel,
+                mounted,
+                special,
+                inc.data,
+                token.clone(),
+                RequestCtx {
+                    client_token: inc.client_token,
+                    client_addr: inc.client_addr,
+                    wrap_ttl: inc.wrap_ttl,
+                    content_type: inc.content_type,
+                },
+            )
+            .await;
+
+        if revoke_after && let Some(t) = &token {
+            // The token's last use: revoke it (and its children) now that the request is done.
+            if let Err(e) = self.revoke_token_tree(&t.key).await {
+                tracing::error!(error = %e, "failed to revoke a token after its last use");
+            }
+        }
+        let (response, auth, mount_type) = result?;
+        Ok(Outcome {
+            request_id,
+            operation: op,
+            response,
+            auth,
+            mount_type,
+        })
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one internal step of the pipeline"
+    )]
+    async fn run(
+        &self,
+        request_id: &str,
+        op: &mut Operation,
+        full_path: String,
+        rel: String,
+        mounted: Option<Arc<super::mounts::Mounted>>,
+        special: crate::logical::SpecialPaths,
+        data: Map<String, Value>,
+        token: Option<Arc<TokenEntry>>,
+        ctx: RequestCtx,
+    ) -> Result<(Option<Response>, Option<Value>, String)> {
+        let Some(m) = mounted else {
+            // Without a mount only a root token learns that the route does not exist.
+            let is_root = token.as_ref().is_some_and(|t| t.is_root());
+            if !is_root {
+                return Err(Error::AclDenied);
+            }
+            return Err(Error::NoRoute(full_path.trim_end_matches('/').to_string()));
+        };
+
+        let mut req = Request {
+            id: request_id.to_string(),
+            operation: *op,
+            path: rel,
+            full_path,
+            mount: m.entry.clone(),
+            data,
+            storage: m.storage.clone(),
+            client_token: ctx.client_token,
+            token: token.clone(),
+            client_addr: ctx.client_addr,
+            wrap_ttl: ctx.wrap_ttl,
+            content_type: ctx.content_type,
+        };
+
+        if req.operation == Operation::Update {
+            if let Some(false) = m.backend.existence_check(&req).await? {
+                req.operation = Operation::Create;
+            }
+            *op = req.operation;
+        }
+
+        if let Some(t) = &token {
+            let acl = self.policies.acl_for(&t.policies)?;
+            let result = acl.allow_operation(&AclRequest {
+                operation: req.operation,
+                path: &req.full_path,
+                data: Some(&req.data),
+                wrap_ttl: req.wrap_ttl.and_then(|w| u64::try_from(w).ok()),
+            });
+            if !result.allowed {
+                return Err(Error::AclDenied);
+            }
+            if special.is_root(&req.path) && !result.root_privs {
+                return Err(Error::AclDenied);
+            }
+        }
+
+        let mut response = m.backend.handle_request(&req).await?;
+        let mut auth_block = None;
+        if let Some(resp) = response.as_mut() {
+            if let Some(auth) = resp.auth.take() {
+                let (_, block) = self
+                    .issue_login_token(&m.entry, &req.full_path, &auth)
+                    .await?;
+                auth_block = Some(block);
+            } else if let Some(block) = resp.issued_auth.take() {
+                auth_block = Some(block);
+            }
+        }
+        Ok((response, auth_block, m.entry.kind.clone()))
+    }
+}
+
+struct RequestCtx {
+    client_token: Option<Secret>,
+    client_addr: Option<IpAddr>,
+    wrap_ttl: Option<i64>,
+    content_type: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_binding() {
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(cidr_allows(&[], Some(ip)));
+        assert!(cidr_allows(&["10.0.0.0/8".into()], Some(ip)));
+        assert!(!cidr_allows(&["192.168.0.0/16".into()], Some(ip)));
+        assert!(cidr_allows(&["10.1.2.3".into()], Some(ip)));
+        assert!(!cidr_allows(&["10.0.0.0/8".into()], None));
+    }
+}

@@ -1,0 +1,175 @@
+//! Stored ACL policies and the compiled-ACL cache.
+//!
+//! Policies live at `sys/policy/<name>` as their raw text. `root` and `response-wrapping` are
+//! built in and immutable; `default` is created on first start and may be edited but not deleted.
+//! ACLs are compiled once per distinct policy set and cached until any policy changes, so a policy
+//! edit takes effect for existing tokens on their next request.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, Result};
+use crate::policy::builtin::{DEFAULT_POLICY, RESPONSE_WRAPPING_POLICY};
+use crate::policy::{Acl, Policy, parse_policy};
+use crate::storage::Storage;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredPolicy {
+    name: String,
+    policy: String,
+}
+
+/// The policy store.
+pub struct PolicyStore {
+    storage: Storage,
+    policies: RwLock<HashMap<String, Arc<Policy>>>,
+    acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    /// Bumped (under the `acls` lock) on every policy change, so that an ACL compiled from
+    /// policies that changed meanwhile is never cached.
+    generation: AtomicU64,
+    response_wrapping: Arc<Policy>,
+}
+
+fn lock_err() -> Error {
+    Error::internal("policy cache lock poisoned")
+}
+
+impl PolicyStore {
+    /// Loads every stored policy, creating `default` on first start.
+    pub async fn open(storage: Storage) -> Result<Self> {
+        let response_wrapping = Arc::new(
+            parse_policy("response-wrapping", RESPONSE_WRAPPING_POLICY).map_err(Error::internal)?,
+        );
+        let store = PolicyStore {
+            storage,
+            policies: RwLock::new(HashMap::new()),
+            acls: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            response_wrapping,
+        };
+        if store.storage.get("default").await?.is_none() {
+            store.put("default", DEFAULT_POLICY).await?;
+        }
+        for name in store.storage.list("").await? {
+            if let Some(p) = store.storage.get_json::<StoredPolicy>(&name).await? {
+                let parsed = parse_policy(&p.name, &p.policy).map_err(Error::internal)?;
+                store
+                    .policies
+                    .write()
+                    .map_err(|_| lock_err())?
+                    .insert(p.name, Arc::new(parsed));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Normalises a policy name as Vault does (trim, lower-case).
+    pub fn normalize(name: &str) -> String {
+        name.trim().to_lowercase()
+    }
+
+    /// A stored or built-in policy.
+    pub fn get(&self, name: &str) -> Result<Option<Arc<Policy>>> {
+        if name == "response-wrapping" {
+            return Ok(Some(self.response_wrapping.clone()));
+        }
+        Ok(self
+            .policies
+            .read()
+            .map_err(|_| lock_err())?
+            .get(name)
+            .cloned())
+    }
+
+    /// Names of the stored policies, sorted (without `root` and `response-wrapping`).
+    pub fn names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .policies
+            .read()
+            .map_err(|_| lock_err())?
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Parses and stores a policy (create or replace).
+    pub async fn put(&self, name: &str, text: &str) -> Result<()> {
+        match name {
+            "root" => return Err(Error::bad("cannot update \"root\" policy")),
+            "response-wrapping" => {
+                return Err(Error::bad("cannot update \"response-wrapping\" policy"));
+            }
+            _ => {}
+        }
+        let parsed = parse_policy(name, text)
+            .map_err(|e| Error::bad(format!("failed to parse policy: {e}")))?;
+        self.storage
+            .put_json(
+                name,
+                &StoredPolicy {
+                    name: name.to_string(),
+                    policy: text.to_string(),
+                },
+            )
+            .await?;
+        self.policies
+            .write()
+            .map_err(|_| lock_err())?
+            .insert(name.to_string(), Arc::new(parsed));
+        self.invalidate()?;
+        Ok(())
+    }
+
+    /// Deletes a policy (no error when absent).
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        match name {
+            "root" => return Err(Error::bad("cannot delete \"root\" policy")),
+            "default" => return Err(Error::bad("cannot delete default policy")),
+            "response-wrapping" => {
+                return Err(Error::bad("cannot delete \"response-wrapping\" policy"));
+            }
+            _ => {}
+        }
+        self.storage.delete(name).await?;
+        self.policies.write().map_err(|_| lock_err())?.remove(name);
+        self.invalidate()?;
+        Ok(())
+    }
+
+    fn invalidate(&self) -> Result<()> {
+        let mut acls = self.acls.write().map_err(|_| lock_err())?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        acls.clear();
+        Ok(())
+    }
+
+    /// The compiled ACL for a token's policy list (cached per policy set).
+    pub fn acl_for(&self, names: &[String]) -> Result<Arc<Acl>> {
+        if let Some(acl) = self.acls.read().map_err(|_| lock_err())?.get(names) {
+            return Ok(acl.clone());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let acl = if names.iter().any(|n| n == "root") {
+            Acl::root()
+        } else {
+            let mut loaded = Vec::with_capacity(names.len());
+            for n in names {
+                // Unknown policy names are skipped, as Vault does.
+                if let Some(p) = self.get(n)? {
+                    loaded.push(p);
+                }
+            }
+            Acl::new(&loaded).map_err(Error::internal)?
+        };
+        let acl = Arc::new(acl);
+        let mut acls = self.acls.write().map_err(|_| lock_err())?;
+        if self.generation.load(Ordering::SeqCst) == generation {
+            acls.insert(names.to_vec(), acl.clone());
+        }
+        Ok(acl)
+    }
+}

@@ -1,0 +1,20 @@
+//! Coffer: a small, fast, Vault-compatible secrets server.
+//!
+//! The data path, top to bottom:
+//! `http` (axum: transport, envelope) → `core` (mount table, pipeline: token, existence check,
+//! ACL) → `mounts` (sys, token, … backends built on `logical`'s path tables) → `storage` views →
+//! `physical` engines. `policy` compiles ACLs; `token` stores tokens as salted HMACs.
+//! See `docs/ARCHITECTURE.md` for the map.
+
+pub mod clock;
+pub mod core;
+pub mod error;
+pub mod http;
+pub mod logical;
+pub mod mounts;
+pub mod physical;
+pub mod policy;
+pub mod secret;
+pub mod server;
+pub mod storage;
+pub mod token;

@@ -1,0 +1,210 @@
+//! The logical layer: what a mounted backend sees. Requests arrive here already routed to a mount,
+//! authenticated and authorised by the core pipeline; backends never see HTTP types.
+//!
+//! `Backend` is the trait every mount implements; most implement it through a declarative
+//! `PathTable` (see `path.rs`) of path patterns, typed fields and per-operation handlers.
+
+pub mod field;
+pub mod path;
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::core::mounts::MountEntry;
+use crate::error::Result;
+use crate::secret::Secret;
+use crate::storage::Storage;
+use crate::token::TokenEntry;
+
+pub use field::{Field, FieldData, FieldType};
+pub use path::{BoxFut, PathSpec, PathTable};
+
+/// A logical operation, derived from the HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// GET.
+    Read,
+    /// GET `?list=true` or the LIST method.
+    List,
+    /// PUT/POST on something that does not exist yet (per the existence check).
+    Create,
+    /// PUT/POST on something that exists, or on a path without an existence check.
+    Update,
+    /// DELETE.
+    Delete,
+    /// PATCH.
+    Patch,
+    /// `?help=1`.
+    Help,
+}
+
+/// A request as a backend sees it.
+#[derive(Debug)]
+pub struct Request {
+    /// Unique id, echoed as `request_id`.
+    pub id: String,
+    /// The operation after the existence check.
+    pub operation: Operation,
+    /// The path relative to the mount (`role/jenkins`), list paths end in `/`.
+    pub path: String,
+    /// The path relative to `/v1/` (`auth/approle/role/jenkins`).
+    pub full_path: String,
+    /// The mount serving the request.
+    pub mount: Arc<MountEntry>,
+    /// Body (or query) parameters.
+    pub data: Map<String, Value>,
+    /// The mount's private storage.
+    pub storage: Storage,
+    /// The raw client token, when one was sent.
+    pub client_token: Option<Secret>,
+    /// The authenticated token (absent on unauthenticated paths).
+    pub token: Option<Arc<TokenEntry>>,
+    /// The client's IP address.
+    pub client_addr: Option<IpAddr>,
+    /// Requested response-wrapping TTL in seconds.
+    pub wrap_ttl: Option<i64>,
+    /// The request's Content-Type header.
+    pub content_type: Option<String>,
+}
+
+/// The authentication a login (or token create) produced; the core turns it into a token.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// Policies attached to the token (already normalised by the backend).
+    pub policies: Vec<String>,
+    /// Metadata, shown as `meta` on lookup.
+    pub metadata: BTreeMap<String, String>,
+    /// Requested TTL in seconds (0 = mount default).
+    pub ttl: i64,
+    /// Backend maximum TTL in seconds (0 = mount max).
+    pub max_ttl: i64,
+    /// Hard cap in seconds (0 = none).
+    pub explicit_max_ttl: i64,
+    /// Period in seconds (0 = not periodic).
+    pub period: i64,
+    /// Uses before the token is revoked (0 = unlimited).
+    pub num_uses: i64,
+    /// Whether the token may be renewed.
+    pub renewable: bool,
+    /// `service` or `batch`.
+    pub token_type: String,
+    /// CIDRs the token may be used from.
+    pub bound_cidrs: Vec<String>,
+    /// Display name (`approle`, `token`, ...).
+    pub display_name: String,
+    /// Entity alias name (e.g. the role_id); the core derives a stable entity id from it.
+    pub alias_name: String,
+    /// Values the backend wants back on renewal (e.g. the role name).
+    pub internal: BTreeMap<String, String>,
+}
+
+/// What a backend answers.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// The `data` object.
+    pub data: Option<Map<String, Value>>,
+    /// A login's auth block.
+    pub auth: Option<Auth>,
+    /// Warnings shown to the user.
+    pub warnings: Vec<String>,
+    /// Lease duration to report (kv-v1 reads report the mount default).
+    pub lease_duration: i64,
+    /// Overrides the HTTP status (kv's 404 with a body, tidy's 202).
+    pub status: Option<u16>,
+    /// A complete body to send as is (unwrap replays a stored response).
+    pub raw_body: Option<String>,
+    /// Also copy the `data` keys to the top level (Vault's sys injector).
+    pub inject_top_level: bool,
+    /// Accessor to report as `wrap_info.wrapped_accessor` when this response is wrapped.
+    pub wrapped_accessor: Option<String>,
+    /// An `auth` block for a token the backend created itself (token create).
+    pub issued_auth: Option<Value>,
+}
+
+impl Response {
+    /// A response carrying `data`.
+    pub fn data(data: Map<String, Value>) -> Self {
+        Response {
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    /// A response from a `json!({...})` object.
+    pub fn json(v: Value) -> Self {
+        match v {
+            Value::Object(m) => Response::data(m),
+            _ => Response::default(),
+        }
+    }
+
+    /// A list response `{"keys": [...]}`.
+    pub fn list(keys: Vec<String>) -> Self {
+        let mut m = Map::new();
+        m.insert("keys".into(), Value::from(keys));
+        Response::data(m)
+    }
+
+    /// Adds a warning.
+    pub fn with_warning(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+}
+
+/// Paths a backend marks specially. Patterns are relative to the mount; a trailing `*` is a prefix.
+#[derive(Debug, Clone, Default)]
+pub struct SpecialPaths {
+    /// Served without a token (login endpoints).
+    pub unauthenticated: Vec<&'static str>,
+    /// Need `sudo` in addition to the normal capability.
+    pub root: Vec<&'static str>,
+}
+
+impl SpecialPaths {
+    fn matches(patterns: &[&'static str], path: &str) -> bool {
+        patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == *p || path.strip_suffix('/') == Some(p),
+        })
+    }
+
+    /// True when `path` needs no token.
+    pub fn is_unauthenticated(&self, path: &str) -> bool {
+        Self::matches(&self.unauthenticated, path)
+    }
+
+    /// True when `path` needs sudo.
+    pub fn is_root(&self, path: &str) -> bool {
+        Self::matches(&self.root, path)
+    }
+}
+
+/// A mounted secrets engine or auth method.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Unauthenticated and sudo paths of this backend.
+    fn special_paths(&self) -> SpecialPaths {
+        SpecialPaths::default()
+    }
+
+    /// For a create/update request: `Some(true)` when the target exists, `Some(false)` when it
+    /// does not, `None` when the path has no existence check (then it is always an update).
+    async fn existence_check(&self, req: &Request) -> Result<Option<bool>>;
+
+    /// Serves the request.
+    async fn handle_request(&self, req: &Request) -> Result<Option<Response>>;
+
+    /// Re-derives TTL limits for a token this backend issued, at renewal time.
+    /// Returns `(ttl, max_ttl, period)`; the default keeps what the token was issued with.
+    async fn renew_limits(
+        &self,
+        _storage: &Storage,
+        _internal: &BTreeMap<String, String>,
+        issued: (i64, i64, i64),
+    ) -> Result<(i64, i64, i64)> {
+        Ok(issued)
+    }
+}

@@ -1,0 +1,177 @@
+//! The declarative path table every backend uses, mirroring Vault's `framework.Path`.
+//!
+//! A `PathSpec` holds a regex pattern with named captures, the typed fields of the path, one
+//! handler per operation and an optional existence check. `PathTable` matches a request path,
+//! merges captures into the parameters, validates them, calls the handler and adds Vault's
+//! "unrecognized parameters" warning.
+
+use regex::Regex;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{Field, FieldData, Operation, Request, Response};
+use crate::error::{Error, Result};
+
+/// A boxed, sendable future.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A handler for one operation on one path.
+pub type Handler<B> =
+    for<'a> fn(&'a B, &'a Request, &'a FieldData<'a>) -> BoxFut<'a, Result<Option<Response>>>;
+
+/// An existence check: does the item this path names exist?
+pub type ExistenceFn<B> =
+    for<'a> fn(&'a B, &'a Request, &'a FieldData<'a>) -> BoxFut<'a, Result<bool>>;
+
+/// One path of a backend.
+pub struct PathSpec<B> {
+    pattern: Regex,
+    fields: Vec<Field>,
+    ops: Vec<(Operation, Handler<B>)>,
+    existence: Option<ExistenceFn<B>>,
+    /// Short help text.
+    pub help: &'static str,
+}
+
+impl<B> PathSpec<B> {
+    /// A path matching `pattern` (anchored at the start; add `$` to anchor the end).
+    pub fn new(pattern: &str) -> Self {
+        // The patterns are compile-time constants; a bad one is a programming error caught by
+        // every test that builds the backend, so fall back to a never-matching regex.
+        let pattern = Regex::new(&format!("^{pattern}"))
+            .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable_regex()));
+        PathSpec {
+            pattern,
+            fields: Vec::new(),
+            ops: Vec::new(),
+            existence: None,
+            help: "",
+        }
+    }
+
+    /// Declares a field.
+    pub fn field(
+        mut self,
+        name: &'static str,
+        ty: super::FieldType,
+        description: &'static str,
+    ) -> Self {
+        self.fields.push(Field {
+            name,
+            ty,
+            description,
+        });
+        self
+    }
+
+    /// Registers the handler for an operation.
+    pub fn on(mut self, op: Operation, h: Handler<B>) -> Self {
+        self.ops.push((op, h));
+        self
+    }
+
+    /// Registers the existence check.
+    pub fn existence(mut self, f: ExistenceFn<B>) -> Self {
+        self.existence = Some(f);
+        self
+    }
+
+    /// Sets the help text.
+    pub fn help(mut self, help: &'static str) -> Self {
+        self.help = help;
+        self
+    }
+
+    fn handler(&self, op: Operation) -> Option<Handler<B>> {
+        self.ops.iter().find(|(o, _)| *o == op).map(|(_, h)| *h)
+    }
+}
+
+#[expect(
+    clippy::panic,
+    reason = "only reachable if the regex engine rejects \"$^\""
+)]
+fn unreachable_regex() -> Regex {
+    panic!("regex engine rejected a trivial pattern")
+}
+
+/// The ordered path table of a backend.
+pub struct PathTable<B> {
+    paths: Vec<PathSpec<B>>,
+}
+
+impl<B: Sync> PathTable<B> {
+    /// Builds a table; the first matching pattern wins.
+    pub fn new(paths: Vec<PathSpec<B>>) -> Self {
+        PathTable { paths }
+    }
+
+    fn route<'t>(&'t self, req: &Request) -> Option<(&'t PathSpec<B>, FieldData<'t>, Vec<String>)> {
+        for spec in &self.paths {
+            let Some(caps) = spec.pattern.captures(&req.path) else {
+                continue;
+            };
+            if caps.get(0).map(|m| m.end()) != Some(req.path.len()) {
+                continue;
+            }
+            let mut data = req.data.clone();
+            let mut replaced = Vec::new();
+            for name in spec.pattern.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    if data.contains_key(name) {
+                        replaced.push(name.to_string());
+                    }
+                    data.insert(name.to_string(), Value::String(m.as_str().to_string()));
+                }
+            }
+            return Some((spec, FieldData::new(data, &spec.fields), replaced));
+        }
+        None
+    }
+
+    /// Runs the existence check of the matching path, if it has one.
+    pub async fn existence(&self, backend: &B, req: &Request) -> Result<Option<bool>> {
+        let Some((spec, data, _)) = self.route(req) else {
+            return Ok(None);
+        };
+        match spec.existence {
+            Some(check) => check(backend, req, &data).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Dispatches the request to the matching path's handler.
+    pub async fn handle(&self, backend: &B, req: &Request) -> Result<Option<Response>> {
+        let (spec, data, replaced) = self.route(req).ok_or(Error::UnsupportedPath)?;
+        let op = match req.operation {
+            // A path without a create handler serves create with its update handler, as Vault does.
+            Operation::Create if spec.handler(Operation::Create).is_none() => Operation::Update,
+            op => op,
+        };
+        if op == Operation::Help {
+            return Ok(Some(Response::json(
+                serde_json::json!({ "help": spec.help }),
+            )));
+        }
+        let handler = spec.handler(op).ok_or(Error::UnsupportedOperation)?;
+        data.validate()?;
+        let unknown = data.unknown_keys();
+        let mut resp = handler(backend, req, &data).await?;
+        if let Some(r) = resp.as_mut() {
+            if !unknown.is_empty() {
+                r.warnings.push(format!(
+                    "Endpoint ignored these unrecognized parameters: [{}]",
+                    unknown.join(" ")
+                ));
+            }
+            if !replaced.is_empty() {
+                r.warnings.push(format!(
+                    "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [{}]",
+                    replaced.join(" ")
+                ));
+            }
+        }
+        Ok(resp)
+    }
+}

@@ -1,0 +1,85 @@
+//! The `sys/` backend: mounts, auth methods, policies, capabilities and the CLI's kv preflight.
+//!
+//! Endpoints that must answer while sealed (health, seal-status, leader, init, unseal) are served
+//! by the HTTP layer directly (`http/sys_raw.rs`), not here.
+
+mod path_capabilities;
+mod path_mounts;
+mod path_policies;
+
+use std::sync::{Arc, Weak};
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::logical::{Backend, PathTable, Request, Response, SpecialPaths};
+
+/// The system backend.
+pub struct SystemBackend {
+    core: Weak<Core>,
+    table: PathTable<SystemBackend>,
+}
+
+impl SystemBackend {
+    /// A system backend bound to `core`.
+    pub fn new(core: &Arc<Core>) -> Self {
+        let mut paths = path_mounts::paths();
+        paths.extend(path_policies::paths());
+        paths.extend(path_capabilities::paths());
+        SystemBackend {
+            core: Arc::downgrade(core),
+            table: PathTable::new(paths),
+        }
+    }
+
+    fn core(&self) -> Result<Arc<Core>> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| Error::internal("core dropped"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for SystemBackend {
+    fn special_paths(&self) -> SpecialPaths {
+        SpecialPaths {
+            unauthenticated: vec![
+                "internal/ui/mounts",
+                "internal/ui/mounts/*",
+                "mounts-all/*",
+                "wrapping/lookup",
+                "health",
+                "seal-status",
+                "leader",
+                "init",
+                "unseal",
+            ],
+            root: vec![
+                "auth/*",
+                "remount",
+                "audit",
+                "audit/*",
+                "raw",
+                "raw/*",
+                "rotate",
+                "rotate/*",
+                "seal",
+                "step-down",
+                "leases/revoke-prefix/*",
+                "leases/revoke-force/*",
+                "revoke-prefix/*",
+                "revoke-force/*",
+                "config/cors",
+                "plugins/catalog/*",
+            ],
+        }
+    }
+
+    async fn existence_check(&self, _req: &Request) -> Result<Option<bool>> {
+        // sys paths have no existence checks: every write is an update, as in Vault.
+        Ok(None)
+    }
+
+    async fn handle_request(&self, req: &Request) -> Result<Option<Response>> {
+        self.table.handle(self, req).await
+    }
+}

@@ -1,0 +1,160 @@
+//! `sys/capabilities*` and `sys/internal/ui/mounts/<path>` (the CLI's kv preflight).
+
+use serde_json::{Map, Value, json};
+
+use super::SystemBackend;
+use crate::error::{Error, Result};
+use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
+use crate::token::TokenEntry;
+
+type P = PathSpec<SystemBackend>;
+
+pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
+    let cap_fields = |p: PathSpec<SystemBackend>| {
+        p.field("token", T::Str, "Token to check.")
+            .field("accessor", T::Str, "Accessor of the token to check.")
+            .field("path", T::CommaStringSlice, "Deprecated single path.")
+            .field("paths", T::CommaStringSlice, "Paths to check.")
+    };
+    vec![
+        cap_fields(P::new("capabilities-self$")).on(Op::Update, |b, r, d| {
+            Box::pin(b.capabilities(r, d, Who::Caller))
+        }),
+        cap_fields(P::new("capabilities-accessor$")).on(Op::Update, |b, r, d| {
+            Box::pin(b.capabilities(r, d, Who::Accessor))
+        }),
+        cap_fields(P::new("capabilities$")).on(Op::Update, |b, r, d| {
+            Box::pin(b.capabilities(r, d, Who::Token))
+        }),
+        P::new("internal/ui/mounts/?$").on(Op::Read, |b, r, d| Box::pin(b.ui_mounts_list(r, d))),
+        P::new("(?:internal/ui/mounts|mounts-all)/(?P<path>.+)$")
+            .field("path", T::Str, "Path to look up.")
+            .on(Op::Read, |b, r, d| Box::pin(b.ui_mount_read(r, d))),
+    ]
+}
+
+#[derive(Clone, Copy)]
+enum Who {
+    Caller,
+    Token,
+    Accessor,
+}
+
+impl SystemBackend {
+    async fn capabilities(
+        &self,
+        req: &Request,
+        d: &FieldData<'_>,
+        who: Who,
+    ) -> Result<Option<Response>> {
+        let core = self.core()?;
+        let entry: Option<TokenEntry> = match who {
+            Who::Caller => req.token.as_deref().cloned(),
+            Who::Token => {
+                let tok = d.get_str("token")?.unwrap_or_default();
+                core.tokens.lookup(&tok).await?
+            }
+            Who::Accessor => {
+                let acc = d.get_str("accessor")?.unwrap_or_default();
+                if acc.is_empty() {
+                    return Err(Error::bad("missing accessor"));
+                }
+                Some(
+                    core.tokens
+                        .lookup_accessor(&acc)
+                        .await?
+                        .ok_or_else(|| Error::bad("invalid accessor"))?,
+                )
+            }
+        };
+        let mut paths = d.get_list("paths")?.unwrap_or_default();
+        paths.extend(d.get_list("path")?.unwrap_or_default());
+        if paths.is_empty() {
+            return Err(Error::bad("paths must be supplied"));
+        }
+        let mut data = Map::new();
+        for p in &paths {
+            let caps = match &entry {
+                None => vec!["deny".to_string()],
+                Some(e) => core
+                    .policies
+                    .acl_for(&e.policies)?
+                    .capabilities(p.trim_start_matches('/')),
+            };
+            data.insert(p.clone(), json!(caps));
+        }
+        if paths.len() == 1
+            && let Some(first) = paths.first().and_then(|p| data.get(p)).cloned()
+        {
+            data.insert("capabilities".into(), first);
+        }
+        Ok(Some(Response {
+            data: Some(data),
+            inject_top_level: true,
+            ..Default::default()
+        }))
+    }
+
+    async fn ui_mounts_list(&self, req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let core = self.core()?;
+        let entry = core
+            .authenticate(req.client_token.as_ref(), req.client_addr)
+            .await?;
+        let acl = match &entry {
+            Some(e) => Some(core.policies.acl_for(&e.policies)?),
+            None => None,
+        };
+        let (mut secret, mut auth) = (Map::new(), Map::new());
+        for m in core.mount_table().iter() {
+            let visible = acl
+                .as_ref()
+                .is_some_and(|a| a.has_mount_access(&m.api_path));
+            if !visible {
+                continue;
+            }
+            match m.entry.table {
+                crate::core::mounts::MountTableKind::Secret => {
+                    secret.insert(m.entry.path.clone(), m.entry.to_json())
+                }
+                crate::core::mounts::MountTableKind::Auth => {
+                    auth.insert(m.entry.path.clone(), m.entry.to_json())
+                }
+            };
+        }
+        Ok(Some(Response::json(
+            json!({ "secret": secret, "auth": auth }),
+        )))
+    }
+
+    async fn ui_mount_read(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        let core = self.core()?;
+        // The path is unauthenticated for routing, but Vault still demands a valid token here.
+        let entry = core
+            .authenticate(req.client_token.as_ref(), req.client_addr)
+            .await?
+            .ok_or(Error::PermissionDenied)?;
+        let path = d.get_str("path")?.unwrap_or_default();
+        let path = format!("{}/", path.trim_matches('/'));
+        let denied = || {
+            Error::Coded(
+                403,
+                format!(
+                    "preflight capability check returned 403, please ensure client's policies grant access to path {path:?}"
+                ),
+            )
+        };
+        let table = core.mount_table();
+        let Some(m) = table.route(&path) else {
+            return Err(denied());
+        };
+        let acl = core.policies.acl_for(&entry.policies)?;
+        if !acl.has_mount_access(&m.api_path) {
+            return Err(denied());
+        }
+        let mut data = m.entry.to_json();
+        if let Value::Object(o) = &mut data {
+            o.insert("path".into(), json!(m.api_path));
+        }
+        Ok(Some(Response::json(data)))
+    }
+}

@@ -1,0 +1,397 @@
+//! `sys/mounts` and `sys/auth`: listing, enabling, disabling and tuning mounts.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use super::SystemBackend;
+use crate::core::mounts::{MountConfig, MountEntry, MountTableKind, new_accessor};
+use crate::error::{Error, Result};
+use crate::logical::field::parse_duration_seconds;
+use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
+
+type P = PathSpec<SystemBackend>;
+
+pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
+    let mount_fields = |p: PathSpec<SystemBackend>| {
+        p.field("path", T::Str, "Mount path.")
+            .field("type", T::Str, "Backend type.")
+            .field("description", T::Str, "Description.")
+            .field("config", T::Map, "Mount configuration.")
+            .field("options", T::Map, "Engine options.")
+            .field("local", T::Bool, "Local mount.")
+            .field("seal_wrap", T::Bool, "Seal wrapping.")
+            .field("external_entropy_access", T::Bool, "External entropy.")
+            .field("plugin_name", T::Str, "Deprecated plugin name.")
+            .field("plugin_version", T::Str, "Plugin version.")
+    };
+    let tune_fields = |p: PathSpec<SystemBackend>| {
+        p.field("path", T::Str, "Mount path.")
+            .field("default_lease_ttl", T::Str, "Default TTL.")
+            .field("max_lease_ttl", T::Str, "Max TTL.")
+            .field("description", T::Str, "Description.")
+            .field("options", T::Map, "Engine options.")
+            .field("listing_visibility", T::Str, "UI listing visibility.")
+            .field("token_type", T::Str, "Token type for auth mounts.")
+            .field("force_no_cache", T::Bool, "No cache.")
+    };
+    vec![
+        P::new("mounts$").on(Op::Read, |b, r, d| {
+            Box::pin(b.mounts_list(r, d, MountTableKind::Secret))
+        }),
+        tune_fields(P::new("mounts/(?P<path>.+?)/tune$"))
+            .on(Op::Read, |b, r, d| {
+                Box::pin(b.mount_tune_read(r, d, MountTableKind::Secret))
+            })
+            .on(Op::Update, |b, r, d| {
+                Box::pin(b.mount_tune_write(r, d, MountTableKind::Secret))
+            }),
+        mount_fields(P::new("mounts/(?P<path>.+)$"))
+            .on(Op::Read, |b, r, d| {
+                Box::pin(b.mount_read(r, d, MountTableKind::Secret))
+            })
+            .on(Op::Update, |b, r, d| {
+                Box::pin(b.mount_enable(r, d, MountTableKind::Secret))
+            })
+            .on(Op::Delete, |b, r, d| {
+                Box::pin(b.mount_disable(r, d, MountTableKind::Secret))
+            }),
+        P::new("auth$").on(Op::Read, |b, r, d| {
+            Box::pin(b.mounts_list(r, d, MountTableKind::Auth))
+        }),
+        tune_fields(P::new("auth/(?P<path>.+?)/tune$"))
+            .on(Op::Read, |b, r, d| {
+                Box::pin(b.mount_tune_read(r, d, MountTableKind::Auth))
+            })
+            .on(Op::Update, |b, r, d| {
+                Box::pin(b.mount_tune_write(r, d, MountTableKind::Auth))
+            }),
+        mount_fields(P::new("auth/(?P<path>.+)$"))
+            .on(Op::Read, |b, r, d| {
+                Box::pin(b.mount_read(r, d, MountTableKind::Auth))
+            })
+            .on(Op::Update, |b, r, d| {
+                Box::pin(b.mount_enable(r, d, MountTableKind::Auth))
+            })
+            .on(Op::Delete, |b, r, d| {
+                Box::pin(b.mount_disable(r, d, MountTableKind::Auth))
+            }),
+    ]
+}
+
+/// `foo`, `foo/`, `/foo/` → `foo/`.
+fn clean_path(p: &str) -> String {
+    format!("{}/", p.trim_matches('/'))
+}
+
+fn api_path(table: MountTableKind, path: &str) -> String {
+    match table {
+        MountTableKind::Secret => path.to_string(),
+        MountTableKind::Auth => format!("auth/{path}"),
+    }
+}
+
+fn duration_value(name: &str, v: &Value) -> Result<i64> {
+    let secs = match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) if s == "system" => 0,
+        Value::String(s) => parse_duration_seconds(s).map_err(Error::bad)?,
+        Value::Null => 0,
+        _ => return Err(Error::bad(format!("invalid {name}"))),
+    };
+    if secs < 0 {
+        return Err(Error::bad(format!("{name} cannot be negative")));
+    }
+    Ok(secs)
+}
+
+fn string_map(m: &Map<String, Value>) -> BTreeMap<String, String> {
+    m.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect()
+}
+
+impl SystemBackend {
+    async fn mounts_list(
+        &self,
+        _req: &Request,
+        _d: &FieldData<'_>,
+        table: MountTableKind,
+    ) -> Result<Option<Response>> {
+        let core = self.core()?;
+        let mut data = Map::new();
+        for m in core.mount_table().iter().filter(|m| m.entry.table == table) {
+            data.insert(m.entry.path.clone(), m.entry.to_json());
+        }
+        Ok(Some(Response {
+            data: Some(data),
+            inject_top_level: true,
+            ..Default::default()
+        }))
+    }
+
+    async fn mount_read(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+        table: MountTableKind,
+    ) -> Result<Option<Response>> {
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let core = self.core()?;
+        let t = core.mount_table();
+        let Some(m) = t.get(&api_path(table, &path)) else {
+            return Ok(None);
+        };
+        Ok(Some(Response::json(m.entry.to_json())))
+    }
+
+    async fn mount_enable(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+        table: MountTableKind,
+    ) -> Result<Option<Response>> {
+        let core = self.core()?;
+        let mut kind = d.get_str("type")?.unwrap_or_default();
+        let raw_path = d.get_str("path")?.unwrap_or_default();
+        if kind.is_empty() {
+            return Err(Error::bad("backend type must be specified as a string"));
+        }
+        let path = clean_path(if raw_path.trim_matches('/').is_empty() {
+            &kind
+        } else {
+            &raw_path
+        });
+        if table == MountTableKind::Secret
+            && (path.starts_with("auth/")
+                || ["sys/", "cubbyhole/", "identity/", "auth/"].contains(&path.as_str()))
+        {
+            return Err(Error::bad(format!("cannot mount {path:?}")));
+        }
+        let mut options = d.get_map("options")?.map(|m| string_map(&m));
+        // kv-v1/kv-v2 are aliases of kv with a version option.
+        if let Some(v) = kind.strip_prefix("kv-v") {
+            options
+                .get_or_insert_with(BTreeMap::new)
+                .insert("version".into(), v.to_string());
+            kind = "kv".into();
+        }
+        if options.as_ref().is_some_and(|o| o.contains_key("version")) && kind != "kv" {
+            return Err(Error::bad(format!(
+                "version option is only supported by kv, not {kind:?}"
+            )));
+        }
+        if !crate::mounts::is_mountable(table, &kind) {
+            return Err(Error::bad(format!(
+                "plugin not found in the catalog: {kind}"
+            )));
+        }
+        if kind == "kv" {
+            let opts = options.get_or_insert_with(BTreeMap::new);
+            match opts.get("version").map(String::as_str) {
+                None | Some("") => {
+                    opts.insert("version".into(), "1".into());
+                }
+                Some("1" | "2") => {}
+                Some(v) => return Err(Error::bad(format!("invalid kv version {v:?}"))),
+            }
+        }
+        let mut config = MountConfig::default();
+        if let Some(c) = d.get_map("config")? {
+            if let Some(v) = c.get("default_lease_ttl") {
+                config.default_lease_ttl = duration_value("default_lease_ttl", v)?;
+            }
+            if let Some(v) = c.get("max_lease_ttl") {
+                config.max_lease_ttl = duration_value("max_lease_ttl", v)?;
+            }
+            config.force_no_cache = c
+                .get("force_no_cache")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            config.listing_visibility = c
+                .get("listing_visibility")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if table == MountTableKind::Auth {
+                config.token_type = c
+                    .get("token_type")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string);
+            }
+        }
+        validate_ttls(&config, core.config.max_lease_ttl)?;
+        let accessor_prefix = match table {
+            MountTableKind::Secret => kind.clone(),
+            MountTableKind::Auth => format!("auth_{kind}"),
+        };
+        let entry = MountEntry {
+            table,
+            path,
+            kind: kind.clone(),
+            description: d.get_str("description")?.unwrap_or_default(),
+            accessor: new_accessor(&accessor_prefix),
+            uuid: uuid::Uuid::new_v4().to_string(),
+            config,
+            options,
+            local: d.get_bool("local")?.unwrap_or(false),
+            seal_wrap: d.get_bool("seal_wrap")?.unwrap_or(false),
+            external_entropy_access: d.get_bool("external_entropy_access")?.unwrap_or(false),
+        };
+        let (mount_path, mount_kind) = (entry.api_path(), entry.kind.clone());
+        core.enable_mount(entry).await?;
+        tracing::info!(mount.path = %mount_path, mount.kind = %mount_kind, "enabled {mount_kind} at {mount_path}");
+        Ok(None)
+    }
+
+    async fn mount_disable(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+        table: MountTableKind,
+    ) -> Result<Option<Response>> {
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let protected: &[&str] = match table {
+            MountTableKind::Secret => &["sys/", "cubbyhole/", "identity/"],
+            MountTableKind::Auth => &["token/"],
+        };
+        if protected.contains(&path.as_str()) {
+            return Err(Error::bad(format!(
+                "cannot unmount {:?}",
+                api_path(table, &path)
+            )));
+        }
+        let core = self.core()?;
+        let full = api_path(table, &path);
+        if core.disable_mount(&full).await? {
+            tracing::info!(mount.path = %full, "disabled mount at {full}");
+        }
+        Ok(None)
+    }
+
+    async fn mount_tune_read(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+        table: MountTableKind,
+    ) -> Result<Option<Response>> {
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let core = self.core()?;
+        let t = core.mount_table();
+        let Some(m) = t.get(&api_path(table, &path)) else {
+            return Err(Error::bad(format!(
+                "cannot fetch sysview for path {path:?}"
+            )));
+        };
+        let (def, max) = core.mount_ttls(&m.entry);
+        let mut data = json!({
+            "default_lease_ttl": def,
+            "max_lease_ttl": max,
+            "force_no_cache": m.entry.config.force_no_cache,
+            "description": m.entry.description,
+        });
+        if let Some(o) = &m.entry.options {
+            data["options"] = json!(o);
+        }
+        if table == MountTableKind::Auth {
+            data["token_type"] = json!(
+                m.entry
+                    .config
+                    .token_type
+                    .clone()
+                    .unwrap_or_else(|| "default-service".into())
+            );
+        }
+        let mut resp = Response::json(data);
+        resp.inject_top_level = true;
+        Ok(Some(resp))
+    }
+
+    async fn mount_tune_write(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+        table: MountTableKind,
+    ) -> Result<Option<Response>> {
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let core = self.core()?;
+        let max_system = core.config.max_lease_ttl;
+        let default_ttl = d
+            .get_raw("default_lease_ttl")
+            .map(|v| duration_value("default_lease_ttl", v))
+            .transpose()?;
+        let max_ttl = d
+            .get_raw("max_lease_ttl")
+            .map(|v| duration_value("max_lease_ttl", v))
+            .transpose()?;
+        let description = d.get_str("description")?;
+        let options = d.get_map("options")?.map(|m| string_map(&m));
+        let listing = d.get_str("listing_visibility")?;
+        let token_type = d.get_str("token_type")?;
+        if let Some(tt) = &token_type
+            && !["default-service", "default-batch", "service", "batch"].contains(&tt.as_str())
+        {
+            return Err(Error::bad(format!(
+                "invalid value for 'token_type': {tt:?}"
+            )));
+        }
+        core.tune_mount(&api_path(table, &path), |e| {
+            if let Some(v) = default_ttl {
+                e.config.default_lease_ttl = v;
+            }
+            if let Some(v) = max_ttl {
+                e.config.max_lease_ttl = v;
+            }
+            validate_ttls(&e.config, max_system)?;
+            if let Some(v) = description {
+                e.description = v;
+            }
+            if let Some(mut o) = options {
+                if e.kind == "kv" {
+                    let current = e
+                        .options
+                        .as_ref()
+                        .and_then(|x| x.get("version"))
+                        .cloned()
+                        .unwrap_or_else(|| "1".into());
+                    let version = o.get("version").cloned().unwrap_or(current);
+                    o.insert("version".into(), version);
+                }
+                e.options = Some(o);
+            }
+            if listing.is_some() {
+                e.config.listing_visibility = listing;
+            }
+            if table == MountTableKind::Auth && token_type.is_some() {
+                e.config.token_type = token_type;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(None)
+    }
+}
+
+fn validate_ttls(c: &MountConfig, system_max: i64) -> Result<()> {
+    let max = if c.max_lease_ttl > 0 {
+        c.max_lease_ttl
+    } else {
+        system_max
+    };
+    if c.max_lease_ttl > system_max {
+        return Err(Error::bad(
+            "given max_lease_ttl is greater than system max lease TTL",
+        ));
+    }
+    if c.default_lease_ttl > max {
+        return Err(Error::bad(
+            "given default_lease_ttl is greater than the max_lease_ttl",
+        ));
+    }
+    Ok(())
+}

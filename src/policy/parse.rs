@@ -1,0 +1,388 @@
+//! Turning policy text into a [`Policy`] with Vault's rules (contract §4.1): only `name` and
+//! `path` at the top level, a fixed set of keys inside each path block, the legacy `policy`
+//! shorthand, `deny` overriding everything, path normalisation (leading `/`, trailing `*`, `+`
+//! segments) and wrapping TTLs given as seconds or Go-style durations. Error texts follow Vault's;
+//! the HTTP layer prefixes them with `failed to parse policy: `.
+
+use serde_json::Value;
+
+use super::syntax::{Item, Node, parse_document};
+use super::{Capabilities, ParameterMap, PathKind, PathRule, Policy};
+
+/// Keys Vault accepts inside a `path` block; anything else is reported as an invalid key.
+const PATH_KEYS: &[&str] = &[
+    "comment",
+    "policy",
+    "capabilities",
+    "allowed_parameters",
+    "denied_parameters",
+    "required_parameters",
+    "min_wrapping_ttl",
+    "max_wrapping_ttl",
+    "mfa_methods",
+    "control_group",
+    "subscribe_event_types",
+];
+
+/// Parse HCL or JSON policy text. Err(msg) where msg is the text Vault puts after
+/// "failed to parse policy: ".
+pub fn parse_policy(name: &str, text: &str) -> Result<Policy, String> {
+    let items = parse_document(text)?;
+    check_keys(&items, &["name", "path"])?;
+    for item in items.iter().filter(|i| first_key(i) == "name") {
+        if !matches!(item.val, Node::Literal(_)) {
+            return Err(format!(
+                "root.name: unknown type for string {}",
+                item.val.type_name()
+            ));
+        }
+    }
+    let rules = items
+        .iter()
+        .filter(|i| first_key(i) == "path")
+        .map(parse_path_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Policy {
+        name: name.to_owned(),
+        raw: text.to_owned(),
+        rules,
+    })
+}
+
+fn first_key(item: &Item) -> &str {
+    item.keys.first().map_or("", String::as_str)
+}
+
+/// Vault's `CheckHCLKeys`: one "invalid key" entry per unknown key, joined as a multi-error.
+fn check_keys(items: &[Item], valid: &[&str]) -> Result<(), String> {
+    let errors: Vec<String> = items
+        .iter()
+        .filter(|i| !valid.contains(&first_key(i)))
+        .map(|i| format!("invalid key {:?} on line {}", first_key(i), i.line))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(multi_error(&errors))
+    }
+}
+
+/// The layout of Go's `multierror` list format.
+fn multi_error(errors: &[String]) -> String {
+    if let [one] = errors {
+        return format!("1 error occurred:\n\t* {one}\n\n");
+    }
+    let points: Vec<String> = errors.iter().map(|e| format!("* {e}")).collect();
+    format!(
+        "{} errors occurred:\n\t{}\n\n",
+        errors.len(),
+        points.join("\n\t")
+    )
+}
+
+/// The raw fields of one path block before interpretation. Repeated keys behave as in Vault's
+/// decoder: lists append, maps merge, scalars keep the last value.
+#[derive(Default)]
+struct RawPath {
+    policy: Option<String>,
+    capabilities: Vec<String>,
+    allowed: Option<ParameterMap>,
+    denied: Option<ParameterMap>,
+    required: Vec<String>,
+    min_ttl: Option<Value>,
+    max_ttl: Option<Value>,
+}
+
+fn parse_path_item(item: &Item) -> Result<PathRule, String> {
+    let key = item
+        .keys
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "path".to_owned());
+    if !templating_balanced(&key) {
+        return Err(
+            "failed to validate policy templating: unbalanced templating characters".to_owned(),
+        );
+    }
+    let prefixed = |e: String| format!("path {key:?}: {e}");
+    let Node::Object(body) = &item.val else {
+        return Err(prefixed(format!(
+            "cannot check HCL keys of type {}",
+            item.val.type_name()
+        )));
+    };
+    let invalid: Vec<String> = body
+        .iter()
+        .filter(|i| !PATH_KEYS.contains(&first_key(i)))
+        .map(|i| prefixed(format!("invalid key {:?} on line {}", first_key(i), i.line)))
+        .collect();
+    if !invalid.is_empty() {
+        return Err(multi_error(&invalid));
+    }
+    let raw = decode_body(body).map_err(prefixed)?;
+
+    let mut path = key.strip_prefix('/').unwrap_or(&key).to_owned();
+    if path.contains("+*") {
+        return Err(format!(
+            "path {path:?}: invalid use of wildcards ('+*' is forbidden)"
+        ));
+    }
+    let kind = if path == "+" || path.contains("/+") || path.starts_with("+/") {
+        PathKind::SegmentWildcard
+    } else if let Some(stripped) = path.strip_suffix('*') {
+        path = stripped.to_owned();
+        PathKind::Prefix
+    } else {
+        PathKind::Exact
+    };
+    let mut rule = PathRule::new(path, kind);
+    rule.templated = rule.path.contains("{{");
+
+    let mut caps = raw.capabilities;
+    if let Some(shorthand) = raw.policy.as_deref().filter(|p| !p.is_empty()) {
+        let extra: &[&str] = match shorthand {
+            "deny" => {
+                caps.clear();
+                &["deny"]
+            }
+            "read" => &["read", "list"],
+            "write" => &["create", "read", "update", "delete", "list"],
+            "sudo" => &["create", "read", "update", "delete", "list", "sudo"],
+            other => return Err(format!("path {key:?}: invalid policy {other:?}")),
+        };
+        caps.extend(extra.iter().map(|s| (*s).to_owned()));
+    }
+    for cap in &caps {
+        match Capabilities::from_keyword(cap) {
+            Some(Capabilities::DENY) => {
+                // A deny stops interpretation: nothing else of the block is read or checked.
+                rule.capabilities = Capabilities::DENY;
+                return Ok(rule);
+            }
+            Some(bit) => rule.capabilities |= bit,
+            None => return Err(format!("path {key:?}: invalid capability {cap:?}")),
+        }
+    }
+
+    rule.allowed_parameters = lower_keys(raw.allowed.unwrap_or_default());
+    rule.denied_parameters = lower_keys(raw.denied.unwrap_or_default());
+    let min = wrapping_ttl("min_wrapping_ttl", raw.min_ttl.as_ref())?;
+    let max = wrapping_ttl("max_wrapping_ttl", raw.max_ttl.as_ref())?;
+    if min != 0 && max != 0 && max < min {
+        return Err("max_wrapping_ttl cannot be less than min_wrapping_ttl".to_owned());
+    }
+    rule.min_wrapping_ttl = whole_seconds(min);
+    rule.max_wrapping_ttl = whole_seconds(max);
+    rule.required_parameters = raw.required;
+    Ok(rule)
+}
+
+/// Every `{{` must be closed by `}}` before the next `{{`, and no `}}` may appear unopened.
+fn templating_balanced(path: &str) -> bool {
+    let mut open = false;
+    let mut rest = path;
+    while let Some(i) = rest.find(['{', '}']) {
+        let tail = &rest[i..];
+        if tail.starts_with("{{") {
+            if open {
+                return false;
+            }
+            open = true;
+            rest = &tail[2..];
+        } else if tail.starts_with("}}") {
+            if !open {
+                return false;
+            }
+            open = false;
+            rest = &tail[2..];
+        } else {
+            rest = &tail[1..];
+        }
+    }
+    !open
+}
+
+fn lower_keys(map: ParameterMap) -> ParameterMap {
+    map.into_iter()
+        .map(|(k, v)| (k.to_lowercase(), v))
+        .collect()
+}
+
+fn decode_body(body: &[Item]) -> Result<RawPath, String> {
+    let mut raw = RawPath::default();
+    for item in body {
+        let field = first_key(item);
+        let val = &item.val;
+        match field {
+            "policy" => raw.policy = Some(decode_string(field, val)?),
+            "capabilities" => raw.capabilities.extend(decode_strings(field, val)?),
+            "required_parameters" => raw.required.extend(decode_strings(field, val)?),
+            "allowed_parameters" => merge_map(&mut raw.allowed, decode_map(field, val)?),
+            "denied_parameters" => merge_map(&mut raw.denied, decode_map(field, val)?),
+            "min_wrapping_ttl" => raw.min_ttl = Some(node_to_json(val)),
+            "max_wrapping_ttl" => raw.max_ttl = Some(node_to_json(val)),
+            "mfa_methods" | "subscribe_event_types" => {
+                decode_strings(field, val)?;
+            }
+            "control_group" if !matches!(val, Node::Object(_)) => {
+                return Err(format!(
+                    "control_group: cannot check HCL keys of type {}",
+                    val.type_name()
+                ));
+            }
+            // `comment` and the Enterprise-only `control_group` are otherwise ignored.
+            _ => {}
+        }
+    }
+    Ok(raw)
+}
+
+fn merge_map(target: &mut Option<ParameterMap>, more: ParameterMap) {
+    target.get_or_insert_with(ParameterMap::new).extend(more);
+}
+
+fn literal(field: &str, val: &Node) -> Result<Value, String> {
+    match val {
+        Node::Literal(v) => Ok(v.clone()),
+        other => Err(format!(
+            "{field}: unknown type for literal {}",
+            other.type_name()
+        )),
+    }
+}
+
+fn decode_string(field: &str, val: &Node) -> Result<String, String> {
+    match literal(field, val)? {
+        Value::String(s) => Ok(s),
+        Value::Null => Ok(String::new()),
+        other => Ok(other.to_string()),
+    }
+}
+
+fn decode_strings(field: &str, val: &Node) -> Result<Vec<String>, String> {
+    let Node::List(elems) = val else {
+        return Err(format!("{field}: unknown slice type: {}", val.type_name()));
+    };
+    elems.iter().map(|e| decode_string(field, e)).collect()
+}
+
+fn decode_map(field: &str, val: &Node) -> Result<ParameterMap, String> {
+    let Node::Object(items) = val else {
+        return Err(format!(
+            "{field}: not an object type for map ({})",
+            val.type_name()
+        ));
+    };
+    let mut out = ParameterMap::new();
+    for item in items {
+        let values = match &item.val {
+            Node::List(elems) => elems.iter().map(node_to_json).collect(),
+            // The HCL decoder reads a lone object as a one-element list.
+            obj @ Node::Object(_) => vec![node_to_json(obj)],
+            other => {
+                return Err(format!(
+                    "{field}: unknown slice type: {}",
+                    other.type_name()
+                ));
+            }
+        };
+        out.insert(first_key(item).to_owned(), values);
+    }
+    Ok(out)
+}
+
+fn node_to_json(node: &Node) -> Value {
+    match node {
+        Node::Literal(v) => v.clone(),
+        Node::List(elems) => Value::Array(elems.iter().map(node_to_json).collect()),
+        Node::Object(items) => Value::Object(
+            items
+                .iter()
+                .map(|i| (first_key(i).to_owned(), node_to_json(&i.val)))
+                .collect(),
+        ),
+    }
+}
+
+/// Rounds a positive nanosecond count up to whole seconds; zero or negative means "not set".
+fn whole_seconds(nanos: i128) -> Option<u64> {
+    (nanos > 0).then(|| u64::try_from((nanos + 999_999_999) / 1_000_000_000).unwrap_or(u64::MAX))
+}
+
+/// Vault's `ParseDurationSecond`: numbers are seconds; strings are an integer number of seconds,
+/// `<n>d` days, or a Go duration such as `1h30m`. Returns nanoseconds.
+fn wrapping_ttl(field: &str, val: Option<&Value>) -> Result<i128, String> {
+    let err = |e: String| format!("error parsing {field}: {e}");
+    match val {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => Ok(match n.as_i64() {
+            Some(i) => i128::from(i) * 1_000_000_000,
+            None => (n.as_f64().unwrap_or(0.0) * 1e9) as i128,
+        }),
+        Some(Value::String(s)) if s.is_empty() => Ok(0),
+        Some(Value::String(s)) => {
+            if let Ok(secs) = s.parse::<i64>() {
+                Ok(i128::from(secs) * 1_000_000_000)
+            } else if let Some(days) = s.strip_suffix('d') {
+                days.parse::<i64>()
+                    .map(|d| i128::from(d) * 86_400 * 1_000_000_000)
+                    .map_err(|_| {
+                        err(format!(
+                            "strconv.ParseInt: parsing {days:?}: invalid syntax"
+                        ))
+                    })
+            } else {
+                go_duration(s).map_err(err)
+            }
+        }
+        Some(_) => Err(err("could not parse duration from input".to_owned())),
+    }
+}
+
+/// Go's `time.ParseDuration` (units ns, us/µs, ms, s, m, h; decimals; sign) in nanoseconds.
+pub(crate) fn go_duration(input: &str) -> Result<i128, String> {
+    let invalid = || format!("time: invalid duration {input:?}");
+    let (negative, mut rest) = match input.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, input.strip_prefix('+').unwrap_or(input)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        let value: f64 = num.parse().map_err(|_| invalid())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            "" => return Err(format!("time: missing unit in duration {input:?}")),
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            other => {
+                return Err(format!(
+                    "time: unknown unit {other:?} in duration {input:?}"
+                ));
+            }
+        };
+        total += value * scale;
+        rest = next;
+    }
+    let nanos = total.round() as i128;
+    Ok(if negative { -nanos } else { nanos })
+}

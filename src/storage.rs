@@ -1,0 +1,180 @@
+//! Storage views: the only storage a backend ever receives.
+//!
+//! A `Storage` is a prefixed window onto the engine (`logical/<mount uuid>/...`), so mounts cannot
+//! see each other's data. It also hands out per-key async locks, which make read-modify-write
+//! sequences (CAS, use counting) atomic within this process.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::error::{Error, Result};
+use crate::physical::{Physical, WriteOp};
+
+const LOCK_STRIPES: usize = 1024;
+
+/// Striped async locks keyed by storage path.
+#[derive(Debug)]
+pub struct KeyLocks {
+    stripes: Vec<Arc<Mutex<()>>>,
+}
+
+impl Default for KeyLocks {
+    fn default() -> Self {
+        KeyLocks {
+            stripes: (0..LOCK_STRIPES)
+                .map(|_| Arc::new(Mutex::new(())))
+                .collect(),
+        }
+    }
+}
+
+impl KeyLocks {
+    /// Locks the stripe of `key` until the guard is dropped.
+    pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let idx = usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0);
+        let stripe = self
+            .stripes
+            .get(idx)
+            .or_else(|| self.stripes.first())
+            .cloned();
+        match stripe {
+            Some(m) => m.lock_owned().await,
+            None => Arc::new(Mutex::new(())).lock_owned().await,
+        }
+    }
+}
+
+/// A prefixed view of storage.
+#[derive(Clone)]
+pub struct Storage {
+    physical: Physical,
+    prefix: String,
+    locks: Arc<KeyLocks>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Storage {
+    /// A view of `physical` under `prefix`.
+    pub fn new(physical: Physical, prefix: impl Into<String>, locks: Arc<KeyLocks>) -> Self {
+        Storage {
+            physical,
+            prefix: prefix.into(),
+            locks,
+        }
+    }
+
+    /// A narrower view.
+    pub fn sub(&self, prefix: &str) -> Storage {
+        Storage {
+            physical: self.physical.clone(),
+            prefix: format!("{}{prefix}", self.prefix),
+            locks: self.locks.clone(),
+        }
+    }
+
+    /// The absolute prefix of this view.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Raw bytes at `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.physical.get(&self.full(key)).await?)
+    }
+
+    /// Stores raw bytes.
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
+        Ok(self.physical.put(&self.full(key), value).await?)
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        Ok(self.physical.delete(&self.full(key)).await?)
+    }
+
+    /// Immediate children of `prefix` within this view.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.physical.list(&self.full(prefix)).await?)
+    }
+
+    /// Decodes the JSON value at `key`.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::internal(format!("corrupt entry at {}: {e}", self.full(key)))),
+        }
+    }
+
+    /// Encodes `value` as JSON at `key`.
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(Error::internal)?;
+        self.put(key, bytes).await
+    }
+
+    /// Applies writes (keys relative to this view) atomically.
+    pub async fn batch(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                WriteOp::Put(k, v) => WriteOp::Put(self.full(&k), v),
+                WriteOp::Delete(k) => WriteOp::Delete(self.full(&k)),
+            })
+            .collect();
+        Ok(self.physical.write_batch(ops).await?)
+    }
+
+    /// JSON-encodes a value for a batch `Put`.
+    pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(Error::internal)
+    }
+
+    /// Locks `key` (within this view) for a read-modify-write sequence.
+    pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
+        self.locks.lock(&self.full(key)).await
+    }
+
+    /// Every key under `prefix`, recursively (relative to this view).
+    pub async fn list_recursive(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut stack = vec![prefix.to_string()];
+        while let Some(p) = stack.pop() {
+            for child in self.list(&p).await? {
+                let full = format!("{p}{child}");
+                if child.ends_with('/') {
+                    stack.push(full);
+                } else {
+                    out.push(full);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes everything under `prefix` (used when a mount is disabled).
+    pub async fn clear(&self, prefix: &str) -> Result<()> {
+        let keys = self.list_recursive(prefix).await?;
+        for chunk in keys.chunks(512) {
+            self.batch(chunk.iter().map(|k| WriteOp::Delete(k.clone())).collect())
+                .await?;
+        }
+        Ok(())
+    }
+}

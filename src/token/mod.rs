@@ -1,0 +1,529 @@
+//! The token store: every credential the server issues ends up here.
+//!
+//! Tokens are never stored in plaintext. A token's storage key is `HMAC-SHA256(salt, token)`; its
+//! accessor is derived from the token with a second HMAC (so lookups can show it without storing
+//! it), and the accessor index is keyed by the accessor's own HMAC. The parent/child tree
+//! (`parent/<parent>/<child>`) drives cascading revocation; `mount/<accessor>/<token>` lets an auth
+//! mount's tokens be revoked when it is disabled.
+
+pub mod ttl;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::clock::{Clock, from_unix_nanos, rfc3339_nanos, unix_nanos, unix_secs};
+use crate::error::{Error, Result};
+use crate::physical::WriteOp;
+use crate::secret::Secret;
+use crate::storage::Storage;
+
+const ENTRY_PREFIX: &str = "id/";
+const ACCESSOR_PREFIX: &str = "accessor/";
+const PARENT_PREFIX: &str = "parent/";
+const MOUNT_PREFIX: &str = "mount/";
+const SALT_KEY: &str = "salt";
+
+/// A stored token (no plaintext id).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenEntry {
+    /// `HMAC(salt, token)`: the storage key.
+    pub key: String,
+    /// `HMAC(salt, accessor)`: the accessor index key.
+    pub accessor_key: String,
+    /// Storage key of the parent token; `None` for orphans.
+    pub parent_key: Option<String>,
+    /// Sorted policy names.
+    pub policies: Vec<String>,
+    /// The API path that created the token.
+    pub path: String,
+    /// User-visible metadata.
+    pub meta: Option<BTreeMap<String, String>>,
+    /// Display name.
+    pub display_name: String,
+    /// Remaining uses: 0 unlimited, -1 revocation pending.
+    pub num_uses: i64,
+    /// Creation time, Unix nanoseconds.
+    pub creation_nanos: i128,
+    /// TTL at creation, seconds.
+    pub creation_ttl: i64,
+    /// Current TTL (after the last renewal), seconds.
+    pub ttl: i64,
+    /// Expiry, Unix nanoseconds; `None` never expires.
+    pub expire_nanos: Option<i128>,
+    /// Hard cap in seconds.
+    pub explicit_max_ttl: i64,
+    /// Period in seconds.
+    pub period: i64,
+    /// Whether renewal is allowed.
+    pub renewable: bool,
+    /// False for tokens without a lease (the root token): lookup omits `issue_time`/`renewable`.
+    pub has_lease: bool,
+    /// Last renewal, Unix nanoseconds.
+    pub last_renewal_nanos: Option<i128>,
+    /// Identity entity id (`""` when none).
+    pub entity_id: String,
+    /// CIDRs the token may be used from.
+    pub bound_cidrs: Vec<String>,
+    /// Id of the token's private cubbyhole.
+    pub cubbyhole_id: String,
+    /// `service` (batch tokens are not supported yet).
+    pub token_type: String,
+    /// Accessor of the auth mount that issued the token.
+    pub mount_accessor: String,
+    /// Backend maximum TTL used again at renewal.
+    pub backend_max_ttl: i64,
+    /// Backend data for renewal (e.g. the approle role name).
+    pub internal: BTreeMap<String, String>,
+}
+
+impl TokenEntry {
+    /// True for a root-policy token.
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+
+    /// Remaining TTL in whole seconds at `now` (0 for non-expiring tokens).
+    pub fn remaining_ttl(&self, now_nanos: i128) -> i64 {
+        match self.expire_nanos {
+            None => 0,
+            Some(exp) => i64::try_from(((exp - now_nanos) + 500_000_000).div_euclid(1_000_000_000))
+                .unwrap_or(0)
+                .max(0),
+        }
+    }
+
+    /// The `data` of a token lookup. `id` is the token (empty for lookup-accessor).
+    pub fn lookup_data(&self, id: &str, accessor: &str, now_nanos: i128) -> Map<String, Value> {
+        let mut d = Map::new();
+        d.insert("accessor".into(), json!(accessor));
+        d.insert(
+            "creation_time".into(),
+            json!(unix_secs(from_unix_nanos(self.creation_nanos))),
+        );
+        d.insert("creation_ttl".into(), json!(self.creation_ttl));
+        d.insert("display_name".into(), json!(self.display_name));
+        d.insert("entity_id".into(), json!(self.entity_id));
+        d.insert(
+            "expire_time".into(),
+            self.expire_nanos
+                .map_or(Value::Null, |n| json!(rfc3339_nanos(from_unix_nanos(n)))),
+        );
+        d.insert("explicit_max_ttl".into(), json!(self.explicit_max_ttl));
+        d.insert("id".into(), json!(id));
+        if self.has_lease {
+            d.insert(
+                "issue_time".into(),
+                json!(rfc3339_nanos(from_unix_nanos(self.creation_nanos))),
+            );
+            d.insert("renewable".into(), json!(self.renewable));
+        }
+        if let Some(n) = self.last_renewal_nanos {
+            d.insert(
+                "last_renewal".into(),
+                json!(rfc3339_nanos(from_unix_nanos(n))),
+            );
+            d.insert(
+                "last_renewal_time".into(),
+                json!(unix_secs(from_unix_nanos(n))),
+            );
+        }
+        d.insert(
+            "meta".into(),
+            self.meta.as_ref().map_or(Value::Null, |m| json!(m)),
+        );
+        d.insert("num_uses".into(), json!(self.num_uses));
+        d.insert("orphan".into(), json!(self.parent_key.is_none()));
+        d.insert("path".into(), json!(self.path));
+        d.insert("policies".into(), json!(self.policies));
+        if self.period > 0 {
+            d.insert("period".into(), json!(self.period));
+        }
+        if !self.bound_cidrs.is_empty() {
+            d.insert("bound_cidrs".into(), json!(self.bound_cidrs));
+        }
+        d.insert("ttl".into(), json!(self.remaining_ttl(now_nanos)));
+        d.insert("type".into(), json!(self.token_type));
+        d
+    }
+}
+
+/// What a caller asks the store to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken {
+    /// Caller-chosen id (sudo only); otherwise a random `hvs.` id.
+    pub id: Option<Secret>,
+    /// Normalised policy list.
+    pub policies: Vec<String>,
+    /// Metadata.
+    pub meta: Option<BTreeMap<String, String>>,
+    /// Display name.
+    pub display_name: String,
+    /// Creating path.
+    pub path: String,
+    /// Use limit.
+    pub num_uses: i64,
+    /// Effective TTL in seconds (0 = never expires).
+    pub ttl: i64,
+    /// Hard cap.
+    pub explicit_max_ttl: i64,
+    /// Period.
+    pub period: i64,
+    /// Renewable flag.
+    pub renewable: bool,
+    /// Whether the token has a lease (false only for the root token).
+    pub has_lease: bool,
+    /// Parent's storage key.
+    pub parent_key: Option<String>,
+    /// Bound CIDRs.
+    pub bound_cidrs: Vec<String>,
+    /// Entity id.
+    pub entity_id: String,
+    /// Issuing auth mount accessor.
+    pub mount_accessor: String,
+    /// Backend maximum TTL.
+    pub backend_max_ttl: i64,
+    /// Backend data for renewal.
+    pub internal: BTreeMap<String, String>,
+}
+
+/// A freshly created token: the only moment the plaintext exists server-side.
+#[derive(Debug)]
+pub struct Created {
+    /// The token.
+    pub token: Secret,
+    /// Its accessor.
+    pub accessor: String,
+    /// The stored entry.
+    pub entry: Arc<TokenEntry>,
+}
+
+/// Hooks the store calls while revoking (destroying a cubbyhole).
+#[async_trait::async_trait]
+pub trait RevokeHook: Send + Sync {
+    /// Called for each token as it is revoked.
+    async fn on_revoke(&self, entry: &TokenEntry) -> Result<()>;
+}
+
+/// The token store.
+pub struct TokenStore {
+    storage: Storage,
+    salt: Vec<u8>,
+    clock: Arc<dyn Clock>,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `n` random base62 characters from the OS RNG.
+pub fn random_base62(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..n)
+        .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
+        .collect()
+}
+
+impl TokenStore {
+    /// Opens the store over `storage`, creating its salt on first use.
+    pub async fn open(storage: Storage, clock: Arc<dyn Clock>) -> Result<Self> {
+        let salt = match storage.get(SALT_KEY).await? {
+            Some(s) => s,
+            None => {
+                let s: [u8; 32] = rand::random();
+                storage.put(SALT_KEY, s.to_vec()).await?;
+                s.to_vec()
+            }
+        };
+        Ok(TokenStore {
+            storage,
+            salt,
+            clock,
+        })
+    }
+
+    fn mac(&self, domain: &str, value: &str) -> Vec<u8> {
+        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.salt).unwrap_or_else(|_| {
+            // HMAC accepts keys of any length; this branch cannot be taken.
+            <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_mac())
+        });
+        m.update(domain.as_bytes());
+        m.update(b":");
+        m.update(value.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// Storage key of a token.
+    pub fn key_of(&self, token: &str) -> String {
+        hex(&self.mac("id", token))
+    }
+
+    /// The accessor of a token (derived, never stored).
+    pub fn accessor_of(&self, token: &str) -> String {
+        self.mac("accessor", token)
+            .iter()
+            .take(24)
+            .map(|b| char::from(BASE62[usize::from(*b) % 62]))
+            .collect()
+    }
+
+    /// Index key of an accessor.
+    pub fn accessor_key(&self, accessor: &str) -> String {
+        hex(&self.mac("acc", accessor))
+    }
+
+    /// A keyed hash for other stores that must not keep plaintext (e.g. secret-ids).
+    pub fn hmac_hex(&self, domain: &str, value: &str) -> String {
+        hex(&self.mac(domain, value))
+    }
+
+    fn now_nanos(&self) -> i128 {
+        unix_nanos(self.clock.now())
+    }
+
+    /// Creates and persists a token.
+    pub async fn create(&self, n: NewToken) -> Result<Created> {
+        let token =
+            n.id.unwrap_or_else(|| Secret::new(format!("hvs.{}", random_base62(24))));
+        let key = self.key_of(token.expose());
+        if self
+            .storage
+            .get(&format!("{ENTRY_PREFIX}{key}"))
+            .await?
+            .is_some()
+        {
+            return Err(Error::bad("cannot create a token with a duplicate ID"));
+        }
+        let accessor = self.accessor_of(token.expose());
+        let now = self.now_nanos();
+        let entry = TokenEntry {
+            key: key.clone(),
+            accessor_key: self.accessor_key(&accessor),
+            parent_key: n.parent_key,
+            policies: n.policies,
+            path: n.path,
+            meta: n.meta,
+            display_name: n.display_name,
+            num_uses: n.num_uses,
+            creation_nanos: now,
+            creation_ttl: n.ttl,
+            ttl: n.ttl,
+            expire_nanos: (n.ttl > 0).then(|| now + i128::from(n.ttl) * 1_000_000_000),
+            explicit_max_ttl: n.explicit_max_ttl,
+            period: n.period,
+            renewable: n.renewable,
+            has_lease: n.has_lease,
+            last_renewal_nanos: None,
+            entity_id: n.entity_id,
+            bound_cidrs: n.bound_cidrs,
+            cubbyhole_id: uuid::Uuid::new_v4().to_string(),
+            token_type: "service".into(),
+            mount_accessor: n.mount_accessor,
+            backend_max_ttl: n.backend_max_ttl,
+            internal: n.internal,
+        };
+        let mut ops = vec![
+            WriteOp::Put(format!("{ENTRY_PREFIX}{key}"), Storage::encode(&entry)?),
+            WriteOp::Put(
+                format!("{ACCESSOR_PREFIX}{}", entry.accessor_key),
+                key.clone().into_bytes(),
+            ),
+        ];
+        if let Some(parent) = &entry.parent_key {
+            ops.push(WriteOp::Put(
+                format!("{PARENT_PREFIX}{parent}/{key}"),
+                Vec::new(),
+            ));
+        }
+        if !entry.mount_accessor.is_empty() {
+            ops.push(WriteOp::Put(
+                format!("{MOUNT_PREFIX}{}/{key}", entry.mount_accessor),
+                Vec::new(),
+            ));
+        }
+        self.storage.batch(ops).await?;
+        Ok(Created {
+            token,
+            accessor,
+            entry: Arc::new(entry),
+        })
+    }
+
+    /// Loads an entry by storage key, ignoring expiry.
+    async fn load(&self, key: &str) -> Result<Option<TokenEntry>> {
+        self.storage.get_json(&format!("{ENTRY_PREFIX}{key}")).await
+    }
+
+    fn live(&self, e: TokenEntry) -> Option<TokenEntry> {
+        let expired = e.expire_nanos.is_some_and(|exp| exp <= self.now_nanos());
+        (!expired && e.num_uses >= 0).then_some(e)
+    }
+
+    /// The live entry of a token: `None` when unknown, expired, or pending revocation.
+    pub async fn lookup(&self, token: &str) -> Result<Option<TokenEntry>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .load(&self.key_of(token))
+            .await?
+            .and_then(|e| self.live(e)))
+    }
+
+    /// The live entry of an accessor.
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>> {
+        let idx = format!("{ACCESSOR_PREFIX}{}", self.accessor_key(accessor));
+        let Some(key) = self.storage.get(&idx).await? else {
+            return Ok(None);
+        };
+        let key = String::from_utf8(key).map_err(Error::internal)?;
+        Ok(self.load(&key).await?.and_then(|e| self.live(e)))
+    }
+
+    /// Charges one use. Returns the entry as it is for this request (num_uses -1 on its last use)
+    /// and whether the token must be revoked after the request; `None` if it has no uses left.
+    pub async fn use_token(&self, entry: TokenEntry) -> Result<Option<(TokenEntry, bool)>> {
+        if entry.num_uses == 0 {
+            return Ok(Some((entry, false)));
+        }
+        let path = format!("{ENTRY_PREFIX}{}", entry.key);
+        let _guard = self.storage.lock(&path).await;
+        let Some(mut current) = self.load(&entry.key).await? else {
+            return Ok(None);
+        };
+        if current.num_uses <= 0 {
+            return Ok(None);
+        }
+        current.num_uses -= 1;
+        let last = current.num_uses == 0;
+        if last {
+            current.num_uses = -1;
+        }
+        self.storage.put_json(&path, &current).await?;
+        Ok(Some((current, last)))
+    }
+
+    /// Persists a modified entry (renewal).
+    pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
+        self.storage
+            .put_json(&format!("{ENTRY_PREFIX}{}", entry.key), entry)
+            .await
+    }
+
+    /// The current time in Unix nanoseconds, per the store's clock.
+    pub fn now(&self) -> i128 {
+        self.now_nanos()
+    }
+
+    /// Revokes a token and all its descendants.
+    pub async fn revoke_tree(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        // Iterative post-order walk: children are revoked before their parent.
+        let mut stack = vec![(key.to_string(), false)];
+        while let Some((k, expanded)) = stack.pop() {
+            if expanded {
+                self.revoke_one(&k, hook).await?;
+                continue;
+            }
+            stack.push((k.clone(), true));
+            for child in self.storage.list(&format!("{PARENT_PREFIX}{k}/")).await? {
+                stack.push((child.trim_end_matches('/').to_string(), false));
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes one token; its children become orphans.
+    pub async fn revoke_orphan(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        for child in self.storage.list(&format!("{PARENT_PREFIX}{key}/")).await? {
+            let path = format!("{ENTRY_PREFIX}{child}");
+            let _guard = self.storage.lock(&path).await;
+            if let Some(mut e) = self.load(&child).await? {
+                e.parent_key = None;
+                self.storage.put_json(&path, &e).await?;
+            }
+        }
+        self.revoke_one(key, hook).await
+    }
+
+    async fn revoke_one(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        let Some(entry) = self.load(key).await? else {
+            self.storage
+                .clear(&format!("{PARENT_PREFIX}{key}/"))
+                .await?;
+            return Ok(());
+        };
+        hook.on_revoke(&entry).await?;
+        let mut ops = vec![
+            WriteOp::Delete(format!("{ENTRY_PREFIX}{key}")),
+            WriteOp::Delete(format!("{ACCESSOR_PREFIX}{}", entry.accessor_key)),
+        ];
+        if let Some(parent) = &entry.parent_key {
+            ops.push(WriteOp::Delete(format!("{PARENT_PREFIX}{parent}/{key}")));
+        }
+        if !entry.mount_accessor.is_empty() {
+            ops.push(WriteOp::Delete(format!(
+                "{MOUNT_PREFIX}{}/{key}",
+                entry.mount_accessor
+            )));
+        }
+        for child in self.storage.list(&format!("{PARENT_PREFIX}{key}/")).await? {
+            ops.push(WriteOp::Delete(format!("{PARENT_PREFIX}{key}/{child}")));
+        }
+        self.storage.batch(ops).await
+    }
+
+    /// Revokes every token issued through the auth mount with `mount_accessor`.
+    pub async fn revoke_by_mount(&self, mount_accessor: &str, hook: &dyn RevokeHook) -> Result<()> {
+        for key in self
+            .storage
+            .list(&format!("{MOUNT_PREFIX}{mount_accessor}/"))
+            .await?
+        {
+            self.revoke_tree(&key, hook).await?;
+        }
+        Ok(())
+    }
+}
+
+#[expect(
+    clippy::panic,
+    reason = "HMAC-SHA256 accepts any key length; unreachable"
+)]
+fn unreachable_mac() -> HmacSha256 {
+    panic!("HMAC rejected a 32-byte key")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Lower-cases, trims, de-duplicates and sorts policy names; `root` swallows everything else.
+pub fn normalize_policies(
+    policies: impl IntoIterator<Item = String>,
+    add_default: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = policies
+        .into_iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if add_default {
+        out.push("default".into());
+    }
+    out.sort();
+    out.dedup();
+    if out.iter().any(|p| p == "root") {
+        return vec!["root".into()];
+    }
+    out
+}
