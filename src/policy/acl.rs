@@ -217,34 +217,55 @@ impl Acl {
         out
     }
 
-    /// Rule selection of §4.3 (Vault order: for LIST, the slash-trimmed path before the full one).
+    /// Rule selection of §4.3: the exact rule, then for LIST the exact rule without the trailing
+    /// slash, then the best prefix or segment-wildcard rule.
+    ///
+    /// A LIST of `dir/` weighs the candidates for `dir` and `dir/` together, as current Vault does:
+    /// the most specific deny wins if it outranks every candidate granting `list`, otherwise the
+    /// most specific `list` grant, otherwise the most specific candidate. (The older "trimmed path
+    /// first" order let `kv/+` grant LIST `kv/private/` past a deny on `kv/private/*`, and let
+    /// `secret/*` shadow `secret/data/app/*`.)
     fn select(&self, op: Operation, path: &str) -> Option<&Perms> {
         let path = path.trim_start_matches('/');
         if let Some(p) = self.exact.get(path) {
             return Some(p);
         }
-        let trimmed = path.strip_suffix('/');
-        if op == Operation::List {
-            if let Some(p) = self.exact.get(trimmed.unwrap_or(path)) {
-                return Some(p);
-            }
-            if let Some(p) = trimmed.and_then(|t| self.non_exact(t)) {
-                return Some(p);
-            }
+        if op != Operation::List {
+            return self.non_exact(path);
         }
-        self.non_exact(path)
+        let Some(trimmed) = path.strip_suffix('/') else {
+            return self.non_exact(path);
+        };
+        if let Some(p) = self.exact.get(trimmed) {
+            return Some(p);
+        }
+        let mut all = self.candidates(trimmed);
+        all.extend(self.candidates(path));
+        let best_with = |bit: Capabilities| {
+            all.iter()
+                .filter(|c| c.perms.caps.contains(bit))
+                .max_by(|a, b| a.rank().cmp(&b.rank()))
+        };
+        match (best_with(Capabilities::DENY), best_with(Capabilities::LIST)) {
+            (Some(deny), None) => Some(deny.perms),
+            (Some(deny), Some(list)) if list.rank() < deny.rank() => Some(deny.perms),
+            (_, Some(list)) => Some(list.perms),
+            (None, None) => best(all),
+        }
     }
 
     /// The best prefix or segment-wildcard rule for `path`, if any.
     fn non_exact(&self, path: &str) -> Option<&Perms> {
+        best(self.candidates(path))
+    }
+
+    /// The longest matching prefix rule and every matching segment-wildcard rule.
+    fn candidates(&self, path: &str) -> Vec<Candidate<'_>> {
         let longest_prefix = (0..=path.len())
             .rev()
             .filter(|i| path.is_char_boundary(*i))
             .find_map(|i| self.prefix.get_key_value(&path[..i]));
-        if self.wildcard.is_empty() {
-            return longest_prefix.map(|(_, p)| p);
-        }
-        let mut candidates: Vec<Candidate<'_>> = longest_prefix
+        let mut out: Vec<Candidate<'_>> = longest_prefix
             .map(|(pattern, perms)| Candidate {
                 first_wildcard: pattern.len(),
                 is_prefix: true,
@@ -254,16 +275,15 @@ impl Acl {
             })
             .into_iter()
             .collect();
-        let parts: Vec<&str> = path.split('/').collect();
-        for (full, perms) in &self.wildcard {
-            if let Some(c) = match_wildcard(full, &parts, perms) {
-                candidates.push(c);
-            }
+        if !self.wildcard.is_empty() {
+            let parts: Vec<&str> = path.split('/').collect();
+            out.extend(
+                self.wildcard
+                    .iter()
+                    .filter_map(|(full, perms)| match_wildcard(full, &parts, perms)),
+            );
         }
-        candidates
-            .into_iter()
-            .max_by(|a, b| a.rank().cmp(&b.rank()))
-            .map(|c| c.perms)
+        out
     }
 
     /// The bare-mount variant of the wildcard matcher: does some non-deny `+` rule match the
@@ -296,6 +316,14 @@ impl Acl {
             false
         })
     }
+}
+
+/// The highest-ranked candidate's permissions.
+fn best<'a>(candidates: Vec<Candidate<'a>>) -> Option<&'a Perms> {
+    candidates
+        .into_iter()
+        .max_by(|a, b| a.rank().cmp(&b.rank()))
+        .map(|c| c.perms)
 }
 
 /// Splits a wildcard pattern into the part before a trailing `*` and whether it had one.
