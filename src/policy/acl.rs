@@ -156,7 +156,7 @@ impl Acl {
             .keywords()
     }
 
-    /// Vault's rule for sys/internal/ui/mounts/<path> (the kv preflight): true if any non-deny
+    /// Vault's rule for `sys/internal/ui/mounts/<path>` (the kv preflight): true if any non-deny
     /// capability exists on the mount path itself, or any exact/prefix rule lies below the mount path,
     /// or any `+` segment-wildcard rule could match below it. Root → true. See vault-cli.md §3 and
     /// Vault's `ACL.CheckAllowedFromNonExactPaths` / `hasMountAccess` in vault/logical_system.go.

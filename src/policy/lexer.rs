@@ -5,19 +5,32 @@
 
 use serde_json::Number;
 
+/// One token. `=` and `:` both become [`Tok::Assign`]; heredocs become [`Tok::Str`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Tok {
+    /// A bare word such as `path` or `capabilities`.
     Ident(String),
+    /// A quoted string or heredoc, escapes resolved.
     Str(String),
+    /// An integer or float literal.
     Num(Number),
+    /// `true` / `false`.
     Bool(bool),
+    /// `null` (JSON).
     Null,
+    /// `{`
     LBrace,
+    /// `}`
     RBrace,
+    /// `[`
     LBrack,
+    /// `]`
     RBrack,
+    /// `=` or `:`
     Assign,
+    /// `,`
     Comma,
+    /// End of input.
     Eof,
 }
 

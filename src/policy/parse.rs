@@ -182,21 +182,21 @@ fn templating_balanced(path: &str) -> bool {
     let mut open = false;
     let mut rest = path;
     while let Some(i) = rest.find(['{', '}']) {
-        let tail = &rest[i..];
-        if tail.starts_with("{{") {
+        let tail = rest.get(i..).unwrap_or_default();
+        if let Some(after) = tail.strip_prefix("{{") {
             if open {
                 return false;
             }
             open = true;
-            rest = &tail[2..];
-        } else if tail.starts_with("}}") {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
             if !open {
                 return false;
             }
             open = false;
-            rest = &tail[2..];
+            rest = after;
         } else {
-            rest = &tail[1..];
+            rest = tail.get(1..).unwrap_or_default();
         }
     }
     !open
@@ -340,7 +340,7 @@ fn wrapping_ttl(field: &str, val: Option<&Value>) -> Result<i128, String> {
 }
 
 /// Go's `time.ParseDuration` (units ns, us/µs, ms, s, m, h; decimals; sign) in nanoseconds.
-pub(crate) fn go_duration(input: &str) -> Result<i128, String> {
+fn go_duration(input: &str) -> Result<i128, String> {
     let invalid = || format!("time: invalid duration {input:?}");
     let (negative, mut rest) = match input.strip_prefix('-') {
         Some(r) => (true, r),

@@ -453,12 +453,40 @@ fn list_fallbacks() {
             "kv/dir/",
             true,
         ),
-        // Vault order: the trimmed match is used even if the full path has a better candidate
+        // candidates for `dir` and `dir/` are weighed together: a list grant beats a
+        // non-deny rule on either form ...
         (
             r#"path "kv/+" { capabilities = ["list"] }
             path "kv/dir/*" { capabilities = ["read"] }"#,
             "kv/dir/",
             true,
+        ),
+        (
+            r#"path "secret/*" { capabilities = ["read"] }
+            path "secret/data/app/*" { capabilities = ["list"] }"#,
+            "secret/data/app/",
+            true,
+        ),
+        // ... a deny that outranks every list grant wins ...
+        (
+            r#"path "kv/+" { capabilities = ["list"] }
+            path "kv/priv/*" { capabilities = ["deny"] }"#,
+            "kv/priv/",
+            false,
+        ),
+        // ... but not a less specific one
+        (
+            r#"path "kv/+" { capabilities = ["deny"] }
+            path "kv/dir/*" { capabilities = ["list"] }"#,
+            "kv/dir/",
+            true,
+        ),
+        // no deny and no list grant: the most specific rule decides (and lacks list)
+        (
+            r#"path "kv/*" { capabilities = ["read"] }
+            path "kv/+/" { capabilities = ["update"] }"#,
+            "kv/dir/",
+            false,
         ),
         // the trimmed path matches nothing, so the full path is tried
         (
@@ -508,6 +536,25 @@ fn capabilities_report() {
         ("baz/quux", &["create", "patch", "read"]),
         ("1/2/3/4", &["recover", "update"]),
         ("nothing/here", &["deny"]),
+    ];
+    for (path, expected) in rows {
+        assert_eq!(acl.capabilities(path), *expected, "{path}");
+    }
+    // LIST-style selection on a trailing slash (see `list_fallbacks`).
+    let acl = compile(&[r#"
+        path "secret/*" { capabilities = ["read"] }
+        path "secret/data/app/*" { capabilities = ["list", "create"] }
+        path "kv/+" { capabilities = ["list"] }
+        path "kv/+/+" { capabilities = ["read"] }
+        path "kv/priv/*" { capabilities = ["deny"] }
+    "#]);
+    let rows: &[(&str, &[&str])] = &[
+        ("secret/data/app/", &["create", "list"]),
+        ("secret/data/app", &["read"]),
+        ("kv/dir/", &["list"]),
+        ("kv/dir/sub", &["read"]),
+        ("kv/priv/", &["deny"]),
+        ("kv/priv", &["list"]),
     ];
     for (path, expected) in rows {
         assert_eq!(acl.capabilities(path), *expected, "{path}");
@@ -1243,4 +1290,35 @@ fn help_and_result_fields() {
         acl.allow_operation(&req(Read, "t")).capabilities,
         Capabilities::empty()
     );
+}
+
+#[test]
+fn hostile_input_is_rejected_without_panicking() {
+    let deep = format!(
+        "path \"x\" {{ comment = {}{} }}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    assert!(parse_policy("p", &deep).is_err());
+    let deep_json = format!("{}{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    assert!(parse_policy("p", &deep_json).is_err());
+    assert_eq!(
+        parse_policy("p", "path \"id/{{identity.entity.id\" {}").unwrap_err(),
+        "failed to validate policy templating: unbalanced templating characters"
+    );
+    // Every prefix of every fixture either parses or errors; none may panic.
+    let fixtures = [
+        ACL_POLICY,
+        MERGING_POLICIES,
+        PERMISSIONS_POLICY,
+        VALUE_PERMISSIONS_POLICY,
+        DEFAULT_POLICY,
+        r#"{"path":{"x":{"capabilities":["read"],"min_wrapping_ttl":"1µs","v":"\u00e9\n"}}}"#,
+        "path \"é\" { comment = <<-EOT\n  ünï\n  EOT\n capabilities = [\"read\"] min_wrapping_ttl = 1e3 }",
+    ];
+    for text in fixtures {
+        for (i, _) in text.char_indices() {
+            let _ = parse_policy("p", &text[..i]);
+        }
+    }
 }

@@ -29,7 +29,12 @@ pub struct Resp {
 impl Resp {
     #[track_caller]
     pub fn assert_status(&self, code: u16) -> &Self {
-        assert_eq!(self.status.as_u16(), code, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            code,
+            "unexpected status; body: {}",
+            self.text
+        );
         self
     }
 
@@ -37,7 +42,11 @@ impl Resp {
     pub fn errors(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -45,8 +54,12 @@ impl Resp {
 impl TestServer {
     pub async fn start() -> TestServer {
         let clock = MockClock::new();
-        let dev = DevServer::new(clock.clone(), Some("root".into())).await.expect("dev server");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let dev = DevServer::new(clock.clone(), Some("root".into()))
+            .await
+            .expect("dev server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let core = dev.core.clone();
@@ -60,7 +73,10 @@ impl TestServer {
             addr,
             root: dev.root_token.expose().to_string(),
             clock,
-            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             core,
             _shutdown: tx,
         }
@@ -72,7 +88,13 @@ impl TestServer {
 
     /// Sends a request. `body` of `None` sends no body; `Some(v)` sends `v` as JSON text (no
     /// Content-Type, like the vault CLI).
-    pub async fn req(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let m = Method::from_bytes(method.as_bytes()).expect("method");
         let mut rb = self.client.request(m, self.url(path));
         if let Some(t) = token {
@@ -91,7 +113,12 @@ impl TestServer {
         let headers = r.headers().clone();
         let text = r.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, text, body }
+        Resp {
+            status,
+            headers,
+            text,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
@@ -116,9 +143,13 @@ impl TestServer {
 
     /// Writes a policy and returns nothing (asserts 204).
     pub async fn write_policy(&self, name: &str, hcl: &str) {
-        self.put(&format!("sys/policies/acl/{name}"), &self.root, serde_json::json!({ "policy": hcl }))
-            .await
-            .assert_status(204);
+        self.put(
+            &format!("sys/policies/acl/{name}"),
+            &self.root,
+            serde_json::json!({ "policy": hcl }),
+        )
+        .await
+        .assert_status(204);
     }
 
     /// Creates a token with the given policies (as root) and returns it.
@@ -129,6 +160,9 @@ impl TestServer {
         }
         let r = self.post("auth/token/create", &self.root, body).await;
         r.assert_status(200);
-        r.body["auth"]["client_token"].as_str().expect("client_token").to_string()
+        r.body["auth"]["client_token"]
+            .as_str()
+            .expect("client_token")
+            .to_string()
     }
 }

@@ -1,0 +1,247 @@
+//! sys endpoints: mounts, auth, tune, health, seal-status, leader and the kv preflight.
+
+use serde_json::{Value, json};
+
+use crate::common::TestServer;
+
+fn assert_mount_entry(v: &Value, kind: &str) {
+    assert_eq!(v["type"], kind);
+    assert!(v["accessor"].as_str().unwrap().starts_with(&format!(
+        "{}_",
+        if kind == "token" { "auth_token" } else { kind }
+    )));
+    assert!(v["uuid"].is_string());
+    assert!(
+        v["local"].is_boolean()
+            && v["seal_wrap"].is_boolean()
+            && v["external_entropy_access"].is_boolean()
+    );
+    assert!(v["config"]["default_lease_ttl"].is_i64() && v["config"]["max_lease_ttl"].is_i64());
+    assert!(v["options"].is_null() || v["options"].is_object());
+}
+
+#[tokio::test]
+async fn mounts_list_contains_only_mount_entries() {
+    let srv = TestServer::start().await;
+    let r = srv.get("sys/mounts", &srv.root).await;
+    r.assert_status(200);
+    let data = r.body["data"].as_object().unwrap();
+    for (path, kind) in [
+        ("cubbyhole/", "cubbyhole"),
+        ("identity/", "identity"),
+        ("sys/", "system"),
+    ] {
+        assert_mount_entry(&data[path], kind);
+    }
+    for (k, v) in data {
+        assert!(k.ends_with('/') && v.is_object(), "{k}");
+    }
+    // Vault also injects the entries at the top level.
+    assert!(r.body["sys/"].is_object());
+    let r = srv.get("sys/auth", &srv.root).await;
+    r.assert_status(200);
+    let token = &r.body["data"]["token/"];
+    assert_mount_entry(token, "token");
+    assert_eq!(token["config"]["token_type"], "default-service");
+}
+
+#[tokio::test]
+async fn enabling_bad_types_and_disabling_builtins_fail() {
+    let srv = TestServer::start().await;
+    let r = srv
+        .post("sys/mounts/x", &srv.root, json!({"type": "nope"}))
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["plugin not found in the catalog: nope"]);
+    let r = srv.post("sys/mounts/x", &srv.root, json!({})).await;
+    r.assert_status(400);
+    let r = srv
+        .post("sys/mounts/auth/foo", &srv.root, json!({"type": "kv"}))
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["cannot mount \"auth/foo/\""]);
+    let r = srv
+        .post(
+            "sys/mounts/x",
+            &srv.root,
+            json!({"type": "cubbyhole", "options": {"version": "2"}}),
+        )
+        .await;
+    r.assert_status(400);
+    let r = srv.delete("sys/mounts/sys", &srv.root).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["cannot unmount \"sys/\""]);
+    srv.delete("sys/auth/token", &srv.root)
+        .await
+        .assert_status(400);
+    srv.delete("sys/mounts/nonexistent", &srv.root)
+        .await
+        .assert_status(204);
+    let r = srv
+        .post(
+            "sys/mounts/cubbyhole",
+            &srv.root,
+            json!({"type": "cubbyhole"}),
+        )
+        .await;
+    r.assert_status(400);
+    // Nothing changed.
+    let keys: Vec<String> = srv.get("sys/mounts", &srv.root).await.body["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert!(!keys.contains(&"x/".to_string()));
+}
+
+#[tokio::test]
+async fn tune_reads_and_writes_ttls() {
+    let srv = TestServer::start().await;
+    let r = srv.get("sys/mounts/cubbyhole/tune", &srv.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["default_lease_ttl"], 2_764_800);
+    assert_eq!(r.body["data"]["max_lease_ttl"], 2_764_800);
+    srv.post(
+        "sys/mounts/cubbyhole/tune",
+        &srv.root,
+        json!({"default_lease_ttl": "1h", "max_lease_ttl": "2h"}),
+    )
+    .await
+    .assert_status(204);
+    let r = srv.get("sys/mounts/cubbyhole/tune", &srv.root).await;
+    assert_eq!(r.body["data"]["default_lease_ttl"], 3600);
+    assert_eq!(r.body["data"]["max_lease_ttl"], 7200);
+    assert_eq!(
+        srv.get("sys/mounts", &srv.root).await.body["data"]["cubbyhole/"]["config"]["default_lease_ttl"],
+        3600
+    );
+    // Invalid tunes change nothing.
+    srv.post(
+        "sys/mounts/cubbyhole/tune",
+        &srv.root,
+        json!({"default_lease_ttl": "3h"}),
+    )
+    .await
+    .assert_status(400);
+    srv.post(
+        "sys/mounts/cubbyhole/tune",
+        &srv.root,
+        json!({"max_lease_ttl": "bogus"}),
+    )
+    .await
+    .assert_status(400);
+    assert_eq!(
+        srv.get("sys/mounts/cubbyhole/tune", &srv.root).await.body["data"]["default_lease_ttl"],
+        3600
+    );
+    // Auth mount tune affects token TTLs issued by the token store.
+    srv.post(
+        "sys/auth/token/tune",
+        &srv.root,
+        json!({"default_lease_ttl": "10m"}),
+    )
+    .await
+    .assert_status(204);
+    let r = srv
+        .post(
+            "auth/token/create",
+            &srv.root,
+            json!({"policies": ["default"]}),
+        )
+        .await;
+    assert_eq!(r.body["auth"]["lease_duration"], 600);
+}
+
+#[tokio::test]
+async fn health_seal_status_and_leader() {
+    let srv = TestServer::start().await;
+    let r = srv.req("GET", "sys/health", None, None).await;
+    r.assert_status(200);
+    for key in [
+        "initialized",
+        "sealed",
+        "standby",
+        "performance_standby",
+        "replication_performance_mode",
+        "replication_dr_mode",
+        "server_time_utc",
+        "version",
+        "cluster_name",
+        "cluster_id",
+    ] {
+        assert!(r.body.get(key).is_some(), "{key}");
+    }
+    assert_eq!(r.body["sealed"], false);
+    srv.req("GET", "sys/health?activecode=299", None, None)
+        .await
+        .assert_status(299);
+    srv.req("HEAD", "sys/health", None, None)
+        .await
+        .assert_status(200);
+    let r = srv.req("GET", "sys/seal-status", None, None).await;
+    r.assert_status(200);
+    assert_eq!(r.body["type"], "shamir");
+    assert_eq!(r.body["initialized"], true);
+    assert_eq!(r.body["sealed"], false);
+    assert!(r.body["t"].is_i64() && r.body["n"].is_i64() && r.body["progress"].is_i64());
+    let r = srv.req("GET", "sys/leader", None, None).await;
+    r.assert_status(200);
+    assert_eq!(r.body["ha_enabled"], false);
+    assert_eq!(r.body["active_time"], "0001-01-01T00:00:00Z");
+    let r = srv.req("GET", "sys/init", None, None).await;
+    assert_eq!(r.body, json!({"initialized": true}));
+}
+
+#[tokio::test]
+async fn kv_preflight_follows_vaults_authorisation_rule() {
+    let srv = TestServer::start().await;
+    let r = srv
+        .get("sys/internal/ui/mounts/cubbyhole/some/path", &srv.root)
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["path"], "cubbyhole/");
+    assert_eq!(r.body["data"]["type"], "cubbyhole");
+    // Same answer on the mounts-all alias.
+    let r = srv
+        .get("sys/mounts-all/cubbyhole/some/path", &srv.root)
+        .await;
+    assert_eq!(r.body["data"]["path"], "cubbyhole/");
+    // No token, or a bad one: plain permission denied.
+    let r = srv
+        .req("GET", "sys/internal/ui/mounts/cubbyhole/x", None, None)
+        .await;
+    r.assert_status(403);
+    assert_eq!(r.errors(), ["permission denied"]);
+    // A token with no rule below the mount: the preflight message.
+    srv.write_policy("other", "path \"sys/mounts\" { capabilities = [\"read\"] }")
+        .await;
+    let t = srv
+        .token_with(&["other"], json!({"no_default_policy": true}))
+        .await;
+    let r = srv.get("sys/internal/ui/mounts/cubbyhole/x", &t).await;
+    r.assert_status(403);
+    assert_eq!(
+        r.errors(),
+        [
+            "preflight capability check returned 403, please ensure client's policies grant access to path \"cubbyhole/x/\""
+        ]
+    );
+    // A rule deep below the mount is enough.
+    srv.write_policy(
+        "deep",
+        "path \"cubbyhole/mysql/*\" { capabilities = [\"read\"] }",
+    )
+    .await;
+    let t = srv
+        .token_with(&["deep"], json!({"no_default_policy": true}))
+        .await;
+    srv.get("sys/internal/ui/mounts/cubbyhole/x", &t)
+        .await
+        .assert_status(200);
+    // Unknown mounts answer 403, never 404.
+    let r = srv
+        .get("sys/internal/ui/mounts/nomount/foo", &srv.root)
+        .await;
+    r.assert_status(403);
+}

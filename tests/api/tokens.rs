@@ -1,0 +1,432 @@
+//! The token store over HTTP: create rules, lookup, renew, revoke, use counts and expiry.
+
+use serde_json::json;
+use std::time::Duration;
+
+use crate::common::TestServer;
+
+async fn accessor_of(srv: &TestServer, token: &str) -> String {
+    srv.get("auth/token/lookup-self", token).await.body["data"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn root_token_lookup_like_vault() {
+    let srv = TestServer::start().await;
+    let r = srv.get("auth/token/lookup-self", &srv.root).await;
+    let d = &r.body["data"];
+    assert_eq!(d["id"], "root");
+    assert_eq!(d["policies"], json!(["root"]));
+    assert_eq!(d["path"], "auth/token/root");
+    assert_eq!(d["display_name"], "root");
+    assert_eq!(d["ttl"], 0);
+    assert_eq!(d["expire_time"], serde_json::Value::Null);
+    assert_eq!(d["orphan"], true);
+    assert!(d.get("issue_time").is_none() && d.get("renewable").is_none());
+    assert_eq!(d["accessor"].as_str().unwrap().len(), 24);
+    let r = srv
+        .post("auth/token/renew-self", &srv.root, json!({}))
+        .await;
+    r.assert_status(400);
+}
+
+#[tokio::test]
+async fn create_lookup_and_auth_block() {
+    let srv = TestServer::start().await;
+    srv.write_policy("p1", "path \"sys/mounts\" { capabilities = [\"read\"] }")
+        .await;
+    let r = srv
+        .post("auth/token/create", &srv.root, json!({"policies": ["P1"], "ttl": "1h", "meta": {"team": "ci"}, "display_name": "my app", "num_uses": 0}))
+        .await;
+    r.assert_status(200);
+    let a = &r.body["auth"];
+    let tok = a["client_token"].as_str().unwrap();
+    assert!(tok.starts_with("hvs."));
+    assert_eq!(a["policies"], json!(["default", "p1"]));
+    assert_eq!(a["token_policies"], json!(["default", "p1"]));
+    assert_eq!(a["lease_duration"], 3600);
+    assert_eq!(a["renewable"], true);
+    assert_eq!(a["orphan"], false);
+    assert_eq!(a["token_type"], "service");
+    assert_eq!(a["metadata"], json!({"team": "ci"}));
+    assert_eq!(a["mfa_requirement"], serde_json::Value::Null);
+    assert_eq!(r.body["data"], serde_json::Value::Null);
+    let l = srv.get("auth/token/lookup-self", tok).await;
+    let d = &l.body["data"];
+    assert_eq!(d["id"], tok);
+    assert_eq!(d["accessor"], a["accessor"]);
+    assert_eq!(d["display_name"], "token-my-app");
+    assert_eq!(d["path"], "auth/token/create");
+    assert_eq!(d["creation_ttl"], 3600);
+    assert_eq!(d["ttl"], 3600);
+    assert_eq!(d["meta"], json!({"team": "ci"}));
+    assert!(d["issue_time"].is_string() && d["expire_time"].is_string());
+    // lookup by token and by accessor.
+    let l2 = srv
+        .post("auth/token/lookup", &srv.root, json!({"token": tok}))
+        .await;
+    assert_eq!(l2.body["data"]["id"], tok);
+    let la = srv
+        .post(
+            "auth/token/lookup-accessor",
+            &srv.root,
+            json!({"accessor": a["accessor"]}),
+        )
+        .await;
+    assert_eq!(la.body["data"]["id"], "");
+    assert_eq!(la.body["data"]["policies"], json!(["default", "p1"]));
+    let bad = srv
+        .post("auth/token/lookup", &srv.root, json!({"token": "hvs.nope"}))
+        .await;
+    bad.assert_status(403);
+    assert_eq!(bad.errors(), ["bad token"]);
+    let bad = srv
+        .post(
+            "auth/token/lookup-accessor",
+            &srv.root,
+            json!({"accessor": "nope"}),
+        )
+        .await;
+    bad.assert_status(400);
+    assert_eq!(
+        bad.errors(),
+        ["1 error occurred:\n\t* invalid accessor\n\n"]
+    );
+}
+
+#[tokio::test]
+async fn child_policies_must_be_a_subset_without_sudo() {
+    let srv = TestServer::start().await;
+    srv.write_policy(
+        "creator",
+        "path \"auth/token/create\" { capabilities = [\"update\"] }",
+    )
+    .await;
+    srv.write_policy("extra", "path \"sys/*\" { capabilities = [\"read\"] }")
+        .await;
+    let parent = srv.token_with(&["creator"], json!({})).await;
+    let r = srv
+        .post("auth/token/create", &parent, json!({"policies": ["extra"]}))
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["child policies must be subset of parent"]);
+    let r = srv
+        .post(
+            "auth/token/create",
+            &parent,
+            json!({"policies": ["creator"]}),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["auth"]["policies"], json!(["creator", "default"]));
+    // Inherit when no policies given.
+    let r = srv.post("auth/token/create", &parent, json!({})).await;
+    assert_eq!(r.body["auth"]["policies"], json!(["creator", "default"]));
+    // Sudo-gated options.
+    for (body, msg) in [
+        (
+            json!({"id": "custom"}),
+            "root or sudo privileges required to specify token id",
+        ),
+        (
+            json!({"no_parent": true}),
+            "root or sudo privileges required to create orphan token",
+        ),
+        (
+            json!({"period": "1h"}),
+            "root or sudo privileges required to create periodic token",
+        ),
+        (
+            json!({"policies": ["root"]}),
+            "root tokens may not be created without parent token being root",
+        ),
+    ] {
+        let r = srv.post("auth/token/create", &parent, body).await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), [msg]);
+    }
+    // A restricted-use token cannot create children.
+    let limited = srv.token_with(&["creator"], json!({"num_uses": 5})).await;
+    let r = srv.post("auth/token/create", &limited, json!({})).await;
+    r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        ["restricted use token cannot generate child tokens"]
+    );
+    // Root may pick an id; duplicates are refused.
+    let r = srv
+        .post(
+            "auth/token/create",
+            &srv.root,
+            json!({"id": "my-own-id", "policies": ["default"]}),
+        )
+        .await;
+    assert_eq!(r.body["auth"]["client_token"], "my-own-id");
+    let r = srv
+        .post("auth/token/create", &srv.root, json!({"id": "my-own-id"}))
+        .await;
+    r.assert_status(400);
+    // Orphans via create-orphan need no sudo (only the ACL on the path).
+    srv.write_policy(
+        "orphaner",
+        "path \"auth/token/create-orphan\" { capabilities = [\"update\"] }",
+    )
+    .await;
+    let o = srv.token_with(&["orphaner"], json!({})).await;
+    let r = srv.post("auth/token/create-orphan", &o, json!({})).await;
+    r.assert_status(200);
+    assert_eq!(r.body["auth"]["orphan"], true);
+}
+
+#[tokio::test]
+async fn renew_is_capped_by_explicit_max_ttl_with_warning() {
+    let srv = TestServer::start().await;
+    let t = srv
+        .token_with(&["default"], json!({"ttl": "1h", "explicit_max_ttl": "2h"}))
+        .await;
+    srv.clock.advance(Duration::from_secs(1800));
+    let r = srv
+        .post("auth/token/renew-self", &t, json!({"increment": "8h"}))
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["auth"]["lease_duration"], 5400);
+    assert_eq!(r.body["auth"]["client_token"], t.as_str());
+    assert_eq!(
+        r.body["warnings"],
+        json!([
+            "TTL of \"8h\" exceeded the effective max_ttl of \"1h30m\"; TTL value is capped accordingly"
+        ])
+    );
+    let d = srv.get("auth/token/lookup-self", &t).await.body["data"].clone();
+    assert_eq!(d["ttl"], 5400);
+    assert!(d["last_renewal"].is_string());
+    // Past the hard limit the token is gone.
+    srv.clock.advance(Duration::from_secs(5401));
+    srv.get("auth/token/lookup-self", &t)
+        .await
+        .assert_status(403);
+    // Renew of a non-renewable token.
+    let nr = srv
+        .token_with(&["default"], json!({"renewable": false}))
+        .await;
+    let r = srv.post("auth/token/renew-self", &nr, json!({})).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["lease is not renewable"]);
+    // renew by token and accessor.
+    let t2 = srv.token_with(&["default"], json!({"ttl": "10m"})).await;
+    let r = srv
+        .post(
+            "auth/token/renew",
+            &srv.root,
+            json!({"token": t2, "increment": "20m"}),
+        )
+        .await;
+    assert_eq!(r.body["auth"]["lease_duration"], 1200);
+    let acc = accessor_of(&srv, &t2).await;
+    let r = srv
+        .post(
+            "auth/token/renew-accessor",
+            &srv.root,
+            json!({"accessor": acc, "increment": 60}),
+        )
+        .await;
+    assert_eq!(r.body["auth"]["lease_duration"], 60);
+    assert_eq!(r.body["auth"]["client_token"], "");
+}
+
+#[tokio::test]
+async fn expired_tokens_are_denied() {
+    let srv = TestServer::start().await;
+    let t = srv.token_with(&["default"], json!({"ttl": "1h"})).await;
+    srv.get("auth/token/lookup-self", &t)
+        .await
+        .assert_status(200);
+    srv.clock.advance(Duration::from_secs(3599));
+    assert_eq!(
+        srv.get("auth/token/lookup-self", &t).await.body["data"]["ttl"],
+        1
+    );
+    srv.clock.advance(Duration::from_secs(2));
+    let r = srv.get("auth/token/lookup-self", &t).await;
+    r.assert_status(403);
+    assert_eq!(r.errors(), ["permission denied"]);
+}
+
+#[tokio::test]
+async fn revocation_tree_orphan_and_accessor() {
+    let srv = TestServer::start().await;
+    srv.write_policy(
+        "creator",
+        "path \"auth/token/*\" { capabilities = [\"update\", \"read\"] }",
+    )
+    .await;
+    let parent = srv.token_with(&["creator"], json!({})).await;
+    let child =
+        srv.post("auth/token/create", &parent, json!({})).await.body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let grandchild =
+        srv.post("auth/token/create", &child, json!({})).await.body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    srv.post("auth/token/revoke", &srv.root, json!({"token": parent}))
+        .await
+        .assert_status(204);
+    for t in [&parent, &child, &grandchild] {
+        srv.get("auth/token/lookup-self", t)
+            .await
+            .assert_status(403);
+    }
+    // revoke-orphan: children survive and become orphans.
+    let parent = srv.token_with(&["creator"], json!({})).await;
+    let child =
+        srv.post("auth/token/create", &parent, json!({})).await.body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert_eq!(
+        srv.get("auth/token/lookup-self", &child).await.body["data"]["orphan"],
+        false
+    );
+    let r = srv
+        .post(
+            "auth/token/revoke-orphan",
+            &parent,
+            json!({"token": parent}),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        ["root or sudo privileges required to revoke and orphan"]
+    );
+    srv.post(
+        "auth/token/revoke-orphan",
+        &srv.root,
+        json!({"token": parent}),
+    )
+    .await
+    .assert_status(204);
+    srv.get("auth/token/lookup-self", &parent)
+        .await
+        .assert_status(403);
+    let l = srv.get("auth/token/lookup-self", &child).await;
+    l.assert_status(200);
+    assert_eq!(l.body["data"]["orphan"], true);
+    // revoke-accessor, revoke-self, unknowns.
+    let acc = accessor_of(&srv, &child).await;
+    srv.post(
+        "auth/token/revoke-accessor",
+        &srv.root,
+        json!({"accessor": acc}),
+    )
+    .await
+    .assert_status(204);
+    srv.get("auth/token/lookup-self", &child)
+        .await
+        .assert_status(403);
+    let r = srv
+        .post(
+            "auth/token/revoke-accessor",
+            &srv.root,
+            json!({"accessor": "nope"}),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.body["warnings"],
+        json!(["No token found with this accessor"])
+    );
+    srv.post(
+        "auth/token/revoke",
+        &srv.root,
+        json!({"token": "hvs.unknown"}),
+    )
+    .await
+    .assert_status(204);
+    let r = srv.post("auth/token/revoke", &srv.root, json!({})).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["missing token ID"]);
+    let me = srv.token_with(&["default"], json!({})).await;
+    srv.post("auth/token/revoke-self", &me, json!({}))
+        .await
+        .assert_status(204);
+    srv.get("auth/token/lookup-self", &me)
+        .await
+        .assert_status(403);
+}
+
+#[tokio::test]
+async fn num_uses_are_charged_per_request() {
+    let srv = TestServer::start().await;
+    let t = srv.token_with(&["default"], json!({"num_uses": 3})).await;
+    let r = srv.get("auth/token/lookup-self", &t).await;
+    assert_eq!(r.body["data"]["num_uses"], 2);
+    // A denied request still costs a use.
+    srv.get("sys/mounts", &t).await.assert_status(403);
+    let r = srv.get("auth/token/lookup-self", &t).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["num_uses"], -1);
+    srv.get("auth/token/lookup-self", &t)
+        .await
+        .assert_status(403);
+}
+
+#[tokio::test]
+async fn hundred_parallel_requests_on_a_ten_use_token_exactly_ten_succeed() {
+    let srv = std::sync::Arc::new(TestServer::start().await);
+    let t = srv.token_with(&["default"], json!({"num_uses": 10})).await;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (srv, t) = (srv.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            srv.get("auth/token/lookup-self", &t).await.status.as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            200 => ok += 1,
+            403 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 10);
+}
+
+#[tokio::test]
+async fn cubbyholes_are_private_and_die_with_their_token() {
+    let srv = TestServer::start().await;
+    let a = srv.token_with(&["default"], json!({})).await;
+    let b = srv.token_with(&["default"], json!({})).await;
+    srv.post("cubbyhole/secret", &a, json!({"v": "a"}))
+        .await
+        .assert_status(204);
+    srv.post("cubbyhole/secret", &b, json!({"v": "b"}))
+        .await
+        .assert_status(204);
+    assert_eq!(srv.get("cubbyhole/secret", &a).await.body["data"]["v"], "a");
+    assert_eq!(srv.get("cubbyhole/secret", &b).await.body["data"]["v"], "b");
+    srv.get("cubbyhole/secret", &srv.root)
+        .await
+        .assert_status(404);
+    assert_eq!(
+        srv.list("cubbyhole", &a).await.body["data"]["keys"],
+        json!(["secret"])
+    );
+    srv.post("auth/token/revoke", &srv.root, json!({"token": a}))
+        .await
+        .assert_status(204);
+    // The revoked token's cubbyhole is gone from storage.
+    let left = srv
+        .core
+        .storage(coffer::mounts::CUBBYHOLE_PREFIX)
+        .list("")
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
