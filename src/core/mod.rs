@@ -7,6 +7,8 @@
 pub mod mounts;
 pub mod pipeline;
 pub mod policy_store;
+pub mod render;
+pub mod wrapping;
 
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};

@@ -111,6 +111,23 @@ impl Core {
             .unwrap_or_default();
         let unauthenticated = mounted.is_some() && special.is_unauthenticated(&rel);
 
+        // Unwrap and rewrap with the wrapping token in the header: a bad token is a 400, not a 403.
+        let wrapping_in_header = matches!(
+            full_path.as_str(),
+            "sys/wrapping/unwrap" | "sys/wrapping/rewrap"
+        ) && inc
+            .data
+            .get("token")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        let token_error = || {
+            if wrapping_in_header {
+                Error::bad(super::wrapping::INVALID_WRAPPING_TOKEN)
+            } else {
+                Error::PermissionDenied
+            }
+        };
+
         // Token: required unless the path is unauthenticated (where a bad token is ignored).
         let mut token: Option<Arc<TokenEntry>> = None;
         let mut revoke_after = false;
@@ -118,21 +135,26 @@ impl Core {
             let entry = self
                 .authenticate(inc.client_token.as_ref(), inc.client_addr)
                 .await?
-                .ok_or(Error::PermissionDenied)?;
+                .ok_or_else(token_error)?;
             let (entry, last) = self
                 .tokens
                 .use_token(entry)
                 .await?
-                .ok_or(Error::PermissionDenied)?;
+                .ok_or_else(token_error)?;
             revoke_after = last;
             token = Some(Arc::new(entry));
         }
+        let display_name = token
+            .as_ref()
+            .map(|t| t.display_name.clone())
+            .unwrap_or_default();
+        let wrap_ttl = inc.wrap_ttl;
 
         let result = self
             .run(
                 &request_id,
                 &mut op,
-                full_path,
+                full_path.clone(),
                 rel,
                 mounted,
                 special,
@@ -146,6 +168,26 @@ impl Core {
                 },
             )
             .await;
+        let result = match (result, wrap_ttl) {
+            (Ok((response, auth, mount_type)), Some(ttl)) => {
+                let out = Outcome {
+                    request_id: request_id.clone(),
+                    operation: op,
+                    response,
+                    auth,
+                    mount_type,
+                };
+                self.wrap_outcome(out, ttl, &full_path, &display_name).await
+            }
+            (Ok((response, auth, mount_type)), None) => Ok(Outcome {
+                request_id: request_id.clone(),
+                operation: op,
+                response,
+                auth,
+                mount_type,
+            }),
+            (Err(e), _) => Err(e),
+        };
 
         if revoke_after && let Some(t) = &token {
             // The token's last use: revoke it (and its children) now that the request is done.
@@ -153,14 +195,7 @@ impl Core {
                 tracing::error!(error = %e, "failed to revoke a token after its last use");
             }
         }
-        let (response, auth, mount_type) = result?;
-        Ok(Outcome {
-            request_id,
-            operation: op,
-            response,
-            auth,
-            mount_type,
-        })
+        result
     }
 
     #[expect(

@@ -92,18 +92,15 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
     .await
     {
         Err(e) => error_response(&e),
-        Ok(inc) => {
-            let method = parts.method.clone();
-            match state.core.handle_request(inc).await {
-                Ok(outcome) => envelope::success(outcome, &method),
-                Err(e) => {
-                    if e.is_internal() {
-                        tracing::error!(error = %e, "request failed");
-                    }
-                    error_response(&e)
+        Ok(inc) => match state.core.handle_request(inc).await {
+            Ok(outcome) => envelope::success(&outcome),
+            Err(e) => {
+                if e.is_internal() {
+                    tracing::error!(error = %e, "request failed");
                 }
+                error_response(&e)
             }
-        }
+        },
     }
 }
 

@@ -121,6 +121,8 @@ pub struct Response {
     pub wrapped_accessor: Option<String>,
     /// An `auth` block for a token the backend created itself (token create).
     pub issued_auth: Option<Value>,
+    /// A ready `wrap_info` (rewrap): the response is rendered as a wrap-only envelope.
+    pub wrap_info: Option<Value>,
 }
 
 impl Response {

@@ -58,7 +58,19 @@ impl CubbyholeBackend {
         else {
             return Ok(None);
         };
-        Ok(Some(Response::data(data)))
+        let mut resp = Response::data(data);
+        if req.path == "response"
+            && req
+                .token
+                .as_deref()
+                .is_some_and(crate::core::wrapping::is_wrapping)
+        {
+            resp.warnings.push(
+                "Reading from 'cubbyhole/response' is deprecated. Please use sys/wrapping/unwrap to unwrap responses, as it provides additional security checks and other benefits."
+                    .into(),
+            );
+        }
+        Ok(Some(resp))
     }
 
     async fn write(&self, req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {

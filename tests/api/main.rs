@@ -8,3 +8,4 @@ mod http_layer;
 mod policies;
 mod sys_mounts;
 mod tokens;
+mod wrapping;

@@ -6,6 +6,7 @@
 mod path_capabilities;
 mod path_mounts;
 mod path_policies;
+mod path_wrapping;
 
 use std::sync::{Arc, Weak};
 
@@ -25,6 +26,7 @@ impl SystemBackend {
         let mut paths = path_mounts::paths();
         paths.extend(path_policies::paths());
         paths.extend(path_capabilities::paths());
+        paths.extend(path_wrapping::paths());
         SystemBackend {
             core: Arc::downgrade(core),
             table: PathTable::new(paths),
