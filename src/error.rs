@@ -55,10 +55,19 @@ pub enum Error {
     Coded(u16, String),
     /// Storage failed; details are logged, never sent.
     #[error("storage error: {0}")]
-    Storage(#[from] crate::physical::StorageError),
+    Storage(crate::physical::StorageError),
     /// A bug or an unexpected state; details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::physical::StorageError> for Error {
+    fn from(e: crate::physical::StorageError) -> Self {
+        match e {
+            crate::physical::StorageError::Sealed => Error::Sealed,
+            other @ crate::physical::StorageError::Other(_) => Error::Storage(other),
+        }
+    }
 }
 
 /// Result alias used across the request path.

@@ -21,7 +21,7 @@ impl InmemBackend {
 }
 
 fn poisoned() -> StorageError {
-    StorageError("in-memory storage lock poisoned".into())
+    StorageError::other("in-memory storage lock poisoned")
 }
 
 #[async_trait::async_trait]

@@ -11,10 +11,23 @@ pub mod testing;
 
 use std::sync::Arc;
 
-/// A storage failure. The message is for the server log only.
+/// A storage failure. Messages are for the server log only.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StorageError(pub String);
+pub enum StorageError {
+    /// The barrier is sealed: nothing can be read or written.
+    #[error("Vault is sealed")]
+    Sealed,
+    /// Anything else (I/O, corruption, engine errors).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StorageError {
+    /// An engine failure with context.
+    pub fn other(msg: impl std::fmt::Display) -> Self {
+        StorageError::Other(msg.to_string())
+    }
+}
 
 /// One write in a batch.
 #[derive(Debug, Clone)]
