@@ -34,12 +34,31 @@ impl DevServer {
     }
 }
 
+/// How often expired tokens are swept, and how many at most per tick.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+const SWEEP_BATCH: usize = 500;
+
+/// Runs the expiry sweep forever (spawn it; it stops with the runtime).
+pub async fn sweep_loop(core: std::sync::Weak<Core>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        match core.sweep_expired(SWEEP_BATCH).await {
+            Ok(n) if n > 0 => tracing::debug!(tokens.swept = n, "revoked expired tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
 /// Serves `core` on `listener` until `shutdown` resolves; in-flight requests finish first.
 pub async fn serve(
     listener: TcpListener,
     core: Arc<Core>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    tokio::spawn(sweep_loop(Arc::downgrade(&core)));
     let app =
         router(core, DEFAULT_MAX_REQUEST_SIZE).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

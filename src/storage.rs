@@ -113,6 +113,15 @@ impl Storage {
         Ok(self.physical.list(&self.full(prefix)).await?)
     }
 
+    /// The first `limit` keys under `prefix` (relative to this view), recursively, in key order.
+    pub async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let full = self.physical.scan(&self.full(prefix), limit).await?;
+        Ok(full
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(self.prefix.as_str()).map(str::to_string))
+            .collect())
+    }
+
     /// Decodes the JSON value at `key`.
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get(key).await? {

@@ -386,6 +386,14 @@ impl Core {
         self.tokens.revoke_tree(key, self).await
     }
 
+    /// Revokes expired tokens (bounded work); the server calls this on a timer.
+    pub async fn sweep_expired(&self, limit: usize) -> Result<usize> {
+        if self.is_sealed() {
+            return Ok(0);
+        }
+        self.tokens.sweep(limit, self).await
+    }
+
     /// Creates the root token (dev mode or init).
     pub async fn create_root_token(&self, id: Option<String>) -> Result<Secret> {
         let created = self

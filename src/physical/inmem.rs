@@ -50,6 +50,17 @@ impl PhysicalBackend for InmemBackend {
         Ok(children(prefix, keys))
     }
 
+    async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        let map = self.map.read().map_err(|_| poisoned())?;
+        Ok(map
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
         let mut map = self.map.write().map_err(|_| poisoned())?;
         for op in ops {

@@ -51,6 +51,31 @@ pub trait PhysicalBackend: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
     /// Applies several writes atomically (all or nothing) and durably.
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<(), StorageError>;
+
+    /// The first `limit` full keys under `prefix` in key order, recursively. Engines with ordered
+    /// keys should override this with a bounded range scan; the default walks `list`.
+    async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        let mut stack = vec![prefix.to_string()];
+        while let Some(p) = stack.pop() {
+            let children = self.list(&p).await?;
+            // Depth-first in key order: push folders in reverse so the smallest is visited first.
+            let mut folders = Vec::new();
+            for child in children {
+                let full = format!("{p}{child}");
+                if child.ends_with('/') {
+                    folders.push(full);
+                } else {
+                    out.push(full);
+                }
+            }
+            folders.reverse();
+            stack.extend(folders);
+        }
+        out.sort();
+        out.truncate(limit);
+        Ok(out)
+    }
 }
 
 /// Shared handle to an engine.

@@ -36,6 +36,18 @@ pub async fn exercise_backend(b: &dyn PhysicalBackend) {
     assert_eq!(b.list("batch/").await.unwrap(), ["a", "b"]);
     assert_eq!(b.get("fooz").await.unwrap(), None);
 
+    // Bounded ordered scans (recursive, full keys).
+    b.put("scan/b/2", b"x".to_vec()).await.unwrap();
+    b.put("scan/a", b"x".to_vec()).await.unwrap();
+    b.put("scan/b/1", b"x".to_vec()).await.unwrap();
+    b.put("scan/c", b"x".to_vec()).await.unwrap();
+    assert_eq!(
+        b.scan("scan/", 10).await.unwrap(),
+        ["scan/a", "scan/b/1", "scan/b/2", "scan/c"]
+    );
+    assert_eq!(b.scan("scan/", 2).await.unwrap(), ["scan/a", "scan/b/1"]);
+    assert!(b.scan("nothing/", 5).await.unwrap().is_empty());
+
     // Binary values round-trip.
     let bin: Vec<u8> = (0..=255).collect();
     b.put("bin", bin.clone()).await.unwrap();

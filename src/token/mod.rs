@@ -25,7 +25,14 @@ const ENTRY_PREFIX: &str = "id/";
 const ACCESSOR_PREFIX: &str = "accessor/";
 const PARENT_PREFIX: &str = "parent/";
 const MOUNT_PREFIX: &str = "mount/";
+const EXPIRE_PREFIX: &str = "expire/";
 const SALT_KEY: &str = "salt";
+
+/// Index key of a token's expiry: seconds zero-padded so that key order is time order.
+fn expire_key(expire_nanos: i128, key: &str) -> String {
+    let secs = expire_nanos.div_euclid(1_000_000_000).max(0);
+    format!("{EXPIRE_PREFIX}{secs:020}/{key}")
+}
 
 /// A stored token (no plaintext id).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -345,6 +352,9 @@ impl TokenStore {
                 Vec::new(),
             ));
         }
+        if let Some(exp) = entry.expire_nanos {
+            ops.push(WriteOp::Put(expire_key(exp, &key), Vec::new()));
+        }
         self.storage.batch(ops).await?;
         Ok(Created {
             token,
@@ -407,11 +417,56 @@ impl TokenStore {
         Ok(Some((current, last)))
     }
 
-    /// Persists a modified entry (renewal).
+    /// Persists a modified entry (renewal), moving its expiry index entry.
     pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
-        self.storage
-            .put_json(&format!("{ENTRY_PREFIX}{}", entry.key), entry)
-            .await
+        let path = format!("{ENTRY_PREFIX}{}", entry.key);
+        let _guard = self.storage.lock(&path).await;
+        let mut ops = Vec::new();
+        if let Some(old) = self.load(&entry.key).await?.and_then(|e| e.expire_nanos) {
+            ops.push(WriteOp::Delete(expire_key(old, &entry.key)));
+        }
+        ops.push(WriteOp::Put(path, Storage::encode(entry)?));
+        if let Some(exp) = entry.expire_nanos {
+            ops.push(WriteOp::Put(expire_key(exp, &entry.key), Vec::new()));
+        }
+        self.storage.batch(ops).await
+    }
+
+    /// Revokes up to `limit` tokens whose expiry has passed, oldest first, reading only the
+    /// front of the time-ordered index. Returns how many index entries were processed.
+    pub async fn sweep(&self, limit: usize, hook: &dyn RevokeHook) -> Result<usize> {
+        let now = self.now_nanos();
+        let now_secs = now.div_euclid(1_000_000_000);
+        let mut processed = 0;
+        for idx in self.storage.scan(EXPIRE_PREFIX, limit).await? {
+            let Some((secs, key)) = idx
+                .strip_prefix(EXPIRE_PREFIX)
+                .and_then(|r| r.split_once('/'))
+            else {
+                continue;
+            };
+            let Ok(secs) = secs.parse::<i128>() else {
+                continue;
+            };
+            if secs > now_secs {
+                break;
+            }
+            match self.load(key).await? {
+                Some(e) if e.expire_nanos.is_some_and(|exp| exp <= now) => {
+                    self.revoke_tree(key, hook).await?
+                }
+                Some(e)
+                    if e.expire_nanos
+                        .is_some_and(|exp| expire_key(exp, key) == idx) =>
+                {
+                    continue;
+                }
+                // Renewed since (the index moved) or already gone: drop the stale entry.
+                _ => self.storage.delete(&idx).await?,
+            }
+            processed += 1;
+        }
+        Ok(processed)
     }
 
     /// The current time in Unix nanoseconds, per the store's clock.
@@ -469,6 +524,9 @@ impl TokenStore {
                 "{MOUNT_PREFIX}{}/{key}",
                 entry.mount_accessor
             )));
+        }
+        if let Some(exp) = entry.expire_nanos {
+            ops.push(WriteOp::Delete(expire_key(exp, key)));
         }
         for child in self.storage.list(&format!("{PARENT_PREFIX}{key}/")).await? {
             ops.push(WriteOp::Delete(format!("{PARENT_PREFIX}{key}/{child}")));

@@ -430,3 +430,55 @@ async fn cubbyholes_are_private_and_die_with_their_token() {
         .unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+#[tokio::test]
+async fn expired_tokens_are_swept_from_storage() {
+    let srv = TestServer::start().await;
+    let short = srv.token_with(&["default"], json!({"ttl": "1m"})).await;
+    let renewed = srv.token_with(&["default"], json!({"ttl": "1m"})).await;
+    let long = srv.token_with(&["default"], json!({"ttl": "1h"})).await;
+    srv.post("cubbyhole/x", &short, json!({"a": "b"}))
+        .await
+        .assert_status(204);
+    srv.clock.advance(Duration::from_secs(30));
+    srv.post(
+        "auth/token/renew-self",
+        &renewed,
+        json!({"increment": "10m"}),
+    )
+    .await
+    .assert_status(200);
+    srv.clock.advance(Duration::from_secs(31));
+    let swept = srv.core.sweep_expired(100).await.unwrap();
+    assert_eq!(
+        swept, 1,
+        "only the expired token; renewal moved the other one's index entry"
+    );
+    // The expired token is gone from storage (not only refused), with its cubbyhole.
+    let acc = srv.core.tokens.accessor_of(&short);
+    assert!(
+        srv.core
+            .tokens
+            .lookup_accessor(&acc)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        srv.core
+            .storage(coffer::mounts::CUBBYHOLE_PREFIX)
+            .list("")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    srv.get("auth/token/lookup-self", &renewed)
+        .await
+        .assert_status(200);
+    srv.get("auth/token/lookup-self", &long)
+        .await
+        .assert_status(200);
+    assert_eq!(srv.core.sweep_expired(100).await.unwrap(), 0);
+    srv.clock.advance(Duration::from_secs(3600));
+    assert_eq!(srv.core.sweep_expired(100).await.unwrap(), 2);
+}
