@@ -110,7 +110,7 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
     let dev = DevServer::with_system_clock(args.root_token_id)
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    let banner = format!(
         "==> Coffer server configuration:\n\n\
          \x20            Api Address: http://{local}\n\
          \x20                    Cgo: disabled\n\
@@ -130,6 +130,12 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
         ver = env!("CARGO_PKG_VERSION"),
         token = dev.root_token.expose(),
     );
+    {
+        // A closed stdout must not kill the server (println! would panic).
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     serve(listener, dev.core, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 // Test code fails loudly on purpose; the no-panic lints guard the server, not its tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod binary;
 mod common;
 mod http_layer;
 mod policies;
