@@ -86,8 +86,8 @@ impl Core {
     ) -> Result<Arc<Core>> {
         let locks = Arc::new(KeyLocks::default());
         let sys = Storage::new(physical.clone(), "sys/", locks.clone());
-        let policies = PolicyStore::open(sys.sub("policy/")).await?;
-        let tokens = TokenStore::open(sys.sub("token/"), clock.clone()).await?;
+        let policies = PolicyStore::new(sys.sub("policy/"))?;
+        let tokens = TokenStore::new(sys.sub("token/"), clock.clone());
         let core = Arc::new_cyclic(|weak| Core {
             clock,
             physical,
@@ -97,11 +97,29 @@ impl Core {
             tokens,
             mounts: ArcSwap::from_pointee(MountTable::default()),
             mount_lock: tokio::sync::Mutex::new(()),
-            sealed: AtomicBool::new(false),
+            sealed: AtomicBool::new(true),
             weak: weak.clone(),
         });
-        core.load_mounts().await?;
+        core.post_unseal().await?;
         Ok(core)
+    }
+
+    /// Loads everything the unsealed core serves from: policies, the token salt, the mount
+    /// tables (creating the defaults on first start). Then requests are served.
+    pub async fn post_unseal(&self) -> Result<()> {
+        self.policies.load().await?;
+        self.tokens.load_salt().await?;
+        self.load_mounts().await?;
+        self.sealed.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Stops serving and drops every in-memory cache of stored data.
+    pub fn pre_seal(&self) -> Result<()> {
+        self.sealed.store(true, Ordering::SeqCst);
+        self.mounts.store(Arc::new(MountTable::default()));
+        self.tokens.clear();
+        self.policies.clear()
     }
 
     /// A strong handle to this core (for backends that need one).

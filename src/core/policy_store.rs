@@ -37,32 +37,40 @@ fn lock_err() -> Error {
 }
 
 impl PolicyStore {
-    /// Loads every stored policy, creating `default` on first start.
-    pub async fn open(storage: Storage) -> Result<Self> {
+    /// A store over `storage`; nothing is read until `load` (at unseal).
+    pub fn new(storage: Storage) -> Result<Self> {
         let response_wrapping = Arc::new(
             parse_policy("response-wrapping", RESPONSE_WRAPPING_POLICY).map_err(Error::internal)?,
         );
-        let store = PolicyStore {
+        Ok(PolicyStore {
             storage,
             policies: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             response_wrapping,
-        };
-        if store.storage.get("default").await?.is_none() {
-            store.put("default", DEFAULT_POLICY).await?;
+        })
+    }
+
+    /// Loads every stored policy, creating `default` on first start.
+    pub async fn load(&self) -> Result<()> {
+        if self.storage.get("default").await?.is_none() {
+            self.put("default", DEFAULT_POLICY).await?;
         }
-        for name in store.storage.list("").await? {
-            if let Some(p) = store.storage.get_json::<StoredPolicy>(&name).await? {
+        let mut loaded = HashMap::new();
+        for name in self.storage.list("").await? {
+            if let Some(p) = self.storage.get_json::<StoredPolicy>(&name).await? {
                 let parsed = parse_policy(&p.name, &p.policy).map_err(Error::internal)?;
-                store
-                    .policies
-                    .write()
-                    .map_err(|_| lock_err())?
-                    .insert(p.name, Arc::new(parsed));
+                loaded.insert(p.name, Arc::new(parsed));
             }
         }
-        Ok(store)
+        *self.policies.write().map_err(|_| lock_err())? = loaded;
+        self.invalidate()
+    }
+
+    /// Forgets everything cached (at seal).
+    pub fn clear(&self) -> Result<()> {
+        self.policies.write().map_err(|_| lock_err())?.clear();
+        self.invalidate()
     }
 
     /// Normalises a policy name as Vault does (trim, lower-case).

@@ -218,7 +218,7 @@ pub trait RevokeHook: Send + Sync {
 /// The token store.
 pub struct TokenStore {
     storage: Storage,
-    salt: Vec<u8>,
+    salt: arc_swap::ArcSwap<Vec<u8>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -236,25 +236,36 @@ pub fn random_base62(n: usize) -> String {
 }
 
 impl TokenStore {
-    /// Opens the store over `storage`, creating its salt on first use.
-    pub async fn open(storage: Storage, clock: Arc<dyn Clock>) -> Result<Self> {
-        let salt = match storage.get(SALT_KEY).await? {
+    /// A store over `storage`; its salt is read at `load` (unseal).
+    pub fn new(storage: Storage, clock: Arc<dyn Clock>) -> Self {
+        TokenStore {
+            storage,
+            salt: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            clock,
+        }
+    }
+
+    /// Reads the salt, creating it on first start.
+    pub async fn load_salt(&self) -> Result<()> {
+        let salt = match self.storage.get(SALT_KEY).await? {
             Some(s) => s,
             None => {
                 let s: [u8; 32] = rand::random();
-                storage.put(SALT_KEY, s.to_vec()).await?;
+                self.storage.put(SALT_KEY, s.to_vec()).await?;
                 s.to_vec()
             }
         };
-        Ok(TokenStore {
-            storage,
-            salt,
-            clock,
-        })
+        self.salt.store(Arc::new(salt));
+        Ok(())
+    }
+
+    /// Forgets the salt (at seal).
+    pub fn clear(&self) {
+        self.salt.store(Arc::new(Vec::new()));
     }
 
     fn mac(&self, domain: &str, value: &str) -> Vec<u8> {
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.salt).unwrap_or_else(|_| {
+        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.salt.load()).unwrap_or_else(|_| {
             // HMAC accepts keys of any length; this branch cannot be taken.
             <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_mac())
         });
