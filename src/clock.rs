@@ -23,34 +23,30 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that follows the real clock plus an offset that tests can advance.
-#[derive(Debug, Default)]
+/// A frozen clock for tests: it starts at the real time and moves only when advanced, so TTL
+/// arithmetic in tests is exact however slow the machine is.
+#[derive(Debug)]
 pub struct MockClock {
-    offset_nanos: AtomicI64,
+    nanos: AtomicI64,
 }
 
 impl MockClock {
-    /// A mock clock starting at the real time.
+    /// A mock clock frozen at the current real time.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        let now = i64::try_from(unix_nanos(SystemTime::now())).unwrap_or(i64::MAX);
+        Arc::new(MockClock { nanos: AtomicI64::new(now) })
     }
 
     /// Moves time forward by `by`.
     pub fn advance(&self, by: Duration) {
         let nanos = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
-        self.offset_nanos.fetch_add(nanos, Ordering::SeqCst);
+        self.nanos.fetch_add(nanos, Ordering::SeqCst);
     }
 }
 
 impl Clock for MockClock {
     fn now(&self) -> SystemTime {
-        let off = self.offset_nanos.load(Ordering::SeqCst);
-        let base = SystemTime::now();
-        if off >= 0 {
-            base + Duration::from_nanos(off.unsigned_abs())
-        } else {
-            base - Duration::from_nanos(off.unsigned_abs())
-        }
+        from_unix_nanos(i128::from(self.nanos.load(Ordering::SeqCst)))
     }
 }
 
@@ -113,11 +109,12 @@ mod tests {
     }
 
     #[test]
-    fn mock_clock_advances() {
+    fn mock_clock_is_frozen_until_advanced() {
         let c = MockClock::new();
         let a = c.now();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.now(), a);
         c.advance(Duration::from_secs(3600));
-        let b = c.now();
-        assert!(b.duration_since(a).unwrap() >= Duration::from_secs(3600));
+        assert_eq!(c.now().duration_since(a).unwrap(), Duration::from_secs(3600));
     }
 }
