@@ -34,7 +34,9 @@ impl MockClock {
     /// A mock clock frozen at the current real time.
     pub fn new() -> Arc<Self> {
         let now = i64::try_from(unix_nanos(SystemTime::now())).unwrap_or(i64::MAX);
-        Arc::new(MockClock { nanos: AtomicI64::new(now) })
+        Arc::new(MockClock {
+            nanos: AtomicI64::new(now),
+        })
     }
 
     /// Moves time forward by `by`.
@@ -115,6 +117,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(c.now(), a);
         c.advance(Duration::from_secs(3600));
-        assert_eq!(c.now().duration_since(a).unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            c.now().duration_since(a).unwrap(),
+            Duration::from_secs(3600)
+        );
     }
 }

@@ -87,3 +87,69 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+/// TLS settings of a listener.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key.
+    pub key_file: std::path::PathBuf,
+    /// Lowest protocol version: TLS 1.2 (Jenkins' Java driver may cap at it) or 1.3.
+    pub min_tls13: bool,
+}
+
+/// Builds the rustls configuration (ring provider; TLS 1.2 and 1.3; ALPN h2 and http/1.1).
+pub fn rustls_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("{}: cannot read certificate: {e}", tls.cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", tls.cert_file.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .map_err(|e| format!("{}: cannot read private key: {e}", tls.key_file.display()))?;
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls.min_tls13 {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .map_err(|e| format!("TLS configuration: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("{}: {e}", tls.cert_file.display()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Serves `core` over TLS on `listener` until `shutdown` resolves; in-flight requests finish.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    core: Arc<Core>,
+    tls: &TlsSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
+    tokio::spawn(sweep_loop(Arc::downgrade(&core)));
+    let app =
+        router(core, DEFAULT_MAX_REQUEST_SIZE).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    axum_server::from_tcp_rustls(listener, config)
+        .map_err(|e| e.to_string())?
+        .handle(handle)
+        .serve(app)
+        .await
+        .map_err(|e| e.to_string())
+}

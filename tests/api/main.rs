@@ -9,5 +9,6 @@ mod common;
 mod http_layer;
 mod policies;
 mod sys_mounts;
+mod tls;
 mod tokens;
 mod wrapping;
