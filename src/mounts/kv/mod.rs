@@ -115,14 +115,17 @@ async fn load_version(s: &Storage, key: &str, n: u64) -> Result<Option<Value>> {
         .map(|v| v.data))
 }
 
+const INVALID_PATH_PREFIX: &str = "Invalid path for a versioned K/V secrets engine.";
+const ROOT_PATH_WARNING: &str =
+    "Non-listing operations on the root of a K/V v2 mount are not supported.";
+
 /// The 404 with only a warning that Vault sends for paths a v2 mount does not serve.
 fn invalid_path() -> P {
     let handler: crate::logical::path::Handler<KvBackend> = |_b, r, _d| {
         Box::pin(async move {
             let warning = match r.path.as_str() {
                 "metadata" | "data" | "delete" | "undelete" | "destroy" => {
-                    "Non-listing operations on the root of a K/V v2 mount are not supported."
-                        .to_string()
+                    ROOT_PATH_WARNING.to_string()
                 }
                 _ => {
                     let sub = match r.operation {
@@ -133,7 +136,7 @@ fn invalid_path() -> P {
                         Operation::Read | Operation::Help => "get",
                     };
                     format!(
-                        "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the Vault CLI, use 'vault kv {sub}' for this operation."
+                        "{INVALID_PATH_PREFIX} See the API docs for the appropriate API endpoints to use. If using the Vault CLI, use 'vault kv {sub}' for this operation."
                     )
                 }
             };
@@ -174,7 +177,19 @@ impl Backend for KvBackend {
     }
 
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>> {
-        self.table(req).handle(self, req).await
+        let mut resp = self.table(req).handle(self, req).await?;
+        // Vault's catch-all takes arbitrary input, so its 404 carries only the one warning; drop
+        // the framework's unrecognized-parameter notes from it.
+        if let Some(r) = resp.as_mut()
+            && r.status == Some(404)
+            && r.data.is_none()
+            && r.warnings.first().is_some_and(|w| {
+                w.starts_with(INVALID_PATH_PREFIX) || w.starts_with(ROOT_PATH_WARNING)
+            })
+        {
+            r.warnings.truncate(1);
+        }
+        Ok(resp)
     }
 }
 
