@@ -76,11 +76,13 @@ fn check_cas(
 /// The `data` (raw, possibly `null`) and `options` fields of a write or patch.
 type WriteFields<'a> = (Option<&'a Value>, Option<&'a Map<String, Value>>);
 
-fn write_fields<'a>(req: &Request, raw: &'a Map<String, Value>) -> Result<WriteFields<'a>> {
+/// Validates every field of the path (Vault checks them all, whichever the operation uses).
+fn fields<'a>(req: &Request, raw: &'a Map<String, Value>) -> Result<(WriteFields<'a>, i64)> {
     let check = |name| input::parse(req, true, raw, name, object);
     check("data")?;
     let options = check("options")?.flatten();
-    Ok((raw.get("data"), options))
+    let version = input::parse(req, true, raw, "version", weak_int)?.unwrap_or(0);
+    Ok(((raw.get("data"), options), version))
 }
 
 impl KvBackend {
@@ -133,7 +135,7 @@ impl KvBackend {
     }
 
     async fn data_read(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
-        let version = input::parse(req, true, d.raw(), "version", weak_int)?.unwrap_or(0);
+        let (_, version) = fields(req, d.raw())?;
         self.read_version(req, &key_of(d)?, version, "data").await
     }
 
@@ -169,7 +171,7 @@ impl KvBackend {
 
     async fn data_write(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
         let key = key_of(d)?;
-        let (data, options) = write_fields(req, d.raw())?;
+        let ((data, options), _) = fields(req, d.raw())?;
         let data = data.ok_or_else(|| Error::bad("no data provided"))?;
         let cfg = load_config(&req.storage).await?;
         let _guard = req.storage.lock(&metadata_key(&key)).await;
@@ -181,7 +183,7 @@ impl KvBackend {
 
     async fn data_patch(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
         let key = key_of(d)?;
-        let (patch, options) = write_fields(req, d.raw())?;
+        let ((patch, options), _) = fields(req, d.raw())?;
         let patch = patch.ok_or_else(|| Error::bad("no data provided"))?;
         let _guard = req.storage.lock(&metadata_key(&key)).await;
         let Some(meta) = load_meta(&req.storage, &key).await? else {
@@ -203,6 +205,13 @@ impl KvBackend {
         let mut current = load_version(&req.storage, &key, n)
             .await?
             .ok_or_else(missing_version_data)?;
+        if current.is_null() {
+            // A version written as `"data": null` cannot be patched; Vault fails the same way.
+            return Err(Error::Coded(
+                500,
+                "1 error occurred:\n\t* resource does not exist\n\n".into(),
+            ));
+        }
         // A `null` patch changes nothing (merging it literally would replace the whole secret).
         if !patch.is_null() {
             merge_patch(&mut current, patch);
@@ -212,6 +221,7 @@ impl KvBackend {
     }
 
     async fn data_delete(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        fields(req, d.raw())?;
         let key = key_of(d)?;
         let _guard = req.storage.lock(&metadata_key(&key)).await;
         let Some(mut meta) = load_meta(&req.storage, &key).await? else {

@@ -5,7 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use super::input::duration_secs;
 use super::{KvBackend, P};
 use crate::error::{Error, Result};
 use crate::logical::{FieldData, FieldType as T, Operation as Op, Request, Response};
@@ -25,6 +24,16 @@ pub(super) fn paths() -> Vec<P> {
             .on(Op::List, |b, r, d| Box::pin(b.v1_list(r, d)))
             .help("Pass-through secret storage to the storage backend, allowing you to read/write arbitrary data into secret storage."),
     ]
+}
+
+/// A `ttl`/`lease` value as Vault's `ParseDurationSecond` reads it: whole seconds or a duration
+/// string (negative ones too, echoed as Vault does); anything else leaves the mount default.
+fn lease_secs(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => crate::logical::field::parse_duration_seconds(s).ok(),
+        _ => None,
+    }
 }
 
 fn storage_key(req: &Request) -> String {
@@ -47,7 +56,7 @@ impl KvBackend {
         let lease = data
             .get("ttl")
             .or_else(|| data.get("lease"))
-            .and_then(|v| duration_secs(v).ok())
+            .and_then(lease_secs)
             .unwrap_or_else(|| self.mount_default_ttl(req));
         let mut resp = Response::data(data);
         resp.lease_duration = lease;

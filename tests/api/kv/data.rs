@@ -245,6 +245,10 @@ async fn bad_write_bodies_change_nothing() {
             json!({"data": {"a": 1}, "options": "x"}),
             "error converting input for field \"options\": '' expected type 'map[string]interface {}', got unconvertible type 'string'",
         ),
+        (
+            json!({"data": {"a": 1}, "version": "abc"}),
+            "error converting input for field \"version\": '' cannot parse value as 'int': strconv.ParseInt: invalid syntax",
+        ),
     ];
     for (body, msg) in cases {
         let r = srv.put("secret/data/b", &srv.root, body.clone()).await;
@@ -571,4 +575,31 @@ async fn subkeys_show_structure_without_values() {
     r.assert_status(404);
     assert_eq!(r.body["data"]["subkeys"], Value::Null);
     assert_eq!(r.body["data"]["metadata"]["version"], 2);
+}
+
+#[tokio::test]
+async fn a_null_data_version_reads_as_null_and_cannot_be_patched() {
+    let srv = TestServer::start().await;
+    let r = srv
+        .put("secret/data/n", &srv.root, json!({"data": null}))
+        .await;
+    r.assert_status(200);
+    let r = srv.get("secret/data/n", &srv.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["data"], Value::Null);
+    assert_eq!(r.body["data"]["metadata"]["version"], 1);
+    let r = srv.get("secret/subkeys/n", &srv.root).await;
+    assert_eq!(r.body["data"]["subkeys"], Value::Null);
+    let r = patch(&srv, "secret/data/n", &srv.root, json!({"data": {"x": 1}})).await;
+    r.assert_status(500);
+    assert_eq!(
+        r.errors(),
+        ["1 error occurred:\n\t* resource does not exist\n\n"]
+    );
+    // An empty object is a normal secret.
+    write(&srv, "secret", "e", json!({})).await;
+    assert_eq!(
+        srv.get("secret/data/e", &srv.root).await.body["data"]["data"],
+        json!({})
+    );
 }

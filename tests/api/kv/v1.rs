@@ -89,6 +89,9 @@ async fn v1_lease_duration_from_ttl_lease_or_mount_default() {
         ("e", json!({"k": "v", "ttl": "bogus"}), 2_764_800),
         ("f", json!({"k": "v", "ttl": "100000h"}), 360_000_000),
         ("g", json!({"k": "v"}), 2_764_800),
+        ("h", json!({"k": "v", "ttl": 1.5}), 2_764_800),
+        ("i", json!({"k": "v", "ttl": "-5s"}), -5),
+        ("j", json!({"k": "v", "ttl": "", "lease": "5m"}), 0),
     ] {
         srv.put(&format!("kv1/{key}"), &srv.root, body.clone())
             .await
