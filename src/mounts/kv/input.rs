@@ -116,6 +116,12 @@ pub fn comma_ints(v: &Value) -> std::result::Result<Vec<i64>, String> {
 
 /// Wraps a field's conversion error the way Vault reports it for this request.
 pub fn field_error(req: &Request, has_existence_check: bool, name: &str, detail: &str) -> Error {
+    // Query parameters (reads) repeat into Go's []string, not a JSON array.
+    let detail = if req.operation == Operation::Read {
+        detail.replace("'[]interface {}'", "'[]string'")
+    } else {
+        detail.to_string()
+    };
     let msg = format!("error converting input for field {name:?}: {detail}");
     let via_existence =
         has_existence_check && matches!(req.operation, Operation::Create | Operation::Update);

@@ -189,7 +189,10 @@ impl KvBackend {
             return Ok(Some(empty_not_found()));
         };
         apply(&mut meta, &s);
-        if let Some(patch) = &s.custom_metadata {
+        if d.raw().get("custom_metadata").is_some_and(Value::is_null) {
+            // Merge-patching the field itself with null removes it.
+            meta.custom_metadata = None;
+        } else if let Some(patch) = &s.custom_metadata {
             // JSON merge patch of the string map: null removes a key.
             let mut merged = meta.custom_metadata.take().unwrap_or_default();
             for (k, v) in input::custom_metadata(patch, true)? {
