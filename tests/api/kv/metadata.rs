@@ -114,6 +114,28 @@ async fn metadata_written_before_any_data() {
     )
     .await;
     r.assert_status(404);
+    // Patching the field itself with null removes all custom metadata.
+    patch(
+        &srv,
+        "secret/metadata/pre",
+        &srv.root,
+        json!({"custom_metadata": null}),
+    )
+    .await
+    .assert_status(204);
+    assert_eq!(
+        metadata(&srv, "secret", "pre").await["custom_metadata"],
+        Value::Null
+    );
+    let r = srv
+        .get("secret/data/pre?version=1&version=2", &srv.root)
+        .await;
+    assert_eq!(
+        r.errors(),
+        [
+            "Field validation failed: error converting input for field \"version\": '' expected type 'int', got unconvertible type '[]string'"
+        ]
+    );
 }
 
 #[tokio::test]
