@@ -5,7 +5,7 @@
 //! `Storage` view. kv-v2 keeps per-key metadata at `metadata/<key>` and each version's data at
 //! `versions/<sha256(key)>/<n>`; every change to a key happens under that key's lock and lands in
 //! one atomic storage batch, so CAS checks and version numbers are race-free. kv-v1 stores the
-//! JSON object as is under `kv1/<key>`.
+//! JSON object as is under `kv1/<key>`; tuning a v1 mount to v2 upgrades those entries (`upgrade.rs`).
 
 mod input;
 mod merge;
@@ -15,11 +15,13 @@ mod path_delete;
 mod path_metadata;
 mod path_subkeys;
 mod types;
+mod upgrade;
 mod v1;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::clock::{Clock, unix_nanos};
 use crate::core::Core;
@@ -44,6 +46,8 @@ pub struct KvBackend {
     clock: Arc<dyn Clock>,
     /// The system default and maximum lease TTLs, for kv-v1's `lease_duration`.
     sys_ttls: (i64, i64),
+    /// Set once no kv-v1 entries remain in this mount (see `upgrade.rs`).
+    upgraded: AtomicBool,
 }
 
 impl KvBackend {
@@ -62,6 +66,7 @@ impl KvBackend {
             v2: PathTable::new(v2),
             clock: core.clock.clone(),
             sys_ttls: (core.config.default_lease_ttl, core.config.max_lease_ttl),
+            upgraded: AtomicBool::new(false),
         }
     }
 
@@ -173,10 +178,16 @@ fn missing_version_data() -> Error {
 #[async_trait::async_trait]
 impl Backend for KvBackend {
     async fn existence_check(&self, req: &Request) -> Result<Option<bool>> {
+        if is_v2(req) {
+            self.ensure_upgraded(&req.storage).await?;
+        }
         self.table(req).existence(self, req).await
     }
 
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>> {
+        if is_v2(req) {
+            self.ensure_upgraded(&req.storage).await?;
+        }
         let mut resp = self.table(req).handle(self, req).await?;
         // Vault's catch-all takes arbitrary input, so its 404 carries only the one warning; drop
         // the framework's unrecognized-parameter notes from it.

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::logical::{FieldData, FieldType as T, Operation as Op, Request, Response};
 
 /// Prefix of kv-v1 entries inside the mount's view.
-const V1_PREFIX: &str = "kv1/";
+pub(super) const V1_PREFIX: &str = "kv1/";
 
 pub(super) fn paths() -> Vec<P> {
     vec![

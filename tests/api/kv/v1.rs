@@ -133,3 +133,56 @@ async fn v1_acl_uses_create_and_update() {
     assert_eq!(srv.get("kv1/x", &tok).await.body["data"], json!({"a": 1}));
     srv.delete("kv1/x", &tok).await.assert_status(403);
 }
+
+#[tokio::test]
+async fn tuning_v1_to_v2_upgrades_the_data_and_cannot_be_undone() {
+    let srv = TestServer::start().await;
+    enable(&srv, "up", json!({"type": "kv-v1"})).await;
+    srv.put("up/a", &srv.root, json!({"k": "v"}))
+        .await
+        .assert_status(204);
+    srv.put("up/dir/b", &srv.root, json!({"k": "v2", "ttl": "1h"}))
+        .await
+        .assert_status(204);
+    let r = srv
+        .post(
+            "sys/mounts/up/tune",
+            &srv.root,
+            json!({"options": {"version": "2"}}),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.body["warnings"],
+        json!([
+            "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly."
+        ])
+    );
+    let r = srv.get("sys/internal/ui/mounts/up", &srv.root).await;
+    assert_eq!(r.body["data"]["options"]["version"], "2");
+    let r = srv.get("up/data/dir/b", &srv.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["data"], json!({"k": "v2", "ttl": "1h"}));
+    assert_eq!(r.body["data"]["metadata"]["version"], 1);
+    let r = srv.get("up/metadata/a", &srv.root).await;
+    assert_eq!(r.body["data"]["current_version"], 1);
+    assert_eq!(r.body["data"]["oldest_version"], 1);
+    let r = srv.list("up/metadata", &srv.root).await;
+    assert_eq!(r.body["data"]["keys"], json!(["a", "dir/"]));
+    // The old v1 paths are now the v2 catch-all.
+    srv.get("up/a", &srv.root).await.assert_status(404);
+    let r = srv
+        .post(
+            "sys/mounts/up/tune",
+            &srv.root,
+            json!({"options": {"version": "1"}}),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["cannot downgrade mount from version 2"]);
+    // Writing continues the version history.
+    let r = srv
+        .post("up/data/a", &srv.root, json!({"data": {"k": "new"}}))
+        .await;
+    assert_eq!(r.body["data"]["version"], 2);
+}
