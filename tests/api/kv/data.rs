@@ -300,6 +300,11 @@ async fn deep_and_large_secrets_round_trip() {
     );
     let r = srv.get("secret/subkeys/deep?depth=2", &srv.root).await;
     assert_eq!(r.body["data"]["subkeys"], json!({"k99": {"k98": null}}));
+    // Over the 32 MiB body limit: refused before the backend sees it, nothing written.
+    let huge = json!({"data": {"blob": "y".repeat(33 * 1024 * 1024)}});
+    let r = srv.put("secret/data/big", &srv.root, huge).await;
+    r.assert_status(413);
+    assert_eq!(metadata(&srv, "secret", "big").await["current_version"], 1);
 }
 
 #[tokio::test]
