@@ -6,6 +6,7 @@ mod concurrency;
 mod data;
 mod metadata;
 mod v1;
+mod versions;
 
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
@@ -17,6 +18,15 @@ pub fn invalid_path_warning(sub: &str) -> String {
     format!(
         "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the Vault CLI, use 'vault kv {sub}' for this operation."
     )
+}
+
+/// Asserts an RFC 3339 UTC timestamp as Go prints it.
+pub fn assert_time(v: &Value) {
+    let s = v.as_str().expect("time string");
+    assert!(
+        s.ends_with('Z') && s.contains('T') && s.len() >= 20,
+        "not RFC 3339: {s}"
+    );
 }
 
 /// A PATCH with the merge-patch Content-Type the CLI sends.

@@ -5,7 +5,7 @@
 //! `Storage` view. kv-v2 keeps per-key metadata at `metadata/<key>` and each version's data at
 //! `versions/<sha256(key)>/<n>`; every change to a key happens under that key's lock and lands in
 //! one atomic storage batch, so CAS checks and version numbers are race-free. kv-v1 stores the
-//! JSON object as is under `kv1/<key>`; tuning a v1 mount to v2 upgrades those entries (`upgrade.rs`).
+//! JSON object as is under `kv1/<key>`; tuning a v1 mount to v2 upgrades those entries (`v1.rs`).
 
 mod input;
 mod merge;
@@ -13,9 +13,7 @@ mod path_config;
 mod path_data;
 mod path_delete;
 mod path_metadata;
-mod path_subkeys;
 mod types;
-mod upgrade;
 mod v1;
 
 use serde_json::Value;
@@ -46,7 +44,7 @@ pub struct KvBackend {
     clock: Arc<dyn Clock>,
     /// The system default and maximum lease TTLs, for kv-v1's `lease_duration`.
     sys_ttls: (i64, i64),
-    /// Set once no kv-v1 entries remain in this mount (see `upgrade.rs`).
+    /// Set once no kv-v1 entries remain in this mount (see `v1.rs`).
     upgraded: AtomicBool,
 }
 
@@ -58,7 +56,6 @@ impl KvBackend {
         v2.extend(path_data::paths());
         v2.extend(path_metadata::paths());
         v2.extend(path_delete::paths());
-        v2.extend(path_subkeys::paths());
         // Last, so that every valid path is tried first.
         v2.push(invalid_path());
         KvBackend {

@@ -1,5 +1,6 @@
 //! kv-v2 `data/<path>`: write (with check-and-set), read (latest or `?version=N`), PATCH (JSON
-//! merge patch of the current version) and DELETE (soft-delete of the latest version).
+//! merge patch of the current version) and DELETE (soft-delete of the latest version); and
+//! `subkeys/<path>`, the same read with every value replaced by `null` down to `depth` levels.
 //!
 //! Reads of a deleted or destroyed version answer 404 with the full envelope (`data.data: null`
 //! plus the version's metadata), which the CLI and clients treat as "found but deleted"; a
@@ -8,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use super::input::{self, object, weak_int};
-use super::merge::merge_patch;
+use super::merge::{merge_patch, remove_values};
 use super::types::{KeyMetadata, KvConfig, deletion_time};
 use super::{
     KvBackend, P, empty_not_found, load_config, load_meta, load_version, metadata_key,
@@ -41,6 +42,12 @@ pub(super) fn paths() -> Vec<P> {
             .on(Op::Patch, |b, r, d| Box::pin(b.data_patch(r, d)))
             .on(Op::Delete, |b, r, d| Box::pin(b.data_delete(r, d)))
             .help("Write, Patch, Read, and Delete data in the Key-Value Store."),
+        P::new(r"subkeys/(?P<path>.+)$")
+            .field("path", T::Str, "Location of the secret.")
+            .field("version", T::Raw, "Version to read; the latest when absent or 0.")
+            .field("depth", T::Raw, "Maximum depth to traverse; 0 = no limit.")
+            .on(Op::Read, |b, r, d| Box::pin(b.subkeys_read(r, d)))
+            .help("Read the structure of a secret entry from the Key-Value store with the values removed."),
     ]
 }
 
@@ -83,6 +90,18 @@ fn fields<'a>(req: &Request, raw: &'a Map<String, Value>) -> Result<(WriteFields
     let options = check("options")?.flatten();
     let version = input::parse(req, true, raw, "version", weak_int)?.unwrap_or(0);
     Ok(((raw.get("data"), options), version))
+}
+
+/// The `subkeys` view of a version's data.
+fn subkeys_of(data: Value, depth: i64) -> Value {
+    match data {
+        Value::Object(mut m) => {
+            remove_values(&mut m, depth);
+            Value::Object(m)
+        }
+        // A version written with `"data": null` has no structure to show.
+        _ => Value::Null,
+    }
 }
 
 impl KvBackend {
@@ -218,6 +237,22 @@ impl KvBackend {
         }
         self.append_version(&req.storage, &key, &cfg, meta, current)
             .await
+    }
+
+    async fn subkeys_read(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        let version = input::parse(req, false, d.raw(), "version", weak_int)?.unwrap_or(0);
+        let depth = input::parse(req, false, d.raw(), "depth", weak_int)?.unwrap_or(0);
+        let key = d.get_str("path")?.unwrap_or_default();
+        let resp = self.read_version(req, &key, version, "subkeys").await?;
+        Ok(resp.map(|mut r| {
+            if r.status.is_none()
+                && let Some(data) = r.data.as_mut()
+                && let Some(sub) = data.get_mut("subkeys")
+            {
+                *sub = subkeys_of(sub.take(), depth);
+            }
+            r
+        }))
     }
 
     async fn data_delete(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {

@@ -2,15 +2,24 @@
 //! and list. Reads report a `lease_duration`: the secret's own `ttl` (or legacy `lease`) key when
 //! it parses as a duration, else the mount's default lease TTL, exactly as Vault's passthrough
 //! backend does. No lease is created; the value is a hint to the reader.
+//!
+//! Tuning a v1 mount to version 2 (`vault kv enable-versioning`) upgrades its entries: Vault
+//! rewrites every v1 entry into version 1 of a v2 key. Coffer does it lazily, at the first v2
+//! request after the tune (or after a restart), under one lock and one atomic batch per key, so an
+//! interrupted upgrade resumes on the next request.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use std::sync::atomic::Ordering;
 
-use super::{KvBackend, P};
+use super::types::KeyMetadata;
+use super::{KvBackend, P, load_meta, metadata_key, version_key};
 use crate::error::{Error, Result};
 use crate::logical::{FieldData, FieldType as T, Operation as Op, Request, Response};
+use crate::physical::WriteOp;
+use crate::storage::Storage;
 
 /// Prefix of kv-v1 entries inside the mount's view.
-pub(super) const V1_PREFIX: &str = "kv1/";
+const V1_PREFIX: &str = "kv1/";
 
 pub(super) fn paths() -> Vec<P> {
     vec![
@@ -100,5 +109,48 @@ impl KvBackend {
             sys_default
         };
         def.min(max)
+    }
+}
+
+/// Lock held while v1 entries are upgraded.
+const UPGRADE_LOCK: &str = "kv1-upgrade";
+
+impl KvBackend {
+    /// Makes sure no kv-v1 entries remain before a v2 request is served. Keys that already have
+    /// v2 metadata keep it; their stale v1 entry is just dropped.
+    pub(super) async fn ensure_upgraded(&self, s: &Storage) -> Result<()> {
+        if self.upgraded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _guard = s.lock(UPGRADE_LOCK).await;
+        if self.upgraded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let keys = s.list_recursive(V1_PREFIX).await?;
+        if !keys.is_empty() {
+            tracing::info!(kv.keys = keys.len(), "upgrading kv-v1 entries to kv-v2");
+        }
+        for full in keys {
+            let key = full.strip_prefix(V1_PREFIX).unwrap_or(&full).to_string();
+            let mut ops = vec![WriteOp::Delete(full.clone())];
+            let data: Option<Map<String, Value>> = s.get_json(&full).await?;
+            if let Some(data) = data
+                && load_meta(s, &key).await?.is_none()
+            {
+                let now = self.now();
+                let mut meta = KeyMetadata::default();
+                meta.add_version(now, None, 0);
+                // Vault marks upgraded keys with oldest_version 1.
+                meta.oldest_version = 1;
+                ops.push(WriteOp::Put(
+                    version_key(&key, 1),
+                    Storage::encode(&json!({ "data": data }))?,
+                ));
+                ops.push(WriteOp::Put(metadata_key(&key), Storage::encode(&meta)?));
+            }
+            s.batch(ops).await?;
+        }
+        self.upgraded.store(true, Ordering::Release);
+        Ok(())
     }
 }
