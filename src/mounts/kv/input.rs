@@ -63,15 +63,14 @@ pub fn weak_bool(v: &Value) -> std::result::Result<bool, String> {
 pub fn duration_secs(v: &Value) -> std::result::Result<i64, String> {
     match v {
         Value::Null => Ok(0),
+        // A JSON number is read as its text, like Go's json.Number: `1.5` has no unit.
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.abs() < 9.2e18).map(|f| f as i64))
-            .ok_or_else(|| format!("time: invalid duration \"{n}\"")),
+            .ok_or_else(|| format!("time: missing unit in duration \"{n}\"")),
         Value::String(s) => parse_duration_seconds(s),
-        other => Err(format!(
-            "could not parse duration from input of type '{}'",
-            go_type(other)
-        )),
+        Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
+            Err("could not parse duration from input".to_string())
+        }
     }
 }
 
@@ -238,6 +237,22 @@ mod tests {
         assert_eq!(weak_bool(&json!("true")), Ok(true));
         assert_eq!(weak_bool(&json!(0)), Ok(false));
         assert!(weak_bool(&json!("maybe")).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_secs(&json!("1h")), Ok(3600));
+        assert_eq!(duration_secs(&json!(90)), Ok(90));
+        assert_eq!(duration_secs(&json!("2d")), Ok(172_800));
+        assert_eq!(duration_secs(&json!("-5s")), Ok(-5));
+        assert_eq!(
+            duration_secs(&json!(1.5)).unwrap_err(),
+            "time: missing unit in duration \"1.5\""
+        );
+        assert_eq!(
+            duration_secs(&json!(true)).unwrap_err(),
+            "could not parse duration from input"
+        );
     }
 
     #[test]
