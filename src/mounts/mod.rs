@@ -1,10 +1,11 @@
 //! Mount types: the registry that turns a mount-table row into a live backend.
 //!
 //! Each folder here is one backend type with its own path table: `sys` (system endpoints),
-//! `token` (auth/token), `identity` (placeholder so `vault secrets list` matches Vault).
+//! `token` (auth/token), `identity` (placeholder so `vault secrets list` matches Vault), `kv` (key/value, v1 and v2).
 
 pub mod cubbyhole;
 pub mod identity;
+pub mod kv;
 pub mod sys;
 pub mod token;
 
@@ -21,13 +22,13 @@ pub const CUBBYHOLE_PREFIX: &str = "sys/cubbyhole/";
 
 /// True when a backend type can be instantiated.
 pub fn is_known_type(kind: &str) -> bool {
-    matches!(kind, "system" | "token" | "identity" | "cubbyhole")
+    matches!(kind, "system" | "token" | "identity" | "cubbyhole" | "kv")
 }
 
 /// Types a user may enable through `sys/mounts` or `sys/auth`.
 pub fn is_mountable(table: MountTableKind, kind: &str) -> bool {
     let allowed: &[&str] = match table {
-        MountTableKind::Secret => &[],
+        MountTableKind::Secret => &["kv"],
         MountTableKind::Auth => &[],
     };
     allowed.contains(&kind) && is_known_type(kind)
@@ -45,6 +46,7 @@ pub async fn new_backend(
         "token" => Ok(Arc::new(token::TokenBackend::new(core))),
         "identity" => Ok(Arc::new(identity::IdentityBackend)),
         "cubbyhole" => Ok(Arc::new(cubbyhole::CubbyholeBackend::new())),
+        "kv" => Ok(Arc::new(kv::KvBackend::new(core))),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),

@@ -1,12 +1,13 @@
 //! The single integration-test binary: every module talks to a real server over HTTP.
 
-// Test code fails loudly on purpose; the no-panic lints guard the server, not its tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Helpers outside `#[test]` functions may fail loudly; some are used by only a few modules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 mod binary;
 mod cli;
 mod common;
 mod http_layer;
+mod kv;
 mod policies;
 mod sys_mounts;
 mod tls;

@@ -340,6 +340,7 @@ impl SystemBackend {
                 "invalid value for 'token_type': {tt:?}"
             )));
         }
+        let mut warning = None;
         core.tune_mount(&api_path(table, &path), |e| {
             if let Some(v) = default_ttl {
                 e.config.default_lease_ttl = v;
@@ -359,7 +360,19 @@ impl SystemBackend {
                         .and_then(|x| x.get("version"))
                         .cloned()
                         .unwrap_or_else(|| "1".into());
-                    let version = o.get("version").cloned().unwrap_or(current);
+                    let version = o.get("version").cloned().unwrap_or_else(|| current.clone());
+                    // kv upgrades v1 data on the first v2 request; it cannot go back.
+                    match (current.as_str(), version.as_str()) {
+                        ("2", "1") => {
+                            return Err(Error::bad("cannot downgrade mount from version 2"));
+                        }
+                        ("1", "2") => {
+                            warning = Some(
+                                "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly.",
+                            );
+                        }
+                        _ => {}
+                    }
                     o.insert("version".into(), version);
                 }
                 e.options = Some(o);
@@ -373,7 +386,7 @@ impl SystemBackend {
             Ok(())
         })
         .await?;
-        Ok(None)
+        Ok(warning.map(|w| Response::default().with_warning(w)))
     }
 }
 
