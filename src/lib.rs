@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod core;
 pub mod error;
+pub(crate) mod hcl;
 pub mod http;
 pub mod logical;
 pub mod mounts;
