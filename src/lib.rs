@@ -7,6 +7,7 @@
 //! See `docs/ARCHITECTURE.md` for the map.
 
 pub mod clock;
+pub mod config;
 pub mod core;
 pub mod error;
 pub(crate) mod hcl;
