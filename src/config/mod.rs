@@ -11,6 +11,8 @@
 mod file;
 pub mod listener;
 pub mod storage;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::Path;
@@ -88,8 +90,9 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
-    /// Settings present in the file that Coffer accepts without effect, in file order:
-    /// `disable_mlock`, `telemetry`, `listener "tcp".cluster_address`, ... One log line each.
+    /// Settings present in the file that Coffer accepts without effect, each once: top-level ones
+    /// in file order, then `cluster_addr`, then listener ones (`listener "tcp".cluster_address`).
+    /// The server logs one line for each.
     pub ignored: Vec<String>,
 }
 
@@ -188,6 +191,10 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
     let storage = storage::from_blocks(file, &storage_blocks)?;
 
     let mut ignored = top.ignored.clone();
+    let cluster_addr = top.string("cluster_addr")?.map(|(addr, _)| addr);
+    if cluster_addr.is_some() {
+        ignored.push("cluster_addr".to_owned());
+    }
     let mut listeners = Vec::new();
     for block in top.blocks.iter().filter(|b| b.kind == "listener") {
         let (listener, skipped) = listener::from_block(file, block, check_files)?;
@@ -211,10 +218,6 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
         Some((addr, line)) => Some(check_url(&top, "api_addr", line, addr)?),
         None => None,
     };
-    let cluster_addr = top.string("cluster_addr")?.map(|(addr, _)| addr);
-    if cluster_addr.is_some() {
-        ignored.push("cluster_addr".to_owned());
-    }
 
     let default_lease_ttl = top.duration("default_lease_ttl")?.filter(|s| *s > 0);
     let max_lease_ttl = top.duration("max_lease_ttl")?.filter(|s| *s > 0);
@@ -223,12 +226,20 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
         max_lease_ttl.unwrap_or(SYSTEM_LEASE_TTL),
     );
     if default > max {
-        let line = top.raw("default_lease_ttl").map_or(0, |r| r.line);
-        return Err(top.error(
-            "default_lease_ttl",
-            line,
-            format!("{default}s is greater than the max lease TTL ({max}s)"),
-        ));
+        // As in Vault, an unset default (768h) must fit under a lowered maximum too.
+        let error = match top.raw("default_lease_ttl") {
+            Some(raw) => top.error(
+                "default_lease_ttl",
+                raw.line,
+                format!("{default}s is greater than the max lease TTL ({max}s)"),
+            ),
+            None => top.error(
+                "max_lease_ttl",
+                top.raw("max_lease_ttl").map_or(0, |r| r.line),
+                format!("{max}s is less than the default lease TTL ({default}s); lower default_lease_ttl too"),
+            ),
+        };
+        return Err(error);
     }
 
     let log_level = match top.string("log_level")? {
