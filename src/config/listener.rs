@@ -92,24 +92,13 @@ pub(super) fn from_block(
     block: &Block<'_>,
     check_files: bool,
 ) -> Result<(ListenerConfig, Vec<String>), ConfigError> {
-    match block.label {
-        Some("tcp") => {}
-        Some(other) => {
-            return Err(ConfigError::new(
-                file,
-                &block.name(),
-                block.line,
-                format!("listener type {other:?} is not supported by Coffer (supported: tcp)"),
-            ));
-        }
-        None => {
-            return Err(ConfigError::new(
-                file,
-                "listener",
-                block.line,
-                "the listener type must be given, as in listener \"tcp\" { ... }",
-            ));
-        }
+    let Some(kind) = block.label else {
+        let problem = "the listener type must be given, as in listener \"tcp\" { ... }";
+        return Err(ConfigError::new(file, "listener", block.line, problem));
+    };
+    if kind != "tcp" {
+        let problem = format!("listener type {kind:?} is not supported by Coffer (supported: tcp)");
+        return Err(ConfigError::new(file, &block.name(), block.line, problem));
     }
     let section = Section::read(file, block.name(), block.body(file)?, &LISTENER)?;
 
@@ -133,20 +122,9 @@ pub(super) fn from_block(
 
     let min_version = match section.string("tls_min_version")? {
         None => TlsVersion::Tls12,
-        Some((v, line)) => match v.as_str() {
-            "tls12" => TlsVersion::Tls12,
-            "tls13" => TlsVersion::Tls13,
-            "tls10" | "tls11" => {
-                let problem = format!(
-                    "TLS version {v:?} is not supported by Coffer (supported: tls12, tls13)"
-                );
-                return Err(section.error("tls_min_version", line, problem));
-            }
-            _ => {
-                let problem = format!("unknown TLS version {v:?} (supported: tls12, tls13)");
-                return Err(section.error("tls_min_version", line, problem));
-            }
-        },
+        Some((v, line)) => {
+            tls_version(&v).map_err(|e| section.error("tls_min_version", line, e))?
+        }
     };
 
     let mut ignored = section.ignored.clone();
@@ -208,6 +186,20 @@ fn parse_address(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// `tls12` or `tls13`; Vault's older versions are refused by name.
+fn tls_version(v: &str) -> Result<TlsVersion, String> {
+    match v {
+        "tls12" => Ok(TlsVersion::Tls12),
+        "tls13" => Ok(TlsVersion::Tls13),
+        "tls10" | "tls11" => Err(format!(
+            "TLS version {v:?} is not supported by Coffer (supported: tls12, tls13)"
+        )),
+        _ => Err(format!(
+            "unknown TLS version {v:?} (supported: tls12, tls13)"
+        )),
+    }
+}
+
 /// A required TLS file: set, non-empty, and (with `check_files`) an existing regular file.
 fn tls_file(
     section: &Section<'_>,
@@ -233,4 +225,172 @@ fn tls_file(
         }
     }
     Ok(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ServerConfig;
+    use super::*;
+
+    /// A config whose listener body starts on line 3.
+    fn with_listener(body: &str) -> Result<ListenerConfig, String> {
+        let text = format!("storage \"inmem\" {{}}\nlistener \"tcp\" {{\n{body}\n}}\n");
+        ServerConfig::parse_unchecked(&text, "l.hcl")
+            .map(|mut c| c.listeners.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    fn tls(body: &str) -> Result<Option<TlsConfig>, String> {
+        with_listener(body).map(|l| l.tls)
+    }
+
+    const FILES: &str = "tls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"";
+
+    #[test]
+    fn addresses() {
+        let cases = [
+            ("0.0.0.0:8200", "0.0.0.0:8200"),
+            (":8300", "0.0.0.0:8300"),
+            ("localhost:8201", "127.0.0.1:8201"),
+            (" 127.0.0.1:0 ", "127.0.0.1:0"),
+            ("[::1]:8200", "[::1]:8200"),
+            ("[::]:8200", "[::]:8200"),
+        ];
+        for (given, want) in cases {
+            let listener = with_listener(&format!("address = {given:?}\ntls_disable = true"));
+            let got = listener.map(|l| l.address.to_string());
+            assert_eq!(got.as_deref(), Ok(want), "{given}");
+        }
+        let prefix = "l.hcl:3: listener \"tcp\".address: invalid address";
+        let ip_port = "expected IP:port such as \"127.0.0.1:8200\"";
+        let errors = [
+            ("0.0.0.0", ip_port),
+            ("vault.local:8200", ip_port),
+            ("127.0.0.1:99999", ip_port),
+            (
+                "{{ GetPrivateIP }}:8200",
+                "go-sockaddr templates are not supported by Coffer",
+            ),
+        ];
+        for (given, problem) in errors {
+            let got = with_listener(&format!("address = {given:?}\ntls_disable = true"));
+            assert_eq!(
+                got,
+                Err(format!("{prefix} {given:?}: {problem}")),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_disable_accepts_vaults_boolean_forms() {
+        for off in ["true", "\"true\"", "1", "\"1\"", "\"t\"", "\"TRUE\"", "2"] {
+            assert_eq!(tls(&format!("tls_disable = {off}")), Ok(None), "{off}");
+        }
+        let on = Some(TlsConfig {
+            cert_file: PathBuf::from("/c.pem"),
+            key_file: PathBuf::from("/k.pem"),
+            min_version: TlsVersion::Tls12,
+        });
+        for value in ["false", "\"false\"", "0", "\"0\"", "\"\"", "\"F\""] {
+            assert_eq!(
+                tls(&format!("tls_disable = {value}\n{FILES}")),
+                Ok(on.clone()),
+                "{value}"
+            );
+        }
+        assert_eq!(tls(FILES), Ok(on));
+        let want = "l.hcl:3: listener \"tcp\".tls_disable: expected a boolean, got \"yes\"";
+        assert_eq!(tls("tls_disable = \"yes\""), Err(want.to_owned()));
+    }
+
+    #[test]
+    fn tls_settings() {
+        let version = |v: &str| {
+            tls(&format!("{FILES}\ntls_min_version = {v:?}")).map(|t| t.map(|t| t.min_version))
+        };
+        assert_eq!(version("tls13"), Ok(Some(TlsVersion::Tls13)));
+        assert_eq!(version("tls12"), Ok(Some(TlsVersion::Tls12)));
+        let cases = [
+            (
+                format!("{FILES}\ntls_min_version = \"tls11\""),
+                "l.hcl:5: listener \"tcp\".tls_min_version: TLS version \"tls11\" is not supported by Coffer (supported: tls12, tls13)",
+            ),
+            (
+                format!("{FILES}\ntls_min_version = \"1.3\""),
+                "l.hcl:5: listener \"tcp\".tls_min_version: unknown TLS version \"1.3\" (supported: tls12, tls13)",
+            ),
+            (
+                "address = \"0.0.0.0:8200\"".to_owned(),
+                "l.hcl:2: listener \"tcp\".tls_cert_file: must be set when TLS is enabled (or set tls_disable = true)",
+            ),
+            (
+                "tls_cert_file = \"/c.pem\"".to_owned(),
+                "l.hcl:2: listener \"tcp\".tls_key_file: must be set when TLS is enabled (or set tls_disable = true)",
+            ),
+            (
+                "tls_cert_file = \"\"\ntls_key_file = \"/k\"".to_owned(),
+                "l.hcl:2: listener \"tcp\".tls_cert_file: must be set when TLS is enabled (or set tls_disable = true)",
+            ),
+            (
+                format!("{FILES}\ntls_require_and_verify_client_cert = true"),
+                "l.hcl:5: listener \"tcp\".tls_require_and_verify_client_cert: client certificate verification is not supported by Coffer",
+            ),
+            (
+                format!("{FILES}\nproxy_protocol_behavior = \"use_always\""),
+                "l.hcl:5: listener \"tcp\".proxy_protocol_behavior: this Vault setting is not supported by Coffer",
+            ),
+            (
+                "tls_disable = true\nadress = \"x\"".to_owned(),
+                "l.hcl:4: listener \"tcp\".adress: unknown setting",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(tls(&body), Err(want.to_owned()), "{body}");
+        }
+    }
+
+    #[test]
+    fn max_request_size() {
+        let size = |v: &str| {
+            with_listener(&format!("tls_disable = true\nmax_request_size = {v}"))
+                .map(|l| l.max_request_size)
+        };
+        assert_eq!(size("0"), Ok(DEFAULT_MAX_REQUEST_SIZE));
+        assert_eq!(size("1024"), Ok(1024));
+        assert_eq!(size("\"2048\""), Ok(2048));
+        let negative = "l.hcl:4: listener \"tcp\".max_request_size: -1 is negative; Coffer always limits request bodies (0 means the default, 33554432)";
+        assert_eq!(size("-1"), Err(negative.to_owned()));
+        let fraction =
+            "l.hcl:4: listener \"tcp\".max_request_size: expected a whole number, got a number 1.5";
+        assert_eq!(size("1.5"), Err(fraction.to_owned()));
+    }
+
+    #[test]
+    fn listener_types_and_ignored_settings() {
+        let parse =
+            |text: &str| ServerConfig::parse_unchecked(text, "l.hcl").map_err(|e| e.to_string());
+        let unix = "storage \"inmem\" {}\nlistener \"unix\" { address = \"/run/v.sock\" }";
+        let want = "l.hcl:2: listener \"unix\": listener type \"unix\" is not supported by Coffer (supported: tcp)";
+        assert_eq!(parse(unix), Err(want.to_owned()));
+        let bare = "storage \"inmem\" {}\nlistener = 1";
+        let want =
+            "l.hcl:2: listener: the listener type must be given, as in listener \"tcp\" { ... }";
+        assert_eq!(parse(bare), Err(want.to_owned()));
+
+        let text = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n cluster_address = \":8201\"\n \
+                    tls_require_and_verify_client_cert = false\n telemetry { unauthenticated_metrics_access = true }\n \
+                    x_forwarded_for_authorized_addrs = \"10.0.0.0/8\"\n}";
+        let want = "l.hcl:7: listener \"tcp\".x_forwarded_for_authorized_addrs: this Vault setting is not supported by Coffer";
+        assert_eq!(parse(text), Err(want.to_owned()));
+        let text = text.replace("x_forwarded_for_authorized_addrs = \"10.0.0.0/8\"", "");
+        let ignored = parse(&text).map(|c| c.ignored);
+        let want = [
+            "cluster_address",
+            "telemetry",
+            "tls_require_and_verify_client_cert",
+        ]
+        .map(|k| format!("listener \"tcp\".{k}"));
+        assert_eq!(ignored, Ok(want.to_vec()));
+    }
 }

@@ -100,3 +100,99 @@ pub(super) fn from_blocks(file: &str, blocks: &[&Block<'_>]) -> Result<StorageCo
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ServerConfig;
+    use super::*;
+
+    const LISTENER: &str = "listener \"tcp\" { tls_disable = true }";
+
+    /// `storage` text first (line 1 on), the listener after it.
+    fn storage(text: &str) -> Result<StorageConfig, String> {
+        let config = format!("{text}\n{LISTENER}");
+        ServerConfig::parse_unchecked(&config, "s.hcl")
+            .map(|c| c.storage)
+            .map_err(|e| e.to_string())
+    }
+
+    fn file(path: &str) -> Result<StorageConfig, String> {
+        Ok(StorageConfig::File {
+            path: PathBuf::from(path),
+        })
+    }
+
+    #[test]
+    fn storage_types() {
+        assert_eq!(storage("storage \"inmem\" {}"), Ok(StorageConfig::Inmem));
+        assert_eq!(
+            storage("storage \"file\" { path = \"/var/lib/coffer\" }"),
+            file("/var/lib/coffer")
+        );
+        assert_eq!(
+            storage("backend \"file\" {\n  path = \"data\"\n}"),
+            file("data")
+        );
+        assert_eq!(
+            storage("\"storage\" \"file\" { \"path\" = \"/d\" }"),
+            file("/d")
+        );
+        let json =
+            r#"{"storage": {"file": {"path": "/j"}}, "listener": {"tcp": {"tls_disable": "1"}}}"#;
+        let parsed = ServerConfig::parse_unchecked(json, "s.json").map(|c| c.storage);
+        assert_eq!(parsed.map_err(|e| e.to_string()), file("/j"));
+    }
+
+    #[test]
+    fn storage_errors() {
+        let cases = [
+            (
+                "storage \"raft\" { path = \"/x\" node_id = \"a\" }",
+                "s.hcl:1: storage \"raft\": storage type \"raft\" is not supported by Coffer (supported: inmem, file)",
+            ),
+            (
+                "backend \"consul\" {}",
+                "s.hcl:1: backend \"consul\": storage type \"consul\" is not supported by Coffer (supported: inmem, file)",
+            ),
+            (
+                "",
+                "s.hcl: storage: no storage block; add one such as storage \"file\" { path = \"/var/lib/coffer\" }",
+            ),
+            (
+                "storage \"inmem\" {}\nstorage \"file\" { path = \"/d\" }",
+                "s.hcl:2: storage: only one storage block is allowed (storage or backend), found 2 (the first on line 1)",
+            ),
+            (
+                "backend \"file\" { path = \"/d\" }\n\nstorage \"file\" { path = \"/d\" }",
+                "s.hcl:3: storage: only one storage block is allowed (storage or backend), found 2 (the first on line 1)",
+            ),
+            (
+                "storage \"file\" {}",
+                "s.hcl:1: storage \"file\".path: must be set: the directory where Coffer keeps its data",
+            ),
+            (
+                "storage \"file\" {\n  path = \"\"\n}",
+                "s.hcl:2: storage \"file\".path: must not be empty",
+            ),
+            (
+                "storage \"file\" { path = [\"/d\"] }",
+                "s.hcl:1: storage \"file\".path: expected a string, got a list",
+            ),
+            (
+                "storage \"file\" {\n  path = \"/d\"\n  max_size = 3\n}",
+                "s.hcl:3: storage \"file\".max_size: unknown setting",
+            ),
+            (
+                "storage \"inmem\" { path = \"/d\" }",
+                "s.hcl:1: storage \"inmem\".path: unknown setting",
+            ),
+            (
+                "storage {\n  file { path = \"/d\" }\n}",
+                "s.hcl:1: storage: the storage type must be given, as in storage \"file\" { ... }",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(storage(text), Err(want.to_owned()), "{text}");
+        }
+    }
+}

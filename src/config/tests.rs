@@ -255,22 +255,6 @@ fn every_error_class_names_file_setting_and_line() {
             "server.hcl:3: log_format: unknown log format \"xml\" (expected standard or json)",
         ),
         (
-            &base("storage \"file\" { path = \"/d\" }"),
-            "server.hcl:3: storage: only one storage block is allowed (storage or backend), found 2 (the first on line 1)",
-        ),
-        (
-            &base("backend \"file\" { path = \"/d\" }"),
-            "server.hcl:3: backend: only one storage block is allowed (storage or backend), found 2 (the first on line 1)",
-        ),
-        (
-            "storage \"inmem\" {}\nlistener \"unix\" { address = \"/run/v.sock\" }",
-            "server.hcl:2: listener \"unix\": listener type \"unix\" is not supported by Coffer (supported: tcp)",
-        ),
-        (
-            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  adress = \"x\"\n}",
-            "server.hcl:4: listener \"tcp\".adress: unknown setting",
-        ),
-        (
             "storage \"inmem\" {}\nlistener \"tcp\" { address = \"0.0.0.0:8200\" }",
             "server.hcl:2: listener \"tcp\".tls_cert_file: must be set when TLS is enabled (or set tls_disable = true)",
         ),
