@@ -245,3 +245,138 @@ pub(super) fn describe(node: &Node) -> &'static str {
         Node::Object(_) => "a block",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hcl::parse_document;
+
+    const SCHEMA: Schema = Schema {
+        known: &["v"],
+        ignored: &["old"],
+        unsupported: &["seal"],
+        blocks: &["blk"],
+    };
+
+    /// Reads `text` as a section named `b "x"` and applies `get` to it.
+    fn with<T>(
+        text: &str,
+        get: impl Fn(&Section<'_>) -> Result<T, ConfigError>,
+    ) -> Result<T, String> {
+        let items = parse_document(text).map_err(|e| e.clone())?;
+        let section = Section::read("f.hcl", "b \"x\"".to_owned(), &items, &SCHEMA);
+        section.and_then(|s| get(&s)).map_err(|e| e.to_string())
+    }
+
+    fn fail(problem: &str) -> String {
+        format!("f.hcl:1: b \"x\".v: {problem}")
+    }
+
+    #[test]
+    fn durations() {
+        let ok: &[(&str, i64)] = &[
+            ("90", 90),
+            ("1.9", 1),
+            ("\"90\"", 90),
+            ("\"1h30m\"", 5400),
+            ("\"2d\"", 172_800),
+            ("\"1m0.5s\"", 60),
+            ("\"\"", 0),
+        ];
+        for (given, want) in ok {
+            let got = with(&format!("v = {given}"), |s| s.duration("v"));
+            assert_eq!(got, Ok(Some(*want)), "{given}");
+        }
+        let errors = [
+            ("\"-1s\"", fail("duration cannot be negative")),
+            ("[1]", fail("expected a duration, got a list")),
+            ("{ a = 1 }", fail("expected a duration, got a block")),
+            (
+                "\"abc\"",
+                fail("invalid duration: time: invalid duration \"abc\""),
+            ),
+            ("1e30", fail("duration 1e+30 is out of range")),
+        ];
+        for (given, want) in errors {
+            assert_eq!(
+                with(&format!("v = {given}"), |s| s.duration("v")),
+                Err(want),
+                "{given}"
+            );
+        }
+        assert_eq!(with("", |s| s.duration("v")), Ok(None));
+    }
+
+    #[test]
+    fn booleans_integers_and_strings() {
+        let bools = [
+            ("true", true),
+            ("0", false),
+            ("-1", true),
+            ("\"T\"", true),
+            ("\"False\"", false),
+        ];
+        for (given, want) in bools {
+            assert_eq!(
+                with(&format!("v = {given}"), |s| s.boolean("v")),
+                Ok(Some(want)),
+                "{given}"
+            );
+        }
+        let got = with("v = \"on\"", |s| s.boolean("v"));
+        assert_eq!(got, Err(fail("expected a boolean, got \"on\"")));
+
+        let got = with("v = \" 12 \"", |s| s.integer("v"));
+        assert_eq!(got, Ok(Some((12, 1))));
+        let got = with("v = false", |s| s.integer("v"));
+        assert_eq!(
+            got,
+            Err(fail("expected a whole number, got a boolean false"))
+        );
+
+        assert_eq!(
+            with("v = \"s\"", |s| s.string("v")),
+            Ok(Some(("s".to_owned(), 1)))
+        );
+        let got = with("v = true", |s| s.string("v"));
+        assert_eq!(got, Err(fail("expected a string, got a boolean true")));
+        assert_eq!(with("{\"v\": null}", |s| s.string("v")), Ok(None));
+    }
+
+    #[test]
+    fn keys_are_sorted_into_settings_ignored_and_blocks() {
+        let text = "old = 1\nblk \"a\" { x = 1 }\nv = 2\nold = 3\nblk { }\n";
+        let got = with(text, |s| {
+            let blocks: Vec<_> = s.blocks.iter().map(|b| (b.name(), b.line)).collect();
+            Ok((s.ignored.clone(), blocks, s.setting("v")))
+        });
+        let blocks = vec![("blk \"a\"".to_owned(), 2), ("blk".to_owned(), 5)];
+        assert_eq!(
+            got,
+            Ok((
+                vec!["b \"x\".old".to_owned()],
+                blocks,
+                "b \"x\".v".to_owned()
+            ))
+        );
+
+        let errors = [
+            (
+                "v = 1\n\nv = 2",
+                "f.hcl:3: b \"x\".v: set more than once (first on line 1)",
+            ),
+            (
+                "seal \"kms\" {}",
+                "f.hcl:1: b \"x\".seal \"kms\": this Vault setting is not supported by Coffer",
+            ),
+            (
+                "seal = 1",
+                "f.hcl:1: b \"x\".seal: this Vault setting is not supported by Coffer",
+            ),
+            ("w = 1", "f.hcl:1: b \"x\".w: unknown setting"),
+        ];
+        for (text, want) in errors {
+            assert_eq!(with(text, |_| Ok(())), Err(want.to_owned()), "{text}");
+        }
+    }
+}
