@@ -1,7 +1,7 @@
 //! The server configuration file of production mode (`coffer server -config=FILE`): Vault's HCL1
 //! (or JSON) server config, read into a validated [`ServerConfig`].
 //!
-//! Three steps, as in STYLE.md G12: `crate::hcl` turns text into a tree; [`file`] walks it block by
+//! Three steps, as in STYLE.md G12: `crate::hcl` turns text into a tree; `file` walks it block by
 //! block against the keys Coffer knows (unknown keys fail, Vault keys without effect in Coffer are
 //! collected in [`ServerConfig::ignored`], Vault keys with an effect Coffer cannot give fail with
 //! their own message); this module, [`listener`] and [`storage`] turn the values into types.
