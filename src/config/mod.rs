@@ -227,10 +227,10 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
     );
     if default > max {
         // As in Vault, an unset default (768h) must fit under a lowered maximum too.
-        let error = match top.raw("default_lease_ttl") {
-            Some(raw) => top.error(
+        let error = match default_lease_ttl {
+            Some(_) => top.error(
                 "default_lease_ttl",
-                raw.line,
+                top.raw("default_lease_ttl").map_or(0, |r| r.line),
                 format!("{default}s is greater than the max lease TTL ({max}s)"),
             ),
             None => top.error(

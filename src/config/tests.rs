@@ -243,8 +243,8 @@ fn every_error_class_names_file_setting_and_line() {
             "server.hcl:3: default_lease_ttl: 2880000s is greater than the max lease TTL (2764800s)",
         ),
         (
-            &base("max_lease_ttl = \"1h\""),
-            "server.hcl:3: max_lease_ttl: 3600s is less than the default lease TTL (2764800s); lower default_lease_ttl too",
+            &base("default_lease_ttl = 0\nmax_lease_ttl = \"1h\""),
+            "server.hcl:4: max_lease_ttl: 3600s is less than the default lease TTL (2764800s); lower default_lease_ttl too",
         ),
         (
             &base("log_level = \"loud\""),
