@@ -7,8 +7,10 @@
 //! See `docs/ARCHITECTURE.md` for the map.
 
 pub mod clock;
+pub mod config;
 pub mod core;
 pub mod error;
+pub(crate) mod hcl;
 pub mod http;
 pub mod logical;
 pub mod mounts;

@@ -1,16 +1,14 @@
 //! ACL policies: parsing Vault's policy language (HCL or JSON) into [`Policy`] values, compiling
 //! a token's policies into one [`Acl`], and deciding single requests against it the way Vault does
-//! (contract §4). The parser lives in [`parse`] (on top of the HCL1-compatible reader in `lexer` and
-//! `syntax`), the evaluator in [`acl`] (rule merging in `perms`, value matching in `params`), and
+//! (contract §4). The parser lives in [`parse`] (on top of the HCL1-compatible reader in
+//! `crate::hcl`), the evaluator in [`acl`] (rule merging in `perms`, value matching in `params`), and
 //! the text of the built-in `default` and `response-wrapping` policies in [`builtin`].
 
 pub mod acl;
 pub mod builtin;
-mod lexer;
 mod params;
 pub mod parse;
 mod perms;
-mod syntax;
 #[cfg(test)]
 mod tests;
 

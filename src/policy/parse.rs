@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
-use super::syntax::{Item, Node, parse_document};
 use super::{Capabilities, ParameterMap, PathKind, PathRule, Policy};
+use crate::hcl::{Item, Node, parse_document};
 
 /// Keys Vault accepts inside a `path` block; anything else is reported as an invalid key.
 const PATH_KEYS: &[&str] = &[
@@ -29,7 +29,7 @@ const PATH_KEYS: &[&str] = &[
 pub fn parse_policy(name: &str, text: &str) -> Result<Policy, String> {
     let items = parse_document(text)?;
     check_keys(&items, &["name", "path"])?;
-    for item in items.iter().filter(|i| first_key(i) == "name") {
+    for item in items.iter().filter(|i| i.name() == "name") {
         if !matches!(item.val, Node::Literal(_)) {
             return Err(format!(
                 "root.name: unknown type for string {}",
@@ -39,7 +39,7 @@ pub fn parse_policy(name: &str, text: &str) -> Result<Policy, String> {
     }
     let rules = items
         .iter()
-        .filter(|i| first_key(i) == "path")
+        .filter(|i| i.name() == "path")
         .map(parse_path_item)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Policy {
@@ -49,16 +49,12 @@ pub fn parse_policy(name: &str, text: &str) -> Result<Policy, String> {
     })
 }
 
-fn first_key(item: &Item) -> &str {
-    item.keys.first().map_or("", String::as_str)
-}
-
 /// Vault's `CheckHCLKeys`: one "invalid key" entry per unknown key, joined as a multi-error.
 fn check_keys(items: &[Item], valid: &[&str]) -> Result<(), String> {
     let errors: Vec<String> = items
         .iter()
-        .filter(|i| !valid.contains(&first_key(i)))
-        .map(|i| format!("invalid key {:?} on line {}", first_key(i), i.line))
+        .filter(|i| !valid.contains(&i.name()))
+        .map(|i| format!("invalid key {:?} on line {}", i.name(), i.line))
         .collect();
     if errors.is_empty() {
         Ok(())
@@ -113,8 +109,8 @@ fn parse_path_item(item: &Item) -> Result<PathRule, String> {
     };
     let invalid: Vec<String> = body
         .iter()
-        .filter(|i| !PATH_KEYS.contains(&first_key(i)))
-        .map(|i| prefixed(format!("invalid key {:?} on line {}", first_key(i), i.line)))
+        .filter(|i| !PATH_KEYS.contains(&i.name()))
+        .map(|i| prefixed(format!("invalid key {:?} on line {}", i.name(), i.line)))
         .collect();
     if !invalid.is_empty() {
         return Err(multi_error(&invalid));
@@ -211,7 +207,7 @@ fn lower_keys(map: ParameterMap) -> ParameterMap {
 fn decode_body(body: &[Item]) -> Result<RawPath, String> {
     let mut raw = RawPath::default();
     for item in body {
-        let field = first_key(item);
+        let field = item.name();
         let val = &item.val;
         match field {
             "policy" => raw.policy = Some(decode_string(field, val)?),
@@ -219,8 +215,8 @@ fn decode_body(body: &[Item]) -> Result<RawPath, String> {
             "required_parameters" => raw.required.extend(decode_strings(field, val)?),
             "allowed_parameters" => merge_map(&mut raw.allowed, decode_map(field, val)?),
             "denied_parameters" => merge_map(&mut raw.denied, decode_map(field, val)?),
-            "min_wrapping_ttl" => raw.min_ttl = Some(node_to_json(val)),
-            "max_wrapping_ttl" => raw.max_ttl = Some(node_to_json(val)),
+            "min_wrapping_ttl" => raw.min_ttl = Some(val.to_json()),
+            "max_wrapping_ttl" => raw.max_ttl = Some(val.to_json()),
             "mfa_methods" | "subscribe_event_types" => {
                 decode_strings(field, val)?;
             }
@@ -276,9 +272,9 @@ fn decode_map(field: &str, val: &Node) -> Result<ParameterMap, String> {
     let mut out = ParameterMap::new();
     for item in items {
         let values = match &item.val {
-            Node::List(elems) => elems.iter().map(node_to_json).collect(),
+            Node::List(elems) => elems.iter().map(Node::to_json).collect(),
             // The HCL decoder reads a lone object as a one-element list.
-            obj @ Node::Object(_) => vec![node_to_json(obj)],
+            obj @ Node::Object(_) => vec![obj.to_json()],
             other => {
                 return Err(format!(
                     "{field}: unknown slice type: {}",
@@ -286,22 +282,9 @@ fn decode_map(field: &str, val: &Node) -> Result<ParameterMap, String> {
                 ));
             }
         };
-        out.insert(first_key(item).to_owned(), values);
+        out.insert(item.name().to_owned(), values);
     }
     Ok(out)
-}
-
-fn node_to_json(node: &Node) -> Value {
-    match node {
-        Node::Literal(v) => v.clone(),
-        Node::List(elems) => Value::Array(elems.iter().map(node_to_json).collect()),
-        Node::Object(items) => Value::Object(
-            items
-                .iter()
-                .map(|i| (first_key(i).to_owned(), node_to_json(&i.val)))
-                .collect(),
-        ),
-    }
 }
 
 /// Rounds a positive nanosecond count up to whole seconds; zero or negative means "not set".

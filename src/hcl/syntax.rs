@@ -1,11 +1,12 @@
-//! A small reader for the HCL dialect Vault policies are written in (HCL1) and for their JSON form.
+//! A small reader for the HCL dialect Vault policies and server config files are written in (HCL1)
+//! and for their JSON form.
 //!
-//! Vault parses policies with the first-generation HCL library, which is laxer than HCL2 (and so
+//! Vault parses both with the first-generation HCL library, which is laxer than HCL2 (and so
 //! than `hcl-rs`): several attributes may share one line (`path "x" { a = 1 b = 2 }`), items may be
 //! separated by commas, block bodies may use quoted keys, and a JSON document whose objects contain
 //! only objects is "flattened" into nested keys. This module reproduces that shape: it turns the
 //! text into a tree of [`Item`]s (keys, the line of the `=`/`:` or 0 for a block, and a [`Node`]),
-//! which `parse` then interprets with Vault's rules.
+//! which `policy::parse` and `config::file` then interpret with Vault's rules.
 
 use serde_json::Value;
 
@@ -40,11 +41,13 @@ pub(crate) struct Item {
     pub keys: Vec<String>,
     /// Line of the `=` (or `:` in JSON); 0 for block syntax, as in Vault's messages.
     pub line: usize,
+    /// Line of the first key, blocks included (for messages that should always name a line).
+    pub key_line: usize,
     /// The value or block body.
     pub val: Node,
 }
 
-/// Parses policy text into its top-level items. JSON input (first non-blank character `{`) is
+/// Parses HCL or JSON text into its top-level items. JSON input (first non-blank character `{`) is
 /// flattened the way Vault's JSON reader does it. Errors read like `At 3:7: <reason>`.
 pub(crate) fn parse_document(text: &str) -> Result<Vec<Item>, String> {
     let tokens = lex(text)?;
@@ -113,6 +116,7 @@ impl Parser {
                 Tok::Eof => return Err(self.error("object expected closing RBRACE")),
                 _ => {}
             }
+            let key_line = self.line();
             let mut keys = Vec::new();
             while let Tok::Ident(k) | Tok::Str(k) = self.peek() {
                 keys.push(k.clone());
@@ -126,12 +130,22 @@ impl Parser {
                     let line = self.line();
                     self.pos += 1;
                     let val = self.value()?;
-                    items.push(Item { keys, line, val });
+                    items.push(Item {
+                        keys,
+                        line,
+                        key_line,
+                        val,
+                    });
                 }
                 Tok::Assign => return Err(self.error("nested object expected: LBRACE")),
                 Tok::LBrace => {
                     let val = self.object()?;
-                    items.push(Item { keys, line: 0, val });
+                    items.push(Item {
+                        keys,
+                        line: 0,
+                        key_line,
+                        val,
+                    });
                 }
                 _ => return Err(self.error("expected: IDENT | STRING | ASSIGN | LBRACE")),
             }
@@ -218,6 +232,7 @@ fn flatten_list(items: &mut Vec<Item>) {
                         frontier.push(Item {
                             keys,
                             line: item.line,
+                            key_line: child.key_line,
                             val: child.val,
                         });
                     }
@@ -231,6 +246,7 @@ fn flatten_list(items: &mut Vec<Item>) {
                         frontier.push(Item {
                             keys: item.keys.clone(),
                             line: item.line,
+                            key_line: item.key_line,
                             val,
                         });
                     }

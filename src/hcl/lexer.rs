@@ -1,5 +1,5 @@
-//! Tokeniser for the HCL1 policy syntax (and the JSON form, which uses the same tokens with `:` for
-//! `=`): identifiers, quoted strings (with `${...}` kept verbatim), heredocs, numbers, `true` /
+//! Tokeniser for HCL1, the syntax of Vault policies and server config files (and of their JSON
+//! form, which uses the same tokens with `:` for `=`): identifiers, quoted strings (with `${...}` kept verbatim), heredocs, numbers, `true` /
 //! `false` / `null`, punctuation, and `#`, `//` and `/* */` comments. Every token carries its
 //! 1-based line and column for error messages.
 

@@ -1,0 +1,42 @@
+# Coffer, production mode on a single node: `coffer server -config=config/server.hcl`.
+# The server starts sealed; run `vault operator init` once, then `vault operator unseal` after
+# every start. The syntax is Vault's server config (HCL1); see README.md, "Production mode".
+
+# Durable storage. Coffer keeps an embedded, crash-safe database in this directory; every value in
+# it is encrypted by the barrier. The directory must be writable by the user running Coffer.
+storage "file" {
+  path = "/var/lib/coffer"
+}
+
+# The HTTPS listener clients connect to.
+listener "tcp" {
+  # Every interface, Vault's usual port. Use "127.0.0.1:8200" to accept local clients only.
+  address = "0.0.0.0:8200"
+
+  # PEM certificate chain (server certificate first) and its private key. Both files must exist
+  # when Coffer starts, or it refuses to start and names the missing file.
+  tls_cert_file = "/etc/coffer/tls/cert.pem"
+  tls_key_file  = "/etc/coffer/tls/key.pem"
+
+  # Lowest protocol version offered: "tls12" (the default) or "tls13".
+  tls_min_version = "tls12"
+
+  # Largest request body accepted, in bytes (32 MiB, the default).
+  max_request_size = 33554432
+}
+
+# The address clients are given for this server; it should match a name in the certificate.
+api_addr = "https://coffer.example.com:8200"
+
+# Token and lease lifetimes when a role or mount does not set its own (768h is also the default).
+default_lease_ttl = "768h"
+max_lease_ttl     = "768h"
+
+# Logging: one of trace, debug, info, warn, error; "standard" lines or "json" objects.
+log_level  = "info"
+log_format = "standard"
+
+# Coffer does not lock its memory against swapping, so Vault's switch for that has no effect; it
+# is accepted (with a log line) so that existing Vault configs start unchanged. Run Coffer on a
+# host without swap, or with encrypted swap.
+disable_mlock = true

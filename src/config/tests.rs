@@ -1,0 +1,390 @@
+//! Whole-file tests of the server config: Vault's example config in HCL and JSON, defaults, the
+//! ignored-settings list, every error class with its exact message, the example configs in
+//! `config/`, and `from_file` with real certificate files. Block-level cases live beside
+//! `listener.rs`, `storage.rs` and `file.rs`.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const FILE: &str = "server.hcl";
+
+/// `storage` on line 1, a plain-HTTP listener on line 2; `extra` starts on line 3.
+fn base(extra: &str) -> String {
+    format!("storage \"inmem\" {{}}\nlistener \"tcp\" {{ tls_disable = true }}\n{extra}")
+}
+
+fn ok(text: &str) -> ServerConfig {
+    match ServerConfig::parse_unchecked(text, FILE) {
+        Ok(config) => config,
+        Err(e) => panic!("{text:?} should parse: {e}"),
+    }
+}
+
+fn err(text: &str) -> String {
+    match ServerConfig::parse_unchecked(text, FILE) {
+        Ok(config) => panic!("{text:?} should fail, got {config:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const VAULT_EXAMPLE: &str = r#"
+storage "file" { path = "/var/lib/vault" }
+listener "tcp" {
+  address       = "0.0.0.0:8200"
+  tls_cert_file = "/etc/vault/tls.crt"
+  tls_key_file  = "/etc/vault/tls.key"
+  tls_min_version = "tls12"
+  max_request_size = 33554432
+}
+api_addr = "https://vault.example.com:8200"
+cluster_addr = "https://10.0.0.1:8201"
+ui = true
+disable_mlock = true
+default_lease_ttl = "768h"
+max_lease_ttl = "768h"
+log_level = "info"
+log_format = "json"
+telemetry { prometheus_retention_time = "30s" disable_hostname = true }
+"#;
+
+const VAULT_EXAMPLE_JSON: &str = r#"{
+  "storage": {"file": {"path": "/var/lib/vault"}},
+  "listener": [{"tcp": {
+    "address": "0.0.0.0:8200",
+    "tls_cert_file": "/etc/vault/tls.crt",
+    "tls_key_file": "/etc/vault/tls.key",
+    "tls_min_version": "tls12",
+    "max_request_size": 33554432
+  }}],
+  "api_addr": "https://vault.example.com:8200",
+  "cluster_addr": "https://10.0.0.1:8201",
+  "ui": true,
+  "disable_mlock": true,
+  "default_lease_ttl": "768h",
+  "max_lease_ttl": "768h",
+  "log_level": "info",
+  "log_format": "json",
+  "telemetry": {"prometheus_retention_time": "30s", "disable_hostname": true}
+}"#;
+
+fn vault_example_expected() -> ServerConfig {
+    ServerConfig {
+        storage: StorageConfig::File {
+            path: PathBuf::from("/var/lib/vault"),
+        },
+        listeners: vec![ListenerConfig {
+            address: "0.0.0.0:8200".parse().expect("address"),
+            tls: Some(TlsConfig {
+                cert_file: PathBuf::from("/etc/vault/tls.crt"),
+                key_file: PathBuf::from("/etc/vault/tls.key"),
+                min_version: TlsVersion::Tls12,
+            }),
+            max_request_size: 33_554_432,
+        }],
+        api_addr: Some("https://vault.example.com:8200".into()),
+        cluster_addr: Some("https://10.0.0.1:8201".into()),
+        default_lease_ttl: Some(2_764_800),
+        max_lease_ttl: Some(2_764_800),
+        log_level: Some("info".into()),
+        log_format: LogFormat::Json,
+        ignored: vec![
+            "ui".into(),
+            "disable_mlock".into(),
+            "telemetry".into(),
+            "cluster_addr".into(),
+        ],
+    }
+}
+
+#[test]
+fn vault_example_config_in_hcl_and_json() {
+    assert_eq!(ok(VAULT_EXAMPLE), vault_example_expected());
+    assert_eq!(ok(VAULT_EXAMPLE_JSON), vault_example_expected());
+    let by_name = ServerConfig::parse_unchecked(VAULT_EXAMPLE_JSON, "server.json");
+    assert_eq!(by_name, Ok(vault_example_expected()));
+}
+
+#[test]
+fn defaults_of_a_minimal_config() {
+    let config = ok("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }");
+    let mut want = ServerConfig::for_test();
+    want.listeners[0].address = listener::DEFAULT_ADDRESS;
+    assert_eq!(config, want);
+    assert_eq!(want.listeners[0].max_request_size, 32 * 1024 * 1024);
+    assert_eq!(listener::DEFAULT_ADDRESS.to_string(), "127.0.0.1:8200");
+}
+
+#[test]
+fn ignored_settings_are_listed_once_in_order() {
+    let text = base(
+        "pid_file = \"/run/v.pid\"\nui = true\nui = false\ncluster_name = \"c\"\n\
+         plugin_directory = \"/p\"\nraw_storage_endpoint = true\ndisable_clustering = true\n\
+         log_file = \"/var/log/v\"\ndisable_cache = true\ncluster_addr = \"https://x:8201\"\n\
+         listener \"tcp\" { address = \":8300\" tls_disable = true cluster_address = \":8301\" }\n\
+         listener \"tcp\" { address = \":8400\" tls_disable = true cluster_address = \":8401\" }\n",
+    );
+    let config = ok(&text);
+    let want = [
+        "pid_file",
+        "ui",
+        "cluster_name",
+        "plugin_directory",
+        "raw_storage_endpoint",
+        "disable_clustering",
+        "log_file",
+        "disable_cache",
+        "cluster_addr",
+        "listener \"tcp\".cluster_address",
+    ];
+    assert_eq!(config.ignored, want);
+    assert_eq!(config.listeners.len(), 3);
+    assert_eq!(config.cluster_addr.as_deref(), Some("https://x:8201"));
+}
+
+#[test]
+fn lease_ttls_log_level_and_format() {
+    let cases: &[(&str, Option<i64>, Option<i64>)] = &[
+        ("default_lease_ttl = \"1h30m\"", Some(5400), None),
+        ("default_lease_ttl = 3600", Some(3600), None),
+        ("default_lease_ttl = \"3600\"", Some(3600), None),
+        (
+            "max_lease_ttl = \"7d\"\ndefault_lease_ttl = \"1h\"",
+            Some(3600),
+            Some(604_800),
+        ),
+        (
+            "max_lease_ttl = \"8760h\"\ndefault_lease_ttl = \"1000h\"",
+            Some(3_600_000),
+            Some(31_536_000),
+        ),
+        ("default_lease_ttl = 0\nmax_lease_ttl = \"0s\"", None, None),
+        ("default_lease_ttl = null", None, None),
+    ];
+    for (extra, default, max) in cases {
+        let config = ok(&base(extra));
+        assert_eq!(
+            (config.default_lease_ttl, config.max_lease_ttl),
+            (*default, *max),
+            "{extra}"
+        );
+    }
+    let levels = [
+        ("trace", "trace"),
+        ("DEBUG", "debug"),
+        (" info ", "info"),
+        ("warning", "warn"),
+        ("err", "error"),
+    ];
+    for (given, want) in levels {
+        let config = ok(&base(&format!("log_level = {given:?}")));
+        assert_eq!(config.log_level.as_deref(), Some(want), "{given}");
+    }
+    let formats = [
+        ("standard", LogFormat::Standard),
+        ("", LogFormat::Standard),
+        ("JSON", LogFormat::Json),
+    ];
+    for (given, want) in formats {
+        assert_eq!(
+            ok(&base(&format!("log_format = {given:?}"))).log_format,
+            want,
+            "{given}"
+        );
+    }
+}
+
+#[test]
+fn every_error_class_names_file_setting_and_line() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "storage \"raft\" { path = \"/x\" }\nlistener \"tcp\" { tls_disable = true }",
+            "server.hcl:1: storage \"raft\": storage type \"raft\" is not supported by Coffer (supported: inmem, file)",
+        ),
+        (
+            "listener \"tcp\" { tls_disable = true }",
+            "server.hcl: storage: no storage block; add one such as storage \"file\" { path = \"/var/lib/coffer\" }",
+        ),
+        (
+            "storage \"inmem\" {}",
+            "server.hcl: listener: no listener block; add one such as listener \"tcp\" { address = \"127.0.0.1:8200\" }",
+        ),
+        (&base("bogus = 1"), "server.hcl:3: bogus: unknown setting"),
+        (
+            &base("seal \"awskms\" { region = \"x\" }"),
+            "server.hcl:3: seal \"awskms\": this Vault setting is not supported by Coffer",
+        ),
+        (
+            &base("api_addr = \"https://a\"\napi_addr = \"https://b\""),
+            "server.hcl:4: api_addr: set more than once (first on line 3)",
+        ),
+        (
+            &base("api_addr = \"vault.example.com:8200\""),
+            "server.hcl:3: api_addr: \"vault.example.com:8200\" is not an http:// or https:// URL such as \"https://coffer.example.com:8200\"",
+        ),
+        (
+            &base("api_addr = 8200"),
+            "server.hcl:3: api_addr: expected a string, got a number 8200",
+        ),
+        (
+            &base("default_lease_ttl = \"10 years\""),
+            "server.hcl:3: default_lease_ttl: invalid duration: time: invalid duration \"10 years\"",
+        ),
+        (
+            &base("max_lease_ttl = -5"),
+            "server.hcl:3: max_lease_ttl: duration cannot be negative",
+        ),
+        (
+            &base("max_lease_ttl = true"),
+            "server.hcl:3: max_lease_ttl: expected a duration, got a boolean true",
+        ),
+        (
+            &base("default_lease_ttl = \"800h\""),
+            "server.hcl:3: default_lease_ttl: 2880000s is greater than the max lease TTL (2764800s)",
+        ),
+        (
+            &base("default_lease_ttl = 0\nmax_lease_ttl = \"1h\""),
+            "server.hcl:4: max_lease_ttl: 3600s is less than the default lease TTL (2764800s); lower default_lease_ttl too",
+        ),
+        (
+            &base("log_level = \"loud\""),
+            "server.hcl:3: log_level: unknown log level \"loud\" (expected trace, debug, info, warn or error)",
+        ),
+        (
+            &base("log_format = \"xml\""),
+            "server.hcl:3: log_format: unknown log format \"xml\" (expected standard or json)",
+        ),
+        (
+            "storage \"inmem\" {}\nlistener \"tcp\" { address = \"0.0.0.0:8200\" }",
+            "server.hcl:2: listener \"tcp\".tls_cert_file: must be set when TLS is enabled (or set tls_disable = true)",
+        ),
+        (
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n}\nui = ",
+            "server.hcl: syntax error: At 5:6: Unknown token got: EOF",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(err(text), *want, "{text}");
+    }
+}
+
+#[test]
+fn json_errors_and_json_by_name() {
+    let text = "{\"storage\": {\"inmem\": {}},\n \"listener\": {\"tcp\": {\"tls_disable\": true}},\n \"ui\": true,\n \"bogus\": 1}";
+    let e = ServerConfig::parse_unchecked(text, "server.json").map_err(|e| e.to_string());
+    assert_eq!(e, Err("server.json:4: bogus: unknown setting".to_owned()));
+    let e = ServerConfig::parse_unchecked("storage \"inmem\" {}", "server.json")
+        .map_err(|e| e.to_string());
+    assert_eq!(
+        e,
+        Err("server.json: syntax error: a .json config file must hold one JSON object".to_owned())
+    );
+}
+
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// Every file in `config/` parses. TLS file existence is not checked here (`parse_unchecked`):
+/// the examples point at `/etc/coffer/tls/`, which does not exist on a build machine.
+#[test]
+fn every_example_config_parses() {
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(config_dir()).expect("config/ exists") {
+        let path = entry.expect("entry").path();
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        if let Err(e) = ServerConfig::parse_unchecked(&text, &name) {
+            panic!("{e}");
+        }
+        seen.push(path.file_name().map(|n| n.to_string_lossy().into_owned()));
+    }
+    for wanted in ["dev.hcl", "server.hcl", "server-notls.hcl"] {
+        assert!(
+            seen.contains(&Some(wanted.to_owned())),
+            "config/{wanted} is missing"
+        );
+    }
+}
+
+#[test]
+fn example_configs_mean_what_their_comments_say() {
+    let read = |name: &str| std::fs::read_to_string(config_dir().join(name)).expect("readable");
+    let dev = ok(&read("dev.hcl"));
+    assert_eq!(dev.storage, StorageConfig::Inmem);
+    assert_eq!(dev.listeners[0].tls, None);
+
+    let server = ok(&read("server.hcl"));
+    let file_storage = StorageConfig::File {
+        path: PathBuf::from("/var/lib/coffer"),
+    };
+    assert_eq!(server.storage, file_storage);
+    let tls = server.listeners[0].tls.clone().expect("TLS on");
+    assert_eq!(tls.cert_file, Path::new("/etc/coffer/tls/cert.pem"));
+    assert_eq!(tls.key_file, Path::new("/etc/coffer/tls/key.pem"));
+    assert_eq!(server.ignored, ["disable_mlock"]);
+
+    let notls = ok(&read("server-notls.hcl"));
+    assert_eq!(notls.storage, file_storage);
+    assert_eq!(notls.listeners[0].tls, None);
+    assert!(notls.listeners[0].address.ip().is_loopback());
+}
+
+#[test]
+fn from_file_checks_tls_files_and_names_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, "cert").expect("write");
+    let config_path = dir.path().join("server.hcl");
+    let text = format!(
+        "storage \"file\" {{ path = \"/d\" }}\nlistener \"tcp\" {{\n  tls_cert_file = {:?}\n  tls_key_file = {:?}\n}}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    std::fs::write(&config_path, &text).expect("write");
+
+    let e = ServerConfig::from_file(&config_path)
+        .expect_err("key missing")
+        .to_string();
+    let want = format!(
+        "{}:4: listener \"tcp\".tls_key_file: cannot open {:?}: ",
+        config_path.display(),
+        key.display().to_string()
+    );
+    assert!(e.starts_with(&want), "{e}");
+
+    std::fs::write(&key, "key").expect("write");
+    let config = ServerConfig::from_file(&config_path).expect("both files exist");
+    assert_eq!(
+        config.listeners[0].tls.as_ref().map(|t| t.key_file.clone()),
+        Some(key)
+    );
+
+    let e = ServerConfig::parse(
+        &text.replace(
+            &cert.display().to_string(),
+            &dir.path().display().to_string(),
+        ),
+        FILE,
+    )
+    .expect_err("a directory is not a certificate")
+    .to_string();
+    assert!(
+        e.starts_with("server.hcl:3: listener \"tcp\".tls_cert_file: ")
+            && e.ends_with("is not a regular file"),
+        "{e}"
+    );
+
+    let missing = dir.path().join("nope.hcl");
+    let e = ServerConfig::from_file(&missing)
+        .expect_err("no such file")
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}: cannot read the config file: ",
+            missing.display()
+        )),
+        "{e}"
+    );
+}
