@@ -183,18 +183,18 @@ fn templating_balanced(path: &str) -> bool {
     let mut rest = path;
     while let Some(i) = rest.find(['{', '}']) {
         let tail = &rest[i..];
-        if tail.starts_with("{{") {
+        if let Some(after) = tail.strip_prefix("{{") {
             if open {
                 return false;
             }
             open = true;
-            rest = &tail[2..];
-        } else if tail.starts_with("}}") {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
             if !open {
                 return false;
             }
             open = false;
-            rest = &tail[2..];
+            rest = after;
         } else {
             rest = &tail[1..];
         }

@@ -85,11 +85,12 @@ impl SystemBackend {
         let name = PolicyStore::normalize(&raw_name);
         let mut warnings = Vec::new();
         let mut text = d.get_str("policy")?.unwrap_or_default();
-        if legacy && text.is_empty() {
-            if let Some(rules) = d.get_str("rules")? {
-                text = rules;
-                warnings.push("'rules' is deprecated, please use 'policy' instead".to_string());
-            }
+        if legacy
+            && text.is_empty()
+            && let Some(rules) = d.get_str("rules")?
+        {
+            text = rules;
+            warnings.push("'rules' is deprecated, please use 'policy' instead".to_string());
         }
         if text.trim().is_empty() {
             return Err(Error::bad("'policy' parameter not supplied or empty"));
