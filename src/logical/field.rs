@@ -179,6 +179,19 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// Go's name for the type a JSON value decodes to, as mapstructure prints it in
+/// "got unconvertible type" errors.
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "json.Number",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
 /// Converts one raw value per its type; used for validation.
 fn convert(name: &str, ty: FieldType, v: &Value) -> Result<()> {
     if v.is_null() {
@@ -213,7 +226,7 @@ fn to_string(name: &str, v: &Value) -> Result<String> {
             name,
             format!(
                 "'' expected type 'string', got unconvertible type '{}'",
-                kind(other)
+                go_type(other)
             ),
         )),
     }
@@ -242,7 +255,7 @@ fn to_int(name: &str, v: &Value) -> Result<i64> {
             name,
             format!(
                 "'' expected type 'int', got unconvertible type '{}'",
-                kind(other)
+                go_type(other)
             ),
         )),
     }
@@ -264,7 +277,7 @@ fn to_bool(name: &str, v: &Value) -> Result<bool> {
             name,
             format!(
                 "'' expected type 'bool', got unconvertible type '{}'",
-                kind(other)
+                go_type(other)
             ),
         )),
     }
