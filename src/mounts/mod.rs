@@ -1,8 +1,9 @@
 //! Mount types: the registry that turns a mount-table row into a live backend.
 //!
 //! Each folder here is one backend type with its own path table: `sys` (system endpoints),
-//! `token` (auth/token), `identity` (placeholder so `vault secrets list` matches Vault).
+//! `token` (auth/token), `identity` (placeholder so `vault secrets list` matches Vault), `approle` (machine login).
 
+pub mod approle;
 pub mod cubbyhole;
 pub mod identity;
 pub mod sys;
@@ -21,14 +22,17 @@ pub const CUBBYHOLE_PREFIX: &str = "sys/cubbyhole/";
 
 /// True when a backend type can be instantiated.
 pub fn is_known_type(kind: &str) -> bool {
-    matches!(kind, "system" | "token" | "identity" | "cubbyhole")
+    matches!(
+        kind,
+        "system" | "token" | "identity" | "cubbyhole" | "approle"
+    )
 }
 
 /// Types a user may enable through `sys/mounts` or `sys/auth`.
 pub fn is_mountable(table: MountTableKind, kind: &str) -> bool {
     let allowed: &[&str] = match table {
         MountTableKind::Secret => &[],
-        MountTableKind::Auth => &[],
+        MountTableKind::Auth => &["approle"],
     };
     allowed.contains(&kind) && is_known_type(kind)
 }
@@ -45,6 +49,7 @@ pub async fn new_backend(
         "token" => Ok(Arc::new(token::TokenBackend::new(core))),
         "identity" => Ok(Arc::new(identity::IdentityBackend)),
         "cubbyhole" => Ok(Arc::new(cubbyhole::CubbyholeBackend::new())),
+        "approle" => Ok(Arc::new(approle::AppRoleBackend::new(core))),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),
