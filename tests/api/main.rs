@@ -1,5 +1,15 @@
 //! The single integration-test binary: every module talks to a real server over HTTP.
 
+// A test binary fails loudly on purpose; the crate-wide denials target the server code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is a test failure"
+)]
+
+mod approle;
+#[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
 mod http_layer;
 mod policies;
