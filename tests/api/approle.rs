@@ -9,6 +9,7 @@ mod endpoints;
 mod expiry;
 mod guide;
 mod mounts;
+mod secret_ids;
 
 use serde_json::{Value, json};
 

@@ -17,6 +17,7 @@ mod path_role_fields;
 mod path_secret_id;
 mod path_secret_id_lookup;
 mod path_tidy;
+mod role_field_update;
 mod store;
 mod validation;
 
