@@ -306,3 +306,64 @@ async fn storage_holds_no_plaintext_secret_ids_or_role_ids() {
         );
     }
 }
+
+#[tokio::test]
+async fn acl_sees_create_for_new_roles_and_update_for_existing_ones() {
+    let srv = super::server().await;
+    srv.write_policy(
+        "updater",
+        r#"path "auth/approle/role/*" { capabilities = ["read", "update"] }"#,
+    )
+    .await;
+    // The guide's admin policy for AppRole.
+    srv.write_policy(
+        "admin",
+        r#"path "auth/approle/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#,
+    )
+    .await;
+    let updater = srv.token_with(&["updater"], json!({})).await;
+    let admin = srv.token_with(&["admin"], json!({})).await;
+
+    let r = srv.put("auth/approle/role/new", &updater, json!({})).await;
+    assert_error(&r, 403, "1 error occurred:\n\t* permission denied\n\n");
+    srv.get("auth/approle/role/new", &srv.root)
+        .await
+        .assert_status(404);
+
+    srv.put(
+        "auth/approle/role/app",
+        &admin,
+        json!({"token_policies": "p"}),
+    )
+    .await
+    .assert_status(204);
+    srv.put(
+        "auth/approle/role/app",
+        &updater,
+        json!({"token_ttl": "1h"}),
+    )
+    .await
+    .assert_status(204);
+    let role_id = srv.get("auth/approle/role/app/role-id", &admin).await.body["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = srv
+        .put("auth/approle/role/app/secret-id", &admin, json!(null))
+        .await;
+    s.assert_status(200);
+    srv.list("auth/approle/role", &admin)
+        .await
+        .assert_status(200);
+    // Login is unauthenticated: a bogus X-Vault-Token is ignored there.
+    let r = srv
+        .req(
+            "POST",
+            "auth/approle/login",
+            Some("not-a-token"),
+            Some(json!({"role_id": role_id, "secret_id": s.body["data"]["secret_id"]})),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["auth"]["lease_duration"], 3600);
+}
