@@ -240,14 +240,9 @@ fn to_int(name: &str, v: &Value) -> Result<i64> {
         )
     };
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite() && f.abs() < 9.2e18)
-                    .map(|f| f as i64)
-            })
-            .ok_or_else(bad),
+        // JSON numbers reach Vault as json.Number text and go through strconv.ParseInt, so a
+        // fraction such as 1.5 is invalid syntax rather than truncated.
+        Value::Number(n) => n.as_i64().ok_or_else(bad),
         Value::String(s) if s.trim().is_empty() => Ok(0),
         Value::String(s) => s.trim().parse::<i64>().map_err(|_| bad()),
         Value::Bool(b) => Ok(i64::from(*b)),
@@ -295,11 +290,14 @@ fn to_duration(name: &str, v: &Value) -> Result<i64> {
         },
         Value::String(s) => parse_duration_seconds(s).map_err(|e| conv_err(name, e))?,
         Value::Bool(_) | Value::Array(_) | Value::Object(_) | Value::Null => {
-            return Err(conv_err(name, format!("could not parse duration from {v}")));
+            return Err(conv_err(name, "could not parse duration from input"));
         }
     };
     if secs < 0 {
-        return Err(conv_err(name, "cannot provide negative value"));
+        return Err(conv_err(
+            name,
+            format!("cannot provide negative value '{secs}'"),
+        ));
     }
     Ok(secs)
 }
