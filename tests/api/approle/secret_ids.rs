@@ -49,6 +49,11 @@ async fn secret_ids_only_narrow_the_role() {
         &go("failed to validate token CIDR blocks: invalid CIDR address: 10.0.0.5"),
     );
     assert_error(
+        &issue(json!({"ttl": "-5s"})).await,
+        400,
+        "Field validation failed: error converting input for field \"ttl\": cannot provide negative value '-5'",
+    );
+    assert_error(
         &issue(json!({"num_uses": -1})).await,
         400,
         "num_uses cannot be negative",
