@@ -5,6 +5,9 @@
 //! answers the same 400 `invalid role or secret ID`, so callers cannot tell an unknown role from
 //! a wrong secret.
 //!
+//! Server-side failures here are plain 500s: Vault's login path does not wrap Go errors in the
+//! multierror text its other endpoints use.
+//!
 //! One deliberate difference: Coffer rejects an expired secret id at login. Vault only deletes
 //! expired secret ids in its tidy pass (every minute), so it may accept one for up to a minute
 //! after its expiry; here the answer is the one Vault gives once tidy has run.
@@ -16,7 +19,7 @@ use subtle::ConstantTimeEq;
 use super::path_secret_id::verify_subset;
 use super::store::{AccessorEntry, RoleEntry, SecretIdEntry};
 use super::validation::{create_hmac, ip_in_blocks, parse_addrs};
-use super::{AppRoleBackend, go_err, invalid_credentials};
+use super::{AppRoleBackend, invalid_credentials};
 use crate::error::{Error, Result};
 use crate::logical::{
     Auth, FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response,
@@ -42,9 +45,14 @@ struct Consumed {
     token_bound_cidrs: Vec<String>,
 }
 
+/// A Go error on the login path: 500 with the bare message.
+fn login_err(msg: impl Into<String>) -> Error {
+    Error::Coded(500, msg.into())
+}
+
 fn client_ip(req: &Request) -> Result<IpAddr> {
     req.client_addr
-        .ok_or_else(|| go_err("failed to get connection information"))
+        .ok_or_else(|| login_err("failed to get connection information"))
 }
 
 impl AppRoleBackend {
@@ -135,7 +143,7 @@ impl AppRoleBackend {
     ) -> Result<Consumed> {
         let s = &req.storage;
         let hmac = create_hmac(&role.hmac_key, secret.expose())
-            .map_err(|e| go_err(format!("failed to create HMAC of secret_id: {e}")))?;
+            .map_err(|e| login_err(format!("failed to create HMAC of secret_id: {e}")))?;
         let key = Self::secret_key(role, &hmac)?;
         let _guard = s.lock(&key).await;
         let Some(mut entry) = s.get_json::<SecretIdEntry>(&key).await? else {
@@ -160,7 +168,7 @@ impl AppRoleBackend {
 
         let role_cidrs = role.secret_id_bound_cidrs.as_deref().unwrap_or(&[]);
         if entry.secret_id_num_uses == 0 {
-            verify_subset(&entry.cidr_list, role_cidrs)?;
+            verify_subset(&entry.cidr_list, role_cidrs).map_err(login_err)?;
             if !entry.cidr_list.is_empty() {
                 let ip = client_ip(req)?;
                 if !ip_in_blocks(ip, &entry.cidr_list) {
@@ -179,7 +187,7 @@ impl AppRoleBackend {
                 entry.last_updated_nanos = self.now()?;
                 s.put_json(&key, &entry).await?;
             }
-            verify_subset(&entry.cidr_list, role_cidrs)?;
+            verify_subset(&entry.cidr_list, role_cidrs).map_err(login_err)?;
             if !entry.cidr_list.is_empty() {
                 let ip = client_ip(req)?;
                 if !ip_in_blocks(ip, &entry.cidr_list) {

@@ -63,8 +63,9 @@ pub(super) fn paths() -> Vec<P> {
     ]
 }
 
-/// Vault's `verifyCIDRRoleSecretIDSubset`: secret-id CIDRs must lie within the role's.
-pub(super) fn verify_subset(secret: &[String], role: &[String]) -> Result<()> {
+/// Vault's `verifyCIDRRoleSecretIDSubset`: secret-id CIDRs must lie within the role's. The
+/// error is a Go error's text; each endpoint renders it its own way.
+pub(super) fn verify_subset(secret: &[String], role: &[String]) -> Result<(), String> {
     if secret.is_empty() || role.is_empty() {
         return Ok(());
     }
@@ -84,11 +85,11 @@ pub(super) fn verify_subset(secret: &[String], role: &[String]) -> Result<()> {
         Ok(false) => "%!w(<nil>)".to_string(),
         Err(e) => e,
     };
-    Err(go_err(format!(
+    Err(format!(
         "failed to verify subset relationship between CIDR blocks on the role {} and CIDR blocks on the secret ID {}: {cause}",
         go_quote_list(&role),
         go_quote_list(secret)
-    )))
+    ))
 }
 
 impl AppRoleBackend {
@@ -188,11 +189,12 @@ impl AppRoleBackend {
         verify_subset(
             &cidr_list,
             role.secret_id_bound_cidrs.as_deref().unwrap_or(&[]),
-        )?;
+        )
+        .map_err(go_err)?;
         let token_cidrs = d.get_list("token_bound_cidrs")?.unwrap_or_default();
         validate_cidr_list(&token_cidrs)
             .map_err(|e| go_err(format!("failed to validate token CIDR blocks: {e}")))?;
-        verify_subset(&token_cidrs, &role.token_bound_cidrs)?;
+        verify_subset(&token_cidrs, &role.token_bound_cidrs).map_err(go_err)?;
 
         let num_uses = match d.get_int("num_uses")? {
             Some(n) if n < 0 => return Err(Error::bad("num_uses cannot be negative")),

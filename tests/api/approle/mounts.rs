@@ -215,6 +215,28 @@ async fn cidr_bindings_are_checked_against_the_client_address() {
         "permission denied",
     );
 
+    // Narrowing the role after issue: the secret id's CIDRs are no longer a subset (a Go error).
+    let rid = super::role(
+        &srv,
+        "approle",
+        "sub",
+        json!({"secret_id_bound_cidrs": "127.0.0.0/8"}),
+    )
+    .await;
+    let s = super::secret_id(&srv, "approle", "sub", json!({"cidr_list": "127.0.0.0/16"})).await;
+    srv.put(
+        "auth/approle/role/sub/secret-id-bound-cidrs",
+        &root,
+        json!({"secret_id_bound_cidrs": "10.0.0.0/8"}),
+    )
+    .await
+    .assert_status(204);
+    assert_error(
+        &login(&srv, "approle", &rid, s["secret_id"].as_str().unwrap()).await,
+        500,
+        r#"failed to verify subset relationship between CIDR blocks on the role ["10.0.0.0/8"] and CIDR blocks on the secret ID ["127.0.0.0/16"]: %!w(<nil>)"#,
+    );
+
     // bind_secret_id=false: the role_id alone logs in from an allowed address; a secret is ignored.
     let rid = super::role(&srv, "approle", "open", json!({"bind_secret_id": false, "secret_id_bound_cidrs": "127.0.0.0/8", "token_policies": "x"})).await;
     let r = srv
