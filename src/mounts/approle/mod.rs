@@ -94,7 +94,8 @@ impl AppRoleBackend {
     async fn salt(&self, s: &Storage) -> Result<&str> {
         self.salt
             .get_or_try_init(|| async {
-                let _guard = s.lock(SALT_KEY).await;
+                // The cell already serialises initialisation; taking a storage lock here could
+                // deadlock callers that hold a secret id's (striped) lock.
                 if let Some(bytes) = s.get(SALT_KEY).await? {
                     return String::from_utf8(bytes).map_err(Error::internal);
                 }
