@@ -193,53 +193,56 @@ pub(super) fn paths() -> Vec<P> {
     ]
 }
 
-/// The `data` of a sub-endpoint read.
+/// The `data` of a sub-endpoint read, and its warning.
 fn read_data(role: &RoleEntry, f: F) -> (Map<String, Value>, Option<&'static str>) {
-    let mut m = Map::new();
-    let mut warning = None;
     let empty_null = |v: &Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
-    match f {
-        F::LocalSecretIds => {
-            drop(m.insert("local_secret_ids".into(), json!(role.local_secret_ids())))
-        }
+    let (pairs, warning): (Vec<(&str, Value)>, _) = match f {
+        F::LocalSecretIds => (
+            vec![("local_secret_ids", json!(role.local_secret_ids()))],
+            None,
+        ),
         F::Policies => {
-            m.insert("token_policies".into(), json!(role.token_policies));
+            let mut v = vec![("token_policies", json!(role.token_policies))];
             if !role.policies.is_empty() {
-                m.insert("policies".into(), json!(role.policies));
+                v.push(("policies", json!(role.policies)));
             }
+            (v, None)
         }
-        F::BoundCidrList => {
-            // The legacy field is migrated into secret_id_bound_cidrs, so it always reads null.
-            m.insert("bound_cidr_list".into(), Value::Null);
-            warning = Some(
+        // The legacy field is migrated into secret_id_bound_cidrs, so it always reads null.
+        F::BoundCidrList => (
+            vec![("bound_cidr_list", Value::Null)],
+            Some(
                 "The \"bound_cidr_list\" field is deprecated and will be removed. Please use \"secret_id_bound_cidrs\" instead.",
-            );
-        }
-        F::SecretIdBoundCidrs => drop(m.insert(
-            "secret_id_bound_cidrs".into(),
-            json!(role.secret_id_bound_cidrs),
-        )),
-        F::TokenBoundCidrs => drop(m.insert(
-            "token_bound_cidrs".into(),
-            empty_null(&role.token_bound_cidrs),
-        )),
-        F::BindSecretId => drop(m.insert("bind_secret_id".into(), json!(role.bind_secret_id))),
-        F::SecretIdNumUses => {
-            drop(m.insert("secret_id_num_uses".into(), json!(role.secret_id_num_uses)))
-        }
-        F::SecretIdTtl => drop(m.insert("secret_id_ttl".into(), json!(role.secret_id_ttl))),
+            ),
+        ),
+        F::SecretIdBoundCidrs => (
+            vec![("secret_id_bound_cidrs", json!(role.secret_id_bound_cidrs))],
+            None,
+        ),
+        F::TokenBoundCidrs => (
+            vec![("token_bound_cidrs", empty_null(&role.token_bound_cidrs))],
+            None,
+        ),
+        F::BindSecretId => (vec![("bind_secret_id", json!(role.bind_secret_id))], None),
+        F::SecretIdNumUses => (
+            vec![("secret_id_num_uses", json!(role.secret_id_num_uses))],
+            None,
+        ),
+        F::SecretIdTtl => (vec![("secret_id_ttl", json!(role.secret_id_ttl))], None),
         F::Period => {
-            m.insert("token_period".into(), json!(role.token_period));
+            let mut v = vec![("token_period", json!(role.token_period))];
             if role.period > 0 {
-                m.insert("period".into(), json!(role.period));
+                v.push(("period", json!(role.period)));
             }
+            (v, None)
         }
-        F::TokenNumUses => drop(m.insert("token_num_uses".into(), json!(role.token_num_uses))),
-        F::TokenTtl => drop(m.insert("token_ttl".into(), json!(role.token_ttl))),
-        F::TokenMaxTtl => drop(m.insert("token_max_ttl".into(), json!(role.token_max_ttl))),
-        F::RoleId => drop(m.insert("role_id".into(), json!(role.role_id))),
-    }
-    (m, warning)
+        F::TokenNumUses => (vec![("token_num_uses", json!(role.token_num_uses))], None),
+        F::TokenTtl => (vec![("token_ttl", json!(role.token_ttl))], None),
+        F::TokenMaxTtl => (vec![("token_max_ttl", json!(role.token_max_ttl))], None),
+        F::RoleId => (vec![("role_id", json!(role.role_id))], None),
+    };
+    let data = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    (data, warning)
 }
 
 impl AppRoleBackend {
