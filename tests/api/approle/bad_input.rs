@@ -174,6 +174,11 @@ async fn unknown_roles_answer_like_vault() {
     // Names outside Vault's pattern match no path at all.
     let r = srv.put("auth/approle/role/-bad", &root, json!({})).await;
     assert_error(&r, 404, &go("unsupported path"));
+    let long = "n".repeat(4097);
+    let r = srv
+        .put(&format!("auth/approle/role/{long}"), &root, json!({}))
+        .await;
+    assert_error(&r, 400, "role_name is longer than maximum of 4096 bytes");
     srv.list("auth/approle/role", &root)
         .await
         .assert_status(404);
