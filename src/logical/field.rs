@@ -179,6 +179,19 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// Go's name for the type a JSON value decodes to, as mapstructure prints it in
+/// "got unconvertible type" errors.
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "json.Number",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
 /// Converts one raw value per its type; used for validation.
 fn convert(name: &str, ty: FieldType, v: &Value) -> Result<()> {
     if v.is_null() {
@@ -213,7 +226,7 @@ fn to_string(name: &str, v: &Value) -> Result<String> {
             name,
             format!(
                 "'' expected type 'string', got unconvertible type '{}'",
-                kind(other)
+                go_type(other)
             ),
         )),
     }
@@ -227,14 +240,9 @@ fn to_int(name: &str, v: &Value) -> Result<i64> {
         )
     };
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite() && f.abs() < 9.2e18)
-                    .map(|f| f as i64)
-            })
-            .ok_or_else(bad),
+        // JSON numbers reach Vault as json.Number text and go through strconv.ParseInt, so a
+        // fraction such as 1.5 is invalid syntax rather than truncated.
+        Value::Number(n) => n.as_i64().ok_or_else(bad),
         Value::String(s) if s.trim().is_empty() => Ok(0),
         Value::String(s) => s.trim().parse::<i64>().map_err(|_| bad()),
         Value::Bool(b) => Ok(i64::from(*b)),
@@ -242,7 +250,7 @@ fn to_int(name: &str, v: &Value) -> Result<i64> {
             name,
             format!(
                 "'' expected type 'int', got unconvertible type '{}'",
-                kind(other)
+                go_type(other)
             ),
         )),
     }
@@ -264,7 +272,7 @@ fn to_bool(name: &str, v: &Value) -> Result<bool> {
             name,
             format!(
                 "'' expected type 'bool', got unconvertible type '{}'",
-                kind(other)
+                go_type(other)
             ),
         )),
     }
@@ -282,11 +290,14 @@ fn to_duration(name: &str, v: &Value) -> Result<i64> {
         },
         Value::String(s) => parse_duration_seconds(s).map_err(|e| conv_err(name, e))?,
         Value::Bool(_) | Value::Array(_) | Value::Object(_) | Value::Null => {
-            return Err(conv_err(name, format!("could not parse duration from {v}")));
+            return Err(conv_err(name, "could not parse duration from input"));
         }
     };
     if secs < 0 {
-        return Err(conv_err(name, "cannot provide negative value"));
+        return Err(conv_err(
+            name,
+            format!("cannot provide negative value '{secs}'"),
+        ));
     }
     Ok(secs)
 }

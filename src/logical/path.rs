@@ -136,7 +136,12 @@ impl<B: Sync> PathTable<B> {
             return Ok(None);
         };
         match spec.existence {
-            Some(check) => check(backend, req, &data).await.map(Some),
+            Some(check) => {
+                // Vault validates the fields while routing the existence check and reports a bad
+                // value from there, without the "Field validation failed" prefix of `handle`.
+                data.validate()?;
+                check(backend, req, &data).await.map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -155,7 +160,10 @@ impl<B: Sync> PathTable<B> {
             )));
         }
         let handler = spec.handler(op).ok_or(Error::UnsupportedOperation)?;
-        data.validate()?;
+        data.validate().map_err(|e| match e {
+            Error::BadRequest(msg) => Error::BadRequest(format!("Field validation failed: {msg}")),
+            other => other,
+        })?;
         let unknown = data.unknown_keys();
         let mut resp = handler(backend, req, &data).await?;
         if let Some(r) = resp.as_mut() {

@@ -1,8 +1,10 @@
 //! Mount types: the registry that turns a mount-table row into a live backend.
 //!
 //! Each folder here is one backend type with its own path table: `sys` (system endpoints),
-//! `token` (auth/token), `identity` (placeholder so `vault secrets list` matches Vault), `kv` (key/value, v1 and v2).
+//! `token` (auth/token), `identity` (placeholder so `vault secrets list` matches Vault),
+//! `cubbyhole` (per-token storage), `kv` (key/value, v1 and v2), `approle` (machine login).
 
+pub mod approle;
 pub mod cubbyhole;
 pub mod identity;
 pub mod kv;
@@ -22,14 +24,17 @@ pub const CUBBYHOLE_PREFIX: &str = "sys/cubbyhole/";
 
 /// True when a backend type can be instantiated.
 pub fn is_known_type(kind: &str) -> bool {
-    matches!(kind, "system" | "token" | "identity" | "cubbyhole" | "kv")
+    matches!(
+        kind,
+        "system" | "token" | "identity" | "cubbyhole" | "kv" | "approle"
+    )
 }
 
 /// Types a user may enable through `sys/mounts` or `sys/auth`.
 pub fn is_mountable(table: MountTableKind, kind: &str) -> bool {
     let allowed: &[&str] = match table {
         MountTableKind::Secret => &["kv"],
-        MountTableKind::Auth => &[],
+        MountTableKind::Auth => &["approle"],
     };
     allowed.contains(&kind) && is_known_type(kind)
 }
@@ -47,6 +52,7 @@ pub async fn new_backend(
         "identity" => Ok(Arc::new(identity::IdentityBackend)),
         "cubbyhole" => Ok(Arc::new(cubbyhole::CubbyholeBackend::new())),
         "kv" => Ok(Arc::new(kv::KvBackend::new(core))),
+        "approle" => Ok(Arc::new(approle::AppRoleBackend::new(core))),
         other => Err(Error::bad(format!(
             "plugin not found in the catalog: {other}"
         ))),

@@ -179,15 +179,17 @@ async fn wrong_types_are_field_validation_errors() {
         .post("auth/token/create", &srv.root, json!({"ttl": "abc"}))
         .await;
     r.assert_status(400);
-    assert_eq!(
-        r.errors(),
-        ["error converting input for field \"ttl\": time: invalid duration \"abc\""]
-    );
+    assert_eq!(r.errors(), ["time: invalid duration \"abc\""]);
     let r = srv
         .post("auth/token/create", &srv.root, json!({"num_uses": "many"}))
         .await;
     r.assert_status(400);
-    assert!(r.errors()[0].starts_with("error converting input for field \"num_uses\""));
+    assert!(
+        r.errors()[0]
+            .starts_with("Field validation failed: error converting input for field \"num_uses\""),
+        "{:?}",
+        r.errors()
+    );
     let r = srv
         .post(
             "auth/token/create",

@@ -1,10 +1,17 @@
 //! The single integration-test binary: every module talks to a real server over HTTP.
 
-// Helpers outside `#[test]` functions may fail loudly; some are used by only a few modules.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+// A test binary fails loudly on purpose; the crate-wide denials target the server code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is a test failure"
+)]
 
+mod approle;
 mod binary;
 mod cli;
+#[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
 mod http_layer;
 mod kv;

@@ -482,3 +482,29 @@ async fn expired_tokens_are_swept_from_storage() {
     srv.clock.advance(Duration::from_secs(3600));
     assert_eq!(srv.core.sweep_expired(100).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn token_create_input_errors_match_vault() {
+    let srv = TestServer::start().await;
+    for (body, msg) in [
+        (json!({"ttl": "abc"}), "time: invalid duration \"abc\""),
+        (
+            json!({"explicit_max_ttl": "abc"}),
+            "time: invalid duration \"abc\"",
+        ),
+        (json!({"period": "abc"}), "time: invalid duration \"abc\""),
+        (json!({"ttl": "-5s"}), "ttl must be positive"),
+        (
+            json!({"explicit_max_ttl": -1}),
+            "explicit_max_ttl must be positive",
+        ),
+        (
+            json!({"renewable": "maybe"}),
+            "Field validation failed: error converting input for field \"renewable\": '' cannot parse value as 'bool': strconv.ParseBool: invalid syntax",
+        ),
+    ] {
+        let r = srv.post("auth/token/create", &srv.root, body.clone()).await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), [msg], "{body}");
+    }
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::TokenBackend;
 use crate::core::auth_block;
 use crate::error::{Error, Result};
+use crate::logical::field::parse_duration_seconds;
 use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
 use crate::secret::Secret;
 use crate::token::ttl::{TtlInputs, calculate_ttl};
@@ -25,10 +26,10 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
                 "Do not add the default policy.",
             )
             .field("renewable", T::Bool, "Whether the token can be renewed.")
-            .field("ttl", T::DurationSecond, "TTL.")
-            .field("lease", T::DurationSecond, "Deprecated alias of ttl.")
-            .field("explicit_max_ttl", T::DurationSecond, "Hard maximum TTL.")
-            .field("period", T::DurationSecond, "Period (sudo).")
+            .field("ttl", T::Raw, "TTL.")
+            .field("lease", T::Raw, "Deprecated alias of ttl.")
+            .field("explicit_max_ttl", T::Raw, "Hard maximum TTL.")
+            .field("period", T::Raw, "Period (sudo).")
             .field("display_name", T::Str, "Display name.")
             .field("num_uses", T::Int, "Number of uses (0 = unlimited).")
             .field("type", T::Str, "service or batch.")
@@ -46,6 +47,29 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
             })
         }),
     ]
+}
+
+/// Token create parses its durations in the handler, as Vault does: Go's parse error as is, and
+/// `<field> must be positive` for negative values.
+fn duration_param(d: &FieldData<'_>, name: &str) -> Result<i64> {
+    let secs = match d.get_raw(name) {
+        None => 0,
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .unwrap_or_else(|| n.as_f64().map_or(0, |f| f as i64)),
+        Some(serde_json::Value::String(s)) => parse_duration_seconds(s).map_err(Error::bad)?,
+        Some(other) => {
+            return Err(Error::bad(format!(
+                "time: invalid duration {:?}",
+                other.to_string()
+            )));
+        }
+    };
+    if secs < 0 {
+        let label = if name == "lease" { "ttl" } else { name };
+        return Err(Error::bad(format!("{label} must be positive")));
+    }
+    Ok(secs)
 }
 
 fn display_name(raw: &str) -> String {
@@ -156,17 +180,17 @@ impl TokenBackend {
             ));
         }
         let orphan = orphan_path || no_parent;
-        let period = d.get_duration("period")?.unwrap_or(0);
+        let period = duration_param(d, "period")?;
         if period > 0 && !sudo {
             return Err(Error::bad(
                 "root or sudo privileges required to create periodic token",
             ));
         }
-        let ttl = d
-            .get_duration("ttl")?
-            .or(d.get_duration("lease")?)
-            .unwrap_or(0);
-        let explicit_max_ttl = d.get_duration("explicit_max_ttl")?.unwrap_or(0);
+        let ttl = match duration_param(d, "ttl")? {
+            0 => duration_param(d, "lease")?,
+            t => t,
+        };
+        let explicit_max_ttl = duration_param(d, "explicit_max_ttl")?;
         let mut renewable = d.get_bool("renewable")?.unwrap_or(true);
         let mut meta = d.get_kv_pairs("meta")?.or(d.get_kv_pairs("metadata")?);
         if meta.as_ref().is_some_and(BTreeMap::is_empty) {
