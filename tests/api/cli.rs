@@ -104,21 +104,16 @@ impl Cli {
         o.stdout
     }
 
-    /// Runs with `-format=json` and parses stdout.
-    pub async fn json(&self, token: Option<&str>, args: &[&str]) -> serde_json::Value {
-        let mut all = vec![args[0]];
-        let mut rest: Vec<&str> = args[1..].to_vec();
-        if args.len() > 1
-            && matches!(
-                args[0],
-                "token" | "policy" | "secrets" | "auth" | "kv" | "operator"
-            )
-        {
-            all.push(args[1]);
-            rest = args[2..].to_vec();
-        }
+    /// Runs `cmd -format=json args...` and parses stdout.
+    pub async fn json(
+        &self,
+        token: Option<&str>,
+        cmd: &[&str],
+        args: &[&str],
+    ) -> serde_json::Value {
+        let mut all: Vec<&str> = cmd.to_vec();
         all.push("-format=json");
-        all.extend(rest);
+        all.extend_from_slice(args);
         let out = self.ok(token, &all).await;
         serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("bad JSON from bao {all:?}: {e}\n{out}"))
@@ -151,7 +146,7 @@ async fn status_and_listings() {
             .any(|l| l.starts_with("token/") && l.contains("auth_token_")),
         "{out}"
     );
-    let detailed = cli.json(Some(&srv.root), &["secrets", "list"]).await;
+    let detailed = cli.json(Some(&srv.root), &["secrets", "list"], &[]).await;
     assert_eq!(detailed["sys/"]["type"], "system");
 }
 
@@ -231,13 +226,8 @@ async fn token_commands() {
     let created = cli
         .json(
             Some(&srv.root),
-            &[
-                "token",
-                "create",
-                "-policy=jenkins",
-                "-ttl=1h",
-                "-explicit-max-ttl=2h",
-            ],
+            &["token", "create"],
+            &["-policy=jenkins", "-ttl=1h", "-explicit-max-ttl=2h"],
         )
         .await;
     let tok = created["auth"]["client_token"]
@@ -306,7 +296,7 @@ async fn token_commands() {
     assert!(o.stderr.contains("permission denied"), "{}", o.stderr);
     // revoke -self and -accessor.
     let t2 = cli
-        .json(Some(&srv.root), &["token", "create", "-policy=default"])
+        .json(Some(&srv.root), &["token", "create"], &["-policy=default"])
         .await["auth"]["client_token"]
         .as_str()
         .unwrap()
@@ -345,11 +335,12 @@ async fn wrap_and_unwrap_with_the_cli() {
     let wrapped = cli
         .json(
             Some(&srv.root),
-            &["token", "create", "-wrap-ttl=5m", "-policy=default"],
+            &["token", "create"],
+            &["-wrap-ttl=5m", "-policy=default"],
         )
         .await;
     let wt = wrapped["wrap_info"]["token"].as_str().unwrap().to_string();
-    let un = cli.json(Some(&srv.root), &["unwrap", &wt]).await;
+    let un = cli.json(Some(&srv.root), &["unwrap"], &[&wt]).await;
     assert!(
         un["auth"]["client_token"]
             .as_str()
