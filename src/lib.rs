@@ -14,6 +14,7 @@ pub mod logical;
 pub mod mounts;
 pub mod physical;
 pub mod policy;
+pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod storage;
