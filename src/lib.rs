@@ -6,6 +6,7 @@
 //! `physical` engines. `policy` compiles ACLs; `token` stores tokens as salted HMACs.
 //! See `docs/ARCHITECTURE.md` for the map.
 
+pub mod barrier;
 pub mod clock;
 pub mod config;
 pub mod core;
@@ -16,6 +17,7 @@ pub mod logical;
 pub mod mounts;
 pub mod physical;
 pub mod policy;
+pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod storage;

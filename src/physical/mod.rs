@@ -6,6 +6,7 @@
 //! same conformance suite (`testing.rs`).
 
 pub mod inmem;
+pub mod redb;
 #[cfg(test)]
 pub mod testing;
 
