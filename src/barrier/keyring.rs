@@ -161,9 +161,11 @@ impl Keyring {
         };
         // Sized up front so the buffer holding key material never reallocates (a reallocation
         // would leave an unwiped copy behind).
-        let mut json = Zeroizing::new(Vec::with_capacity(64 + 128 * self.terms.len()));
+        let capacity = 64 + 128 * self.terms.len();
+        let mut json = Zeroizing::new(Vec::with_capacity(capacity));
         serde_json::to_writer(&mut *json, &stored)
             .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
+        debug_assert_eq!(json.capacity(), capacity, "keyring JSON buffer reallocated");
         aead::encrypt(root_key, ROOT_TERM, KEYRING_PATH.as_bytes(), &json)
             .map_err(|e| KeyringError::Corrupt(e.to_string()))
     }
@@ -230,6 +232,19 @@ mod tests {
         }
         assert_eq!(back.install_time(2), Some(200));
         assert_ne!(ring.key(1), ring.key(2));
+    }
+
+    #[test]
+    fn many_terms_round_trip() {
+        let root = [4u8; 32];
+        let mut ring = Keyring::new(i64::MAX);
+        for _ in 0..300 {
+            ring = ring.rotated(i64::MAX).unwrap();
+        }
+        // Debug builds also assert that the JSON buffer never reallocated.
+        let back = Keyring::open(&root, &ring.seal(&root).unwrap()).unwrap();
+        assert_eq!(back.active_term(), 301);
+        assert_eq!(back.key(17), ring.key(17));
     }
 
     #[test]

@@ -110,6 +110,12 @@ impl Barrier {
         }
     }
 
+    /// The engine below the barrier. Only for what is deliberately stored in plaintext: the
+    /// seal configuration at [`SEAL_CONFIG_PATH`] (needed before unseal). Never for data.
+    pub fn inner(&self) -> &Physical {
+        &self.inner
+    }
+
     /// Whether a keyring has been stored (the barrier, hence Vault, is initialised).
     pub async fn initialized(&self) -> Result<bool, StorageError> {
         Ok(self.inner.get(KEYRING_PATH).await?.is_some())
