@@ -17,6 +17,7 @@ pub mod logical;
 pub mod mounts;
 pub mod physical;
 pub mod policy;
+pub mod production;
 pub mod seal;
 pub mod secret;
 pub mod server;

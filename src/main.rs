@@ -1,4 +1,4 @@
-//! The `coffer` binary: `coffer server -dev` (and, later, `-config=FILE`).
+//! The `coffer` binary: `coffer server -dev` or `coffer server -config=FILE`.
 //!
 //! Flags follow `vault server`: one or two leading dashes, `-flag=value` or `-flag value`.
 
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use coffer::server::{DevServer, serve, shutdown_signal};
 
-const USAGE: &str = "Usage: coffer server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]";
+const USAGE: &str = "Usage: coffer server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]\n       coffer server -config=FILE";
 
 #[derive(Debug, Default)]
 struct ServerArgs {
@@ -14,6 +14,7 @@ struct ServerArgs {
     root_token_id: Option<String>,
     listen: Option<String>,
     log_level: Option<String>,
+    config: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<ServerArgs, String> {
@@ -39,9 +40,7 @@ fn parse_args(args: &[String]) -> Result<ServerArgs, String> {
             "dev-root-token-id" => out.root_token_id = Some(value()?),
             "dev-listen-address" => out.listen = Some(value()?),
             "log-level" => out.log_level = Some(value()?),
-            "config" => {
-                return Err("production mode (-config) is not available yet; use -dev".into());
-            }
+            "config" => out.config = Some(value()?),
             other => return Err(format!("flag provided but not defined: -{other}")),
         }
     }
@@ -65,6 +64,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let (false, Some(path)) = (parsed.dev, parsed.config.clone()) {
+        return run_config(&path, parsed.log_level.as_deref());
+    }
     if !parsed.dev {
         eprintln!("{USAGE}");
         return ExitCode::from(1);
@@ -101,6 +103,53 @@ fn main() -> ExitCode {
     }
 }
 
+fn run_config(path: &str, cli_level: Option<&str>) -> ExitCode {
+    let config = match coffer::config::ServerConfig::from_file(std::path::Path::new(path)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error loading configuration from {path}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let level = cli_level
+        .map(str::to_string)
+        .or(config.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        coffer::config::LogFormat::Json => builder.json().init(),
+        coffer::config::LogFormat::Standard => builder.init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("failed to start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        coffer::production::run(config, rx).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 async fn run_dev(args: ServerArgs) -> Result<(), String> {
     let addr = args.listen.unwrap_or_else(|| "127.0.0.1:8200".into());
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -123,12 +172,14 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
          authenticated to the CLI, so you can immediately begin using Coffer.\n\n\
          You may need to set the following environment variables:\n\n\
          \x20   $ export VAULT_ADDR='http://{local}'\n\n\
-         The root token is displayed below in case you want to seal/unseal\n\
-         the server or re-authenticate.\n\n\
+         The unseal key and root token are displayed below in case you want to\n\
+         seal/unseal the server or re-authenticate.\n\n\
+         Unseal Key: {unseal}\n\
          Root Token: {token}\n\n\
          Development mode should NOT be used in production installations!\n",
         ver = env!("CARGO_PKG_VERSION"),
         token = dev.root_token.expose(),
+        unseal = dev.unseal_key.expose(),
     );
     {
         // A closed stdout must not kill the server (println! would panic).

@@ -12,20 +12,48 @@ use crate::http::{DEFAULT_MAX_REQUEST_SIZE, router};
 use crate::physical::inmem::InmemBackend;
 use crate::secret::Secret;
 
-/// A dev server: in-memory, unsealed, with a root token.
+/// A dev server: in-memory, initialised with one unseal key, unsealed, with a root token.
 pub struct DevServer {
     /// The core.
     pub core: Arc<Core>,
     /// The root token.
     pub root_token: Secret,
+    /// The single unseal key (base64), printed in the banner like Vault's.
+    pub unseal_key: Secret,
 }
 
 impl DevServer {
     /// Builds the dev core with the given clock and optional fixed root token id.
     pub async fn new(clock: Arc<dyn Clock>, root_token_id: Option<String>) -> Result<Self> {
-        let core = Core::new(Arc::new(InmemBackend::new()), clock, CoreConfig::default()).await?;
-        let root_token = core.create_root_token(root_token_id).await?;
-        Ok(DevServer { core, root_token })
+        let core = Core::new(
+            Arc::new(InmemBackend::new()),
+            "inmem",
+            clock,
+            CoreConfig::default(),
+        )?;
+        let init = core.init(1, 1).await?;
+        let key = init.to_json()["keys_base64"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        core.unseal_part(Some(&key), false).await?;
+        // Vault's dev mode hands out a fresh root token of the requested id; the one from init is
+        // revoked so that exactly one root token exists.
+        let root_token = match root_token_id {
+            Some(id) => {
+                let created = core.create_root_token(Some(id)).await?;
+                if let Some(e) = core.tokens.lookup(init.root_token.expose()).await? {
+                    core.revoke_token_tree(&e.key).await?;
+                }
+                created
+            }
+            None => init.root_token,
+        };
+        Ok(DevServer {
+            core,
+            root_token,
+            unseal_key: Secret::new(key),
+        })
     }
 
     /// Builds the dev core with the system clock.
@@ -52,15 +80,25 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
     }
 }
 
-/// Serves `core` on `listener` until `shutdown` resolves; in-flight requests finish first.
+/// Serves `core` on `listener` until `shutdown` resolves, with the expiry sweep running; the
+/// simple entry point used by `-dev` and tests.
 pub async fn serve(
     listener: TcpListener,
     core: Arc<Core>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    let app =
-        router(core, DEFAULT_MAX_REQUEST_SIZE).into_make_service_with_connect_info::<SocketAddr>();
+    serve_http(listener, core, DEFAULT_MAX_REQUEST_SIZE, shutdown).await
+}
+
+/// Serves plain HTTP on one listener until `shutdown`; in-flight requests finish first.
+pub async fn serve_http(
+    listener: TcpListener,
+    core: Arc<Core>,
+    max_request_size: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(core, max_request_size).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -133,12 +171,11 @@ pub async fn serve_tls(
     listener: std::net::TcpListener,
     core: Arc<Core>,
     tls: &TlsSettings,
+    max_request_size: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
-    tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    let app =
-        router(core, DEFAULT_MAX_REQUEST_SIZE).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(core, max_request_size).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {

@@ -8,6 +8,7 @@ pub mod mounts;
 pub mod pipeline;
 pub mod policy_store;
 pub mod render;
+pub mod seal;
 pub mod wrapping;
 
 use arc_swap::ArcSwap;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
+use crate::barrier::Barrier;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::logical::Auth;
@@ -61,8 +63,12 @@ impl Default for CoreConfig {
 pub struct Core {
     /// Time source.
     pub clock: Arc<dyn Clock>,
-    /// The storage engine.
+    /// The storage every view reads and writes: the encryption barrier over the engine.
     pub physical: Physical,
+    /// The barrier itself (seal state, keyring, rotation).
+    pub barrier: Arc<Barrier>,
+    /// Storage type reported by seal-status (`inmem`, `file`).
+    pub storage_type: String,
     /// Per-key locks shared by all storage views.
     pub locks: Arc<KeyLocks>,
     /// Settings.
@@ -74,16 +80,21 @@ pub struct Core {
     mounts: ArcSwap<MountTable>,
     mount_lock: tokio::sync::Mutex<()>,
     sealed: AtomicBool,
+    unseal_progress: tokio::sync::Mutex<seal::Progress>,
     weak: Weak<Core>,
 }
 
 impl Core {
-    /// Builds a core over `physical`, loading (or creating) the mount table and stores.
-    pub async fn new(
-        physical: Physical,
+    /// Builds a sealed core over the raw engine `raw` (wrapped in the encryption barrier).
+    /// Nothing is read until it is initialised and unsealed.
+    pub fn new(
+        raw: Physical,
+        storage_type: &str,
         clock: Arc<dyn Clock>,
         config: CoreConfig,
     ) -> Result<Arc<Core>> {
+        let barrier = Arc::new(Barrier::with_clock(raw, clock.clone()));
+        let physical: Physical = barrier.clone();
         let locks = Arc::new(KeyLocks::default());
         let sys = Storage::new(physical.clone(), "sys/", locks.clone());
         let policies = PolicyStore::new(sys.sub("policy/"))?;
@@ -91,6 +102,8 @@ impl Core {
         let core = Arc::new_cyclic(|weak| Core {
             clock,
             physical,
+            barrier,
+            storage_type: storage_type.to_string(),
             locks,
             config,
             policies,
@@ -98,9 +111,9 @@ impl Core {
             mounts: ArcSwap::from_pointee(MountTable::default()),
             mount_lock: tokio::sync::Mutex::new(()),
             sealed: AtomicBool::new(true),
+            unseal_progress: tokio::sync::Mutex::new(seal::Progress::default()),
             weak: weak.clone(),
         });
-        core.post_unseal().await?;
         Ok(core)
     }
 

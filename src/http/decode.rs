@@ -87,7 +87,7 @@ fn wrap_ttl(h: &HeaderMap) -> Result<Option<i64>> {
     Ok((secs > 0).then_some(secs))
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>> {
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>> {
     let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes().to_vec()),

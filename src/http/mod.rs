@@ -69,12 +69,22 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
     let Some(path) = normalize_path(parts.uri.path()) else {
         return error_response(&Error::NotFound);
     };
+    // Only init and unseal read their body here; everything else streams it to the decoder.
+    let (raw_body, body) = if sys_raw::wants_body(&path) {
+        match decode::read_body(body, state.max_request_size).await {
+            Ok(b) => (b, Body::empty()),
+            Err(e) => return error_response(&e),
+        }
+    } else {
+        (Vec::new(), body)
+    };
     if let Some(resp) = sys_raw::handle(
         &state,
         &parts.method,
         &path,
         parts.uri.query(),
         &parts.headers,
+        &raw_body,
     )
     .await
     {

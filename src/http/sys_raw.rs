@@ -1,16 +1,13 @@
 //! The `sys/` endpoints that answer outside the pipeline and while sealed: health, seal-status,
-//! leader and init status. They return raw JSON, not the envelope.
+//! leader, init and unseal. They return raw JSON, not the envelope.
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use serde_json::{Value, json};
 
 use super::decode::parse_query;
-use super::{AppState, json_response};
-use crate::clock::unix_secs;
-use crate::error::Error;
-
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use super::{AppState, json_response, no_content};
+use crate::error::{Error, Result};
 
 /// Serves `path` if it is a raw sys endpoint; `None` otherwise.
 pub async fn handle(
@@ -19,94 +16,123 @@ pub async fn handle(
     path: &str,
     query: Option<&str>,
     _headers: &HeaderMap,
+    body: &[u8],
 ) -> Option<HttpResponse> {
-    let core = &state.core;
     let get_like = *method == Method::GET || *method == Method::HEAD;
-    match path {
-        "sys/health" => {
-            if !get_like {
-                return Some(super::error_response(&Error::MethodNotAllowed));
-            }
-            let q = parse_query(query);
-            let sealed = core.is_sealed();
-            let code = |name: &str, default: u16| {
-                q.get(name)
-                    .and_then(Value::as_str)
-                    .and_then(|v| v.parse::<u16>().ok())
-                    .unwrap_or(default)
-            };
-            let status = if sealed {
-                code("sealedcode", 503)
-            } else {
-                code("activecode", 200)
-            };
-            let body = json!({
-                "initialized": true,
-                "sealed": sealed,
-                "standby": false,
-                "performance_standby": false,
-                "replication_performance_mode": "disabled",
-                "replication_dr_mode": "disabled",
-                "server_time_utc": unix_secs(core.clock.now()),
-                "version": VERSION,
-                "cluster_name": "coffer-cluster",
-                "cluster_id": "",
-            });
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            if *method == Method::HEAD {
-                let mut r = json_response(status, String::new());
-                *r.body_mut() = axum::body::Body::empty();
-                return Some(r);
-            }
-            Some(json_response(status, body.to_string()))
-        }
-        "sys/seal-status" => Some(json_response(
-            StatusCode::OK,
-            seal_status(state).to_string(),
-        )),
-        "sys/leader" => Some(json_response(
-            StatusCode::OK,
-            json!({
-                "ha_enabled": false,
-                "is_self": false,
-                "active_time": "0001-01-01T00:00:00Z",
-                "leader_address": "",
-                "leader_cluster_address": "",
-                "performance_standby": false,
-                "performance_standby_last_remote_wal": 0,
-            })
-            .to_string(),
-        )),
-        "sys/init" if get_like => Some(json_response(
-            StatusCode::OK,
-            json!({ "initialized": true }).to_string(),
-        )),
-        "sys/init" => Some(super::error_response(&Error::bad(
-            "Vault is already initialized",
-        ))),
-        "sys/unseal" => Some(json_response(
-            StatusCode::OK,
-            seal_status(state).to_string(),
-        )),
-        _ => None,
+    let result = match (path, get_like) {
+        ("sys/health", true) => health(state, method, query).await,
+        ("sys/health", false) => Err(Error::MethodNotAllowed),
+        ("sys/seal-status", _) => state.core.seal_status().await.map(ok),
+        ("sys/leader", _) => Ok(ok(json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        }))),
+        ("sys/init", true) => state
+            .core
+            .is_initialized()
+            .await
+            .map(|i| ok(json!({ "initialized": i }))),
+        ("sys/init", false) => init(state, body).await,
+        ("sys/unseal", false) => unseal(state, body).await,
+        ("sys/unseal", true) => Err(Error::MethodNotAllowed),
+        // Sealing a sealed server is a no-op, as in Vault; otherwise it goes through the pipeline.
+        ("sys/seal", false) if state.core.is_sealed() => return Some(no_content()),
+        _ => return None,
+    };
+    Some(result.unwrap_or_else(|e| super::error_response(&e)))
+}
+
+/// True when `path` is served here and needs the request body.
+pub fn wants_body(path: &str) -> bool {
+    matches!(path, "sys/init" | "sys/unseal")
+}
+
+fn ok(v: Value) -> HttpResponse {
+    json_response(StatusCode::OK, v.to_string())
+}
+
+fn body_json(body: &[u8]) -> Result<Value> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Error::bad("failed to decode JSON input: invalid UTF-8"))?;
+    if text.trim().is_empty() || text.trim() == "null" {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(text).map_err(|e| Error::bad(format!("failed to decode JSON input: {e}")))
+}
+
+fn int_field(v: &Value, name: &str) -> Result<i64> {
+    match &v[name] {
+        Value::Null => Ok(0),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| Error::bad(format!("invalid {name}"))),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| Error::bad(format!("invalid {name}"))),
+        _ => Err(Error::bad(format!("invalid {name}"))),
     }
 }
 
-fn seal_status(state: &AppState) -> Value {
-    json!({
-        "type": "shamir",
-        "initialized": true,
-        "sealed": state.core.is_sealed(),
-        "t": 1,
-        "n": 1,
-        "progress": 0,
-        "nonce": "",
-        "version": VERSION,
-        "build_date": "",
-        "migration": false,
-        "cluster_name": "coffer-cluster",
-        "cluster_id": "",
-        "recovery_seal": false,
-        "storage_type": "inmem",
-    })
+async fn init(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
+    let v = body_json(body)?;
+    if v.get("recovery_shares")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        > 0
+        || !v["pgp_keys"].is_null() && v["pgp_keys"] != json!([])
+    {
+        return Err(Error::bad(
+            "PGP-encrypted keys and recovery keys are not supported by Coffer",
+        ));
+    }
+    let result = state
+        .core
+        .init(
+            int_field(&v, "secret_shares")?,
+            int_field(&v, "secret_threshold")?,
+        )
+        .await?;
+    Ok(ok(result.to_json()))
+}
+
+async fn unseal(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
+    let v = body_json(body)?;
+    let reset = match &v["reset"] {
+        Value::Bool(b) => *b,
+        Value::String(s) => s == "true",
+        _ => false,
+    };
+    state
+        .core
+        .unseal_part(v["key"].as_str(), reset)
+        .await
+        .map(ok)
+}
+
+async fn health(state: &AppState, method: &Method, query: Option<&str>) -> Result<HttpResponse> {
+    let q = parse_query(query);
+    let (body, which) = state.core.health().await?;
+    let default = match which {
+        "uninitcode" => 501,
+        "sealedcode" => 503,
+        _ => 200,
+    };
+    let code = q
+        .get(which)
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse::<u16>().ok())
+        .unwrap_or(default);
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    if *method == Method::HEAD {
+        let mut r = json_response(status, String::new());
+        *r.body_mut() = axum::body::Body::empty();
+        return Ok(r);
+    }
+    Ok(json_response(status, body.to_string()))
 }

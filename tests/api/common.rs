@@ -82,6 +82,26 @@ impl TestServer {
         }
     }
 
+    /// A handle on a server someone else started (production-mode tests); `root` starts empty.
+    pub fn attach(
+        addr: SocketAddr,
+        core: Arc<coffer::core::Core>,
+        clock: Arc<MockClock>,
+    ) -> TestServer {
+        let (tx, _rx) = tokio::sync::oneshot::channel::<()>();
+        TestServer {
+            addr,
+            root: String::new(),
+            clock,
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            core,
+            _shutdown: tx,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/v1/{}", self.addr, path.trim_start_matches('/'))
     }
@@ -143,9 +163,14 @@ impl TestServer {
 
     /// Writes a policy and returns nothing (asserts 204).
     pub async fn write_policy(&self, name: &str, hcl: &str) {
+        self.write_policy_as(&self.root, name, hcl).await;
+    }
+
+    /// Writes a policy with `token`.
+    pub async fn write_policy_as(&self, token: &str, name: &str, hcl: &str) {
         self.put(
             &format!("sys/policies/acl/{name}"),
-            &self.root,
+            token,
             serde_json::json!({ "policy": hcl }),
         )
         .await
@@ -154,11 +179,16 @@ impl TestServer {
 
     /// Creates a token with the given policies (as root) and returns it.
     pub async fn token_with(&self, policies: &[&str], extra: Value) -> String {
+        self.token_with_as(&self.root, policies, extra).await
+    }
+
+    /// Creates a token with the given policies as `parent`.
+    pub async fn token_with_as(&self, parent: &str, policies: &[&str], extra: Value) -> String {
         let mut body = serde_json::json!({ "policies": policies });
         if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
             b.extend(e);
         }
-        let r = self.post("auth/token/create", &self.root, body).await;
+        let r = self.post("auth/token/create", parent, body).await;
         r.assert_status(200);
         r.body["auth"]["client_token"]
             .as_str()

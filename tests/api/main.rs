@@ -17,6 +17,7 @@ mod common;
 mod http_layer;
 mod kv;
 mod policies;
+mod production;
 mod sys_mounts;
 mod tls;
 mod tokens;

@@ -32,9 +32,15 @@ async fn start(min_tls13: bool) -> TlsServer {
     };
     let core = dev.core.clone();
     tokio::spawn(async move {
-        let _ = serve_tls(listener, core, &tls, async move {
-            let _ = rx.await;
-        })
+        let _ = serve_tls(
+            listener,
+            core,
+            &tls,
+            coffer::http::DEFAULT_MAX_REQUEST_SIZE,
+            async move {
+                let _ = rx.await;
+            },
+        )
         .await;
     });
     let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();

@@ -6,6 +6,7 @@
 mod path_capabilities;
 mod path_mounts;
 mod path_policies;
+mod path_seal;
 mod path_wrapping;
 
 use std::sync::{Arc, Weak};
@@ -27,6 +28,7 @@ impl SystemBackend {
         paths.extend(path_policies::paths());
         paths.extend(path_capabilities::paths());
         paths.extend(path_wrapping::paths());
+        paths.extend(path_seal::paths());
         SystemBackend {
             core: Arc::downgrade(core),
             table: PathTable::new(paths),

@@ -1,0 +1,389 @@
+//! Seal state: `sys/init`, `sys/unseal`, `sys/seal`, seal-status and health.
+//!
+//! The root key (32 random bytes) opens the barrier's keyring. At init it is split with Shamir
+//! into `secret_shares` unseal keys, any `secret_threshold` of which rebuild it (with one share
+//! the key itself is the unseal key, as in Vault). Unseal keys are never stored. A wrong
+//! combination fails to open the keyring (AEAD), so it can never unseal with garbage.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::Core;
+use crate::barrier::{BarrierError, SEAL_CONFIG_PATH};
+use crate::error::{Error, Result};
+use crate::seal::shamir;
+use crate::secret::Secret;
+
+const CLUSTER_KEY: &str = "core/cluster";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const UNSEAL_FAILED: &str = "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: cipher: message authentication failed";
+
+/// Stored in plaintext next to the barrier: how many shares exist and how many unseal.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SealConfig {
+    /// Number of unseal keys.
+    pub secret_shares: u8,
+    /// Number needed to unseal.
+    pub secret_threshold: u8,
+}
+
+/// Unseal keys handed in so far (in memory only).
+#[derive(Default)]
+pub struct Progress {
+    parts: Vec<Zeroizing<Vec<u8>>>,
+    nonce: String,
+}
+
+/// What `sys/init` returns.
+pub struct InitResult {
+    /// The unseal keys.
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    /// The initial root token.
+    pub root_token: Secret,
+}
+
+impl InitResult {
+    /// Vault's JSON reply: `keys` (hex), `keys_base64`, `root_token`.
+    pub fn to_json(&self) -> Value {
+        let hex: Vec<String> = self.keys.iter().map(|k| hex_encode(k)).collect();
+        let b64: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+            .collect();
+        json!({ "keys": hex, "keys_base64": b64, "root_token": self.root_token.expose() })
+    }
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .collect()
+}
+
+fn invalid_config(msg: &str) -> Error {
+    Error::bad(format!("invalid seal configuration: {msg}"))
+}
+
+/// Vault's checks on `secret_shares` / `secret_threshold`.
+fn validate(shares: i64, threshold: i64) -> Result<SealConfig> {
+    if shares < 1 {
+        return Err(invalid_config("shares must be at least one"));
+    }
+    if threshold < 1 {
+        return Err(invalid_config("threshold must be at least one"));
+    }
+    if shares > 255 {
+        return Err(invalid_config("shares must be less than 256"));
+    }
+    if threshold > shares {
+        return Err(invalid_config("threshold cannot be larger than shares"));
+    }
+    if shares > 1 && threshold == 1 {
+        return Err(invalid_config(
+            "threshold must be greater than one for multiple shares",
+        ));
+    }
+    Ok(SealConfig {
+        secret_shares: u8::try_from(shares)
+            .map_err(|_| invalid_config("shares must be less than 256"))?,
+        secret_threshold: u8::try_from(threshold)
+            .map_err(|_| invalid_config("threshold cannot be larger than shares"))?,
+    })
+}
+
+impl Core {
+    async fn seal_config(&self) -> Result<Option<SealConfig>> {
+        match self.barrier.inner().get(SEAL_CONFIG_PATH).await? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::internal(format!("corrupt seal config: {e}"))),
+        }
+    }
+
+    /// True once `sys/init` has run.
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(self.barrier.initialized().await?)
+    }
+
+    /// Initialises storage: a new root key and keyring, the default mounts and policies, and the
+    /// root token. The server stays sealed, as Vault's does.
+    pub async fn init(&self, shares: i64, threshold: i64) -> Result<InitResult> {
+        let mut progress = self.unseal_progress.lock().await;
+        if self.is_initialized().await? {
+            return Err(Error::bad("Vault is already initialized"));
+        }
+        let config = validate(shares, threshold)?;
+        let root_key = Zeroizing::new(rand::random::<[u8; 32]>());
+        let keys: Vec<Zeroizing<Vec<u8>>> = if config.secret_shares == 1 {
+            vec![Zeroizing::new(root_key.to_vec())]
+        } else {
+            shamir::split(
+                root_key.as_slice(),
+                config.secret_shares,
+                config.secret_threshold,
+            )
+            .map_err(|e| invalid_config(&e))?
+            .into_iter()
+            .map(Zeroizing::new)
+            .collect()
+        };
+        self.barrier.initialize(&root_key).await?;
+        let encoded = serde_json::to_vec(&config).map_err(Error::internal)?;
+        self.barrier.inner().put(SEAL_CONFIG_PATH, encoded).await?;
+        self.barrier
+            .unseal(&root_key)
+            .await
+            .map_err(|e| Error::internal(format!("unseal after init: {e}")))?;
+        let setup = async {
+            self.post_unseal().await?;
+            let cluster = json!({
+                "name": format!("coffer-cluster-{:08x}", rand::random::<u32>()),
+                "id": uuid::Uuid::new_v4().to_string(),
+            });
+            self.storage("").put_json(CLUSTER_KEY, &cluster).await?;
+            self.create_root_token(None).await
+        };
+        let root_token = setup.await;
+        let _ = self.pre_seal();
+        self.barrier.seal();
+        *progress = Progress::default();
+        tracing::info!(
+            seal.shares = config.secret_shares,
+            seal.threshold = config.secret_threshold,
+            "storage initialised"
+        );
+        Ok(InitResult {
+            keys,
+            root_token: root_token?,
+        })
+    }
+
+    /// Takes one unseal key (hex or base64); unseals when the threshold is reached.
+    pub async fn unseal_part(&self, key: Option<&str>, reset: bool) -> Result<Value> {
+        {
+            let mut progress = self.unseal_progress.lock().await;
+            let Some(config) = self.seal_config().await? else {
+                return Err(Error::bad("Vault is not initialized"));
+            };
+            if !self.is_sealed() {
+                drop(progress);
+                return self.seal_status().await;
+            }
+            if reset {
+                *progress = Progress::default();
+            } else {
+                let key = key.map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
+                    Error::bad("'key' must be specified in request body as JSON, or 'reset' set to true")
+                })?;
+                let part = hex_decode(key)
+                    .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+                    .map(Zeroizing::new)
+                    .ok_or_else(|| Error::bad("'key' must be a valid hex or base64 string"))?;
+                let duplicate = progress
+                    .parts
+                    .iter()
+                    .any(|p| bool::from(p.as_slice().ct_eq(part.as_slice())));
+                if !duplicate {
+                    if progress.parts.is_empty() {
+                        progress.nonce = uuid::Uuid::new_v4().to_string();
+                    }
+                    progress.parts.push(part);
+                }
+                if progress.parts.len() >= usize::from(config.secret_threshold) {
+                    let parts = std::mem::take(&mut *progress);
+                    self.unseal_with(&config, parts).await?;
+                }
+            }
+        }
+        self.seal_status().await
+    }
+
+    async fn unseal_with(&self, config: &SealConfig, progress: Progress) -> Result<()> {
+        let combined = if config.secret_threshold == 1 {
+            progress
+                .parts
+                .first()
+                .map(|p| Zeroizing::new(p.to_vec()))
+                .unwrap_or_default()
+        } else {
+            let parts: Vec<Vec<u8>> = progress.parts.iter().map(|p| p.to_vec()).collect();
+            let out = shamir::combine(&parts).map(Zeroizing::new);
+            // The plain copies above are dropped here; wipe them first.
+            for mut p in parts {
+                zeroize::Zeroize::zeroize(&mut p);
+            }
+            out.map_err(|_| Error::bad(UNSEAL_FAILED))?
+        };
+        let root_key: Zeroizing<[u8; 32]> = match <[u8; 32]>::try_from(combined.as_slice()) {
+            Ok(k) => Zeroizing::new(k),
+            Err(_) => return Err(Error::bad(UNSEAL_FAILED)),
+        };
+        match self.barrier.unseal(&root_key).await {
+            Ok(()) => {}
+            Err(BarrierError::InvalidKey) => return Err(Error::bad(UNSEAL_FAILED)),
+            Err(BarrierError::NotInitialized) => {
+                return Err(Error::bad("Vault is not initialized"));
+            }
+            Err(BarrierError::Storage(e)) => return Err(e.into()),
+        }
+        if let Err(e) = self.post_unseal().await {
+            let _ = self.pre_seal();
+            self.barrier.seal();
+            return Err(e);
+        }
+        tracing::info!("unsealed");
+        Ok(())
+    }
+
+    /// Seals: stops serving, forgets every cached secret and the keyring.
+    pub async fn seal(&self) -> Result<()> {
+        let mut progress = self.unseal_progress.lock().await;
+        *progress = Progress::default();
+        self.pre_seal()?;
+        self.barrier.seal();
+        tracing::info!("sealed");
+        Ok(())
+    }
+
+    async fn cluster(&self) -> Option<(String, String)> {
+        if self.is_sealed() {
+            return None;
+        }
+        let v: Value = self
+            .storage("")
+            .get_json(CLUSTER_KEY)
+            .await
+            .ok()
+            .flatten()?;
+        Some((
+            v["name"].as_str()?.to_string(),
+            v["id"].as_str()?.to_string(),
+        ))
+    }
+
+    /// `sys/seal-status` (also the reply of `sys/unseal`).
+    pub async fn seal_status(&self) -> Result<Value> {
+        let config = self.seal_config().await?;
+        let progress = self.unseal_progress.lock().await;
+        let (t, n) = config.map_or((0, 0), |c| (c.secret_threshold, c.secret_shares));
+        let mut v = json!({
+            "type": "shamir",
+            "initialized": config.is_some(),
+            "sealed": self.is_sealed(),
+            "t": t,
+            "n": n,
+            "progress": progress.parts.len(),
+            "nonce": progress.nonce,
+            "version": VERSION,
+            "build_date": "",
+            "migration": false,
+            "recovery_seal": false,
+            "storage_type": self.storage_type,
+        });
+        drop(progress);
+        if let Some((name, id)) = self.cluster().await {
+            v["cluster_name"] = json!(name);
+            v["cluster_id"] = json!(id);
+        }
+        Ok(v)
+    }
+
+    /// `sys/health`: the body and the default status (200 active, 503 sealed, 501 uninitialised).
+    pub async fn health(&self) -> Result<(Value, &'static str)> {
+        let initialized = self.is_initialized().await?;
+        let sealed = self.is_sealed();
+        let mut v = json!({
+            "initialized": initialized,
+            "sealed": sealed,
+            "standby": false,
+            "performance_standby": false,
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled",
+            "server_time_utc": crate::clock::unix_secs(self.clock.now()),
+            "version": VERSION,
+        });
+        if let Some((name, id)) = self.cluster().await {
+            v["cluster_name"] = json!(name);
+            v["cluster_id"] = json!(id);
+        }
+        let which = if !initialized {
+            "uninitcode"
+        } else if sealed {
+            "sealedcode"
+        } else {
+            "activecode"
+        };
+        Ok((v, which))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_config_rules_match_vault() {
+        let cases: Vec<(i64, i64, Result<(), &str>)> = vec![
+            (
+                0,
+                0,
+                Err("invalid seal configuration: shares must be at least one"),
+            ),
+            (
+                3,
+                0,
+                Err("invalid seal configuration: threshold must be at least one"),
+            ),
+            (
+                3,
+                5,
+                Err("invalid seal configuration: threshold cannot be larger than shares"),
+            ),
+            (
+                3,
+                1,
+                Err(
+                    "invalid seal configuration: threshold must be greater than one for multiple shares",
+                ),
+            ),
+            (
+                256,
+                3,
+                Err("invalid seal configuration: shares must be less than 256"),
+            ),
+            (1, 1, Ok(())),
+            (5, 3, Ok(())),
+            (255, 255, Ok(())),
+        ];
+        for (n, t, want) in cases {
+            match (validate(n, t), want) {
+                (Ok(_), Ok(())) => {}
+                (Err(e), Err(msg)) => assert_eq!(e.to_string(), msg),
+                (got, want) => panic!("{n}/{t}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(
+            hex_decode(&hex_encode(&[0, 1, 254, 255])).unwrap(),
+            [0, 1, 254, 255]
+        );
+        assert!(hex_decode("abc").is_none());
+        assert!(hex_decode("zz").is_none());
+    }
+}

@@ -1,0 +1,138 @@
+//! Production mode: `coffer server -config=FILE`. Durable encrypted storage, sealed at start,
+//! one or more TCP listeners (plain or TLS) as the config file says.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ServerConfig, StorageConfig, TlsVersion};
+use crate::core::{Core, CoreConfig, SYSTEM_DEFAULT_TTL};
+use crate::physical::Physical;
+use crate::physical::inmem::InmemBackend;
+use crate::physical::redb::RedbBackend;
+use crate::server::{TlsSettings, serve_http, serve_tls, sweep_loop};
+
+/// File name of the embedded database inside the configured storage directory.
+pub const DB_FILE: &str = "coffer.redb";
+
+/// Opens the configured storage engine (creating the directory, owner-only, when needed).
+pub async fn open_storage(storage: &StorageConfig) -> Result<(Physical, &'static str), String> {
+    match storage {
+        StorageConfig::Inmem => Ok((Arc::new(InmemBackend::new()), "inmem")),
+        StorageConfig::File { path } => {
+            let path = path.clone();
+            let engine = tokio::task::spawn_blocking(move || open_file_storage(&path))
+                .await
+                .map_err(|e| format!("storage: {e}"))??;
+            Ok((Arc::new(engine), "file"))
+        }
+    }
+}
+
+fn open_file_storage(dir: &Path) -> Result<RedbBackend, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("storage \"file\": cannot create {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    RedbBackend::open(&dir.join(DB_FILE))
+        .map_err(|e| format!("storage \"file\": {}: {e}", dir.display()))
+}
+
+/// The core for a config: sealed, over the configured engine.
+pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Core>, String> {
+    let (raw, kind) = open_storage(&config.storage).await?;
+    let core_config = CoreConfig {
+        default_lease_ttl: config.default_lease_ttl.unwrap_or(SYSTEM_DEFAULT_TTL),
+        max_lease_ttl: config.max_lease_ttl.unwrap_or(SYSTEM_DEFAULT_TTL),
+        dev: false,
+    };
+    Core::new(raw, kind, clock, core_config).map_err(|e| e.to_string())
+}
+
+/// Serves every listener of `config` until `shutdown` fires; prints Vault's start-up banner.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    for setting in &config.ignored {
+        tracing::info!(config.setting = %setting, "setting {setting} is accepted but has no effect in Coffer");
+    }
+    let core = build_core(&config, Arc::new(SystemClock)).await?;
+    let mut lines = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let std_listener = std::net::TcpListener::bind(l.address)
+            .map_err(|e| format!("error listening on {}: {e}", l.address))?;
+        let local = std_listener.local_addr().map_err(|e| e.to_string())?;
+        lines.push(format!(
+            "             Listener {}: tcp (addr: \"{local}\", tls: \"{}\")",
+            i + 1,
+            if l.tls.is_some() {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        ));
+        let mut rx = shutdown.clone();
+        let stop = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let core = core.clone();
+        let max = l.max_request_size;
+        match &l.tls {
+            Some(t) => {
+                let tls = TlsSettings {
+                    cert_file: t.cert_file.clone(),
+                    key_file: t.key_file.clone(),
+                    min_tls13: matches!(t.min_version, TlsVersion::Tls13),
+                };
+                crate::server::rustls_config(&tls)?;
+                tasks.spawn(async move { serve_tls(std_listener, core, &tls, max, stop).await });
+            }
+            None => {
+                std_listener
+                    .set_nonblocking(true)
+                    .map_err(|e| e.to_string())?;
+                let listener =
+                    tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+                tasks.spawn(async move {
+                    serve_http(listener, core, max, stop)
+                        .await
+                        .map_err(|e| e.to_string())
+                });
+            }
+        }
+    }
+    tokio::spawn(sweep_loop(Arc::downgrade(&core)));
+    print_banner(&config, &core, &lines);
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(Err(e)) | Err(e) = joined.map_err(|e| e.to_string()) {
+            result = Err(e);
+        }
+    }
+    // Let storage close cleanly (redb flushes and releases its lock when the last handle goes).
+    drop(core);
+    result
+}
+
+fn print_banner(config: &ServerConfig, core: &Core, listeners: &[String]) {
+    use std::io::Write;
+    let api = config.api_addr.clone().unwrap_or_default();
+    let text = format!(
+        "==> Coffer server configuration:\n\n\
+         \x20            Api Address: {api}\n\
+         {}\n\
+         \x20                Storage: {}\n\
+         \x20                Version: Coffer v{}\n\n\
+         ==> Coffer server started! Log data will stream in below:\n\n",
+        listeners.join("\n"),
+        core.storage_type,
+        env!("CARGO_PKG_VERSION"),
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
