@@ -76,3 +76,37 @@ fn bad_flags_exit_non_zero_with_usage() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("flag provided but not defined: -bogus"));
 }
+
+#[test]
+fn config_errors_name_the_file_and_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.hcl");
+    std::fs::write(
+        &cfg,
+        "storage \"raft\" { path = \"/tmp/x\" }\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", &format!("-config={}", cfg.display())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.hcl")
+            && err.contains("storage \"raft\"")
+            && err.contains("not supported"),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" bogus = 1 }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", &format!("-config={}", cfg.display())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}

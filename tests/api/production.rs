@@ -343,3 +343,63 @@ async fn rotation_keeps_old_data_readable() {
     );
     p.stop().await;
 }
+
+#[tokio::test]
+async fn operator_init_and_unseal_with_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = ProdServer::start(dir.path(), MockClock::new()).await;
+    let Some(cli) = crate::cli::Cli::new(&p.srv) else {
+        return;
+    };
+    let o = cli.run(None, &["status"], None).await;
+    assert_eq!(o.code, 2, "status exits 2 while sealed: {}", o.stdout);
+    assert_eq!(crate::cli::row(&o.stdout, "Initialized"), Some("false"));
+    let o = cli.run(None, &["operator", "init", "-status"], None).await;
+    assert_eq!(o.code, 2);
+    let out = cli
+        .ok(
+            None,
+            &["operator", "init", "-key-shares=3", "-key-threshold=2"],
+        )
+        .await;
+    let keys: Vec<String> = out
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Unseal Key ")
+                .and_then(|r| r.split_once(": "))
+                .map(|(_, k)| k.trim().to_string())
+        })
+        .collect();
+    assert_eq!(keys.len(), 3, "{out}");
+    let root = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Initial Root Token: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = cli.ok(None, &["operator", "unseal", &keys[1]]).await;
+    assert_eq!(
+        crate::cli::row(&out, "Unseal Progress"),
+        Some("1/2"),
+        "{out}"
+    );
+    let out = cli.ok(None, &["operator", "unseal", &keys[2]]).await;
+    assert_eq!(crate::cli::row(&out, "Sealed"), Some("false"), "{out}");
+    let o = cli.run(Some(&root), &["status"], None).await;
+    assert_eq!(o.code, 0);
+    assert_eq!(crate::cli::row(&o.stdout, "Total Shares"), Some("3"));
+    assert_eq!(crate::cli::row(&o.stdout, "Storage Type"), Some("file"));
+    cli.ok(Some(&root), &["operator", "seal"]).await;
+    assert_eq!(cli.run(None, &["status"], None).await.code, 2);
+    let o = cli
+        .run(None, &["operator", "unseal", "not-a-key"], None)
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .contains("'key' must be a valid hex or base64 string"),
+        "{}",
+        o.stderr
+    );
+    p.stop().await;
+}
