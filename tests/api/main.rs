@@ -11,6 +11,7 @@
 mod approle;
 mod binary;
 mod cli;
+mod clients;
 #[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
 mod http_layer;
