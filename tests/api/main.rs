@@ -15,6 +15,7 @@ mod clients;
 #[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
 mod http_layer;
+mod jenkins;
 mod kv;
 mod policies;
 mod sys_mounts;
