@@ -284,6 +284,47 @@ def step_kv_v2_versions_as_admin():
     assert SECRET.split("/", 1)[1] in keys, keys
 
 
+def step_kv_v2_delete_undelete_as_admin():
+    c = admin()
+    c.secrets.kv.v2.delete_latest_version_of_secret(path=SECRET, mount_point="secret")
+    # hvac reads a deleted version's metadata out of Vault's 404-with-data answer.
+    r = c.secrets.kv.v2.read_secret_version(
+        path=SECRET, mount_point="secret", raise_on_deleted_version=False
+    )
+    assert r["data"]["data"] is None, r
+    assert r["data"]["metadata"]["deletion_time"] != "", r["data"]["metadata"]
+    expect_raises(
+        hvac.exceptions.InvalidPath,
+        lambda: c.secrets.kv.v2.read_secret_version(
+            path=SECRET, mount_point="secret", raise_on_deleted_version=True
+        ),
+        "reading a deleted version with raise_on_deleted_version",
+    )
+    c.secrets.kv.v2.undelete_secret_versions(path=SECRET, versions=[2], mount_point="secret")
+    r = c.secrets.kv.v2.read_secret_version(
+        path=SECRET, mount_point="secret", raise_on_deleted_version=True
+    )
+    assert r["data"]["data"]["password"] == "n3w", r["data"]
+
+
+def step_kv_v1():
+    # The guide's other flavour: `path "secret/mysql/*"` on a kv-v1 mount.
+    c = admin()
+    mount = "kv1" + SUFFIX
+    c.sys.enable_secrets_engine("kv", path=mount, options={"version": "1"})
+    c.secrets.kv.v1.create_or_update_secret(path="mysql/webapp", secret=MYSQLDB, mount_point=mount)
+    r = c.secrets.kv.v1.read_secret(path="mysql/webapp", mount_point=mount)
+    assert r["data"] == MYSQLDB, r
+    assert r["lease_duration"] == 2764800, f"kv-v1 lease_duration: {r['lease_duration']!r}"
+    keys = c.secrets.kv.v1.list_secrets(path="mysql", mount_point=mount)["data"]["keys"]
+    assert keys == ["webapp"], keys
+    expect_raises(
+        hvac.exceptions.Forbidden,
+        lambda: app().secrets.kv.v1.read_secret(path="mysql/webapp", mount_point=mount),
+        "the jenkins policy does not cover the kv-v1 mount",
+    )
+
+
 # --- Token self-service -----------------------------------------------------------------
 
 
@@ -376,6 +417,8 @@ STEPS = [
     step_read_secret_as_app,
     step_app_write_denied,
     step_kv_v2_versions_as_admin,
+    step_kv_v2_delete_undelete_as_admin,
+    step_kv_v1,
     step_lookup_self,
     step_renew_self,
     step_secret_id_num_uses,
