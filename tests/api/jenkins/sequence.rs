@@ -63,6 +63,14 @@ async fn with_vault_sequence(driver: Driver) {
     assert_eq!(java.lookup_self(&token).await, 3000);
     let r = java.read(&token, "secret/mysql/webapp", 1, 2).await;
     assert_eq!(v2_values(&r)["password"], "pa$$w0rd");
+    // Someone renews the token (a `vault token renew` in an `sh` step): lookup-self now carries
+    // `last_renewal_time`, which the driver parses as a number.
+    srv.post("auth/token/renew-self", &token, json!({}))
+        .await
+        .assert_status(200);
+    assert_eq!(java.lookup_self(&token).await, 3600);
+    let r = srv.get("auth/token/lookup-self", &token).await;
+    assert!(r.body["data"]["last_renewal_time"].is_i64(), "{}", r.text);
 
     // Without a token at all (6.2.0 with a null auth), or a forgotten one: 403, not 401.
     let r = java
