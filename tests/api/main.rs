@@ -12,9 +12,11 @@ mod approle;
 mod binary;
 mod cli;
 mod cli_guide;
+mod clients;
 #[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
 mod http_layer;
+mod jenkins;
 mod kv;
 mod policies;
 mod production;
