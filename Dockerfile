@@ -3,14 +3,22 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-RUN cargo build --release --locked
+RUN cargo build --release --locked --bin coffer
 
-# Runtime stage: small image, non-root user.
+# Runtime stage: small image, non-root user, durable data in a volume.
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 --home /var/lib/coffer coffer \
-    && mkdir -p /var/lib/coffer && chown coffer /var/lib/coffer
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/coffer coffer \
+    && mkdir -p /var/lib/coffer /etc/coffer \
+    && chown coffer /var/lib/coffer
 COPY --from=build /src/target/release/coffer /usr/local/bin/coffer
+COPY config/docker.hcl /etc/coffer/server.hcl
 USER coffer
 EXPOSE 8200
 VOLUME /var/lib/coffer
-CMD ["coffer", "server", "-dev", "-dev-listen-address=0.0.0.0:8200"]
+# Sealed and uninitialised servers are still "alive": only a failing process is unhealthy.
+HEALTHCHECK --interval=30s --timeout=3s \
+    CMD curl -fsS "http://127.0.0.1:8200/v1/sys/health?uninitcode=200&sealedcode=200" >/dev/null || exit 1
+CMD ["coffer", "server", "-config=/etc/coffer/server.hcl"]
