@@ -409,3 +409,78 @@ async fn twenty_concurrent_unwraps_exactly_one_wins() {
         assert_eq!(winners, 1, "body_form={body_form}");
     }
 }
+
+#[tokio::test]
+async fn wrapped_kv_read_and_wrapped_approle_login() {
+    let srv = TestServer::start().await;
+    srv.put("secret/data/app", &srv.root, json!({"data": {"pw": "s3"}}))
+        .await
+        .assert_status(200);
+    let r = wrapped(&srv, "GET", "secret/data/app", &srv.root, "60", None).await;
+    r.assert_status(200);
+    assert_eq!(r.body["wrap_info"]["creation_path"], "secret/data/app");
+    let u = srv
+        .put("sys/wrapping/unwrap", &wrap_token(&r), Value::Null)
+        .await;
+    assert_eq!(u.body["data"]["data"]["pw"], "s3");
+    assert_eq!(u.body["data"]["metadata"]["version"], 1);
+
+    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
+        .await
+        .assert_status(204);
+    srv.put(
+        "auth/approle/role/ci",
+        &srv.root,
+        json!({"token_policies": "default", "token_ttl": "1h"}),
+    )
+    .await
+    .assert_status(204);
+    let role_id = srv
+        .get("auth/approle/role/ci/role-id", &srv.root)
+        .await
+        .body["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A wrapped secret-id reports its accessor as wrapped_accessor.
+    let w = wrapped(
+        &srv,
+        "PUT",
+        "auth/approle/role/ci/secret-id",
+        &srv.root,
+        "1m0s",
+        Some(Value::Null),
+    )
+    .await;
+    let acc = w.body["wrap_info"]["wrapped_accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sid = srv
+        .put("sys/wrapping/unwrap", &wrap_token(&w), Value::Null)
+        .await;
+    assert_eq!(sid.body["data"]["secret_id_accessor"], acc.as_str());
+    let secret_id = sid.body["data"]["secret_id"].as_str().unwrap().to_string();
+    // A wrapped login: no token is visible until unwrapped, then it works.
+    let rb = srv
+        .client
+        .put(srv.url("auth/approle/login"))
+        .header("X-Vault-Wrap-TTL", "2m")
+        .body(json!({"role_id": role_id, "secret_id": secret_id}).to_string());
+    let l = TestServer::finish(rb).await;
+    l.assert_status(200);
+    assert_eq!(l.body["auth"], Value::Null);
+    assert_eq!(l.body["wrap_info"]["creation_path"], "auth/approle/login");
+    let token_acc = l.body["wrap_info"]["wrapped_accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u = srv
+        .put("sys/wrapping/unwrap", &wrap_token(&l), Value::Null)
+        .await;
+    let tok = u.body["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(u.body["auth"]["accessor"], token_acc.as_str());
+    let me = srv.get("auth/token/lookup-self", &tok).await;
+    me.assert_status(200);
+    assert_eq!(me.body["data"]["meta"]["role_name"], "ci");
+}
