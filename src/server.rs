@@ -32,10 +32,7 @@ impl DevServer {
             CoreConfig::default(),
         )?;
         let init = core.init(1, 1).await?;
-        let key = init.to_json()["keys_base64"][0]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let key = init.keys_base64().into_iter().next().unwrap_or_default();
         core.unseal_part(Some(&key), false).await?;
         // Vault's dev mode hands out a fresh root token of the requested id; the one from init is
         // revoked so that exactly one root token exists.

@@ -46,14 +46,18 @@ pub struct InitResult {
 }
 
 impl InitResult {
+    /// The unseal keys in base64.
+    pub fn keys_base64(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+            .collect()
+    }
+
     /// Vault's JSON reply: `keys` (hex), `keys_base64`, `root_token`.
     pub fn to_json(&self) -> Value {
         let hex: Vec<String> = self.keys.iter().map(|k| hex_encode(k)).collect();
-        let b64: Vec<String> = self
-            .keys
-            .iter()
-            .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
-            .collect();
+        let b64 = self.keys_base64();
         json!({ "keys": hex, "keys_base64": b64, "root_token": self.root_token.expose() })
     }
 }
@@ -269,8 +273,8 @@ impl Core {
             .ok()
             .flatten()?;
         Some((
-            v["name"].as_str()?.to_string(),
-            v["id"].as_str()?.to_string(),
+            v.get("name")?.as_str()?.to_string(),
+            v.get("id")?.as_str()?.to_string(),
         ))
     }
 
@@ -294,9 +298,11 @@ impl Core {
             "storage_type": self.storage_type,
         });
         drop(progress);
-        if let Some((name, id)) = self.cluster().await {
-            v["cluster_name"] = json!(name);
-            v["cluster_id"] = json!(id);
+        if let Some((name, id)) = self.cluster().await
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("cluster_name".into(), json!(name));
+            o.insert("cluster_id".into(), json!(id));
         }
         Ok(v)
     }
@@ -315,9 +321,11 @@ impl Core {
             "server_time_utc": crate::clock::unix_secs(self.clock.now()),
             "version": VERSION,
         });
-        if let Some((name, id)) = self.cluster().await {
-            v["cluster_name"] = json!(name);
-            v["cluster_id"] = json!(id);
+        if let Some((name, id)) = self.cluster().await
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("cluster_name".into(), json!(name));
+            o.insert("cluster_id".into(), json!(id));
         }
         let which = if !initialized {
             "uninitcode"

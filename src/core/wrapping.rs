@@ -77,8 +77,10 @@ impl Core {
             "creation_time": creation_time,
             "creation_path": creation_path,
         });
-        if let Some(acc) = wrapped_accessor.filter(|a| !a.is_empty()) {
-            wrap_info["wrapped_accessor"] = json!(acc);
+        if let Some(acc) = wrapped_accessor.filter(|a| !a.is_empty())
+            && let Some(o) = wrap_info.as_object_mut()
+        {
+            o.insert("wrapped_accessor".into(), json!(acc));
         }
         Ok(wrap_info)
     }
@@ -147,7 +149,13 @@ impl Core {
         let body: Option<Value> = cubby.get_json(RESPONSE_KEY).await?;
         let info: Option<WrapInfo> = cubby.get_json(WRAPINFO_KEY).await?;
         match (body, info) {
-            (Some(b), Some(i)) => Ok((b["response"].as_str().unwrap_or_default().to_string(), i)),
+            (Some(b), Some(i)) => Ok((
+                b.get("response")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                i,
+            )),
             _ => Err(Error::bad(INVALID_WRAPPING_TOKEN)),
         }
     }

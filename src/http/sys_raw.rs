@@ -66,7 +66,7 @@ fn body_json(body: &[u8]) -> Result<Value> {
 }
 
 fn int_field(v: &Value, name: &str) -> Result<i64> {
-    match &v[name] {
+    match v.get(name).unwrap_or(&Value::Null) {
         Value::Null => Ok(0),
         Value::Number(n) => n
             .as_i64()
@@ -85,7 +85,8 @@ async fn init(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
         .and_then(Value::as_i64)
         .unwrap_or(0)
         > 0
-        || !v["pgp_keys"].is_null() && v["pgp_keys"] != json!([])
+        || v.get("pgp_keys")
+            .is_some_and(|p| !p.is_null() && *p != json!([]))
     {
         return Err(Error::bad(
             "PGP-encrypted keys and recovery keys are not supported by Coffer",
@@ -103,14 +104,14 @@ async fn init(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
 
 async fn unseal(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
     let v = body_json(body)?;
-    let reset = match &v["reset"] {
+    let reset = match v.get("reset").unwrap_or(&Value::Null) {
         Value::Bool(b) => *b,
         Value::String(s) => s == "true",
         _ => false,
     };
     state
         .core
-        .unseal_part(v["key"].as_str(), reset)
+        .unseal_part(v.get("key").and_then(Value::as_str), reset)
         .await
         .map(ok)
 }

@@ -226,12 +226,16 @@ type HmacSha256 = Hmac<Sha256>;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+fn base62_char(i: usize) -> char {
+    char::from(BASE62.get(i % BASE62.len()).copied().unwrap_or(b'0'))
+}
+
 /// `n` random base62 characters from the OS RNG.
 pub fn random_base62(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
     (0..n)
-        .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
+        .map(|_| base62_char(rng.gen_range(0..BASE62.len())))
         .collect()
 }
 
@@ -285,7 +289,7 @@ impl TokenStore {
         self.mac("accessor", token)
             .iter()
             .take(24)
-            .map(|b| char::from(BASE62[usize::from(*b) % 62]))
+            .map(|b| base62_char(usize::from(*b)))
             .collect()
     }
 

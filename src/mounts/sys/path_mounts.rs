@@ -295,17 +295,19 @@ impl SystemBackend {
             "force_no_cache": m.entry.config.force_no_cache,
             "description": m.entry.description,
         });
-        if let Some(o) = &m.entry.options {
-            data["options"] = json!(o);
-        }
-        if table == MountTableKind::Auth {
-            data["token_type"] = json!(
-                m.entry
-                    .config
-                    .token_type
-                    .clone()
-                    .unwrap_or_else(|| "default-service".into())
-            );
+        let token_type = m
+            .entry
+            .config
+            .token_type
+            .clone()
+            .unwrap_or_else(|| "default-service".into());
+        if let Some(obj) = data.as_object_mut() {
+            if let Some(o) = &m.entry.options {
+                obj.insert("options".into(), json!(o));
+            }
+            if table == MountTableKind::Auth {
+                obj.insert("token_type".into(), json!(token_type));
+            }
         }
         let mut resp = Response::json(data);
         resp.inject_top_level = true;
