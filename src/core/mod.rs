@@ -32,6 +32,24 @@ use policy_store::PolicyStore;
 
 pub use pipeline::IncomingRequest;
 
+/// A backend's handle on the core that owns it. Weak, because the core owns the backend.
+#[derive(Clone)]
+pub struct CoreRef(Weak<Core>);
+
+impl CoreRef {
+    /// A handle on `core`.
+    pub fn new(core: &Arc<Core>) -> Self {
+        CoreRef(Arc::downgrade(core))
+    }
+
+    /// The core, while it exists.
+    pub fn get(&self) -> Result<Arc<Core>> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| Error::internal("core dropped"))
+    }
+}
+
 /// Vault's system default and maximum TTL: 768h (32 days).
 pub const SYSTEM_DEFAULT_TTL: i64 = 2_764_800;
 

@@ -22,11 +22,11 @@ mod store;
 mod validation;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Weak};
 
 use crate::clock::unix_nanos;
-use crate::core::Core;
+use crate::core::{Core, CoreRef};
 use crate::error::{Error, Result};
 use crate::logical::{Backend, PathTable, Request, Response, SpecialPaths};
 use crate::physical::WriteOp;
@@ -49,7 +49,7 @@ fn invalid_credentials() -> Error {
 
 /// The AppRole auth backend.
 pub struct AppRoleBackend {
-    core: Weak<Core>,
+    core: CoreRef,
     table: PathTable<AppRoleBackend>,
     salt: tokio::sync::OnceCell<String>,
     role_write: tokio::sync::Mutex<()>,
@@ -66,7 +66,7 @@ impl AppRoleBackend {
         paths.extend(path_login::paths());
         paths.extend(path_tidy::paths());
         AppRoleBackend {
-            core: Arc::downgrade(core),
+            core: CoreRef::new(core),
             table: PathTable::new(paths),
             salt: tokio::sync::OnceCell::new(),
             role_write: tokio::sync::Mutex::new(()),
@@ -75,9 +75,7 @@ impl AppRoleBackend {
     }
 
     fn core(&self) -> Result<Arc<Core>> {
-        self.core
-            .upgrade()
-            .ok_or_else(|| Error::internal("core dropped"))
+        self.core.get()
     }
 
     /// Now, in Unix nanoseconds, per the core's clock.

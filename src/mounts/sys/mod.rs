@@ -9,15 +9,15 @@ mod path_policies;
 mod path_seal;
 mod path_wrapping;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use crate::core::Core;
-use crate::error::{Error, Result};
+use crate::core::{Core, CoreRef};
+use crate::error::Result;
 use crate::logical::{Backend, PathTable, Request, Response, SpecialPaths};
 
 /// The system backend.
 pub struct SystemBackend {
-    core: Weak<Core>,
+    core: CoreRef,
     table: PathTable<SystemBackend>,
 }
 
@@ -30,15 +30,13 @@ impl SystemBackend {
         paths.extend(path_wrapping::paths());
         paths.extend(path_seal::paths());
         SystemBackend {
-            core: Arc::downgrade(core),
+            core: CoreRef::new(core),
             table: PathTable::new(paths),
         }
     }
 
     fn core(&self) -> Result<Arc<Core>> {
-        self.core
-            .upgrade()
-            .ok_or_else(|| Error::internal("core dropped"))
+        self.core.get()
     }
 }
 

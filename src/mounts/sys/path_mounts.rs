@@ -34,48 +34,44 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
             .field("token_type", T::Str, "Token type for auth mounts.")
             .field("force_no_cache", T::Bool, "No cache.")
     };
-    vec![
-        P::new("mounts$").on(Op::Read, |b, r, d| {
-            Box::pin(b.mounts_list(r, d, MountTableKind::Secret))
-        }),
-        tune_fields(P::new("mounts/(?P<path>.+?)/tune$"))
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.mount_tune_read(r, d, MountTableKind::Secret))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.mount_tune_write(r, d, MountTableKind::Secret))
-            }),
-        mount_fields(P::new("mounts/(?P<path>.+)$"))
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.mount_read(r, d, MountTableKind::Secret))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.mount_enable(r, d, MountTableKind::Secret))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.mount_disable(r, d, MountTableKind::Secret))
-            }),
-        P::new("auth$").on(Op::Read, |b, r, d| {
-            Box::pin(b.mounts_list(r, d, MountTableKind::Auth))
-        }),
-        tune_fields(P::new("auth/(?P<path>.+?)/tune$"))
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.mount_tune_read(r, d, MountTableKind::Auth))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.mount_tune_write(r, d, MountTableKind::Auth))
-            }),
-        mount_fields(P::new("auth/(?P<path>.+)$"))
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.mount_read(r, d, MountTableKind::Auth))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.mount_enable(r, d, MountTableKind::Auth))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.mount_disable(r, d, MountTableKind::Auth))
-            }),
-    ]
+    // sys/mounts and sys/auth have the same shape; handlers tell them apart by the path.
+    let mut out = Vec::new();
+    for table in ["mounts", "auth"] {
+        out.push(P::new(&format!("{table}$")).on(Op::Read, |b, r, d| {
+            Box::pin(b.mounts_list(r, d, table_of(r)))
+        }));
+        out.push(
+            tune_fields(P::new(&format!("{table}/(?P<path>.+?)/tune$")))
+                .on(Op::Read, |b, r, d| {
+                    Box::pin(b.mount_tune_read(r, d, table_of(r)))
+                })
+                .on(Op::Update, |b, r, d| {
+                    Box::pin(b.mount_tune_write(r, d, table_of(r)))
+                }),
+        );
+        out.push(
+            mount_fields(P::new(&format!("{table}/(?P<path>.+)$")))
+                .on(Op::Read, |b, r, d| {
+                    Box::pin(b.mount_read(r, d, table_of(r)))
+                })
+                .on(Op::Update, |b, r, d| {
+                    Box::pin(b.mount_enable(r, d, table_of(r)))
+                })
+                .on(Op::Delete, |b, r, d| {
+                    Box::pin(b.mount_disable(r, d, table_of(r)))
+                }),
+        );
+    }
+    out
+}
+
+/// Which table a `sys/mounts…` or `sys/auth…` request is about.
+fn table_of(req: &Request) -> MountTableKind {
+    if req.path.starts_with("auth") {
+        MountTableKind::Auth
+    } else {
+        MountTableKind::Secret
+    }
 }
 
 /// `foo`, `foo/`, `/foo/` → `foo/`.

@@ -7,9 +7,9 @@ mod path_create;
 mod path_lookup;
 mod path_revoke;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use crate::core::Core;
+use crate::core::{Core, CoreRef};
 use crate::error::{Error, Result};
 use crate::logical::{Backend, PathTable, Request, Response, SpecialPaths};
 use crate::policy::AclRequest;
@@ -17,7 +17,7 @@ use crate::token::TokenEntry;
 
 /// The token backend.
 pub struct TokenBackend {
-    core: Weak<Core>,
+    core: CoreRef,
     table: PathTable<TokenBackend>,
 }
 
@@ -28,15 +28,13 @@ impl TokenBackend {
         paths.extend(path_lookup::paths());
         paths.extend(path_revoke::paths());
         TokenBackend {
-            core: Arc::downgrade(core),
+            core: CoreRef::new(core),
             table: PathTable::new(paths),
         }
     }
 
     fn core(&self) -> Result<Arc<Core>> {
-        self.core
-            .upgrade()
-            .ok_or_else(|| Error::internal("core dropped"))
+        self.core.get()
     }
 
     /// The caller's token entry (always present: these paths are authenticated).
