@@ -14,8 +14,7 @@ use crate::policy::AclRequest;
 use crate::secret::Secret;
 use crate::token::TokenEntry;
 
-/// A request as the HTTP layer hands it over.
-#[derive(Debug)]
+/// A request as the HTTP layer hands it over. Its `Debug` shows parameter names, never values.
 pub struct IncomingRequest {
     /// Operation from the method (PUT/POST arrive as `Update`).
     pub operation: Operation,
@@ -33,8 +32,20 @@ pub struct IncomingRequest {
     pub content_type: Option<String>,
 }
 
-/// What the pipeline produced.
-#[derive(Debug)]
+impl std::fmt::Debug for IncomingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingRequest")
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("data_keys", &crate::logical::redacted_keys(&self.data))
+            .field("client_token", &self.client_token)
+            .field("client_addr", &self.client_addr)
+            .field("wrap_ttl", &self.wrap_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the pipeline produced. Its `Debug` never shows the `auth` block (it holds a token).
 pub struct Outcome {
     /// The request id.
     pub request_id: String,
@@ -284,9 +295,48 @@ struct RequestCtx {
     content_type: Option<String>,
 }
 
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("request_id", &self.request_id)
+            .field("operation", &self.operation)
+            .field("response", &self.response)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secret_values() {
+        let mut data = serde_json::Map::new();
+        data.insert("password".into(), Value::String("hunter2-canary".into()));
+        let inc = IncomingRequest {
+            operation: Operation::Update,
+            path: "secret/data/x".into(),
+            data: data.clone(),
+            client_token: Some(Secret::new("hvs.token-canary")),
+            client_addr: None,
+            wrap_ttl: None,
+            content_type: None,
+        };
+        let resp = Response::data(data);
+        let out = Outcome {
+            request_id: "r".into(),
+            operation: Operation::Read,
+            response: Some(resp.clone()),
+            auth: Some(serde_json::json!({"client_token": "hvs.auth-canary"})),
+            mount_type: "kv".into(),
+        };
+        let printed = format!("{inc:?} {resp:?} {out:?}");
+        for canary in ["hunter2-canary", "hvs.token-canary", "hvs.auth-canary"] {
+            assert!(!printed.contains(canary), "{printed}");
+        }
+        assert!(printed.contains("password"));
+    }
 
     #[test]
     fn cidr_binding() {

@@ -46,10 +46,17 @@ pub struct Field {
 }
 
 /// The request's parameters together with the schema of the path they were sent to.
-#[derive(Debug)]
 pub struct FieldData<'a> {
     raw: Map<String, Value>,
     schema: &'a [Field],
+}
+
+impl std::fmt::Debug for FieldData<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldData")
+            .field("keys", &super::redacted_keys(&self.raw))
+            .finish()
+    }
 }
 
 fn conv_err(name: &str, detail: impl std::fmt::Display) -> Error {

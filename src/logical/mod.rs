@@ -40,8 +40,7 @@ pub enum Operation {
     Help,
 }
 
-/// A request as a backend sees it.
-#[derive(Debug)]
+/// A request as a backend sees it. Its `Debug` shows parameter names, never values.
 pub struct Request {
     /// Unique id, echoed as `request_id`.
     pub id: String,
@@ -100,8 +99,8 @@ pub struct Auth {
     pub internal: BTreeMap<String, String>,
 }
 
-/// What a backend answers.
-#[derive(Debug, Clone, Default)]
+/// What a backend answers. Its `Debug` shows data keys, never values.
+#[derive(Clone, Default)]
 pub struct Response {
     /// The `data` object.
     pub data: Option<Map<String, Value>>,
@@ -123,6 +122,36 @@ pub struct Response {
     pub issued_auth: Option<Value>,
     /// A ready `wrap_info` (rewrap): the response is rendered as a wrap-only envelope.
     pub wrap_info: Option<Value>,
+}
+
+/// The keys of a parameter map, for redacted `Debug` output.
+pub fn redacted_keys(m: &Map<String, Value>) -> Vec<&str> {
+    m.keys().map(String::as_str).collect()
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("operation", &self.operation)
+            .field("full_path", &self.full_path)
+            .field("data_keys", &redacted_keys(&self.data))
+            .field("client_token", &self.client_token)
+            .field("client_addr", &self.client_addr)
+            .field("wrap_ttl", &self.wrap_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("data_keys", &self.data.as_ref().map(redacted_keys))
+            .field("auth", &self.auth.is_some())
+            .field("warnings", &self.warnings)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Response {
