@@ -93,8 +93,7 @@ fn metadata_key(key: &str) -> String {
 /// Version data lives under a digest of the key, so no key can collide with another's versions.
 fn version_key(key: &str, n: u64) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{VERSION_PREFIX}{hex}/{n}")
+    format!("{VERSION_PREFIX}{}/{n}", crate::token::hex(&digest))
 }
 
 async fn load_config(s: &Storage) -> Result<KvConfig> {
