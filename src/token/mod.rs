@@ -220,7 +220,7 @@ pub struct TokenStore {
     storage: Storage,
     /// HMAC-SHA256 already keyed with the salt: cloning it skips re-hashing the key per MAC.
     keyed: arc_swap::ArcSwap<HmacSha256>,
-    decoded: DecodedCache,
+    decoded: crate::storage::DecodedCache<TokenEntry>,
     clock: Arc<dyn Clock>,
 }
 
@@ -243,7 +243,7 @@ impl TokenStore {
         TokenStore {
             storage,
             keyed: arc_swap::ArcSwap::from_pointee(keyed_mac(&[])),
-            decoded: DecodedCache::default(),
+            decoded: crate::storage::DecodedCache::new(DECODED_CACHE_CAP),
             clock,
         }
     }
@@ -376,21 +376,9 @@ impl TokenStore {
 
     /// Loads an entry by storage key, ignoring expiry.
     async fn load(&self, key: &str) -> Result<Option<TokenEntry>> {
-        let path = format!("{ENTRY_PREFIX}{key}");
-        let Some(bytes) = self.storage.get(&path).await? else {
-            return Ok(None);
-        };
-        if let Some(entry) = self.decoded.get(key, &bytes) {
-            return Ok(Some(entry));
-        }
-        let entry: TokenEntry = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::internal(format!(
-                "corrupt entry at {}{path}: {e}",
-                self.storage.prefix()
-            ))
-        })?;
-        self.decoded.put(key, bytes, &entry);
-        Ok(Some(entry))
+        self.decoded
+            .get_json(&self.storage, &format!("{ENTRY_PREFIX}{key}"))
+            .await
     }
 
     fn live(&self, e: TokenEntry) -> Option<TokenEntry> {
@@ -580,35 +568,8 @@ fn unreachable_mac() -> HmacSha256 {
     panic!("HMAC rejected a 32-byte key")
 }
 
-/// Entries kept decoded, so that a token used again is not JSON-decoded on every request.
+/// Token entries kept decoded (see `DecodedCache`).
 const DECODED_CACHE_CAP: usize = 4096;
-
-/// A bounded cache of decoded token entries, keyed by storage key. It needs no invalidation: an
-/// entry is served only when the bytes just read from storage equal the bytes it was decoded
-/// from, so storage stays the single source of truth (renewals, use counts, revocation, sys/raw).
-#[derive(Default)]
-struct DecodedCache {
-    map: std::sync::Mutex<std::collections::HashMap<String, (Vec<u8>, TokenEntry)>>,
-}
-
-impl DecodedCache {
-    fn get(&self, key: &str, bytes: &[u8]) -> Option<TokenEntry> {
-        let map = self.map.lock().ok()?;
-        map.get(key)
-            .filter(|(b, _)| b.as_slice() == bytes)
-            .map(|(_, e)| e.clone())
-    }
-
-    fn put(&self, key: &str, bytes: Vec<u8>, entry: &TokenEntry) {
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() >= DECODED_CACHE_CAP && !map.contains_key(key) {
-                // Simple and bounded: start over rather than track recency.
-                map.clear();
-            }
-            map.insert(key.to_string(), (bytes, entry.clone()));
-        }
-    }
-}
 
 /// An HMAC-SHA256 keyed with `salt`.
 fn keyed_mac(salt: &[u8]) -> HmacSha256 {
