@@ -454,6 +454,8 @@ struct Window {
     elapsed: Duration,
     lat_us: Vec<u32>,
     cpu_ticks: Option<u64>,
+    /// CPU the load generator itself used in the measured window (it shares the 2 cores).
+    gen_ticks: Option<u64>,
     rss_kb: Option<u64>,
 }
 
@@ -564,12 +566,15 @@ async fn run_window(
         }));
     }
     tokio::time::sleep_until(measure_start.into()).await;
+    let me = std::process::id();
     let cpu0 = pid.and_then(read_cpu_ticks);
+    let gen0 = read_cpu_ticks(me);
     let t_start = Instant::now();
-    let mut cpu1 = None;
+    let (mut cpu1, mut gen1) = (None, None);
     if let Some(e) = end {
         tokio::time::sleep_until(e.into()).await;
         cpu1 = pid.and_then(read_cpu_ticks);
+        gen1 = read_cpu_ticks(me);
     }
     let mut total = Window::default();
     for t in tasks {
@@ -587,8 +592,10 @@ async fn run_window(
     };
     if cpu1.is_none() {
         cpu1 = pid.and_then(read_cpu_ticks);
+        gen1 = read_cpu_ticks(me);
     }
     total.cpu_ticks = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
+    total.gen_ticks = gen0.zip(gen1).map(|(a, b)| b.saturating_sub(a));
     total.rss_kb = pid.and_then(read_rss_kb);
     total.lat_us.sort_unstable();
     Ok(total)
@@ -762,6 +769,17 @@ impl Cell {
         }
         (reqs > 0).then(|| ticks as f64 * 1000.0 / tck as f64 * 1000.0 / reqs as f64)
     }
+    /// Load generator CPU as % of one core over the measured windows.
+    fn gen_cpu_pct(&self, tck: u64) -> Option<f64> {
+        let mut ticks = 0u64;
+        let mut secs = 0f64;
+        for w in &self.windows {
+            ticks += w.gen_ticks?;
+            secs += w.elapsed.as_secs_f64();
+        }
+        (secs > 0.0).then(|| ticks as f64 / tck as f64 / secs * 100.0)
+    }
+
     fn rss_mib(&self) -> Option<f64> {
         self.windows
             .last()
@@ -857,7 +875,8 @@ async fn compare(opts: Opts) -> R<()> {
          the HTTP API; each scenario/connection count runs Coffer then OpenBao, {} rounds (A B A B ...), \
          {:.1} s warm-up + {:.1} s measured per window; only one server is loaded at a time.\n\
          - req/s: mean over rounds; p50/p99: over every request of all rounds; CPU: server utime+stime \
-         per 1000 requests; RSS: VmRSS after the last window; ratio: Coffer/OpenBao req/s \
+         per 1000 requests; RSS: VmRSS after the last window (it grows with the data the write and \
+         login scenarios leave behind); Gen CPU: the load generator's own CPU, % of one core; ratio: Coffer/OpenBao req/s \
          (min-max of the per-round ratios).\n",
         opts.rounds,
         opts.warmup.as_secs_f64(),
@@ -906,9 +925,12 @@ async fn compare(opts: Opts) -> R<()> {
     let _ = writeln!(report, "## Throughput and latency\n");
     let _ = writeln!(
         report,
-        "| Scenario | Conns | Coffer req/s | OpenBao req/s | Ratio C/O | p50 ms C / O | p99 ms C / O | CPU ms/1k req C / O | RSS MiB C / O | Errors C / O |"
+        "| Scenario | Conns | Coffer req/s | OpenBao req/s | Ratio C/O | p50 ms C / O | p99 ms C / O | CPU ms/1k req C / O | RSS MiB C / O | Errors C / O | Gen CPU % C / O |"
     );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        report,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let mut error_notes = Vec::new();
     for ((scn, c), [a, b]) in &rows {
         let ratios: Vec<f64> = a
@@ -929,7 +951,7 @@ async fn compare(opts: Opts) -> R<()> {
         }
         let _ = writeln!(
             report,
-            "| {} | {c} | {} | {} | **{:.1}×** ({:.1}–{:.1}) | {} / {} | {} / {} | {} / {} | {} / {} | {ea} / {eb} |",
+            "| {} | {c} | {} | {} | **{:.1}×** ({:.1}–{:.1}) | {} / {} | {} / {} | {} / {} | {} / {} | {ea} / {eb} | {} / {} |",
             scn.describe(),
             fmt_rps(a.mean_rps()),
             fmt_rps(b.mean_rps()),
@@ -944,6 +966,8 @@ async fn compare(opts: Opts) -> R<()> {
             fmt_opt(b.cpu_ms_per_1k(tck), 1),
             fmt_opt(a.rss_mib(), 1),
             fmt_opt(b.rss_mib(), 1),
+            fmt_opt(a.gen_cpu_pct(tck), 0),
+            fmt_opt(b.gen_cpu_pct(tck), 0),
         );
     }
     for n in &error_notes {
