@@ -187,3 +187,53 @@ impl Storage {
         Ok(())
     }
 }
+
+/// A bounded cache of values decoded from storage, so that a hot entry is not JSON-decoded on
+/// every request. It needs no invalidation: a value is served only when the bytes just read from
+/// storage equal the bytes it was decoded from, so storage stays the single source of truth
+/// (every write, from any path, changes the bytes). When full it simply starts over.
+pub struct DecodedCache<T> {
+    map: std::sync::Mutex<std::collections::HashMap<String, (Vec<u8>, T)>>,
+    cap: usize,
+}
+
+impl<T> std::fmt::Debug for DecodedCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedCache")
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+impl<T: Clone + DeserializeOwned> DecodedCache<T> {
+    /// A cache of at most `cap` values.
+    pub fn new(cap: usize) -> Self {
+        DecodedCache {
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+            cap,
+        }
+    }
+
+    /// Like `Storage::get_json`, served from the cache when the stored bytes are unchanged.
+    pub async fn get_json(&self, s: &Storage, key: &str) -> Result<Option<T>> {
+        let full = s.full(key);
+        let Some(bytes) = s.physical.get(&full).await? else {
+            return Ok(None);
+        };
+        if let Ok(map) = self.map.lock()
+            && let Some((b, v)) = map.get(&full)
+            && b.as_slice() == bytes.as_slice()
+        {
+            return Ok(Some(v.clone()));
+        }
+        let value: T = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::internal(format!("corrupt entry at {full}: {e}")))?;
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= self.cap && !map.contains_key(&full) {
+                map.clear();
+            }
+            map.insert(full, (bytes, value.clone()));
+        }
+        Ok(Some(value))
+    }
+}

@@ -218,7 +218,9 @@ pub trait RevokeHook: Send + Sync {
 /// The token store.
 pub struct TokenStore {
     storage: Storage,
-    salt: arc_swap::ArcSwap<Vec<u8>>,
+    /// HMAC-SHA256 already keyed with the salt: cloning it skips re-hashing the key per MAC.
+    keyed: arc_swap::ArcSwap<HmacSha256>,
+    decoded: crate::storage::DecodedCache<TokenEntry>,
     clock: Arc<dyn Clock>,
 }
 
@@ -244,7 +246,8 @@ impl TokenStore {
     pub fn new(storage: Storage, clock: Arc<dyn Clock>) -> Self {
         TokenStore {
             storage,
-            salt: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            keyed: arc_swap::ArcSwap::from_pointee(keyed_mac(&[])),
+            decoded: crate::storage::DecodedCache::new(DECODED_CACHE_CAP),
             clock,
         }
     }
@@ -259,20 +262,17 @@ impl TokenStore {
                 s.to_vec()
             }
         };
-        self.salt.store(Arc::new(salt));
+        self.keyed.store(Arc::new(keyed_mac(&salt)));
         Ok(())
     }
 
     /// Forgets the salt (at seal).
     pub fn clear(&self) {
-        self.salt.store(Arc::new(Vec::new()));
+        self.keyed.store(Arc::new(keyed_mac(&[])));
     }
 
     fn mac(&self, domain: &str, value: &str) -> Vec<u8> {
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.salt.load()).unwrap_or_else(|_| {
-            // HMAC accepts keys of any length; this branch cannot be taken.
-            <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_mac())
-        });
+        let mut m = HmacSha256::clone(&self.keyed.load());
         m.update(domain.as_bytes());
         m.update(b":");
         m.update(value.as_bytes());
@@ -380,7 +380,9 @@ impl TokenStore {
 
     /// Loads an entry by storage key, ignoring expiry.
     async fn load(&self, key: &str) -> Result<Option<TokenEntry>> {
-        self.storage.get_json(&format!("{ENTRY_PREFIX}{key}")).await
+        self.decoded
+            .get_json(&self.storage, &format!("{ENTRY_PREFIX}{key}"))
+            .await
     }
 
     fn live(&self, e: TokenEntry) -> Option<TokenEntry> {
@@ -570,14 +572,26 @@ fn unreachable_mac() -> HmacSha256 {
     panic!("HMAC rejected a 32-byte key")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+/// Token entries kept decoded (see `DecodedCache`).
+const DECODED_CACHE_CAP: usize = 4096;
+
+/// An HMAC-SHA256 keyed with `salt`.
+fn keyed_mac(salt: &[u8]) -> HmacSha256 {
+    <HmacSha256 as Mac>::new_from_slice(salt).unwrap_or_else(|_| {
+        // HMAC accepts keys of any length; this branch cannot be taken.
+        <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_mac())
+    })
+}
+
+/// Lower-case hex, without a formatter call per byte (it is on every request's path).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// Lower-cases, trims, de-duplicates and sorts policy names; `root` swallows everything else.

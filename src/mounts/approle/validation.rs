@@ -33,13 +33,7 @@ pub fn create_hmac(key: &str, value: &str) -> Result<String, String> {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::token::hex(bytes)
 }
 
 /// Go's `%q` of a string slice: `["a" "b"]`.

@@ -25,7 +25,7 @@ use crate::clock::{Clock, unix_nanos};
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::logical::{Backend, Operation, PathSpec, PathTable, Request, Response};
-use crate::storage::Storage;
+use crate::storage::{DecodedCache, Storage};
 use types::{KeyMetadata, KvConfig};
 
 type P = PathSpec<KvBackend>;
@@ -46,7 +46,13 @@ pub struct KvBackend {
     sys_ttls: (i64, i64),
     /// Set once no kv-v1 entries remain in this mount (see `v1.rs`).
     upgraded: AtomicBool,
+    /// Decoded metadata and version bodies of hot keys (validated by the stored bytes).
+    meta_cache: DecodedCache<KeyMetadata>,
+    version_cache: DecodedCache<VersionData>,
 }
+
+/// Keys of one mount kept decoded for reads.
+const DECODED_CACHE_CAP: usize = 4096;
 
 impl KvBackend {
     /// A kv backend using the core's clock and TTL settings.
@@ -64,6 +70,8 @@ impl KvBackend {
             clock: core.clock.clone(),
             sys_ttls: (core.config.default_lease_ttl, core.config.max_lease_ttl),
             upgraded: AtomicBool::new(false),
+            meta_cache: DecodedCache::new(DECODED_CACHE_CAP),
+            version_cache: DecodedCache::new(DECODED_CACHE_CAP),
         }
     }
 
@@ -93,8 +101,7 @@ fn metadata_key(key: &str) -> String {
 /// Version data lives under a digest of the key, so no key can collide with another's versions.
 fn version_key(key: &str, n: u64) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{VERSION_PREFIX}{hex}/{n}")
+    format!("{VERSION_PREFIX}{}/{n}", crate::token::hex(&digest))
 }
 
 async fn load_config(s: &Storage) -> Result<KvConfig> {
@@ -106,9 +113,25 @@ async fn load_meta(s: &Storage, key: &str) -> Result<Option<KeyMetadata>> {
 }
 
 /// The stored body of one version.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct VersionData {
     data: Value,
+}
+
+impl KvBackend {
+    /// `load_meta` through the read cache.
+    async fn cached_meta(&self, s: &Storage, key: &str) -> Result<Option<KeyMetadata>> {
+        self.meta_cache.get_json(s, &metadata_key(key)).await
+    }
+
+    /// `load_version` through the read cache.
+    async fn cached_version(&self, s: &Storage, key: &str, n: u64) -> Result<Option<Value>> {
+        Ok(self
+            .version_cache
+            .get_json(s, &version_key(key, n))
+            .await?
+            .map(|v| v.data))
+    }
 }
 
 async fn load_version(s: &Storage, key: &str, n: u64) -> Result<Option<Value>> {

@@ -125,7 +125,7 @@ impl KvBackend {
             } else {
                 Some(req.storage.lock(&metadata_key(key)).await)
             };
-            let Some(meta) = load_meta(&req.storage, key).await? else {
+            let Some(meta) = self.cached_meta(&req.storage, key).await? else {
                 return Ok(None);
             };
             let num = u64::try_from(n)
@@ -145,7 +145,7 @@ impl KvBackend {
                     ..Default::default()
                 }));
             }
-            if let Some(data) = load_version(&req.storage, key, num).await? {
+            if let Some(data) = self.cached_version(&req.storage, key, num).await? {
                 body.insert(body_field.into(), data);
                 return Ok(Some(Response::data(body)));
             }

@@ -31,16 +31,26 @@ pub struct KvConfig {
     pub delete_version_after: i64,
 }
 
+// Stored metadata leaves default-valued fields out (every field reads back with
+// `#[serde(default)]`): with 100k keys in memory that is ~140 bytes a key.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
+}
+
 /// The metadata of one version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VersionMeta {
     /// When the version was written.
     pub created_time: i64,
     /// When it was (or will be) soft-deleted.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_time: Option<i64>,
     /// Its data is gone for good.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub destroyed: bool,
 }
 
@@ -67,7 +77,7 @@ pub struct KeyMetadata {
     #[serde(default)]
     pub current_version: u64,
     /// Vault's sliding-window marker: 0 until the first pruning, then the oldest kept version.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub oldest_version: u64,
     /// When the key (its metadata) was created.
     #[serde(default)]
@@ -76,16 +86,16 @@ pub struct KeyMetadata {
     #[serde(default)]
     pub updated_time: Option<i64>,
     /// Versions kept for this key (0 = the mount's setting).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max_versions: u32,
     /// Writes to this key must carry `options.cas`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub cas_required: bool,
     /// Seconds after which new versions of this key are deleted (0 = unset).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub delete_version_after: i64,
     /// User-supplied string pairs (`None` when empty, which Vault renders as `null`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_metadata: Option<BTreeMap<String, String>>,
 }
 
