@@ -14,6 +14,10 @@
 //!   (root token `root`), e.g. under `valgrind --tool=callgrind`, for profiling.
 //!
 //! Only ever talks to 127.0.0.1.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a benchmark tool parsing its own HTTP responses; not on the server's request path"
+)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
