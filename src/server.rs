@@ -63,12 +63,26 @@ impl DevServer {
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 const SWEEP_BATCH: usize = 500;
 
+/// Backend housekeeping (AppRole's SecretID tidy) runs every this many sweep ticks (~1 minute).
+const PERIODIC_EVERY: u64 = 30;
+
 /// Runs the expiry sweep forever (spawn it; it stops with the runtime).
 pub async fn sweep_loop(core: std::sync::Weak<Core>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    let mut n: u64 = 0;
     loop {
         tick.tick().await;
         let Some(core) = core.upgrade() else { return };
+        n += 1;
+        if n.is_multiple_of(PERIODIC_EVERY) {
+            match core.periodic().await {
+                Ok(removed) if removed > 0 => {
+                    tracing::debug!(entries.removed = removed, "periodic housekeeping")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "periodic housekeeping failed"),
+            }
+        }
         match core.sweep_expired(SWEEP_BATCH).await {
             Ok(n) if n > 0 => tracing::debug!(tokens.swept = n, "revoked expired tokens"),
             Ok(_) => {}

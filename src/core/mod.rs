@@ -443,6 +443,24 @@ impl Core {
         self.tokens.sweep(limit, self).await
     }
 
+    /// Runs every mount's periodic housekeeping (expired SecretIDs and the like).
+    pub async fn periodic(&self) -> Result<usize> {
+        if self.is_sealed() {
+            return Ok(0);
+        }
+        let mounts: Vec<_> = self.mount_table().iter().cloned().collect();
+        let mut removed = 0;
+        for m in mounts {
+            match m.backend.periodic(&m.storage).await {
+                Ok(n) => removed += n,
+                Err(e) => {
+                    tracing::warn!(mount.path = %m.api_path, error = %e, "periodic housekeeping failed")
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Creates the root token (dev mode or init).
     pub async fn create_root_token(&self, id: Option<String>) -> Result<Secret> {
         let created = self

@@ -228,6 +228,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Serves the request.
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>>;
 
+    /// Background housekeeping, called about once a minute (AppRole removes expired SecretIDs
+    /// here). Returns how many entries it removed.
+    async fn periodic(&self, _storage: &Storage) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Re-derives TTL limits for a token this backend issued, at renewal time.
     /// Returns `(ttl, max_ttl, period)`; the default keeps what the token was issued with.
     async fn renew_limits(

@@ -183,6 +183,10 @@ impl Backend for AppRoleBackend {
         self.table.existence(self, req).await
     }
 
+    async fn periodic(&self, storage: &Storage) -> Result<usize> {
+        self.periodic_tidy(storage).await
+    }
+
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>> {
         self.table.handle(self, req).await
     }

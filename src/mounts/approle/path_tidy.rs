@@ -50,13 +50,7 @@ impl AppRoleBackend {
             ));
         }
         let _guard = TidyGuard(&self.tidy_running);
-        let s = &req.storage;
-        let removed = self
-            .tidy_prefix(s, SECRET_ID_PREFIX, ACCESSOR_PREFIX)
-            .await?
-            + self
-                .tidy_prefix(s, SECRET_ID_LOCAL_PREFIX, ACCESSOR_LOCAL_PREFIX)
-                .await?;
+        let removed = self.tidy_all(&req.storage).await?;
         tracing::info!(
             mount.path = %req.mount.path,
             tidy.removed = removed,
@@ -67,6 +61,29 @@ impl AppRoleBackend {
         );
         resp.status = Some(202);
         Ok(Some(resp))
+    }
+
+    /// A full tidy pass over both secret-id families; returns entries removed.
+    pub(super) async fn tidy_all(&self, s: &Storage) -> Result<usize> {
+        Ok(self
+            .tidy_prefix(s, SECRET_ID_PREFIX, ACCESSOR_PREFIX)
+            .await?
+            + self
+                .tidy_prefix(s, SECRET_ID_LOCAL_PREFIX, ACCESSOR_LOCAL_PREFIX)
+                .await?)
+    }
+
+    /// The background pass (Vault runs it about every minute): skipped while a manual tidy runs.
+    pub(super) async fn periodic_tidy(&self, s: &Storage) -> Result<usize> {
+        if self
+            .tidy_running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Ok(0);
+        }
+        let _guard = TidyGuard(&self.tidy_running);
+        self.tidy_all(s).await
     }
 
     /// One tidy pass over a secret-id prefix and its accessor prefix; returns entries removed.

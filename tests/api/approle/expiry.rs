@@ -158,3 +158,20 @@ async fn secret_id_ttl_is_capped_by_the_mount_max() {
     // Lookup shows the TTL as requested; the expiry uses the capped value, as in Vault.
     assert_eq!(l.body["data"]["secret_id_ttl"], 7200);
 }
+
+#[tokio::test]
+async fn background_housekeeping_removes_expired_secret_ids() {
+    let srv = super::server().await;
+    super::role(&srv, "approle", "ci", json!({})).await;
+    let keep = super::secret_id(&srv, "approle", "ci", json!(null)).await;
+    super::secret_id(&srv, "approle", "ci", json!({"ttl": "30s"})).await;
+    assert_eq!(
+        srv.core.periodic().await.unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+    srv.clock.advance(Duration::from_secs(31));
+    assert!(srv.core.periodic().await.unwrap() >= 1);
+    let r = srv.list("auth/approle/role/ci/secret-id", &srv.root).await;
+    assert_eq!(r.body["data"]["keys"], json!([keep["secret_id_accessor"]]));
+}
