@@ -13,6 +13,7 @@ pub mod core;
 pub mod error;
 pub(crate) mod hcl;
 pub mod http;
+pub mod ids;
 pub mod logical;
 pub mod mounts;
 pub mod physical;

@@ -11,8 +11,6 @@
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
-use rand::RngCore;
-use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 /// The only format version this code writes and reads.
@@ -54,7 +52,7 @@ pub fn encrypt(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, AeadError> {
     let mut nonce = [0u8; NONCE_LEN];
-    OsRng.fill_bytes(&mut nonce);
+    crate::ids::fill(&mut nonce);
     encrypt_with_nonce(key, term, &nonce, aad, plaintext)
 }
 

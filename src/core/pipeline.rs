@@ -94,7 +94,7 @@ impl Core {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = crate::ids::uuid_v4();
         let mut op = inc.operation;
         let mut full_path = inc.path;
         if op == Operation::List && !full_path.ends_with('/') {

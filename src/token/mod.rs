@@ -234,11 +234,7 @@ fn base62_char(i: usize) -> char {
 
 /// `n` random base62 characters from the OS RNG.
 pub fn random_base62(n: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::rngs::OsRng;
-    (0..n)
-        .map(|_| base62_char(rng.gen_range(0..BASE62.len())))
-        .collect()
+    crate::ids::base62(n)
 }
 
 impl TokenStore {
@@ -342,7 +338,7 @@ impl TokenStore {
             last_renewal_nanos: None,
             entity_id: n.entity_id,
             bound_cidrs: n.bound_cidrs,
-            cubbyhole_id: uuid::Uuid::new_v4().to_string(),
+            cubbyhole_id: crate::ids::uuid_v4(),
             token_type: "service".into(),
             mount_accessor: n.mount_accessor,
             backend_max_ttl: n.backend_max_ttl,

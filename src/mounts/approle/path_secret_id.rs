@@ -157,7 +157,7 @@ impl AppRoleBackend {
         req: &Request,
         d: &FieldData<'_>,
     ) -> Result<Option<Response>> {
-        let secret = Secret::new(uuid::Uuid::new_v4().to_string());
+        let secret = Secret::new(crate::ids::uuid_v4());
         self.secret_id_issue(req, d, secret).await
     }
 
@@ -226,7 +226,7 @@ impl AppRoleBackend {
         let key = Self::secret_key(&role, &hmac)?;
         // Secret ids never outlive the mount's maximum lease TTL (Vault's deriveSecretIDTTL).
         let effective_ttl = ttl.min(self.mount_max_ttl(req)?);
-        let accessor = uuid::Uuid::new_v4().to_string();
+        let accessor = crate::ids::uuid_v4();
         {
             let _guard = s.lock(&key).await;
             if s.get(&key).await?.is_some() {
