@@ -30,167 +30,167 @@ pub(super) enum F {
     LocalSecretIds,
 }
 
-fn sub(suffix: &str) -> P {
-    P::new(&format!("role/{ROLE_NAME}/{suffix}$")).field("role_name", T::Str, "Name of the role.")
-}
+/// Every sub-endpoint: its path suffix, which field it is, its parameters, and whether it can be
+/// updated and deleted (`local-secret-ids` is read-only; `role-id` cannot be deleted).
+/// A parameter of a sub-endpoint: name, type, help.
+type Param = (&'static str, T, &'static str);
+/// A sub-endpoint: suffix, field, parameters, updatable, deletable.
+type Sub = (&'static str, F, &'static [Param], bool, bool);
 
-pub(super) fn paths() -> Vec<P> {
-    vec![
-        sub("local-secret-ids").on(Op::Read, |b, r, d| {
-            Box::pin(b.field_read(r, d, F::LocalSecretIds))
-        }),
-        sub("policies")
-            .field(
+const SUBS: &[Sub] = &[
+    ("local-secret-ids", F::LocalSecretIds, &[], false, false),
+    (
+        "policies",
+        F::Policies,
+        &[
+            (
                 "token_policies",
                 T::CommaStringSlice,
                 "Policies of issued tokens.",
-            )
-            .field(
+            ),
+            (
                 "policies",
                 T::CommaStringSlice,
                 "Deprecated: token_policies.",
-            )
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::Policies))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::Policies))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::Policies))
-            }),
-        sub("bound-cidr-list")
-            .field(
-                "bound_cidr_list",
-                T::CommaStringSlice,
-                "Deprecated: secret_id_bound_cidrs.",
-            )
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::BoundCidrList))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::BoundCidrList))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::BoundCidrList))
-            }),
-        sub("secret-id-bound-cidrs")
-            .field(
-                "secret_id_bound_cidrs",
-                T::CommaStringSlice,
-                "CIDRs allowed to log in.",
-            )
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::SecretIdBoundCidrs))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::SecretIdBoundCidrs))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::SecretIdBoundCidrs))
-            }),
-        sub("token-bound-cidrs")
-            .field(
-                "token_bound_cidrs",
-                T::CommaStringSlice,
-                "CIDRs tokens may be used from.",
-            )
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::TokenBoundCidrs))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::TokenBoundCidrs))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::TokenBoundCidrs))
-            }),
-        sub("bind-secret-id")
-            .field("bind_secret_id", T::Bool, "Require a secret_id at login.")
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::BindSecretId))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::BindSecretId))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::BindSecretId))
-            }),
-        sub("secret-id-num-uses")
-            .field("secret_id_num_uses", T::Int, "Uses of each secret ID.")
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::SecretIdNumUses))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::SecretIdNumUses))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::SecretIdNumUses))
-            }),
-        sub("secret-id-ttl")
-            .field("secret_id_ttl", T::DurationSecond, "TTL of secret IDs.")
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::SecretIdTtl))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::SecretIdTtl))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::SecretIdTtl))
-            }),
-        sub("period")
-            .field(
+            ),
+        ],
+        true,
+        true,
+    ),
+    (
+        "bound-cidr-list",
+        F::BoundCidrList,
+        &[(
+            "bound_cidr_list",
+            T::CommaStringSlice,
+            "Deprecated: secret_id_bound_cidrs.",
+        )],
+        true,
+        true,
+    ),
+    (
+        "secret-id-bound-cidrs",
+        F::SecretIdBoundCidrs,
+        &[(
+            "secret_id_bound_cidrs",
+            T::CommaStringSlice,
+            "CIDRs allowed to log in.",
+        )],
+        true,
+        true,
+    ),
+    (
+        "token-bound-cidrs",
+        F::TokenBoundCidrs,
+        &[(
+            "token_bound_cidrs",
+            T::CommaStringSlice,
+            "CIDRs tokens may be used from.",
+        )],
+        true,
+        true,
+    ),
+    (
+        "bind-secret-id",
+        F::BindSecretId,
+        &[("bind_secret_id", T::Bool, "Require a secret_id at login.")],
+        true,
+        true,
+    ),
+    (
+        "secret-id-num-uses",
+        F::SecretIdNumUses,
+        &[("secret_id_num_uses", T::Int, "Uses of each secret ID.")],
+        true,
+        true,
+    ),
+    (
+        "secret-id-ttl",
+        F::SecretIdTtl,
+        &[("secret_id_ttl", T::DurationSecond, "TTL of secret IDs.")],
+        true,
+        true,
+    ),
+    (
+        "period",
+        F::Period,
+        &[
+            (
                 "token_period",
                 T::DurationSecond,
                 "Period of issued tokens.",
-            )
-            .field("period", T::DurationSecond, "Deprecated: token_period.")
-            .on(Op::Read, |b, r, d| Box::pin(b.field_read(r, d, F::Period)))
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::Period))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::Period))
-            }),
-        sub("token-num-uses")
-            .field("token_num_uses", T::Int, "Uses of issued tokens.")
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::TokenNumUses))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::TokenNumUses))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::TokenNumUses))
-            }),
-        sub("token-ttl")
-            .field("token_ttl", T::DurationSecond, "Initial token TTL.")
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::TokenTtl))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::TokenTtl))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::TokenTtl))
-            }),
-        sub("token-max-ttl")
-            .field("token_max_ttl", T::DurationSecond, "Maximum token TTL.")
-            .on(Op::Read, |b, r, d| {
-                Box::pin(b.field_read(r, d, F::TokenMaxTtl))
-            })
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::TokenMaxTtl))
-            })
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.field_delete(r, d, F::TokenMaxTtl))
-            }),
-        sub("role-id")
-            .field("role_id", T::Str, "Identifier of the role.")
-            .on(Op::Read, |b, r, d| Box::pin(b.field_read(r, d, F::RoleId)))
-            .on(Op::Update, |b, r, d| {
-                Box::pin(b.field_update(r, d, F::RoleId))
-            }),
-    ]
+            ),
+            ("period", T::DurationSecond, "Deprecated: token_period."),
+        ],
+        true,
+        true,
+    ),
+    (
+        "token-num-uses",
+        F::TokenNumUses,
+        &[("token_num_uses", T::Int, "Uses of issued tokens.")],
+        true,
+        true,
+    ),
+    (
+        "token-ttl",
+        F::TokenTtl,
+        &[("token_ttl", T::DurationSecond, "Initial token TTL.")],
+        true,
+        true,
+    ),
+    (
+        "token-max-ttl",
+        F::TokenMaxTtl,
+        &[("token_max_ttl", T::DurationSecond, "Maximum token TTL.")],
+        true,
+        true,
+    ),
+    (
+        "role-id",
+        F::RoleId,
+        &[("role_id", T::Str, "Identifier of the role.")],
+        true,
+        false,
+    ),
+];
+
+/// Which sub-endpoint a request is for (handlers are plain functions, so they read it off the path).
+fn field_of(req: &Request) -> Result<F> {
+    let suffix = req.path.rsplit('/').next().unwrap_or_default();
+    SUBS.iter()
+        .find(|(s, ..)| *s == suffix)
+        .map(|(_, f, ..)| *f)
+        .ok_or(Error::UnsupportedPath)
+}
+
+pub(super) fn paths() -> Vec<P> {
+    SUBS.iter()
+        .map(|(suffix, _, fields, update, delete)| {
+            let mut p = P::new(&format!("role/{ROLE_NAME}/{suffix}$")).field(
+                "role_name",
+                T::Str,
+                "Name of the role.",
+            );
+            for (name, ty, desc) in *fields {
+                p = p.field(name, *ty, desc);
+            }
+            p = p.on(Op::Read, |b, r, d| {
+                Box::pin(async move { b.field_read(r, d, field_of(r)?).await })
+            });
+            if *update {
+                p = p.on(Op::Update, |b, r, d| {
+                    Box::pin(async move { b.field_update(r, d, field_of(r)?).await })
+                });
+            }
+            if *delete {
+                p = p.on(Op::Delete, |b, r, d| {
+                    Box::pin(async move { b.field_delete(r, d, field_of(r)?).await })
+                });
+            }
+            p
+        })
+        .collect()
 }
 
 /// The `data` of a sub-endpoint read, and its warning.
