@@ -60,6 +60,19 @@ pub fn weak_bool(v: &Value) -> std::result::Result<bool, String> {
 }
 
 /// A duration in whole seconds (signed): integer seconds, `"300"`, `"5m"`, `"2d"`.
+/// `max_versions`: Vault silently wraps negative and oversized values into a uint32 (-1 becomes
+/// 4294967295); Coffer refuses them instead of storing a surprising number.
+pub fn max_versions(v: &Value) -> std::result::Result<u32, String> {
+    let n = weak_int(v)?;
+    u32::try_from(n).map_err(|_| {
+        if n < 0 {
+            format!("cannot provide negative value '{n}'")
+        } else {
+            format!("value {n} is larger than the maximum of {}", u32::MAX)
+        }
+    })
+}
+
 pub fn duration_secs(v: &Value) -> std::result::Result<i64, String> {
     match v {
         Value::Null => Ok(0),

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::input::{self, duration_secs, weak_bool, weak_int};
+use super::input::{self, duration_secs, weak_bool};
 use super::types::DVA_DISABLED;
 use super::{CONFIG_KEY, KvBackend, P, load_config};
 use crate::error::Result;
@@ -49,17 +49,7 @@ impl KvBackend {
 
     async fn config_write(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
         let raw = d.raw();
-        let max = input::parse(req, false, raw, "max_versions", |v| {
-            // Vault wraps negative values into a uint32; Coffer refuses them (see path_metadata).
-            let n = weak_int(v)?;
-            u32::try_from(n).map_err(|_| {
-                if n < 0 {
-                    format!("cannot provide negative value '{n}'")
-                } else {
-                    format!("value {n} is larger than the maximum of {}", u32::MAX)
-                }
-            })
-        })?;
+        let max = input::parse(req, false, raw, "max_versions", input::max_versions)?;
         let cas = input::parse(req, false, raw, "cas_required", weak_bool)?;
         let dva = input::parse(req, false, raw, "delete_version_after", duration_secs)?;
         if max.is_none() && cas.is_none() && dva.is_none() {

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-use super::input::{self, duration_secs, object, weak_bool, weak_int};
+use super::input::{self, duration_secs, object, weak_bool};
 use super::types::{KeyMetadata, fmt_time};
 use super::{
     KvBackend, METADATA_PREFIX, P, empty_not_found, load_config, load_meta, metadata_key,
@@ -71,18 +71,7 @@ impl Settings {
 
 /// Parses and validates every setting before anything is changed.
 fn settings(req: &Request, raw: &Map<String, Value>) -> Result<Settings> {
-    let max = input::parse(req, true, raw, "max_versions", |v| {
-        // Vault silently wraps negative and oversized values into a uint32 (-1 becomes
-        // 4294967295); Coffer refuses them instead of storing a surprising number.
-        let n = weak_int(v)?;
-        u32::try_from(n).map_err(|_| {
-            if n < 0 {
-                format!("cannot provide negative value '{n}'")
-            } else {
-                format!("value {n} is larger than the maximum of {}", u32::MAX)
-            }
-        })
-    })?;
+    let max = input::parse(req, true, raw, "max_versions", input::max_versions)?;
     let dva = input::parse(req, true, raw, "delete_version_after", |v| {
         let secs = duration_secs(v)?;
         if secs < 0 {
