@@ -287,6 +287,18 @@ impl PhysicalBackend for Barrier {
         Ok(out)
     }
 
+    async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        self.current()?;
+        // Keys are not encrypted, so the engine's bounded range scan serves directly.
+        let mut out = self
+            .inner
+            .scan(prefix, limit.saturating_add(RESERVED.len()))
+            .await?;
+        out.retain(|key| !RESERVED.contains(&key.as_str()));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
         let s = self.current()?;
         let mut sealed = Vec::with_capacity(ops.len());

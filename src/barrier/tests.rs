@@ -64,6 +64,13 @@ impl PhysicalBackend for Prefixed {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         self.0.list(&format!("{}{prefix}", self.1)).await
     }
+    async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        let keys = self.0.scan(&format!("{}{prefix}", self.1), limit).await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(self.1).map(str::to_string))
+            .collect())
+    }
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
         let p = |k: String| format!("{}{k}", self.1);
         let ops = ops
@@ -256,6 +263,8 @@ async fn reserved_keys_unreachable() {
         "a rejected batch writes nothing"
     );
     assert_eq!(barrier.list("core/").await.unwrap(), ["mounts"]);
+    assert_eq!(barrier.scan("core/", 1).await.unwrap(), ["core/mounts"]);
+    assert_eq!(barrier.scan("", 10).await.unwrap(), ["core/mounts"]);
     assert!(inner.get(KEYRING_PATH).await.unwrap().is_some());
 }
 

@@ -309,6 +309,25 @@ impl PhysicalBackend for RedbBackend {
         self.read(move |db| scan_children(db, &prefix)).await
     }
 
+    async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        let prefix = prefix.to_string();
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(engine)?;
+            let table = txn.open_table(TABLE).map_err(engine)?;
+            let mut keys = Vec::new();
+            for item in table.range(prefix.as_str()..).map_err(engine)? {
+                let (key, _) = item.map_err(engine)?;
+                let key = key.value();
+                if keys.len() >= limit || !key.starts_with(prefix.as_str()) {
+                    break;
+                }
+                keys.push(key.to_string());
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
         if ops.is_empty() {
             return Ok(());

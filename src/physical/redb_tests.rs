@@ -89,7 +89,7 @@ async fn concurrent_writers_share_commits() {
     }
 }
 
-/// The seeking list agrees with the in-memory engine's full scan on a random tree.
+/// The seeking list and the bounded range scan agree with the in-memory engine on a random tree.
 #[tokio::test]
 async fn list_matches_inmem_on_random_tree() {
     use rand::Rng;
@@ -124,6 +124,13 @@ async fn list_matches_inmem_on_random_tree() {
             inmem.list(prefix).await.unwrap(),
             "prefix {prefix:?}"
         );
+        for limit in [0, 1, 3, 1000] {
+            assert_eq!(
+                redb.scan(prefix, limit).await.unwrap(),
+                inmem.scan(prefix, limit).await.unwrap(),
+                "scan {prefix:?} limit {limit}"
+            );
+        }
     }
 }
 
