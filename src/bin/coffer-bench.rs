@@ -896,6 +896,27 @@ async fn durable_phase(opts: &Opts, dir: &Path) -> R<String> {
             fmt_opt(b.cpu_ms_per_1k(tck), 1),
         );
     }
+    // RAM per live token with the record in the file: OpenBao (raft) fills fewer tokens, as it
+    // creates them ~7x slower; Coffer's figure comes from the fill below.
+    let bao_tokens = (opts.memory_count / 5).max(1);
+    let bao_before = read_rss_kb(bao.pid());
+    let w = run_window(
+        &bao.addr,
+        Scenario::TokenCreate,
+        &fixtures[1],
+        16,
+        Bound::Count(bao_tokens),
+        "dtok",
+        None,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bao_after = read_rss_kb(bao.pid());
+    let bao_per_token = per_item_bytes(bao_before, bao_after, bao_tokens);
+    eprintln!(
+        "durable OpenBao +{bao_tokens} tokens: RSS {bao_before:?} -> {bao_after:?} kB ({} errors)",
+        w.errors
+    );
     drop(bao);
 
     // Restart and unseal with `count` live tokens and `count` secrets stored (Coffer only: the
@@ -912,7 +933,12 @@ async fn durable_phase(opts: &Opts, dir: &Path) -> R<String> {
         None,
     )
     .await?;
-    run_window(
+    // The token records go to the file; what the tokens add to RSS is RAM per live token beyond
+    // its record, plus any growth of the storage engine's page cache (bounded, and usually full
+    // after the secrets), so the figure is an upper bound.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before_tokens = read_rss_kb(coffer.pid());
+    let w = run_window(
         &coffer.addr,
         Scenario::TokenCreate,
         &fixtures[0],
@@ -922,6 +948,28 @@ async fn durable_phase(opts: &Opts, dir: &Path) -> R<String> {
         None,
     )
     .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_tokens = read_rss_kb(coffer.pid());
+    let coffer_per_token = per_item_bytes(before_tokens, after_tokens, count);
+    eprintln!(
+        "durable Coffer +{count} tokens: RSS {before_tokens:?} -> {after_tokens:?} kB ({} errors)",
+        w.errors
+    );
+    let mib = |k: Option<u64>| fmt_opt(k.map(|k| k as f64 / 1024.0), 1);
+    let _ = writeln!(
+        out,
+        "\nRAM per live token with file storage (the record is on disk; RSS growth while creating \
+         tokens through the API, 16 connections): Coffer **{} B** per token ({count} tokens on top of \
+         {count} secrets, RSS {} → {} MiB; includes any growth of the storage engine's page cache, \
+         capped at 64 MiB, so an upper bound); OpenBao raft **{} B** per token ({bao_tokens} \
+         tokens, RSS {} → {} MiB).",
+        fmt_opt(coffer_per_token, 0),
+        mib(before_tokens),
+        mib(after_tokens),
+        fmt_opt(bao_per_token, 0),
+        mib(bao_before),
+        mib(bao_after),
+    );
     let addr = coffer.addr.clone();
     let config = dir.join(format!("Coffer-{}.hcl", opts.port + 20));
     let before = read_rss_kb(coffer.pid());
@@ -942,6 +990,12 @@ async fn durable_phase(opts: &Opts, dir: &Path) -> R<String> {
         fmt_opt(after.map(|k| k as f64 / 1024.0), 1),
     );
     Ok(out)
+}
+
+/// RSS growth in bytes per item between two readings in kB (negative growth reads as 0).
+fn per_item_bytes(before: Option<u64>, after: Option<u64>, items: u64) -> Option<f64> {
+    let (b, a) = (before?, after?);
+    Some(a.saturating_sub(b) as f64 * 1024.0 / items.max(1) as f64)
 }
 
 /// The durable (production-mode) hook: Coffer's `server -config=FILE` is being built separately.
