@@ -82,13 +82,16 @@ impl std::fmt::Debug for RedbBackend {
 impl RedbBackend {
     /// Opens (creating if needed) the database file at `path`, e.g. `<dir>/coffer.redb`.
     ///
-    /// Blocks while redb opens the file: after a crash that includes redb's repair, and the
-    /// integrity check of every committed page runs on every open. Call it before serving, or
+    /// Blocks while redb opens the file: after a crash that includes redb's repair, which walks
+    /// every committed tree (~0.5 s for 300 MB). A clean open skips redb's page-by-page check:
+    /// every value is authenticated by the barrier's AES-GCM tag when it is read, so a corrupt
+    /// page cannot be served as data, and the check would cost a crash-repair's time on every
+    /// start (measured: clean open of a 285 MB file 450 ms → 15 ms). Call it before serving, or
     /// from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
-            .set_check_integrity_on_open(true)
+            .set_check_integrity_on_open(false)
             .create(path)
             .map_err(|e| engine(format!("opening {}: {e}", path.display())))?;
         restrict_permissions(path)?;
