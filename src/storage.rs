@@ -188,12 +188,15 @@ impl Storage {
     }
 }
 
+/// The stored bytes a value was decoded from, and the value.
+type Decoded<T> = (Vec<u8>, Arc<T>);
+
 /// A bounded cache of values decoded from storage, so that a hot entry is not JSON-decoded on
 /// every request. It needs no invalidation: a value is served only when the bytes just read from
 /// storage equal the bytes it was decoded from, so storage stays the single source of truth
 /// (every write, from any path, changes the bytes). When full it simply starts over.
 pub struct DecodedCache<T> {
-    map: std::sync::Mutex<std::collections::HashMap<String, (Vec<u8>, T)>>,
+    map: std::sync::Mutex<std::collections::HashMap<String, Decoded<T>>>,
     cap: usize,
 }
 
@@ -216,6 +219,11 @@ impl<T: Clone + DeserializeOwned> DecodedCache<T> {
 
     /// Like `Storage::get_json`, served from the cache when the stored bytes are unchanged.
     pub async fn get_json(&self, s: &Storage, key: &str) -> Result<Option<T>> {
+        Ok(self.get_shared(s, key).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// `get_json` without copying the decoded value: the cached value itself, shared.
+    pub async fn get_shared(&self, s: &Storage, key: &str) -> Result<Option<Arc<T>>> {
         let full = s.full(key);
         let Some(bytes) = s.physical.get(&full).await? else {
             return Ok(None);
@@ -226,8 +234,10 @@ impl<T: Clone + DeserializeOwned> DecodedCache<T> {
         {
             return Ok(Some(v.clone()));
         }
-        let value: T = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::internal(format!("corrupt entry at {full}: {e}")))?;
+        let value: Arc<T> = Arc::new(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal(format!("corrupt entry at {full}: {e}")))?,
+        );
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= self.cap && !map.contains_key(&full) {
                 map.clear();

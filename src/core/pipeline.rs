@@ -78,9 +78,9 @@ impl Core {
         &self,
         token: Option<&Secret>,
         addr: Option<IpAddr>,
-    ) -> Result<Option<TokenEntry>> {
+    ) -> Result<Option<Arc<TokenEntry>>> {
         let Some(tok) = token else { return Ok(None) };
-        let Some(entry) = self.tokens.lookup(tok.expose()).await? else {
+        let Some(entry) = self.tokens.lookup_shared(tok.expose()).await? else {
             return Ok(None);
         };
         if entry.ttl != 0 && !cidr_allows(&entry.bound_cidrs, addr) {
@@ -153,7 +153,7 @@ impl Core {
                 .await?
                 .ok_or_else(token_error)?;
             revoke_after = last;
-            token = Some(Arc::new(entry));
+            token = Some(entry);
         }
         let display_name = token
             .as_ref()

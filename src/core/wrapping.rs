@@ -137,8 +137,8 @@ impl Core {
     /// Consumes a wrapping token's single use (atomically: one caller wins).
     pub async fn consume_wrapping_token(&self, token: &str) -> Result<TokenEntry> {
         let entry = self.wrapping_entry(token).await?;
-        match self.tokens.use_token(entry).await? {
-            Some((e, _)) => Ok(e),
+        match self.tokens.use_token(std::sync::Arc::new(entry)).await? {
+            Some((e, _)) => Ok(std::sync::Arc::unwrap_or_clone(e)),
             None => Err(Error::bad(INVALID_WRAPPING_TOKEN)),
         }
     }

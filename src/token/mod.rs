@@ -376,25 +376,38 @@ impl TokenStore {
 
     /// Loads an entry by storage key, ignoring expiry.
     async fn load(&self, key: &str) -> Result<Option<TokenEntry>> {
+        Ok(self.load_shared(key).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn load_shared(&self, key: &str) -> Result<Option<Arc<TokenEntry>>> {
         self.decoded
-            .get_json(&self.storage, &format!("{ENTRY_PREFIX}{key}"))
+            .get_shared(&self.storage, &format!("{ENTRY_PREFIX}{key}"))
             .await
     }
 
-    fn live(&self, e: TokenEntry) -> Option<TokenEntry> {
+    fn is_live(&self, e: &TokenEntry) -> bool {
         let expired = e.expire_nanos.is_some_and(|exp| exp <= self.now_nanos());
-        (!expired && e.num_uses >= 0).then_some(e)
+        !expired && e.num_uses >= 0
+    }
+
+    fn live(&self, e: TokenEntry) -> Option<TokenEntry> {
+        self.is_live(&e).then_some(e)
     }
 
     /// The live entry of a token: `None` when unknown, expired, or pending revocation.
     pub async fn lookup(&self, token: &str) -> Result<Option<TokenEntry>> {
+        Ok(self.lookup_shared(token).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// `lookup` without copying the entry (the request hot path).
+    pub async fn lookup_shared(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
         if token.is_empty() {
             return Ok(None);
         }
         Ok(self
-            .load(&self.key_of(token))
+            .load_shared(&self.key_of(token))
             .await?
-            .and_then(|e| self.live(e)))
+            .filter(|e| self.is_live(e)))
     }
 
     /// The live entry of an accessor.
@@ -409,7 +422,10 @@ impl TokenStore {
 
     /// Charges one use. Returns the entry as it is for this request (num_uses -1 on its last use)
     /// and whether the token must be revoked after the request; `None` if it has no uses left.
-    pub async fn use_token(&self, entry: TokenEntry) -> Result<Option<(TokenEntry, bool)>> {
+    pub async fn use_token(
+        &self,
+        entry: Arc<TokenEntry>,
+    ) -> Result<Option<(Arc<TokenEntry>, bool)>> {
         if entry.num_uses == 0 {
             return Ok(Some((entry, false)));
         }
@@ -427,7 +443,7 @@ impl TokenStore {
             current.num_uses = -1;
         }
         self.storage.put_json(&path, &current).await?;
-        Ok(Some((current, last)))
+        Ok(Some((Arc::new(current), last)))
     }
 
     /// Persists a modified entry (renewal), moving its expiry index entry.

@@ -120,17 +120,21 @@ struct VersionData {
 
 impl KvBackend {
     /// `load_meta` through the read cache.
-    async fn cached_meta(&self, s: &Storage, key: &str) -> Result<Option<KeyMetadata>> {
-        self.meta_cache.get_json(s, &metadata_key(key)).await
+    async fn cached_meta(
+        &self,
+        s: &Storage,
+        key: &str,
+    ) -> Result<Option<std::sync::Arc<KeyMetadata>>> {
+        self.meta_cache.get_shared(s, &metadata_key(key)).await
     }
 
     /// `load_version` through the read cache.
     async fn cached_version(&self, s: &Storage, key: &str, n: u64) -> Result<Option<Value>> {
         Ok(self
             .version_cache
-            .get_json(s, &version_key(key, n))
+            .get_shared(s, &version_key(key, n))
             .await?
-            .map(|v| v.data))
+            .map(|v| v.data.clone()))
     }
 }
 
