@@ -118,6 +118,12 @@ struct VersionData {
     data: Value,
 }
 
+/// `VersionData` borrowed, for writing a version without copying its data.
+#[derive(serde::Serialize)]
+struct VersionDataRef<'a> {
+    data: &'a Value,
+}
+
 impl KvBackend {
     /// `load_meta` through the read cache.
     async fn cached_meta(

@@ -6,14 +6,14 @@
 //! plus the version's metadata), which the CLI and clients treat as "found but deleted"; a
 //! version that never existed answers the plain 404 `{"errors":[]}`.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::input::{self, object, weak_int};
 use super::merge::{merge_patch, remove_values};
 use super::types::{KeyMetadata, KvConfig, deletion_time};
 use super::{
-    KvBackend, P, empty_not_found, load_config, load_meta, load_version, metadata_key,
-    missing_version_data, version_key,
+    KvBackend, P, VersionDataRef, empty_not_found, load_config, load_meta, load_version,
+    metadata_key, missing_version_data, version_key,
 };
 use crate::error::{Error, Result};
 use crate::logical::{FieldData, FieldType as T, Operation as Op, Request, Response};
@@ -106,7 +106,8 @@ fn subkeys_of(data: Value, depth: i64) -> Value {
 
 impl KvBackend {
     async fn data_exists(&self, req: &Request, d: &FieldData<'_>) -> Result<bool> {
-        Ok(load_meta(&req.storage, &key_of(d)?).await?.is_some())
+        // Presence only: no need to decode the metadata.
+        Ok(req.storage.get(&metadata_key(&key_of(d)?)).await?.is_some())
     }
 
     /// Reads version `n` (0 = current) and renders Vault's response, including the 404 envelope.
@@ -165,7 +166,7 @@ impl KvBackend {
         key: &str,
         cfg: &KvConfig,
         mut meta: KeyMetadata,
-        data: Value,
+        data: &Value,
     ) -> Result<Option<Response>> {
         let now = self.now();
         let deletion = deletion_time(now, cfg.delete_version_after, meta.delete_version_after);
@@ -174,7 +175,7 @@ impl KvBackend {
         let mut ops = vec![
             WriteOp::Put(
                 version_key(key, n),
-                Storage::encode(&json!({ "data": data }))?,
+                Storage::encode(&VersionDataRef { data })?,
             ),
             WriteOp::Put(metadata_key(key), Storage::encode(&meta)?),
         ];
@@ -196,7 +197,7 @@ impl KvBackend {
         let _guard = req.storage.lock(&metadata_key(&key)).await;
         let meta = load_meta(&req.storage, &key).await?.unwrap_or_default();
         check_cas(options, &cfg, &meta)?;
-        self.append_version(&req.storage, &key, &cfg, meta, data.clone())
+        self.append_version(&req.storage, &key, &cfg, meta, data)
             .await
     }
 
@@ -235,7 +236,7 @@ impl KvBackend {
         if !patch.is_null() {
             merge_patch(&mut current, patch);
         }
-        self.append_version(&req.storage, &key, &cfg, meta, current)
+        self.append_version(&req.storage, &key, &cfg, meta, &current)
             .await
     }
 
@@ -276,6 +277,7 @@ impl KvBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn cas_rules() {
