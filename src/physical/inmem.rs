@@ -3,14 +3,21 @@
 //! The lock is a synchronous one and is never held across an `.await`.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::RwLock;
 
 use super::{PhysicalBackend, StorageError, WriteOp, children};
 
-/// In-memory storage.
+/// In-memory storage. Keys and values are boxed: exact-size allocations, no spare capacity
+/// kept per entry (the encrypted values arrive with some).
 #[derive(Debug, Default)]
 pub struct InmemBackend {
-    map: RwLock<BTreeMap<String, Vec<u8>>>,
+    map: RwLock<BTreeMap<Box<str>, Box<[u8]>>>,
+}
+
+/// Keys from `prefix` on, in order.
+fn from(prefix: &str) -> (Bound<&str>, Bound<&str>) {
+    (Bound::Included(prefix), Bound::Unbounded)
 }
 
 impl InmemBackend {
@@ -27,14 +34,19 @@ fn poisoned() -> StorageError {
 #[async_trait::async_trait]
 impl PhysicalBackend for InmemBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.map.read().map_err(|_| poisoned())?.get(key).cloned())
+        Ok(self
+            .map
+            .read()
+            .map_err(|_| poisoned())?
+            .get(key)
+            .map(|v| v.to_vec()))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         self.map
             .write()
             .map_err(|_| poisoned())?
-            .insert(key.to_string(), value);
+            .insert(key.into(), value.into_boxed_slice());
         Ok(())
     }
 
@@ -45,7 +57,7 @@ impl PhysicalBackend for InmemBackend {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let map = self.map.read().map_err(|_| poisoned())?;
-        let keys = map.range(prefix.to_string()..).map(|(k, _)| k.as_str());
+        let keys = map.range::<str, _>(from(prefix)).map(|(k, _)| &**k);
         let keys = keys.take_while(|k| k.starts_with(prefix));
         Ok(children(prefix, keys))
     }
@@ -53,11 +65,11 @@ impl PhysicalBackend for InmemBackend {
     async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
         let map = self.map.read().map_err(|_| poisoned())?;
         Ok(map
-            .range(prefix.to_string()..)
+            .range::<str, _>(from(prefix))
             .map(|(k, _)| k)
             .take_while(|k| k.starts_with(prefix))
             .take(limit)
-            .cloned()
+            .map(|k| k.to_string())
             .collect())
     }
 
@@ -66,10 +78,10 @@ impl PhysicalBackend for InmemBackend {
         for op in ops {
             match op {
                 WriteOp::Put(k, v) => {
-                    map.insert(k, v);
+                    map.insert(k.into_boxed_str(), v.into_boxed_slice());
                 }
                 WriteOp::Delete(k) => {
-                    map.remove(&k);
+                    map.remove(k.as_str());
                 }
             }
         }
