@@ -919,24 +919,8 @@ async fn durable_phase(opts: &Opts, dir: &Path) -> R<String> {
     // RAM per live token with the record in the file: OpenBao (raft) fills fewer tokens, as it
     // creates them ~7x slower; Coffer's figure comes from the fill below.
     let bao_tokens = (opts.memory_count / 5).max(1);
-    let bao_before = read_rss_kb(bao.pid());
-    let w = run_window(
-        &bao.addr,
-        Scenario::TokenCreate,
-        &fixtures[1],
-        16,
-        Bound::Count(bao_tokens),
-        "dtok",
-        None,
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let bao_after = read_rss_kb(bao.pid());
+    let (bao_before, bao_after) = token_rss(&bao, &fixtures[1], bao_tokens).await?;
     let bao_per_token = per_item_bytes(bao_before, bao_after, bao_tokens);
-    eprintln!(
-        "durable OpenBao +{bao_tokens} tokens: RSS {bao_before:?} -> {bao_after:?} kB ({} errors)",
-        w.errors
-    );
     drop(bao);
 
     // Restart and unseal with `count` live tokens and `count` secrets stored (Coffer only: the
@@ -956,25 +940,8 @@ async fn durable_phase(opts: &Opts, dir: &Path) -> R<String> {
     // The token records go to the file; what the tokens add to RSS is RAM per live token beyond
     // its record, plus any growth of the storage engine's page cache (bounded, and usually full
     // after the secrets), so the figure is an upper bound.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before_tokens = read_rss_kb(coffer.pid());
-    let w = run_window(
-        &coffer.addr,
-        Scenario::TokenCreate,
-        &fixtures[0],
-        16,
-        fill,
-        "dfill-tok",
-        None,
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after_tokens = read_rss_kb(coffer.pid());
+    let (before_tokens, after_tokens) = token_rss(&coffer, &fixtures[0], count).await?;
     let coffer_per_token = per_item_bytes(before_tokens, after_tokens, count);
-    eprintln!(
-        "durable Coffer +{count} tokens: RSS {before_tokens:?} -> {after_tokens:?} kB ({} errors)",
-        w.errors
-    );
     let mib = |k: Option<u64>| fmt_opt(k.map(|k| k as f64 / 1024.0), 1);
     let _ = writeln!(
         out,
@@ -1031,6 +998,31 @@ async fn durable_phase(opts: &Opts, dir: &Path) -> R<String> {
         lines.join("\n"),
     );
     Ok(out)
+}
+
+/// Creates `n` tokens through the API (16 connections) and returns the server's RSS in kB before
+/// and after (each read after the server has settled for half a second).
+async fn token_rss(s: &Server, fx: &Fixtures, n: u64) -> R<(Option<u64>, Option<u64>)> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = read_rss_kb(s.pid());
+    let w = run_window(
+        &s.addr,
+        Scenario::TokenCreate,
+        fx,
+        16,
+        Bound::Count(n),
+        "dtok",
+        None,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = read_rss_kb(s.pid());
+    eprintln!(
+        "durable {} +{n} tokens: RSS {before:?} -> {after:?} kB ({} errors)",
+        s.kind.label(),
+        w.errors
+    );
+    Ok((before, after))
 }
 
 /// RSS growth in bytes per item between two readings in kB (negative growth reads as 0).
