@@ -188,7 +188,7 @@ fn kind(v: &Value) -> &'static str {
 
 /// Go's name for the type a JSON value decodes to, as mapstructure prints it in
 /// "got unconvertible type" errors.
-fn go_type(v: &Value) -> &'static str {
+pub fn go_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "<nil>",
         Value::Bool(_) => "bool",

@@ -9,20 +9,8 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::logical::field::parse_duration_seconds;
+use crate::logical::field::{go_type, parse_duration_seconds};
 use crate::logical::{Operation, Request};
-
-/// Go's name for the type a JSON value decodes into.
-pub fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "json.Number",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
 
 const BAD_INT: &str = "cannot parse value as 'int': strconv.ParseInt: invalid syntax";
 
