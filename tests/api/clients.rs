@@ -1,10 +1,9 @@
 //! Real client libraries against Coffer: the AppRole guide through hvac (Python) and node-vault
-//! (Node), the scripts under `tests/clients/`. `.ci/run` installs both (pinned): hvac into the
+//! (Node), the scripts under `tests/clients/`. `scripts/test.sh` (README's test command) installs both (pinned): hvac into the
 //! project's `.venv` (found through `CLIENTS_PYTHON`), node-vault with `npm ci` into
 //! `tests/clients/node/node_modules` (or `CLIENTS_NODE_DIR/node_modules`).
 //!
-//! Like the CLI tests: when a client is not installed, the test prints a NOTICE and passes
-//! locally, and fails under `CI`.
+//! Like the CLI tests: when a client is not installed, the test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,14 +18,9 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Skips (NOTICE) outside CI; fails under CI.
+/// A client test whose client is missing fails: it is never reported as passed.
 fn missing(what: &str) -> Option<PathBuf> {
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI must provide {what}; .ci/run installs it"
-    );
-    eprintln!("NOTICE: {what} not installed (run .ci/run); client test skipped");
-    None
+    panic!("{what} is not installed: run `bash scripts/test.sh` (README's test command), which installs it");
 }
 
 /// True when `cmd` runs and exits 0 (used to probe for an interpreter and its packages).
