@@ -18,7 +18,11 @@ COPY config/docker.hcl /etc/coffer/server.hcl
 USER coffer
 EXPOSE 8200
 VOLUME /var/lib/coffer
-# Sealed and uninitialised servers are still "alive": only a failing process is unhealthy.
+# Sealed and uninitialised servers are still "alive": only a failing process is unhealthy. Works
+# with the plain listener of config/docker.hcl and after switching it to TLS (the certificate is
+# for the service name, not 127.0.0.1, so it is not verified for this local probe).
 HEALTHCHECK --interval=30s --timeout=3s \
-    CMD curl -fsS "http://127.0.0.1:8200/v1/sys/health?uninitcode=200&sealedcode=200" >/dev/null || exit 1
+    CMD q="v1/sys/health?uninitcode=200&sealedcode=200&standbycode=200"; \
+        curl -fsS "http://127.0.0.1:8200/$q" >/dev/null 2>&1 \
+        || curl -fsSk "https://127.0.0.1:8200/$q" >/dev/null || exit 1
 CMD ["coffer", "server", "-config=/etc/coffer/server.hcl"]

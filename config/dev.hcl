@@ -1,5 +1,7 @@
-# Development settings, equivalent to `coffer server -dev`: in-memory storage, no TLS.
-# Production mode (-config with file storage, seal/unseal, TLS) is being built; see README.
+# A throw-away server from a config file: in-memory storage, plain HTTP on loopback.
+# Unlike `coffer server -dev`, a server started with this file is uninitialised and sealed at start
+# (`vault operator init`, then `vault operator unseal`), mounts no kv engine at secret/, and loses
+# everything when it stops. For durable storage and TLS see config/server.hcl.
 storage "inmem" {}
 
 listener "tcp" {
