@@ -20,7 +20,9 @@ fn manifest_dir() -> PathBuf {
 
 /// A client test whose client is missing fails: it is never reported as passed.
 fn missing(what: &str) -> Option<PathBuf> {
-    panic!("{what} is not installed: run `bash scripts/test.sh` (README's test command), which installs it");
+    panic!(
+        "{what} is not installed: run `bash scripts/test.sh` (README's test command), which installs it"
+    );
 }
 
 /// True when `cmd` runs and exits 0 (used to probe for an interpreter and its packages).

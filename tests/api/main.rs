@@ -22,6 +22,7 @@ mod kv;
 mod policies;
 mod production;
 mod sys_mounts;
+mod sys_tools;
 mod tls;
 mod tokens;
 mod wrapping;

@@ -7,6 +7,7 @@ mod path_capabilities;
 mod path_mounts;
 mod path_policies;
 mod path_seal;
+mod path_tools;
 mod path_wrapping;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ impl SystemBackend {
         paths.extend(path_capabilities::paths());
         paths.extend(path_wrapping::paths());
         paths.extend(path_seal::paths());
+        paths.extend(path_tools::paths());
         SystemBackend {
             core: CoreRef::new(core),
             table: PathTable::new(paths),
