@@ -168,7 +168,11 @@ impl<B: Sync> PathTable<B> {
     /// is canonical (or matches no pattern). The result may match another pattern: a policy name
     /// of only spaces leaves `policies/acl/`, the list path, as in OpenBao.
     pub fn canonical_path(&self, path: &str) -> Option<String> {
-        if self.names.is_empty() {
+        // The common case (nothing to lower-case, no white space) skips the pattern match.
+        let trims = self.names.iter().any(|(_, f)| *f == NameForm::TrimLower);
+        let unchanged =
+            |c: char| c.to_lowercase().next() == Some(c) && !(trims && c.is_whitespace());
+        if self.names.is_empty() || path.chars().all(unchanged) {
             return None;
         }
         let (_, caps) = self.matching(path)?;
