@@ -80,6 +80,20 @@ async fn approle_role_name_case_cannot_escape_a_deny() {
     r.assert_status(200);
     assert_eq!(r.body["auth"]["metadata"]["role_name"], "app");
 
+    // The pipeline acts on the canonical path: a wrapped answer records it (as OpenBao does).
+    let rb = srv
+        .client
+        .post(srv.url("auth/approle/role/APP/secret-id"))
+        .header("X-Vault-Token", &srv.root)
+        .header("X-Vault-Wrap-TTL", "60")
+        .body("{}");
+    let r = TestServer::finish(rb).await;
+    r.assert_status(200);
+    assert_eq!(
+        r.body["wrap_info"]["creation_path"],
+        "auth/approle/role/app/secret-id"
+    );
+
     // Nothing the limited token could reach logs in as admin.
     let admin_sid = secret_id(&srv, "approle", "admin", json!({})).await;
     let r = login(
