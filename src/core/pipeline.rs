@@ -1,5 +1,5 @@
 //! The one request pipeline every logical request passes through, in Vault's order:
-//! route → special paths → token (lookup, CIDR, use count) → existence check → ACL (+ sudo) →
+//! route → canonical names → special paths → token (lookup, CIDR, use count) → existence check → ACL (+ sudo) →
 //! backend → token issue for logins → deferred revocation of used-up tokens.
 
 use ipnet::IpNet;
@@ -107,7 +107,7 @@ impl Core {
         let table = self.mount_table();
         let mounted = table.route(&full_path).cloned();
         drop(table);
-        let rel = mounted
+        let mut rel = mounted
             .as_ref()
             .map(|m| {
                 full_path
@@ -116,6 +116,15 @@ impl Core {
                     .to_string()
             })
             .unwrap_or_default();
+        // A name the backend canonicalises (`ADMIN` → `admin`, ` editor` → `editor`) is
+        // canonicalised in the path itself, so that the existence check and the ACL see the object
+        // the backend acts on.
+        if let Some(m) = &mounted
+            && let Some(canonical) = m.backend.canonical_path(&rel)
+        {
+            full_path = format!("{}{canonical}", m.api_path);
+            rel = canonical;
+        }
         let special = mounted
             .as_ref()
             .map(|m| m.backend.special_paths())

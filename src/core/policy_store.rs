@@ -73,9 +73,10 @@ impl PolicyStore {
         self.invalidate()
     }
 
-    /// Normalises a policy name as Vault does (trim, lower-case).
+    /// Normalises a policy name as Vault does (trim, lower-case). Request paths reach the
+    /// backend already in this form (the sys path table declares the name capture).
     pub fn normalize(name: &str) -> String {
-        name.trim().to_lowercase()
+        crate::logical::NameForm::TrimLower.apply(name)
     }
 
     /// A stored or built-in policy.

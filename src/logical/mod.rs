@@ -19,7 +19,7 @@ use crate::storage::Storage;
 use crate::token::TokenEntry;
 
 pub use field::{Field, FieldData, FieldType};
-pub use path::{BoxFut, PathSpec, PathTable};
+pub use path::{BoxFut, NameForm, PathSpec, PathTable};
 
 /// A logical operation, derived from the HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,6 +227,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Serves the request.
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>>;
+
+    /// `path` (relative to the mount) with every name it carries in the form this backend keeps
+    /// it in, or `None` when it already is. The pipeline authorises and serves the canonical path.
+    fn canonical_path(&self, _path: &str) -> Option<String> {
+        None
+    }
 
     /// Background housekeeping, called about once a minute (AppRole removes expired SecretIDs
     /// here). Returns how many entries it removed.

@@ -4,6 +4,11 @@
 //! handler per operation and an optional existence check. `PathTable` matches a request path,
 //! merges captures into the parameters, validates them, calls the handler and adds Vault's
 //! "unrecognized parameters" warning.
+//!
+//! A table also declares which captures are *names* that the backend canonicalises (AppRole
+//! lower-cases role names; policy names are trimmed and lower-cased). The pipeline asks for the
+//! canonical path before the existence check and the ACL, so that what is authorised is the object
+//! the backend acts on: a deny on `role/admin/*` also covers `role/ADMIN/role-id`.
 
 use regex::Regex;
 use serde_json::Value;
@@ -96,43 +101,122 @@ fn unreachable_regex() -> Regex {
     panic!("regex engine rejected a trivial pattern")
 }
 
+/// How a backend canonicalises a name it finds in a path, as Vault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameForm {
+    /// Lower-cased (AppRole role names).
+    Lower,
+    /// Surrounding white space removed, then lower-cased (policy names).
+    TrimLower,
+}
+
+impl NameForm {
+    /// The canonical form of `name`. Lower-casing maps each character on its own, as Go's
+    /// `strings.ToLower` does (no final-sigma rule; `İ` becomes `i`).
+    pub fn apply(self, name: &str) -> String {
+        let name = match self {
+            NameForm::Lower => name,
+            NameForm::TrimLower => name.trim(),
+        };
+        name.chars()
+            .map(|c| c.to_lowercase().next().unwrap_or(c))
+            .collect()
+    }
+}
+
 /// The ordered path table of a backend.
 pub struct PathTable<B> {
     paths: Vec<PathSpec<B>>,
+    /// Captures that hold names, with the form the backend keeps them in.
+    names: Vec<(&'static str, NameForm)>,
 }
 
 impl<B: Sync> PathTable<B> {
     /// Builds a table; the first matching pattern wins.
     pub fn new(paths: Vec<PathSpec<B>>) -> Self {
-        PathTable { paths }
+        PathTable {
+            paths,
+            names: Vec::new(),
+        }
     }
 
-    fn route<'t>(&'t self, req: &Request) -> Option<(&'t PathSpec<B>, FieldData<'t>, Vec<String>)> {
+    /// Declares that every capture called `capture` is a name the backend keeps in `form`.
+    pub fn name(mut self, capture: &'static str, form: NameForm) -> Self {
+        self.names.push((capture, form));
+        self
+    }
+
+    /// The pattern matching all of `path`, with its captures.
+    fn matching<'t, 'p>(&'t self, path: &'p str) -> Option<(&'t PathSpec<B>, regex::Captures<'p>)> {
         for spec in &self.paths {
             // `is_match` runs without capture slots, so rejecting the many non-matching patterns
             // is cheap; `captures` is then run once, on the pattern that matches.
-            if !spec.pattern.is_match(&req.path) {
+            if !spec.pattern.is_match(path) {
                 continue;
             }
-            let Some(caps) = spec.pattern.captures(&req.path) else {
+            let Some(caps) = spec.pattern.captures(path) else {
                 continue;
             };
-            if caps.get(0).map(|m| m.end()) != Some(req.path.len()) {
-                continue;
+            if caps.get(0).map(|m| m.end()) == Some(path.len()) {
+                return Some((spec, caps));
             }
-            let mut data = req.data.clone();
-            let mut replaced = Vec::new();
-            for name in spec.pattern.capture_names().flatten() {
-                if let Some(m) = caps.name(name) {
-                    if data.contains_key(name) {
-                        replaced.push(name.to_string());
-                    }
-                    data.insert(name.to_string(), Value::String(m.as_str().to_string()));
-                }
-            }
-            return Some((spec, FieldData::new(data, &spec.fields), replaced));
         }
         None
+    }
+
+    /// `path` with each declared name capture in its canonical form, or `None` when it already
+    /// is canonical (or matches no pattern). The result may match another pattern: a policy name
+    /// of only spaces leaves `policies/acl/`, the list path, as in OpenBao.
+    pub fn canonical_path(&self, path: &str) -> Option<String> {
+        // The common case (nothing to lower-case, no white space) skips the pattern match.
+        let trims = self.names.iter().any(|(_, f)| *f == NameForm::TrimLower);
+        let unchanged =
+            |c: char| c.to_lowercase().next() == Some(c) && !(trims && c.is_whitespace());
+        if self.names.is_empty() || path.chars().all(unchanged) {
+            return None;
+        }
+        let (_, caps) = self.matching(path)?;
+        let mut spans: Vec<(std::ops::Range<usize>, String)> = self
+            .names
+            .iter()
+            .filter_map(|(capture, form)| {
+                caps.name(capture)
+                    .map(|m| (m.range(), form.apply(m.as_str())))
+            })
+            .filter(|(range, canonical)| path.get(range.clone()) != Some(canonical.as_str()))
+            .collect();
+        if spans.is_empty() {
+            return None;
+        }
+        spans.sort_by_key(|(range, _)| range.start);
+        let mut out = String::with_capacity(path.len());
+        let mut done = 0;
+        for (range, canonical) in spans {
+            // Named groups of one match never overlap unless nested; skip a nested one.
+            if range.start < done {
+                continue;
+            }
+            out.push_str(path.get(done..range.start)?);
+            out.push_str(&canonical);
+            done = range.end;
+        }
+        out.push_str(path.get(done..)?);
+        Some(out)
+    }
+
+    fn route<'t>(&'t self, req: &Request) -> Option<(&'t PathSpec<B>, FieldData<'t>, Vec<String>)> {
+        let (spec, caps) = self.matching(&req.path)?;
+        let mut data = req.data.clone();
+        let mut replaced = Vec::new();
+        for name in spec.pattern.capture_names().flatten() {
+            if let Some(m) = caps.name(name) {
+                if data.contains_key(name) {
+                    replaced.push(name.to_string());
+                }
+                data.insert(name.to_string(), Value::String(m.as_str().to_string()));
+            }
+        }
+        Some((spec, FieldData::new(data, &spec.fields), replaced))
     }
 
     /// Runs the existence check of the matching path, if it has one.
@@ -186,5 +270,54 @@ impl<B: Sync> PathTable<B> {
             }
         }
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> PathTable<()> {
+        PathTable::new(vec![
+            PathSpec::new("list/?$"),
+            PathSpec::new("role/(?P<role_name>[A-Za-z0-9_.-]+)(?:/(?P<rest>.+))?$"),
+            PathSpec::new("policy/(?P<name>.+)$"),
+        ])
+        .name("role_name", NameForm::Lower)
+        .name("name", NameForm::TrimLower)
+    }
+
+    #[test]
+    fn name_forms_match_go() {
+        for (form, input, want) in [
+            (NameForm::Lower, "ADMIN", "admin"),
+            (NameForm::Lower, " Admin ", " admin "),
+            (NameForm::TrimLower, " \tEditor\u{a0}", "editor"),
+            (NameForm::TrimLower, "ΟΔΟΣ", "οδοσ"),
+            (NameForm::TrimLower, "İx", "ix"),
+            (NameForm::TrimLower, "  ", ""),
+        ] {
+            assert_eq!(form.apply(input), want, "{form:?} {input:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_paths() {
+        let t = table();
+        for (path, want) in [
+            ("role/ADMIN/role-id", Some("role/admin/role-id")),
+            ("role/Admin", Some("role/admin")),
+            ("role/admin/secret-id/LOOKUP", None),
+            ("role/admin", None),
+            ("policy/ EDITOR ", Some("policy/editor")),
+            ("policy/A/B", Some("policy/a/b")),
+            ("policy/ ", Some("policy/")),
+            ("list/", None),
+            ("unknown/ADMIN", None),
+        ] {
+            assert_eq!(t.canonical_path(path).as_deref(), want, "{path}");
+        }
+        let plain: PathTable<()> = PathTable::new(vec![PathSpec::new("role/(?P<role_name>.+)$")]);
+        assert_eq!(plain.canonical_path("role/ADMIN"), None);
     }
 }

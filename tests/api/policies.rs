@@ -60,11 +60,8 @@ async fn names_are_lower_cased_and_json_syntax_accepted() {
             json!({"policy": JENKINS}),
         )
         .await;
-    r.assert_status(200);
-    assert_eq!(
-        r.body["warnings"],
-        json!(["policy name was converted to mypolicy"])
-    );
+    // OpenBao canonicalises the name in the path before the backend sees it: no warning.
+    r.assert_status(204);
     srv.get("sys/policies/acl/mypolicy", &srv.root)
         .await
         .assert_status(200);

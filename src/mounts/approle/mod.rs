@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicBool;
 use crate::clock::unix_nanos;
 use crate::core::{Core, CoreRef};
 use crate::error::{Error, Result};
-use crate::logical::{Backend, PathTable, Request, Response, SpecialPaths};
+use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPaths};
 use crate::physical::WriteOp;
 use crate::storage::Storage;
 use store::{ROLE_ID_PREFIX, ROLE_PREFIX, RoleEntry, RoleIdEntry, SALT_KEY};
@@ -67,7 +67,8 @@ impl AppRoleBackend {
         paths.extend(path_tidy::paths());
         AppRoleBackend {
             core: CoreRef::new(core),
-            table: PathTable::new(paths),
+            // Role names are case-insensitive: stored, authorised and served lower-cased.
+            table: PathTable::new(paths).name("role_name", NameForm::Lower),
             salt: tokio::sync::OnceCell::new(),
             role_write: tokio::sync::Mutex::new(()),
             tidy_running: AtomicBool::new(false),
@@ -189,6 +190,10 @@ impl Backend for AppRoleBackend {
 
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>> {
         self.table.handle(self, req).await
+    }
+
+    fn canonical_path(&self, path: &str) -> Option<String> {
+        self.table.canonical_path(path)
     }
 
     /// Vault re-reads the role at every renewal: its current `token_ttl`, `token_max_ttl` and

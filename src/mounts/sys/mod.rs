@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::core::{Core, CoreRef};
 use crate::error::Result;
-use crate::logical::{Backend, PathTable, Request, Response, SpecialPaths};
+use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPaths};
 
 /// The system backend.
 pub struct SystemBackend {
@@ -33,7 +33,8 @@ impl SystemBackend {
         paths.extend(path_tools::paths());
         SystemBackend {
             core: CoreRef::new(core),
-            table: PathTable::new(paths),
+            // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
+            table: PathTable::new(paths).name("name", NameForm::TrimLower),
         }
     }
 
@@ -85,5 +86,9 @@ impl Backend for SystemBackend {
 
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>> {
         self.table.handle(self, req).await
+    }
+
+    fn canonical_path(&self, path: &str) -> Option<String> {
+        self.table.canonical_path(path)
     }
 }

@@ -74,9 +74,18 @@ fn table_of(req: &Request) -> MountTableKind {
     }
 }
 
-/// `foo`, `foo/`, `/foo/` → `foo/`.
-fn clean_path(p: &str) -> String {
-    format!("{}/", p.trim_matches('/'))
+/// `foo`, `foo/`, `/foo/` → `foo/`. A `.` or `..` segment is refused as OpenBao refuses it, and
+/// so is a control character (OpenBao's HTTP layer never lets one through), so that no mount can
+/// be named in a way that another layer would read as a different path.
+fn clean_path(p: &str) -> Result<String> {
+    let p = p.trim_matches('/');
+    if p.split('/').any(|s| s == "." || s == "..") {
+        return Err(Error::bad("relative paths not supported"));
+    }
+    if p.chars().any(char::is_control) {
+        return Err(Error::bad("mount path contains non-printable characters"));
+    }
+    Ok(format!("{p}/"))
 }
 
 fn api_path(table: MountTableKind, path: &str) -> String {
@@ -137,7 +146,7 @@ impl SystemBackend {
         d: &FieldData<'_>,
         table: MountTableKind,
     ) -> Result<Option<Response>> {
-        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default())?;
         let core = self.core()?;
         let t = core.mount_table();
         let Some(m) = t.get(&api_path(table, &path)) else {
@@ -155,6 +164,7 @@ impl SystemBackend {
         let core = self.core()?;
         let mut kind = d.get_str("type")?.unwrap_or_default();
         let raw_path = d.get_str("path")?.unwrap_or_default();
+        clean_path(&raw_path)?;
         if kind.is_empty() {
             return Err(Error::bad("backend type must be specified as a string"));
         }
@@ -162,7 +172,7 @@ impl SystemBackend {
             &kind
         } else {
             &raw_path
-        });
+        })?;
         if table == MountTableKind::Secret
             && (path.starts_with("auth/")
                 || ["sys/", "cubbyhole/", "identity/", "auth/"].contains(&path.as_str()))
@@ -251,7 +261,7 @@ impl SystemBackend {
         d: &FieldData<'_>,
         table: MountTableKind,
     ) -> Result<Option<Response>> {
-        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default())?;
         let protected: &[&str] = match table {
             MountTableKind::Secret => &["sys/", "cubbyhole/", "identity/"],
             MountTableKind::Auth => &["token/"],
@@ -276,7 +286,7 @@ impl SystemBackend {
         d: &FieldData<'_>,
         table: MountTableKind,
     ) -> Result<Option<Response>> {
-        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default())?;
         let core = self.core()?;
         let t = core.mount_table();
         let Some(m) = t.get(&api_path(table, &path)) else {
@@ -316,7 +326,7 @@ impl SystemBackend {
         d: &FieldData<'_>,
         table: MountTableKind,
     ) -> Result<Option<Response>> {
-        let path = clean_path(&d.get_str("path")?.unwrap_or_default());
+        let path = clean_path(&d.get_str("path")?.unwrap_or_default())?;
         let core = self.core()?;
         let max_system = core.config.max_lease_ttl;
         let default_ttl = d
@@ -405,4 +415,35 @@ fn validate_ttls(c: &MountConfig, system_max: i64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_are_cleaned_and_dot_segments_refused() {
+        for (input, want) in [
+            ("foo", "foo/"),
+            ("/foo/", "foo/"),
+            ("a/b", "a/b/"),
+            ("..x", "..x/"),
+            ("x/..y", "x/..y/"),
+            ("...", ".../"),
+            (" sp", " sp/"),
+            ("KVUp", "KVUp/"),
+        ] {
+            assert_eq!(clean_path(input).unwrap(), want, "{input}");
+        }
+        for input in ["..", ".", "../x", "x/..", "a/../b", "a/./b", "/../"] {
+            let err = clean_path(input).unwrap_err();
+            assert!(
+                matches!(&err, Error::BadRequest(m) if m == "relative paths not supported"),
+                "{input}: {err:?}"
+            );
+        }
+        for input in ["a\0b", "\u{1}", "x\u{7f}"] {
+            assert!(clean_path(input).is_err(), "{input:?}");
+        }
+    }
 }

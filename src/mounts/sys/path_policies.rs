@@ -81,8 +81,7 @@ impl SystemBackend {
         d: &FieldData<'_>,
         legacy: bool,
     ) -> Result<Option<Response>> {
-        let raw_name = d.get_str("name")?.unwrap_or_default();
-        let name = PolicyStore::normalize(&raw_name);
+        let name = PolicyStore::normalize(&d.get_str("name")?.unwrap_or_default());
         let mut warnings = Vec::new();
         let mut text = d.get_str("policy")?.unwrap_or_default();
         if legacy
@@ -103,9 +102,6 @@ impl SystemBackend {
         }
         self.core()?.policies.put(&name, &text).await?;
         tracing::info!(policy.name = %name, "policy written");
-        if name != raw_name {
-            warnings.push(format!("policy name was converted to {name}"));
-        }
         if warnings.is_empty() {
             return Ok(None);
         }

@@ -57,9 +57,7 @@ impl SystemBackend {
         if req.wrap_ttl.is_none() {
             return Err(Error::bad("endpoint requires response wrapping to be used"));
         }
-        if req.data.is_empty() {
-            return Err(Error::bad("missing data to wrap"));
-        }
+        // An empty body wraps `{}`, as in OpenBao.
         Ok(Some(Response::data(req.data.clone())))
     }
 
