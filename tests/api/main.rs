@@ -23,5 +23,6 @@ mod policies;
 mod production;
 mod sys_mounts;
 mod tls;
+mod token_races;
 mod tokens;
 mod wrapping;

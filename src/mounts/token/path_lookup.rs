@@ -109,7 +109,7 @@ impl TokenBackend {
         which: Which,
     ) -> Result<Option<Response>> {
         let core = self.core()?;
-        let (mut entry, token_out): (TokenEntry, String) = match which {
+        let (entry, token_out): (TokenEntry, String) = match which {
             Which::Caller => {
                 let tok = req
                     .client_token
@@ -193,10 +193,17 @@ impl TokenBackend {
             elapsed,
         })
         .map_err(Error::bad)?;
-        entry.ttl = ttl;
-        entry.expire_nanos = Some(now + i128::from(ttl) * 1_000_000_000);
-        entry.last_renewal_nanos = Some(now);
-        core.tokens.update(&entry).await?;
+        // Written under the entry's lock onto the stored entry (never the request's copy, whose
+        // use count is stale), and refused once the token is gone or its revocation has begun.
+        let entry = core
+            .tokens
+            .modify(&entry.key, |e| {
+                e.ttl = ttl;
+                e.expire_nanos = Some(now + i128::from(ttl) * 1_000_000_000);
+                e.last_renewal_nanos = Some(now);
+            })
+            .await?
+            .ok_or_else(|| Error::bad("token not found"))?;
         let accessor = if which == Which::Accessor {
             d.get_str("accessor")?.unwrap_or_default()
         } else {
