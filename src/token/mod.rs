@@ -608,11 +608,8 @@ impl TokenStore {
         let Some(mut entry) = self.load(key).await? else {
             return Ok(false);
         };
-        if only_if_expired
-            && !entry
-                .expire_nanos
-                .is_some_and(|exp| exp <= self.now_nanos())
-        {
+        let now = self.now_nanos();
+        if only_if_expired && entry.expire_nanos.is_none_or(|exp| exp > now) {
             return Ok(false);
         }
         if entry.num_uses != REVOCATION_PENDING {
@@ -754,4 +751,132 @@ pub fn normalize_policies(
         return vec!["root".into()];
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::physical::inmem::InmemBackend;
+    use crate::storage::KeyLocks;
+
+    struct NoHook;
+
+    #[async_trait::async_trait]
+    impl RevokeHook for NoHook {
+        async fn on_revoke(&self, _entry: &TokenEntry) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn store() -> TokenStore {
+        let storage = Storage::new(
+            Arc::new(InmemBackend::new()),
+            "token/",
+            Arc::new(KeyLocks::default()),
+        );
+        let store = TokenStore::new(storage, crate::clock::MockClock::new());
+        store.load_salt().await.unwrap();
+        store
+    }
+
+    fn token(ttl: i64) -> NewToken {
+        NewToken {
+            policies: vec!["default".into()],
+            ttl,
+            renewable: true,
+            has_lease: true,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn accessors_are_listed_and_old_index_entries_still_resolve() {
+        let s = store().await;
+        let a = s.create(token(0)).await.unwrap();
+        let b = s.create(token(0)).await.unwrap();
+        // An index entry as older versions wrote it: the token key only.
+        s.storage
+            .put(
+                &format!("{ACCESSOR_PREFIX}{}", b.entry.accessor_key),
+                b.entry.key.clone().into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.list_accessors().await.unwrap(), vec![a.accessor.clone()]);
+        let found = s.lookup_accessor(&b.accessor).await.unwrap().unwrap();
+        assert_eq!(found.key, b.entry.key);
+        s.revoke_tree(&b.entry.key, &NoHook).await.unwrap();
+        assert!(s.find_accessor(&b.accessor).await.unwrap().is_none());
+        s.revoke_tree(&a.entry.key, &NoHook).await.unwrap();
+        assert!(s.list_accessors().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_writes_a_token_once_its_revocation_began() {
+        let s = store().await;
+        let parent = s.create(token(3600)).await.unwrap();
+        assert!(s.mark_pending(&parent.entry.key, false).await.unwrap());
+        assert!(s.lookup(parent.token.expose()).await.unwrap().is_none());
+        let renewed = s.modify(&parent.entry.key, |e| e.ttl = 7200).await.unwrap();
+        assert!(renewed.is_none());
+        let child = NewToken {
+            parent_key: Some(parent.entry.key.clone()),
+            ..token(60)
+        };
+        let err = s.create(child).await.unwrap_err();
+        assert!(err.to_string().contains("no parent found"), "{err}");
+        s.revoke_tree(&parent.entry.key, &NoHook).await.unwrap();
+        // A write after the deletion never re-creates the entry.
+        let renewed = s.modify(&parent.entry.key, |e| e.ttl = 7200).await.unwrap();
+        assert!(renewed.is_none());
+        assert!(s.load(&parent.entry.key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn renewal_keeps_the_stored_use_count_and_moves_the_expiry_index() {
+        let s = store().await;
+        let t = s
+            .create(NewToken {
+                num_uses: 5,
+                ..token(60)
+            })
+            .await
+            .unwrap();
+        let stale = t.entry.clone();
+        s.use_token(stale.clone()).await.unwrap().unwrap();
+        s.use_token(stale.clone()).await.unwrap().unwrap();
+        let new_exp = s.now() + 120 * 1_000_000_000;
+        let e = s
+            .modify(&stale.key, |e| e.expire_nanos = Some(new_exp))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.num_uses, 3);
+        let index = s.storage.scan(EXPIRE_PREFIX, 10).await.unwrap();
+        assert_eq!(index, vec![expire_key(new_exp, &stale.key)]);
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_cannot_be_renewed_and_the_sweep_revokes_it() {
+        let clock = crate::clock::MockClock::new();
+        let s = TokenStore::new(
+            Storage::new(
+                Arc::new(InmemBackend::new()),
+                "token/",
+                Arc::new(KeyLocks::default()),
+            ),
+            clock.clone(),
+        );
+        s.load_salt().await.unwrap();
+        let t = s.create(token(60)).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(61));
+        let renewed = s
+            .modify(&t.entry.key, |e| e.expire_nanos = Some(i128::MAX))
+            .await
+            .unwrap();
+        assert!(renewed.is_none());
+        assert_eq!(s.sweep(10, &NoHook).await.unwrap(), 1);
+        assert!(s.load(&t.entry.key).await.unwrap().is_none());
+        assert!(s.find_accessor(&t.accessor).await.unwrap().is_none());
+    }
 }

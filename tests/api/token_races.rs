@@ -35,9 +35,9 @@ async fn create(srv: &TestServer, parent: &str, body: Value) -> (String, String)
     )
 }
 
-/// Asserts that a token is gone for good: refused, not renewable, not findable by accessor.
-async fn assert_dead(srv: &TestServer, root: &str, token: &str, accessor: &str) -> bool {
-    let refused = srv.get("auth/token/lookup-self", token).await.status == 403
+/// Whether a token is gone for good: refused, not renewable, not findable by accessor or id.
+async fn is_dead(srv: &TestServer, root: &str, token: &str, accessor: &str) -> bool {
+    srv.get("auth/token/lookup-self", token).await.status == 403
         && srv
             .post("auth/token/renew-self", token, json!({}))
             .await
@@ -56,8 +56,7 @@ async fn assert_dead(srv: &TestServer, root: &str, token: &str, accessor: &str) 
             .post("auth/token/lookup", root, json!({ "token": token }))
             .await
             .status
-            == 403;
-    refused
+            == 403
 }
 
 /// Runs `ROUNDS` races of `race`, `PARALLEL` at a time; returns how many returned true (a
@@ -128,7 +127,7 @@ async fn revoke_accessor_is_final_against_renew_self_and_use_limited_tokens() {
             holder.await.unwrap();
             // The holder never spends the last use, so the accessor is always found.
             r.assert_status(204);
-            let alive = !assert_dead(&srv, &root, &token, &accessor).await;
+            let alive = !is_dead(&srv, &root, &token, &accessor).await;
             dead.lock().unwrap().push(token);
             alive
         }
@@ -261,9 +260,9 @@ async fn children_created_during_parent_revocation_do_not_survive() {
             .await
             .assert_status(204);
             let children = creator.await.unwrap();
-            let mut survived = !assert_dead(&srv, &root, &parent, &accessor).await;
+            let mut survived = !is_dead(&srv, &root, &parent, &accessor).await;
             for (child, acc) in &children {
-                survived |= !assert_dead(&srv, &root, child, acc).await;
+                survived |= !is_dead(&srv, &root, child, acc).await;
             }
             survived
         }

@@ -1,4 +1,4 @@
-//! `auth/token/lookup*` and `auth/token/renew*`.
+//! `auth/token/lookup*`, `auth/token/renew*` and `LIST auth/token/accessors`.
 
 use serde_json::{Value, json};
 
@@ -23,6 +23,7 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
             .field("token", T::Str, "Token to look up.")
             .on(Op::Read, |b, r, d| Box::pin(b.lookup(r, d)))
             .on(Op::Update, |b, r, d| Box::pin(b.lookup(r, d))),
+        P::new("accessors/?$").on(Op::List, |b, r, d| Box::pin(b.list_accessors(r, d))),
         P::new("renew-self$")
             .field("token", T::Str, "Ignored.")
             .field("increment", T::DurationSecond, "Requested TTL from now.")
@@ -82,6 +83,12 @@ impl TokenBackend {
             &accessor,
             core.tokens.now(),
         ))))
+    }
+
+    /// `LIST auth/token/accessors` (sudo, via the backend's root paths).
+    async fn list_accessors(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let keys = self.core()?.tokens.list_accessors().await?;
+        Ok(Some(Response::list(keys)))
     }
 
     async fn lookup_accessor(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
