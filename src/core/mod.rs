@@ -461,19 +461,28 @@ impl Core {
         Ok(removed)
     }
 
-    /// Creates the root token (dev mode or init).
+    /// Creates a root token. Without an id it is init's root token (`auth/token/root`, no
+    /// lease); with one it is dev mode's `-dev-root-token-id` token, which Vault makes through
+    /// `auth/token/create` as a non-renewable orphan (`display_name` `token`).
     pub async fn create_root_token(&self, id: Option<String>) -> Result<Secret> {
-        let created = self
-            .tokens
-            .create(NewToken {
-                id: id.map(Secret::new),
+        let new = match id {
+            None => NewToken {
                 policies: vec!["root".into()],
                 display_name: "root".into(),
                 path: "auth/token/root".into(),
                 ..Default::default()
-            })
-            .await?;
-        Ok(created.token)
+            },
+            Some(id) => NewToken {
+                id: Some(Secret::new(id)),
+                policies: vec!["root".into()],
+                display_name: "token".into(),
+                path: "auth/token/create".into(),
+                has_lease: true,
+                renewable: false,
+                ..Default::default()
+            },
+        };
+        Ok(self.tokens.create(new).await?.token)
     }
 }
 

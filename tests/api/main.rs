@@ -25,5 +25,6 @@ mod production;
 mod sys_mounts;
 mod sys_tools;
 mod tls;
+mod token_races;
 mod tokens;
 mod wrapping;
