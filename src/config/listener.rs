@@ -25,6 +25,8 @@ const LISTENER: Schema = Schema {
         "tls_min_version",
         "max_request_size",
         "tls_require_and_verify_client_cert",
+        "disable_unauthed_rekey_endpoints",
+        "disable_unauthed_generate_root_endpoints",
     ],
     ignored: &[
         "cluster_address",
@@ -62,6 +64,10 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Largest request body in bytes; default 32 MiB.
     pub max_request_size: usize,
+    /// `sys/rekey/*` need a token with sudo (default); `false` serves them without one, as Vault.
+    pub disable_unauthed_rekey_endpoints: bool,
+    /// `sys/generate-root/*` need a token with sudo (default); `false` serves them without one.
+    pub disable_unauthed_generate_root_endpoints: bool,
 }
 
 /// TLS settings of a listener.
@@ -161,6 +167,12 @@ pub(super) fn from_block(
         address,
         tls,
         max_request_size,
+        disable_unauthed_rekey_endpoints: section
+            .boolean("disable_unauthed_rekey_endpoints")?
+            .unwrap_or(true),
+        disable_unauthed_generate_root_endpoints: section
+            .boolean("disable_unauthed_generate_root_endpoints")?
+            .unwrap_or(true),
     };
     Ok((listener, ignored))
 }

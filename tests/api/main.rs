@@ -19,6 +19,7 @@ mod common;
 mod http_layer;
 mod jenkins;
 mod kv;
+mod operator;
 mod policies;
 mod production;
 mod sys_mounts;

@@ -5,6 +5,7 @@
 
 mod path_capabilities;
 mod path_mounts;
+mod path_operator;
 mod path_policies;
 mod path_seal;
 mod path_tools;
@@ -31,6 +32,7 @@ impl SystemBackend {
         paths.extend(path_wrapping::paths());
         paths.extend(path_seal::paths());
         paths.extend(path_tools::paths());
+        paths.extend(path_operator::paths());
         SystemBackend {
             core: CoreRef::new(core),
             table: PathTable::new(paths),
@@ -56,6 +58,7 @@ impl Backend for SystemBackend {
                 "leader",
                 "init",
                 "unseal",
+                "decode-token",
             ],
             root: vec![
                 "auth/*",
@@ -66,6 +69,8 @@ impl Backend for SystemBackend {
                 "raw/*",
                 "rotate",
                 "rotate/*",
+                "rekey/*",
+                "generate-root/*",
                 "seal",
                 "step-down",
                 "leases/revoke-prefix/*",
