@@ -1058,3 +1058,37 @@ async fn cli_generate_root_otp_flow_and_decode() {
     assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
     p.stop().await;
 }
+
+/// OpenBao's newer `operator rotate-keys` (`sys/rotate/root/*`, enveloped) is the same rekey.
+#[tokio::test]
+async fn cli_rotate_keys_is_openbaos_rekey() {
+    let mut p = OpServer::start(None, false).await;
+    let old = p.init_unsealed(1, 1).await;
+    let root = p.srv.root.clone();
+    let Some(cli) = Cli::new(&p.srv) else { return };
+    let st = cli
+        .ok(Some(&root), &["operator", "rotate-keys", "-status"])
+        .await;
+    assert_eq!(row(&st, "Started"), Some("false"), "{st}");
+    let init = cli
+        .json(
+            Some(&root),
+            &["operator", "rotate-keys"],
+            &["-init", "-key-shares=1", "-key-threshold=1"],
+        )
+        .await;
+    let nonce = init["nonce"].as_str().unwrap().to_string();
+    let done = cli
+        .json(
+            Some(&root),
+            &["operator", "rotate-keys"],
+            &[&format!("-nonce={nonce}"), &old[0]],
+        )
+        .await;
+    assert_eq!(done["complete"], true, "{done}");
+    let new = strings(&done["keys_base64"]);
+    p.seal().await;
+    p.unseal(&old[0]).await.assert_status(400);
+    p.unseal(&new[0]).await.assert_status(200);
+    p.stop().await;
+}
