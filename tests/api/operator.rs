@@ -1092,3 +1092,90 @@ async fn cli_rotate_keys_is_openbaos_rekey() {
     p.unseal(&new[0]).await.assert_status(200);
     p.stop().await;
 }
+
+/// Many concurrent submissions of the completing key: exactly one rekey and one root token happen,
+/// the others are refused, and the one set of new keys returned is the one that unseals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_completions_happen_exactly_once() {
+    let mut p = OpServer::start(None, false).await;
+    let mut old = p.init_unsealed(1, 1).await;
+    let root = p.srv.root.clone();
+    // A request that can be sent from a spawned task.
+    let send = |path: &str, body: Value| {
+        let rb = p
+            .srv
+            .client
+            .put(p.srv.url(path))
+            .header("X-Vault-Token", root.clone())
+            .body(body.to_string());
+        tokio::spawn(TestServer::finish(rb))
+    };
+    for round in 0..5 {
+        let s = &p.srv;
+        // Root generation.
+        let r = s
+            .put("sys/generate-root-token/attempt", &s.root, json!({}))
+            .await;
+        r.assert_status(200);
+        let nonce = r.body["data"]["nonce"].as_str().unwrap().to_string();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            tasks.push(send(
+                "sys/generate-root-token/update",
+                json!({"key": old[0], "nonce": nonce}),
+            ));
+        }
+        let mut done = 0;
+        for t in tasks {
+            let r = t.await.unwrap();
+            if r.status == 200 {
+                assert_eq!(r.body["data"]["complete"], true);
+                done += 1;
+            } else {
+                assert_eq!(
+                    err(&r, 400),
+                    "no root generation in progress",
+                    "round {round}"
+                );
+            }
+        }
+        assert_eq!(done, 1, "round {round}");
+
+        // Rekey.
+        let r = s
+            .put(
+                "sys/rekey/init",
+                &s.root,
+                json!({"secret_shares": 1, "secret_threshold": 1}),
+            )
+            .await;
+        r.assert_status(200);
+        let nonce = r.body["nonce"].as_str().unwrap().to_string();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            tasks.push(send(
+                "sys/rekey/update",
+                json!({"key": old[0], "nonce": nonce}),
+            ));
+        }
+        let mut new = Vec::new();
+        for t in tasks {
+            let r = t.await.unwrap();
+            if r.status == 200 {
+                new.push(strings(&r.body["keys_base64"]));
+            } else {
+                assert_eq!(
+                    err(&r, 400),
+                    "no barrier rekey in progress",
+                    "round {round}"
+                );
+            }
+        }
+        assert_eq!(new.len(), 1, "round {round}");
+        p.seal().await;
+        p.unseal(&old[0]).await.assert_status(400);
+        p.unseal(&new[0][0]).await.assert_status(200);
+        old.clone_from(&new[0]);
+    }
+    p.stop().await;
+}
