@@ -315,7 +315,7 @@ impl Core {
         let Some(v) = attempt.verification.as_mut() else {
             return Err(Error::bad(format!(
                 "no {} verification in progress",
-                flavor.config_word()
+                flavor.noun()
             )));
         };
         if nonce != v.nonce {
@@ -343,7 +343,7 @@ impl Core {
             v.nonce = new_nonce();
             return Err(Error::bad(format!(
                 "{} verification failed; incorrect key shares supplied",
-                flavor.config_word()
+                flavor.noun()
             )));
         }
         let nonce = v.nonce.clone();

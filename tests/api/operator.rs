@@ -586,6 +586,26 @@ async fn rotate_root_is_openbaos_enveloped_rekey() {
         ),
         format!("incorrect nonce supplied; nonce for rotation is \"{nonce}\"")
     );
+    assert_eq!(
+        err(
+            &s.put("sys/rotate/root/update", &s.root, json!({"key": old[0]}))
+                .await,
+            400
+        ),
+        "missing required field 'nonce'"
+    );
+    assert_eq!(
+        err(
+            &s.put(
+                "sys/rotate/root/verify",
+                &s.root,
+                json!({"key": old[0], "nonce": "x"})
+            )
+            .await,
+            400
+        ),
+        "no rotation verification in progress"
+    );
     // A random key of the right size does not rebuild the root key: refused, attempt kept.
     let wrong = base64_of(&[7u8; 32]);
     let r = s

@@ -98,6 +98,16 @@ fn data(v: Value) -> Option<Response> {
     Some(Response::json(v))
 }
 
+/// `key` and `nonce` of `sys/rotate/root/{update,verify}` (OpenBao's texts).
+fn key_and_nonce(d: &FieldData<'_>) -> Result<(String, String)> {
+    let present = |name: &str| -> Result<String> {
+        d.get_str(name)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::bad(format!("missing required field '{name}'")))
+    };
+    Ok((present("key")?, present("nonce")?))
+}
+
 /// A required string (OpenBao's logical endpoints' texts).
 fn required(d: &FieldData<'_>, name: &str) -> Result<String> {
     d.get_str(name)?
@@ -162,11 +172,7 @@ impl SystemBackend {
         _req: &Request,
         d: &FieldData<'_>,
     ) -> Result<Option<Response>> {
-        let key = d.get_str("key")?.filter(|k| !k.is_empty());
-        let Some(key) = key else {
-            return Err(Error::bad("missing required field 'key'"));
-        };
-        let nonce = d.get_str("nonce")?.unwrap_or_default();
+        let (key, nonce) = key_and_nonce(d)?;
         let core = self.core()?;
         Ok(data(
             core.rekey_update(Some(&key), &nonce, Flavor::Rotate)
@@ -184,11 +190,7 @@ impl SystemBackend {
             Op::Read => core.rekey_verify_status(Flavor::Rotate).await?,
             Op::Delete => core.rekey_verify_restart(Flavor::Rotate).await?,
             _ => {
-                let key = d.get_str("key")?.filter(|k| !k.is_empty());
-                let Some(key) = key else {
-                    return Err(Error::bad("missing required field 'key'"));
-                };
-                let nonce = d.get_str("nonce")?.unwrap_or_default();
+                let (key, nonce) = key_and_nonce(d)?;
                 core.rekey_verify(Some(&key), &nonce, Flavor::Rotate)
                     .await?
             }
