@@ -4,10 +4,14 @@
 //! (`mounts/`) → its `Storage` view → the physical engine. Everything durable goes through
 //! storage; in-memory structures here are caches rebuilt at start.
 
+pub mod generate_root;
 pub mod mounts;
+pub mod operator;
 pub mod pipeline;
 pub mod policy_store;
+pub mod rekey;
 pub mod render;
+pub mod rotation;
 pub mod seal;
 pub mod wrapping;
 
@@ -99,6 +103,8 @@ pub struct Core {
     mount_lock: tokio::sync::Mutex<()>,
     sealed: AtomicBool,
     unseal_progress: tokio::sync::Mutex<seal::Progress>,
+    rekey: tokio::sync::Mutex<Option<rekey::Attempt>>,
+    generate_root: tokio::sync::Mutex<Option<generate_root::Attempt>>,
     weak: Weak<Core>,
 }
 
@@ -130,6 +136,8 @@ impl Core {
             mount_lock: tokio::sync::Mutex::new(()),
             sealed: AtomicBool::new(true),
             unseal_progress: tokio::sync::Mutex::new(seal::Progress::default()),
+            rekey: tokio::sync::Mutex::new(None),
+            generate_root: tokio::sync::Mutex::new(None),
             weak: weak.clone(),
         });
         Ok(core)
@@ -448,6 +456,7 @@ impl Core {
         if self.is_sealed() {
             return Ok(0);
         }
+        self.auto_rotate().await;
         let mounts: Vec<_> = self.mount_table().iter().cloned().collect();
         let mut removed = 0;
         for m in mounts {

@@ -20,6 +20,7 @@ mod http_layer;
 mod jenkins;
 mod kv;
 mod names;
+mod operator;
 mod policies;
 mod production;
 mod sys_mounts;

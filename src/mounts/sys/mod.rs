@@ -5,6 +5,7 @@
 
 mod path_capabilities;
 mod path_mounts;
+mod path_operator;
 mod path_policies;
 mod path_seal;
 mod path_tools;
@@ -31,6 +32,7 @@ impl SystemBackend {
         paths.extend(path_wrapping::paths());
         paths.extend(path_seal::paths());
         paths.extend(path_tools::paths());
+        paths.extend(path_operator::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
@@ -57,6 +59,7 @@ impl Backend for SystemBackend {
                 "leader",
                 "init",
                 "unseal",
+                "decode-token",
             ],
             root: vec![
                 "auth/*",
@@ -67,6 +70,8 @@ impl Backend for SystemBackend {
                 "raw/*",
                 "rotate",
                 "rotate/*",
+                "rekey/*",
+                "generate-root/*",
                 "seal",
                 "step-down",
                 "leases/revoke-prefix/*",
