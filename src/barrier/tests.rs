@@ -88,7 +88,9 @@ impl PhysicalBackend for Prefixed {
 async fn barrier_conforms() {
     let (_inner, barrier) = unsealed().await;
     let barrier = Arc::new(barrier);
-    exercise_backend(&Prefixed(barrier.clone(), "logical/conformance/")).await;
+    exercise_backend(&Prefixed(barrier.clone(), "logical/conformance/"))
+        .await
+        .unwrap();
     assert_eq!(barrier.list("").await.unwrap(), ["core/", "logical/"]);
 }
 
@@ -321,7 +323,9 @@ async fn over_redb_no_plaintext_in_file() {
         let barrier = Arc::new(Barrier::new(inner));
         barrier.initialize(&root(9)).await.unwrap();
         barrier.unseal(&root(9)).await.unwrap();
-        exercise_backend(&Prefixed(barrier.clone(), "logical/conformance/")).await;
+        exercise_backend(&Prefixed(barrier.clone(), "logical/conformance/"))
+            .await
+            .unwrap();
         for i in 0..50 {
             barrier
                 .put(&format!("logical/kv/data/app{i}"), secret.to_vec())

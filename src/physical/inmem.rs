@@ -95,6 +95,8 @@ mod tests {
 
     #[tokio::test]
     async fn inmem_conforms() {
-        super::super::testing::exercise_backend(&InmemBackend::new()).await;
+        super::super::testing::exercise_backend(&InmemBackend::new())
+            .await
+            .unwrap();
     }
 }

@@ -7,7 +7,6 @@
 
 pub mod inmem;
 pub mod redb;
-#[cfg(test)]
 pub mod testing;
 
 use std::sync::Arc;

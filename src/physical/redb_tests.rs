@@ -9,7 +9,9 @@ use crate::physical::testing::exercise_backend;
 
 #[tokio::test]
 async fn redb_conforms() {
-    exercise_backend(&RedbBackend::temp().unwrap()).await;
+    exercise_backend(&RedbBackend::temp().unwrap())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
