@@ -1,14 +1,14 @@
 //! Starting and stopping a server: build the core, bind, serve until a shutdown signal.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::{HttpTimeouts, JsonLimits, ListenerConfig};
 use crate::core::{Core, CoreConfig};
 use crate::error::Result;
-use crate::http::{DEFAULT_MAX_REQUEST_SIZE, router};
+use crate::http::{DEFAULT_MAX_REQUEST_SIZE, router_with, serve_connections};
 use crate::physical::inmem::InmemBackend;
 use crate::secret::Secret;
 
@@ -91,6 +91,38 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
     }
 }
 
+/// The HTTP settings of one listener: body size, JSON limits and connection timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOptions {
+    /// Largest request body in bytes.
+    pub max_request_size: usize,
+    /// Complexity limits on JSON bodies.
+    pub json: JsonLimits,
+    /// Connection timeouts.
+    pub timeouts: HttpTimeouts,
+}
+
+impl Default for HttpOptions {
+    /// Vault's and OpenBao's defaults, as used by `-dev`.
+    fn default() -> Self {
+        HttpOptions {
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            json: JsonLimits::default(),
+            timeouts: HttpTimeouts::default(),
+        }
+    }
+}
+
+impl From<&ListenerConfig> for HttpOptions {
+    fn from(l: &ListenerConfig) -> Self {
+        HttpOptions {
+            max_request_size: l.max_request_size,
+            json: l.json,
+            timeouts: l.timeouts,
+        }
+    }
+}
+
 /// Serves `core` on `listener` until `shutdown` resolves, with the expiry sweep running; the
 /// simple entry point used by `-dev` and tests.
 pub async fn serve(
@@ -99,20 +131,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    serve_http(listener, core, DEFAULT_MAX_REQUEST_SIZE, shutdown).await
+    serve_http(listener, core, &HttpOptions::default(), shutdown).await
 }
 
 /// Serves plain HTTP on one listener until `shutdown`; in-flight requests finish first.
 pub async fn serve_http(
     listener: TcpListener,
     core: Arc<Core>,
-    max_request_size: usize,
+    options: &HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(core, max_request_size).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router_with(core, options.max_request_size, options.json);
+    serve_connections(listener, app, None, options.timeouts, shutdown).await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -182,22 +213,13 @@ pub async fn serve_tls(
     listener: std::net::TcpListener,
     core: Arc<Core>,
     tls: &TlsSettings,
-    max_request_size: usize,
+    options: &HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
-    let app = router(core, max_request_size).into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-    });
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_config(tls)?));
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    axum_server::from_tcp_rustls(listener, config)
-        .map_err(|e| e.to_string())?
-        .handle(handle)
-        .serve(app)
-        .await
-        .map_err(|e| e.to_string())
+    let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let app = router_with(core, options.max_request_size, options.json);
+    serve_connections(listener, app, Some(acceptor), options.timeouts, shutdown).await;
+    Ok(())
 }

@@ -17,7 +17,7 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 
-pub use listener::{ListenerConfig, TlsConfig, TlsVersion};
+pub use listener::{HttpTimeouts, JsonLimits, ListenerConfig, TlsConfig, TlsVersion};
 pub use storage::StorageConfig;
 
 use crate::hcl::parse_document;
@@ -165,6 +165,8 @@ impl ServerConfig {
                 address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 tls: None,
                 max_request_size: listener::DEFAULT_MAX_REQUEST_SIZE,
+                timeouts: listener::HttpTimeouts::default(),
+                json: listener::JsonLimits::default(),
             }],
             api_addr: None,
             cluster_addr: None,

@@ -3,6 +3,7 @@
 //! serves the sealed-safe `sys/` endpoints directly and hands everything else to the core
 //! pipeline as an `IncomingRequest`.
 
+mod conn;
 mod decode;
 mod envelope;
 mod sys_raw;
@@ -15,9 +16,11 @@ use axum::response::Response as HttpResponse;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::config::JsonLimits;
 use crate::core::Core;
 use crate::error::Error;
 
+pub use conn::{raise_open_files_limit, serve as serve_connections};
 pub use envelope::error_response;
 
 /// Default maximum request body: 32 MiB, as Vault.
@@ -30,10 +33,18 @@ pub struct AppState {
     pub core: Arc<Core>,
     /// Body size limit in bytes.
     pub max_request_size: usize,
+    /// Complexity limits on JSON bodies.
+    pub json_limits: JsonLimits,
 }
 
-/// The router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// The router with OpenBao's default JSON limits. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, or with [`serve_connections`].
 pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
+    router_with(core, max_request_size, JsonLimits::default())
+}
+
+/// The router with the given JSON limits.
+pub fn router_with(core: Arc<Core>, max_request_size: usize, json_limits: JsonLimits) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -42,6 +53,7 @@ pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
         .with_state(AppState {
             core,
             max_request_size,
+            json_limits,
         })
 }
 

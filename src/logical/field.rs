@@ -411,6 +411,25 @@ pub fn parse_duration_seconds(input: &str) -> std::result::Result<i64, String> {
         .map_err(|()| format!("time: invalid duration {input:?}"))
 }
 
+/// Vault's `ParseDurationSecond` in nanoseconds, for settings that take sub-second values
+/// (`"500ms"`): integer seconds (`"30"`), days (`"2d"`) or a Go duration (`"1m30s"`).
+pub fn parse_duration_nanos(input: &str) -> std::result::Result<i128, String> {
+    let s = input.trim();
+    let invalid = || format!("time: invalid duration {input:?}");
+    if s.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(i128::from(n) * 1_000_000_000);
+    }
+    if let Some(days) = s.strip_suffix('d')
+        && let Ok(n) = days.parse::<i64>()
+    {
+        return Ok(i128::from(n) * 86_400_000_000_000);
+    }
+    parse_go_duration_nanos(s).map_err(|()| invalid())
+}
+
 /// Go's `time.ParseDuration`, in nanoseconds.
 fn parse_go_duration_nanos(s: &str) -> std::result::Result<i128, ()> {
     let (neg, mut rest) = match s.as_bytes().first() {
@@ -456,7 +475,8 @@ fn parse_go_duration_nanos(s: &str) -> std::result::Result<i128, ()> {
         if !frac_part.is_empty() {
             let digits = frac_part.len().min(18);
             let frac: i128 = frac_part.get(..digits).ok_or(())?.parse().map_err(|_| ())?;
-            value += frac * scale / 10i128.pow(u32::try_from(digits).map_err(|_| ())?);
+            let part = frac * scale / 10i128.pow(u32::try_from(digits).map_err(|_| ())?);
+            value = value.checked_add(part).ok_or(())?;
         }
         total = total.checked_add(value).ok_or(())?;
         rest = next;
