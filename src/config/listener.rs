@@ -96,7 +96,12 @@ pub struct HttpTimeouts {
 
 impl HttpTimeouts {
     /// The effective timeouts for the four raw settings (zero means Go's fall-back).
-    pub fn from_settings(read_header: Duration, read: Duration, write: Duration, idle: Duration) -> Self {
+    pub fn from_settings(
+        read_header: Duration,
+        read: Duration,
+        write: Duration,
+        idle: Duration,
+    ) -> Self {
         let some = |d: Duration| (!d.is_zero()).then_some(d);
         HttpTimeouts {
             read_header: some(read_header).or(some(read)),
@@ -283,7 +288,8 @@ fn go_duration(section: &Section<'_>, key: &str) -> Result<Option<Duration>, Con
         Node::Literal(serde_json::Value::Number(n)) => match n.as_i64() {
             Some(secs) => i128::from(secs) * 1_000_000_000,
             None => {
-                let problem = format!("expected a whole number of seconds or a duration string, got {n}");
+                let problem =
+                    format!("expected a whole number of seconds or a duration string, got {n}");
                 return Err(section.error(key, raw.line, problem));
             }
         },

@@ -1,14 +1,18 @@
 //! HTTP → `IncomingRequest`: method to operation, query and body to parameters, token and
 //! wrap-TTL headers. Bodies are JSON whatever the Content-Type, except form bodies that are not
 //! JSON-shaped; an empty body, `null` and trailing whitespace all mean "no parameters".
+//! Before a JSON body is decoded, a streaming scan enforces OpenBao's complexity limits, so an
+//! unauthenticated client cannot make the server build a huge value (see [`check_complexity`]).
 
-use axum::body::Body;
+use axum::body::HttpBody;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 
 use super::AppState;
+use crate::config::JsonLimits;
 use crate::core::IncomingRequest;
 use crate::error::{Error, Result};
 use crate::logical::Operation;
@@ -87,23 +91,40 @@ fn wrap_ttl(h: &HeaderMap) -> Result<Option<i64>> {
     Ok((secs > 0).then_some(secs))
 }
 
-pub(super) async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes().to_vec()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Error::PayloadTooLarge(
-                "http: request body too large".into(),
-            ))
+/// Reads a whole body of at most `limit` bytes into one buffer (sized from Content-Length, so a
+/// large body is held once, not once per frame plus once joined).
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
+    /// Capacity reserved up front at most; larger bodies grow the buffer as they arrive.
+    const RESERVE: usize = 1 << 20;
+    let expected = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    let mut buf = Vec::with_capacity(expected.min(limit).min(RESERVE));
+    let mut limited = std::pin::pin!(http_body_util::Limited::new(body, limit));
+    while let Some(frame) = limited.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Err(Error::PayloadTooLarge(
+                    "http: request body too large".into(),
+                ));
+            }
+            Err(_) => return Err(Error::bad("failed to read request body")),
         }
-        Err(_) => Err(Error::bad("failed to read request body")),
     }
+    Ok(Bytes::from(buf))
 }
 
-fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Map<String, Value>> {
+fn parse_body(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    limits: &JsonLimits,
+) -> Result<Map<String, Value>> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::bad("failed to decode JSON input: invalid UTF-8"))?;
     let trimmed = text.trim();
@@ -114,13 +135,158 @@ fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Map<String, Va
     if is_form && !trimmed.starts_with('{') && !trimmed.starts_with('[') {
         return Ok(parse_query(Some(trimmed)));
     }
+    check_complexity(trimmed.as_bytes(), limits)?;
     match serde_json::from_str::<Value>(trimmed) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(Error::bad(
             "failed to decode JSON input: json: cannot unmarshal into Go value of type map[string]interface {}",
         )),
-        Err(e) if e.is_eof() => Err(Error::bad("failed to decode JSON input: unexpected EOF")),
-        Err(e) => Err(Error::bad(format!("failed to decode JSON input: {e}"))),
+        Err(e) => Err(json_error(&e)),
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> Error {
+    if e.is_eof() {
+        Error::bad("failed to decode JSON input: unexpected EOF")
+    } else {
+        Error::bad(format!("failed to decode JSON input: {e}"))
+    }
+}
+
+/// OpenBao's estimate of the memory a decoded JSON value needs, per token: a pointer and type
+/// for every value, plus 1 for `null` and booleans, 8 for numbers, 16 plus the length for
+/// strings (object keys included), 24 for an array and 72 for an object.
+mod cost {
+    pub const BASE: u64 = 16;
+    pub const NULL: u64 = BASE + 1;
+    pub const BOOL: u64 = BASE + 1;
+    pub const NUMBER: u64 = BASE + 8;
+    pub const STRING: u64 = BASE + 16;
+    pub const ARRAY: u64 = BASE + 24;
+    pub const OBJECT: u64 = BASE + 72;
+}
+
+const EXCEEDED_MEMORY: &str = "exceeded maximum estimated memory limits";
+const EXCEEDED_STRINGS: &str = "exceeded maximum number of strings";
+
+/// Refuses a JSON document that is too complex, as OpenBao does before decoding a request body:
+/// a 400 `refused JSON input due to high complexity: ...` when the estimated memory of the
+/// decoded value exceeds `max_memory`, or the number of strings (keys and values) exceeds
+/// `max_strings`. The scan allocates nothing per element and stops at the first excess, so a
+/// 32 MiB `[0,0,...]` costs a few milliseconds instead of half a gigabyte. Nesting deeper than
+/// serde_json's recursion limit (128) is refused as malformed input.
+pub(super) fn check_complexity(json: &[u8], limits: &JsonLimits) -> Result<()> {
+    if limits.max_memory.is_none() && limits.max_strings.is_none() {
+        return Ok(());
+    }
+    let mut budget = Budget {
+        limits: *limits,
+        memory: 0,
+        strings: 0,
+        exceeded: None,
+    };
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let scanned =
+        serde::de::DeserializeSeed::deserialize(Scan(&mut budget), &mut de).and_then(|()| de.end());
+    match (budget.exceeded, scanned) {
+        (Some(why), _) => Err(Error::bad(format!(
+            "refused JSON input due to high complexity: {why}"
+        ))),
+        (None, Err(e)) => Err(json_error(&e)),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+struct Budget {
+    limits: JsonLimits,
+    memory: u64,
+    strings: u64,
+    exceeded: Option<&'static str>,
+}
+
+impl Budget {
+    fn charge<E: serde::de::Error>(
+        &mut self,
+        cost: u64,
+        string: bool,
+    ) -> std::result::Result<(), E> {
+        self.memory = self.memory.saturating_add(cost);
+        if self.limits.max_memory.is_some_and(|m| self.memory > m) {
+            self.exceeded = Some(EXCEEDED_MEMORY);
+            return Err(E::custom(EXCEEDED_MEMORY));
+        }
+        if string {
+            self.strings += 1;
+            if self.limits.max_strings.is_some_and(|m| self.strings > m) {
+                self.exceeded = Some(EXCEEDED_STRINGS);
+                return Err(E::custom(EXCEEDED_STRINGS));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Walks one JSON value, charging each token to the budget and keeping nothing.
+struct Scan<'b>(&'b mut Budget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Scan<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Scan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        self.0.charge(cost::NULL, false)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<(), E> {
+        self.0.charge(cost::BOOL, false)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<(), E> {
+        self.0.charge(cost::NUMBER, false)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<(), E> {
+        self.0.charge(cost::NUMBER, false)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<(), E> {
+        self.0.charge(cost::NUMBER, false)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<(), E> {
+        let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
+        self.0.charge(cost::STRING.saturating_add(len), true)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        self.0.charge(cost::ARRAY, false)?;
+        while seq.next_element_seed(Scan(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        self.0.charge(cost::OBJECT, false)?;
+        while map.next_key_seed(Scan(&mut *self.0))?.is_some() {
+            map.next_value_seed(Scan(&mut *self.0))?;
+        }
+        Ok(())
     }
 }
 
@@ -167,13 +333,16 @@ pub async fn incoming(
                 ));
             }
             let bytes = read_body(body, state.max_request_size).await?;
-            (Operation::Patch, parse_body(&bytes, None)?)
+            (
+                Operation::Patch,
+                parse_body(&bytes, None, &state.json_limits)?,
+            )
         }
         _ => {
             let bytes = read_body(body, state.max_request_size).await?;
             (
                 Operation::Update,
-                parse_body(&bytes, content_type.as_deref())?,
+                parse_body(&bytes, content_type.as_deref(), &state.json_limits)?,
             )
         }
     };
@@ -194,27 +363,51 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert!(parse_body(b"", None).unwrap().is_empty());
-        assert!(parse_body(b"null", None).unwrap().is_empty());
-        assert!(parse_body(b"null\n", None).unwrap().is_empty());
+        assert!(
+            parse_body(b"", None, &JsonLimits::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            parse_body(b"null", None, &JsonLimits::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            parse_body(b"null\n", None, &JsonLimits::default())
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            parse_body(b"{\"a\":1}\n  ", Some("text/plain")).unwrap()["a"],
+            parse_body(b"{\"a\":1}\n  ", Some("text/plain"), &JsonLimits::default()).unwrap()["a"],
             1
         );
         assert_eq!(
-            parse_body(b"a=1&b=x%20y", Some("application/x-www-form-urlencoded")).unwrap()["b"],
+            parse_body(
+                b"a=1&b=x%20y",
+                Some("application/x-www-form-urlencoded"),
+                &JsonLimits::default()
+            )
+            .unwrap()["b"],
             "x y"
         );
         assert_eq!(
-            parse_body(b"{\"a\":1}", Some("application/x-www-form-urlencoded")).unwrap()["a"],
+            parse_body(
+                b"{\"a\":1}",
+                Some("application/x-www-form-urlencoded"),
+                &JsonLimits::default()
+            )
+            .unwrap()["a"],
             1
         );
         assert_eq!(
-            parse_body(b"{", None).unwrap_err().to_string(),
+            parse_body(b"{", None, &JsonLimits::default())
+                .unwrap_err()
+                .to_string(),
             "failed to decode JSON input: unexpected EOF"
         );
-        assert!(parse_body(b"[1]", None).is_err());
-        assert!(parse_body(b"\xff", None).is_err());
+        assert!(parse_body(b"[1]", None, &JsonLimits::default()).is_err());
+        assert!(parse_body(b"\xff", None, &JsonLimits::default()).is_err());
     }
 
     #[test]

@@ -57,6 +57,100 @@ pub fn router_with(core: Arc<Core>, max_request_size: usize, json_limits: JsonLi
         })
 }
 
+/// How a request path with dot segments or control characters is answered, as Vault and OpenBao do.
+#[derive(Debug, PartialEq)]
+enum PathProblem {
+    /// Literal `.` or `..` segments: a 307 to the cleaned path (Go's `ServeMux`).
+    Redirect(String),
+    /// Percent-encoded dot segments (`%2e%2e`, `..%2f`): 400 `relative paths not supported`.
+    Relative,
+    /// A control character (`%00`, `%0a`, `%7f`, ...): a bare 400.
+    Control,
+}
+
+/// Checks the raw (still percent-encoded) path for dot segments and control characters.
+/// (OpenBao also refuses other non-printable characters, such as U+200B; Coffer only the
+/// control characters.)
+fn check_path(raw: &str) -> Option<PathProblem> {
+    let dots = |s: &str| s == "." || s == "..";
+    if raw.split('/').any(dots) {
+        return Some(PathProblem::Redirect(clean_path(raw)));
+    }
+    let decoded = decode::percent_decode(raw).unwrap_or_default();
+    if decoded.chars().any(char::is_control) {
+        return Some(PathProblem::Control);
+    }
+    decoded
+        .split('/')
+        .any(dots)
+        .then_some(PathProblem::Relative)
+}
+
+/// Go's `path.Clean` on a rooted path, keeping a trailing slash as `ServeMux` does:
+/// `/v1/a/../b/./c//` → `/v1/b/c/`.
+fn clean_path(raw: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for segment in raw.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut cleaned = format!("/{}", out.join("/"));
+    if raw.ends_with('/') && cleaned != "/" {
+        cleaned.push('/');
+    }
+    cleaned
+}
+
+/// The answer to a path with dot segments or control characters.
+fn path_problem_response(
+    problem: PathProblem,
+    method: &Method,
+    query: Option<&str>,
+) -> HttpResponse {
+    match problem {
+        PathProblem::Relative => error_response(&Error::bad("relative paths not supported")),
+        PathProblem::Control => {
+            let mut resp = HttpResponse::new(Body::empty());
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            resp
+        }
+        PathProblem::Redirect(path) => {
+            let location = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let body = if matches!(*method, Method::GET | Method::HEAD) {
+                let href = location
+                    .replace('&', "&amp;")
+                    .replace('"', "&#34;")
+                    .replace('<', "&lt;");
+                format!("<a href=\"{href}\">Temporary Redirect</a>.\n\n")
+            } else {
+                String::new()
+            };
+            let html = !body.is_empty();
+            let mut resp = HttpResponse::new(Body::from(body));
+            *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            let h = resp.headers_mut();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
+                h.insert(axum::http::header::LOCATION, v);
+            }
+            if html {
+                h.insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+            }
+            resp
+        }
+    }
+}
+
 /// Decoded path: `/v1//sys/mounts/` → `sys/mounts`.
 fn normalize_path(raw: &str) -> Option<String> {
     let decoded = decode::percent_decode(raw)?;
@@ -78,6 +172,9 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
+    if let Some(problem) = check_path(parts.uri.path()) {
+        return path_problem_response(problem, &parts.method, parts.uri.query());
+    }
     let Some(path) = normalize_path(parts.uri.path()) else {
         return error_response(&Error::NotFound);
     };
@@ -88,7 +185,7 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
             Err(e) => return error_response(&e),
         }
     } else {
-        (Vec::new(), body)
+        (axum::body::Bytes::new(), body)
     };
     if let Some(resp) = sys_raw::handle(
         &state,

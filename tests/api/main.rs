@@ -24,4 +24,5 @@ mod production;
 mod sys_mounts;
 mod tls;
 mod tokens;
+mod transport;
 mod wrapping;
