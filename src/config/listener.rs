@@ -510,6 +510,134 @@ mod tests {
     }
 
     #[test]
+    fn http_timeouts() {
+        let timeouts =
+            |body: &str| with_listener(&format!("tls_disable = true\n{body}")).map(|l| l.timeouts);
+        let secs = |n: u64| Some(Duration::from_secs(n));
+        // Vault's defaults: 10 s header, 30 s read, no write limit, 5 min idle.
+        let defaults = HttpTimeouts {
+            read_header: secs(10),
+            read: secs(30),
+            write: None,
+            idle: secs(300),
+        };
+        assert_eq!(timeouts(""), Ok(defaults));
+        assert_eq!(HttpTimeouts::default(), defaults);
+        let set = "http_read_header_timeout = \"1s\"\nhttp_read_timeout = 2\n\
+                   http_write_timeout = \"1m30s\"\nhttp_idle_timeout = \"500ms\"";
+        assert_eq!(
+            timeouts(set),
+            Ok(HttpTimeouts {
+                read_header: secs(1),
+                read: secs(2),
+                write: secs(90),
+                idle: Some(Duration::from_millis(500)),
+            })
+        );
+        // Go's fall-backs: a zero header or idle timeout takes the read timeout; zero read and
+        // write timeouts mean none.
+        assert_eq!(
+            timeouts("http_read_header_timeout = 0\nhttp_idle_timeout = \"0s\""),
+            Ok(HttpTimeouts {
+                read_header: secs(30),
+                idle: secs(30),
+                ..defaults
+            })
+        );
+        let none = "http_read_header_timeout = 0\nhttp_read_timeout = \"0\"\nhttp_idle_timeout = 0";
+        let unlimited = HttpTimeouts {
+            read_header: None,
+            read: None,
+            write: None,
+            idle: None,
+        };
+        assert_eq!(timeouts(none), Ok(unlimited));
+        let errors = [
+            (
+                "http_idle_timeout = \"5 minutes\"",
+                "l.hcl:4: listener \"tcp\".http_idle_timeout: invalid duration: time: invalid duration \"5 minutes\"",
+            ),
+            (
+                "http_read_timeout = \"-1s\"",
+                "l.hcl:4: listener \"tcp\".http_read_timeout: duration cannot be negative",
+            ),
+            (
+                "http_write_timeout = 1.5",
+                "l.hcl:4: listener \"tcp\".http_write_timeout: expected a whole number of seconds or a duration string, got 1.5",
+            ),
+            (
+                "http_read_header_timeout = true",
+                "l.hcl:4: listener \"tcp\".http_read_header_timeout: expected a duration such as \"30s\"",
+            ),
+        ];
+        for (body, want) in errors {
+            assert_eq!(timeouts(body), Err(want.to_owned()), "{body}");
+        }
+    }
+
+    #[test]
+    fn json_limits() {
+        let limits =
+            |body: &str| with_listener(&format!("tls_disable = true\n{body}")).map(|l| l.json);
+        let defaults = JsonLimits {
+            max_memory: Some(34_078_720),
+            max_strings: Some(1000),
+        };
+        assert_eq!(limits(""), Ok(defaults));
+        assert_eq!(
+            limits("max_request_json_memory = 0\nmax_request_json_strings = 0"),
+            Ok(defaults)
+        );
+        assert_eq!(
+            limits("max_request_json_memory = 4096\nmax_request_json_strings = -1"),
+            Ok(JsonLimits {
+                max_memory: Some(4096),
+                max_strings: None,
+            })
+        );
+        let bad = "l.hcl:4: listener \"tcp\".max_request_json_strings: expected a whole number, got \"many\"";
+        assert_eq!(
+            limits("max_request_json_strings = \"many\""),
+            Err(bad.to_owned())
+        );
+        // Vault's names for its own JSON limits are accepted without effect.
+        let text =
+            "storage \"inmem\" {}\nlistener \"tcp\" {\ntls_disable = true\nmax_json_depth = 10\n}";
+        let ignored = ServerConfig::parse_unchecked(text, "l.hcl").map(|c| c.ignored);
+        assert_eq!(
+            ignored,
+            Ok(vec!["listener \"tcp\".max_json_depth".to_owned()])
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any timeout written as a Go duration reads back exactly.
+        #[test]
+        fn timeouts_round_trip(h in 0u64..48, m in 0u64..60, s in 0u64..60, ms in 0u64..1000) {
+            let text = format!("{h}h{m}m{s}s{ms}ms");
+            let got = with_listener(&format!("tls_disable = true\nhttp_write_timeout = {text:?}"))
+                .map(|l| l.timeouts.write);
+            let want = Duration::from_millis(((h * 60 + m) * 60 + s) * 1000 + ms);
+            proptest::prop_assert_eq!(got, Ok((!want.is_zero()).then_some(want)));
+        }
+
+        /// Arbitrary values for the listener settings give a config or an error, never a panic.
+        #[test]
+        fn listener_values_never_panic(
+            key in proptest::sample::select(vec![
+                "http_idle_timeout", "http_read_header_timeout", "http_read_timeout",
+                "http_write_timeout", "max_request_json_memory", "max_request_json_strings",
+                "max_request_size", "address", "tls_min_version",
+            ]),
+            value in "[-+0-9a-zµ.\"]{0,24}",
+        ) {
+            let _ = with_listener(&format!("tls_disable = true\n{key} = {value}"));
+        }
+    }
+
+    #[test]
     fn listener_types_and_ignored_settings() {
         let parse =
             |text: &str| ServerConfig::parse_unchecked(text, "l.hcl").map_err(|e| e.to_string());

@@ -390,3 +390,20 @@ fn from_file_checks_tls_files_and_names_them() {
         "{e}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Arbitrary text (HCL-ish or JSON-ish) parses to a config or an error, never a panic.
+    #[test]
+    fn arbitrary_config_text_never_panics(text in "[a-z_\"{}\\[\\]=:,.#0-9 \n-]{0,200}") {
+        let _ = ServerConfig::parse_unchecked(&text, "p.hcl");
+        let _ = ServerConfig::parse_unchecked(&text, "p.json");
+    }
+
+    /// Arbitrary bytes read as text never panic either.
+    #[test]
+    fn arbitrary_unicode_never_panics(text in "\\PC{0,120}") {
+        let _ = ServerConfig::parse_unchecked(&text, "p.hcl");
+    }
+}

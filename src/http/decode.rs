@@ -435,4 +435,127 @@ mod tests {
             "error parsing X-Vault-Wrap-TTL header: time: invalid duration \"abc\""
         );
     }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+            let text = format!(
+                "{{\"a\":{}0{}}}",
+                open.repeat(100_000),
+                close.repeat(100_000)
+            );
+            let err = parse_body(text.as_bytes(), None, &JsonLimits::default()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("failed to decode JSON input: recursion limit exceeded"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_31_mib_array_is_refused_by_the_memory_estimate() {
+        let n = (31 << 20) / 2 - 8;
+        let text = format!("{{\"a\":[{}0]}}", "0,".repeat(n));
+        let err = parse_body(text.as_bytes(), None, &JsonLimits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
+        );
+        let unlimited = JsonLimits {
+            max_memory: None,
+            max_strings: None,
+        };
+        assert!(check_complexity(text.as_bytes(), &unlimited).is_ok());
+    }
+
+    /// OpenBao's estimate for a value, and its number of strings (keys included).
+    fn openbao_cost(v: &Value) -> (u64, u64) {
+        let len = |s: &str| u64::try_from(s.len()).unwrap();
+        match v {
+            Value::Null => (cost::NULL, 0),
+            Value::Bool(_) => (cost::BOOL, 0),
+            Value::Number(_) => (cost::NUMBER, 0),
+            Value::String(s) => (cost::STRING + len(s), 1),
+            Value::Array(a) => a
+                .iter()
+                .map(openbao_cost)
+                .fold((cost::ARRAY, 0), |(m, s), (m2, s2)| (m + m2, s + s2)),
+            Value::Object(o) => o.iter().fold((cost::OBJECT, 0), |(m, s), (k, v)| {
+                let (m2, s2) = openbao_cost(v);
+                (m + cost::STRING + len(k) + m2, s + 1 + s2)
+            }),
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z\"\\\\é\\n]{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes under any content type: a result, never a panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            form: bool,
+        ) {
+            let ct = form.then_some("application/x-www-form-urlencoded");
+            let _ = parse_body(&bytes, ct, &JsonLimits::default());
+        }
+
+        /// JSON-shaped text, valid or not: a result, never a panic.
+        #[test]
+        fn json_ish_bodies_never_panic(text in "[\\[\\]{}\",:0-9a-z\\\\ .eE+-]{0,200}") {
+            let _ = parse_body(text.as_bytes(), None, &JsonLimits::default());
+            let tight = JsonLimits { max_memory: Some(64), max_strings: Some(2) };
+            let _ = parse_body(text.as_bytes(), None, &tight);
+        }
+
+        /// Form bodies always decode, to one parameter per distinct key.
+        #[test]
+        fn form_bodies_decode(text in "[a-z0-9=&%+]{0,100}") {
+            let form = Some("application/x-www-form-urlencoded");
+            let parsed = parse_body(text.as_bytes(), form, &JsonLimits::default());
+            proptest::prop_assert!(parsed.is_ok());
+        }
+
+        /// The scan charges exactly OpenBao's estimate: a document passes at its own cost and
+        /// string count, and is refused one below either.
+        #[test]
+        fn complexity_limits_are_exact(v in json_value(), pretty: bool) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            let (memory, strings) = openbao_cost(&v);
+            let at = JsonLimits { max_memory: Some(memory), max_strings: Some(strings) };
+            proptest::prop_assert!(check_complexity(text.as_bytes(), &at).is_ok());
+            let less_memory = JsonLimits { max_memory: Some(memory - 1), max_strings: None };
+            proptest::prop_assert_eq!(
+                check_complexity(text.as_bytes(), &less_memory).unwrap_err().to_string(),
+                "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
+            );
+            if strings > 0 {
+                let fewer = JsonLimits { max_memory: None, max_strings: Some(strings - 1) };
+                proptest::prop_assert_eq!(
+                    check_complexity(text.as_bytes(), &fewer).unwrap_err().to_string(),
+                    "refused JSON input due to high complexity: exceeded maximum number of strings"
+                );
+            }
+        }
+    }
 }

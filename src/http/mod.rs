@@ -280,4 +280,58 @@ mod tests {
         assert_eq!(normalize_path("/v1x/sys"), None);
         assert_eq!(normalize_path("/v1").as_deref(), Some(""));
     }
+
+    use super::{PathProblem, check_path, clean_path};
+
+    #[test]
+    fn dot_segments_and_control_characters() {
+        let redirect = |p: &str| Some(PathProblem::Redirect(p.to_owned()));
+        assert_eq!(
+            check_path("/v1/secret/data/a/../b"),
+            redirect("/v1/secret/data/b")
+        );
+        assert_eq!(check_path("/v1/a/./b//c/"), redirect("/v1/a/b/c/"));
+        assert_eq!(check_path("/../.."), redirect("/"));
+        assert_eq!(check_path("/v1/a/%2e%2e/b"), Some(PathProblem::Relative));
+        assert_eq!(check_path("/v1/a/%2E"), Some(PathProblem::Relative));
+        assert_eq!(check_path("/v1/a%2f..%2fb"), Some(PathProblem::Relative));
+        assert_eq!(check_path("/v1/a%00"), Some(PathProblem::Control));
+        assert_eq!(check_path("/v1/a%c2%85"), Some(PathProblem::Control));
+        assert_eq!(check_path("/v1/a..b/.c/..."), None);
+        assert_eq!(check_path("/v1//a/"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever the path, checking and normalising never panic; a path that passes the
+        /// check normalises to segments that are neither empty, `.` or `..`, nor hold control
+        /// characters.
+        #[test]
+        fn checked_paths_normalise_to_plain_segments(
+            tail in "([a-z]|\\.|/|%2[eEfF]|%00|%0a|%c3%a9|%ff|%|%e)*",
+        ) {
+            let raw = format!("/v1/{tail}");
+            let problem = check_path(&raw);
+            let normalised = normalize_path(&raw);
+            if problem.is_none() && let Some(path) = normalised {
+                for segment in path.split('/').filter(|_| !path.is_empty()) {
+                    proptest::prop_assert!(!matches!(segment, "" | "." | ".."), "{raw} -> {path}");
+                    proptest::prop_assert!(!segment.chars().any(char::is_control), "{raw}");
+                }
+            }
+        }
+
+        /// A cleaned path is rooted, has no empty or dot segments inside, is its own cleaning,
+        /// and is never redirected again.
+        #[test]
+        fn cleaning_is_idempotent(raw in "/([a-z]{1,3}|\\.|\\.\\.|/)*") {
+            let cleaned = clean_path(&raw);
+            proptest::prop_assert!(cleaned.starts_with('/'));
+            proptest::prop_assert!(!cleaned.contains("//"), "{raw} -> {cleaned}");
+            proptest::prop_assert_eq!(clean_path(&cleaned), cleaned.clone());
+            let redirected = matches!(check_path(&cleaned), Some(PathProblem::Redirect(_)));
+            proptest::prop_assert!(!redirected, "{raw} -> {cleaned}");
+        }
+    }
 }
