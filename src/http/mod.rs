@@ -1,5 +1,7 @@
-//! The HTTP layer: transport only. Every request lands in one handler (`dispatch`), which
-//! normalises the path itself (so `//` and trailing slashes never cause a redirect or a miss),
+//! The HTTP layer: transport only. Connections are served by `conn` (accept loop and
+//! connection timeouts). Every request lands in one handler (`dispatch`), which normalises the
+//! path itself (so `//` and trailing slashes never cause a redirect or a miss; `.` and `..`
+//! segments are answered as OpenBao answers them),
 //! serves the sealed-safe `sys/` endpoints directly and hands everything else to the core
 //! pipeline as an `IncomingRequest`.
 
