@@ -34,8 +34,10 @@ use tower::ServiceExt;
 
 use crate::config::HttpTimeouts;
 
-/// How long the accept loop pauses after an error such as `EMFILE` before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How long the accept loop pauses after an error such as `EMFILE` before trying again: 5 ms,
+/// doubling while the errors last, at most 1 s (as Go's `http.Server`).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// How long in-flight requests may run on after shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -54,6 +56,7 @@ pub async fn serve(
         TokioExecutor::new(),
     ));
     tokio::pin!(shutdown);
+    let mut backoff = Duration::ZERO;
     loop {
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
@@ -61,20 +64,25 @@ pub async fn serve(
                 Ok(a) => a,
                 Err(e) => {
                     // Per-connection failures need no pause; running out of file descriptors
-                    // (EMFILE/ENFILE) or memory does: back off briefly and keep serving.
+                    // (EMFILE/ENFILE) or memory does: back off and keep serving.
                     if !matches!(
                         e.kind(),
                         io::ErrorKind::ConnectionAborted
                             | io::ErrorKind::ConnectionReset
                             | io::ErrorKind::Interrupted
                     ) {
-                        tracing::warn!(error = %e, "accepting a connection failed; retrying");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                        tracing::warn!(error = %e, "accepting a connection failed; retrying in {backoff:?}");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
                     }
                     continue;
                 }
             },
         };
+        backoff = Duration::ZERO;
         let _ = stream.set_nodelay(true);
         let state = Arc::new(ConnState::new(timeouts));
         let io = Deadlines::new(stream, state.clone());

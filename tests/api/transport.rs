@@ -173,6 +173,65 @@ async fn many_idle_connections_do_not_lock_out_other_clients() {
     assert_eq!(&buf, b"HTTP/1.1 200");
 }
 
+/// The lock-out, scaled down: the real binary under `ulimit -n 48` is flooded with 80
+/// idle connections, more than it has file descriptors. It must keep accepting (backing off on
+/// EMFILE), close the idle ones after the header timeout, and serve a legitimate client.
+#[tokio::test]
+async fn a_server_out_of_file_descriptors_recovers_and_serves_new_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("c.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\naddress = \"127.0.0.1:{port}\"\ntls_disable = true\nhttp_read_header_timeout = \"1s\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 48 && exec \"$0\" server -config=\"$1\"",
+            env!("CARGO_BIN_EXE_coffer"),
+        ])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut up = false;
+    for _ in 0..500 {
+        if let Ok(mut probe) = TcpStream::connect(addr).await {
+            probe.write_all(HEALTH).await.unwrap();
+            let mut buf = [0u8; 8];
+            up = probe.read_exact(&mut buf).await.is_ok();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(up, "server did not start");
+    let mut idle = Vec::new();
+    for _ in 0..80 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(HEALTH).await.unwrap();
+    let mut buf = [0u8; 9];
+    let served = tokio::time::timeout(Duration::from_secs(30), client.read_exact(&mut buf)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        matches!(served, Ok(Ok(_))),
+        "a client was locked out: {served:?}"
+    );
+    assert_eq!(&buf, b"HTTP/1.1 ");
+}
+
 // ---- JSON complexity limits (OpenBao's max_request_json_memory / max_request_json_strings) ----
 
 const TOO_MANY_STRINGS: &str =
