@@ -133,6 +133,7 @@ fn parse_body(
     }
     let is_form = content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if is_form && !trimmed.starts_with('{') && !trimmed.starts_with('[') {
+        check_form_memory(trimmed, limits)?;
         return Ok(parse_query(Some(trimmed)));
     }
     check_complexity(trimmed.as_bytes(), limits)?;
@@ -195,6 +196,25 @@ pub(super) fn check_complexity(json: &[u8], limits: &JsonLimits) -> Result<()> {
         (None, Err(e)) => Err(json_error(&e)),
         (None, Ok(())) => Ok(()),
     }
+}
+
+/// The memory limit for form bodies (OpenBao checks only JSON): each `key=value` pair is charged
+/// as two JSON strings of its raw length, so `a=1&a=1&...` cannot build millions of values.
+fn check_form_memory(form: &str, limits: &JsonLimits) -> Result<()> {
+    let Some(max) = limits.max_memory else {
+        return Ok(());
+    };
+    let mut memory: u64 = 0;
+    for pair in form.split('&').filter(|p| !p.is_empty()) {
+        let len = u64::try_from(pair.len()).unwrap_or(u64::MAX);
+        memory = memory.saturating_add(2 * cost::STRING).saturating_add(len);
+        if memory > max {
+            return Err(Error::bad(format!(
+                "refused JSON input due to high complexity: {EXCEEDED_MEMORY}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 struct Budget {
@@ -434,6 +454,24 @@ mod tests {
             wrap_ttl(&h).unwrap_err().to_string(),
             "error parsing X-Vault-Wrap-TTL header: time: invalid duration \"abc\""
         );
+    }
+
+    #[test]
+    fn form_bodies_are_bounded_by_the_memory_limit() {
+        let form = Some("application/x-www-form-urlencoded");
+        let limits = JsonLimits {
+            max_memory: Some(3 * (2 * cost::STRING + 3)),
+            max_strings: None,
+        };
+        assert!(parse_body(b"a=1&b=2&c=3", form, &limits).is_ok());
+        let err = parse_body(b"a=1&b=2&c=3&d=4", form, &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
+        );
+        let big = "a=1&".repeat(4 << 20);
+        let err = parse_body(big.as_bytes(), form, &JsonLimits::default()).unwrap_err();
+        assert!(err.to_string().starts_with("refused JSON input"), "{err}");
     }
 
     #[test]
