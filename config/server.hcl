@@ -23,6 +23,13 @@ listener "tcp" {
 
   # Largest request body accepted, in bytes (32 MiB, the default).
   max_request_size = 33554432
+
+  # Connection timeouts (Vault's defaults): request headers within 10 s, the whole request
+  # within 30 s, no limit on writing the response, idle keep-alive connections closed after 5 m.
+  http_read_header_timeout = "10s"
+  http_read_timeout        = "30s"
+  http_write_timeout       = "0"
+  http_idle_timeout        = "5m"
 }
 
 # The address clients are given for this server; it should match a name in the certificate.

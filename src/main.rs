@@ -253,6 +253,7 @@ fn main() -> ExitCode {
 
 /// Runs `work` on a multi-threaded runtime and turns its result into the exit code.
 fn run_to_exit(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    coffer::http::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,7 +10,7 @@ use crate::core::{Core, CoreConfig, SYSTEM_DEFAULT_TTL};
 use crate::physical::Physical;
 use crate::physical::inmem::InmemBackend;
 use crate::physical::redb::RedbBackend;
-use crate::server::{TlsSettings, serve_http, serve_tls, sweep_loop};
+use crate::server::{HttpOptions, TlsSettings, serve_http, serve_tls, sweep_loop};
 
 /// File name of the embedded database inside the configured storage directory.
 pub const DB_FILE: &str = "coffer.redb";
@@ -81,11 +81,7 @@ pub async fn run(
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let core = core.clone();
-        let max = crate::http::HttpOptions {
-            max_request_size: l.max_request_size,
-            unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
-            unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
-        };
+        let options = HttpOptions::from(l);
         match &l.tls {
             Some(t) => {
                 let tls = TlsSettings {
@@ -94,7 +90,9 @@ pub async fn run(
                     min_tls13: matches!(t.min_version, TlsVersion::Tls13),
                 };
                 crate::server::rustls_config(&tls)?;
-                tasks.spawn(async move { serve_tls(std_listener, core, &tls, max, stop).await });
+                tasks.spawn(
+                    async move { serve_tls(std_listener, core, &tls, &options, stop).await },
+                );
             }
             None => {
                 std_listener
@@ -103,7 +101,7 @@ pub async fn run(
                 let listener =
                     tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
                 tasks.spawn(async move {
-                    serve_http(listener, core, max, stop)
+                    serve_http(listener, core, &options, stop)
                         .await
                         .map_err(|e| e.to_string())
                 });

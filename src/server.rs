@@ -1,14 +1,14 @@
 //! Starting and stopping a server: build the core, bind, serve until a shutdown signal.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::core::{Core, CoreConfig};
 use crate::error::Result;
-use crate::http::{DEFAULT_MAX_REQUEST_SIZE, router};
+pub use crate::http::HttpOptions;
+use crate::http::{router, serve_connections};
 use crate::physical::inmem::InmemBackend;
 use crate::secret::Secret;
 
@@ -99,20 +99,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    serve_http(listener, core, DEFAULT_MAX_REQUEST_SIZE, shutdown).await
+    serve_http(listener, core, &HttpOptions::default(), shutdown).await
 }
 
 /// Serves plain HTTP on one listener until `shutdown`; in-flight requests finish first.
 pub async fn serve_http(
     listener: TcpListener,
     core: Arc<Core>,
-    options: impl Into<crate::http::HttpOptions>,
+    options: &HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(core, options).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(core, *options);
+    serve_connections(listener, app, None, options.timeouts, shutdown).await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -182,22 +181,13 @@ pub async fn serve_tls(
     listener: std::net::TcpListener,
     core: Arc<Core>,
     tls: &TlsSettings,
-    options: impl Into<crate::http::HttpOptions>,
+    options: &HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
-    let app = router(core, options).into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-    });
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_config(tls)?));
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    axum_server::from_tcp_rustls(listener, config)
-        .map_err(|e| e.to_string())?
-        .handle(handle)
-        .serve(app)
-        .await
-        .map_err(|e| e.to_string())
+    let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let app = router(core, *options);
+    serve_connections(listener, app, Some(acceptor), options.timeouts, shutdown).await;
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `listener "tcp" { ... }` blocks: the socket address, TLS (on unless `tls_disable`, with
-//! certificate and key files that must exist), the minimum TLS version, the request size limit and
+//! certificate and key files that must exist), the minimum TLS version, the request size limit,
+//! the four HTTP connection timeouts (Vault's defaults), OpenBao's JSON complexity limits and
 //! whether `sys/rekey/*` and `sys/generate-root/*` are served without a token (OpenBao's
 //! `disable_unauthed_*_endpoints`; by default they need a sudo token).
 //! Vault's other listener settings are accepted without effect, except client-certificate
@@ -7,9 +8,12 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::ConfigError;
 use super::file::{Block, Schema, Section};
+use crate::hcl::Node;
+use crate::logical::field::parse_duration_nanos;
 
 /// The address of a listener without `address`, as in Vault.
 pub const DEFAULT_ADDRESS: SocketAddr =
@@ -29,6 +33,12 @@ const LISTENER: Schema = Schema {
         "tls_require_and_verify_client_cert",
         "disable_unauthed_rekey_endpoints",
         "disable_unauthed_generate_root_endpoints",
+        "http_idle_timeout",
+        "http_read_header_timeout",
+        "http_read_timeout",
+        "http_write_timeout",
+        "max_request_json_memory",
+        "max_request_json_strings",
     ],
     ignored: &[
         "cluster_address",
@@ -38,10 +48,10 @@ const LISTENER: Schema = Schema {
         "tls_disable_client_certs",
         "tls_client_ca_file",
         "max_request_duration",
-        "http_idle_timeout",
-        "http_read_header_timeout",
-        "http_read_timeout",
-        "http_write_timeout",
+        "max_json_depth",
+        "max_json_string_value_length",
+        "max_json_object_entry_count",
+        "max_json_array_element_count",
         "telemetry",
         "profiling",
         "custom_response_headers",
@@ -70,6 +80,86 @@ pub struct ListenerConfig {
     pub disable_unauthed_rekey_endpoints: bool,
     /// `sys/generate-root/*` need a token with sudo (default); `false` serves them without one.
     pub disable_unauthed_generate_root_endpoints: bool,
+    /// Connection timeouts (`http_*_timeout`).
+    pub timeouts: HttpTimeouts,
+    /// JSON body complexity limits (`max_request_json_*`).
+    pub json: JsonLimits,
+}
+
+/// The effective connection timeouts of a listener, after Go's fall-backs (`None`: no limit).
+/// Vault passes its four settings to Go's `http.Server`, where a zero read-header timeout falls
+/// back to the read timeout and a zero idle timeout to the read timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// From the connection's first byte (or the next request's first byte) to the end of the
+    /// request headers; Vault's default 10 s.
+    pub read_header: Option<Duration>,
+    /// From the start of a request to the end of its body; Vault's default 30 s.
+    pub read: Option<Duration>,
+    /// From the end of the request headers to the end of the response; Vault's default: none.
+    pub write: Option<Duration>,
+    /// How long a keep-alive connection may wait for its next request; Vault's default 5 min.
+    pub idle: Option<Duration>,
+}
+
+impl HttpTimeouts {
+    /// The effective timeouts for the four raw settings (zero means Go's fall-back).
+    pub fn from_settings(
+        read_header: Duration,
+        read: Duration,
+        write: Duration,
+        idle: Duration,
+    ) -> Self {
+        let some = |d: Duration| (!d.is_zero()).then_some(d);
+        HttpTimeouts {
+            read_header: some(read_header).or(some(read)),
+            read: some(read),
+            write: some(write),
+            idle: some(idle).or(some(read)),
+        }
+    }
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts::from_settings(
+            DEFAULT_READ_HEADER_TIMEOUT,
+            DEFAULT_READ_TIMEOUT,
+            Duration::ZERO,
+            DEFAULT_IDLE_TIMEOUT,
+        )
+    }
+}
+
+/// Vault's `http_read_header_timeout` default.
+pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Vault's `http_read_timeout` default.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Vault's `http_idle_timeout` default.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// OpenBao's limits on JSON request bodies, checked before the body is decoded (`None`: no
+/// limit). The memory figure is OpenBao's estimate of the decoded value's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonLimits {
+    /// `max_request_json_memory`; OpenBao's default 32 MiB + 512 KiB.
+    pub max_memory: Option<u64>,
+    /// `max_request_json_strings` (keys and values); OpenBao's default 1000.
+    pub max_strings: Option<u64>,
+}
+
+/// OpenBao's `max_request_json_memory` default.
+pub const DEFAULT_MAX_JSON_MEMORY: u64 = (32 << 20) + (512 << 10);
+/// OpenBao's `max_request_json_strings` default.
+pub const DEFAULT_MAX_JSON_STRINGS: u64 = 1000;
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        JsonLimits {
+            max_memory: Some(DEFAULT_MAX_JSON_MEMORY),
+            max_strings: Some(DEFAULT_MAX_JSON_STRINGS),
+        }
+    }
 }
 
 /// TLS settings of a listener.
@@ -128,6 +218,27 @@ pub(super) fn from_block(
         })?,
     };
 
+    let timeout = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(go_duration(&section, key)?.unwrap_or(default))
+    };
+    let timeouts = HttpTimeouts::from_settings(
+        timeout("http_read_header_timeout", DEFAULT_READ_HEADER_TIMEOUT)?,
+        timeout("http_read_timeout", DEFAULT_READ_TIMEOUT)?,
+        timeout("http_write_timeout", Duration::ZERO)?,
+        timeout("http_idle_timeout", DEFAULT_IDLE_TIMEOUT)?,
+    );
+    // As in OpenBao: 0 (or unset) means the default, a negative number means no limit.
+    let json_limit = |key: &str, default: u64| -> Result<Option<u64>, ConfigError> {
+        Ok(match section.integer(key)? {
+            None | Some((0, _)) => Some(default),
+            Some((n, _)) => u64::try_from(n).ok(),
+        })
+    };
+    let json = JsonLimits {
+        max_memory: json_limit("max_request_json_memory", DEFAULT_MAX_JSON_MEMORY)?,
+        max_strings: json_limit("max_request_json_strings", DEFAULT_MAX_JSON_STRINGS)?,
+    };
+
     let min_version = match section.string("tls_min_version")? {
         None => TlsVersion::Tls12,
         Some((v, line)) => {
@@ -175,8 +286,40 @@ pub(super) fn from_block(
         disable_unauthed_generate_root_endpoints: section
             .boolean("disable_unauthed_generate_root_endpoints")?
             .unwrap_or(true),
+        timeouts,
+        json,
     };
     Ok((listener, ignored))
+}
+
+/// A timeout the way Vault reads one (`parseutil.ParseDurationSecond`): a number of seconds, or a
+/// string such as `"30"`, `"10s"`, `"1m30s"` or `"500ms"`. Negative timeouts are refused.
+fn go_duration(section: &Section<'_>, key: &str) -> Result<Option<Duration>, ConfigError> {
+    let Some(raw) = section.raw(key) else {
+        return Ok(None);
+    };
+    let nanos = match raw.node {
+        Node::Literal(serde_json::Value::Number(n)) => match n.as_i64() {
+            Some(secs) => i128::from(secs) * 1_000_000_000,
+            None => {
+                let problem =
+                    format!("expected a whole number of seconds or a duration string, got {n}");
+                return Err(section.error(key, raw.line, problem));
+            }
+        },
+        Node::Literal(serde_json::Value::String(s)) => parse_duration_nanos(s)
+            .map_err(|e| section.error(key, raw.line, format!("invalid duration: {e}")))?,
+        _ => {
+            let problem = "expected a duration such as \"30s\"";
+            return Err(section.error(key, raw.line, problem));
+        }
+    };
+    if nanos < 0 {
+        return Err(section.error(key, raw.line, "duration cannot be negative"));
+    }
+    let nanos = u64::try_from(nanos)
+        .map_err(|_| section.error(key, raw.line, "duration is out of range"))?;
+    Ok(Some(Duration::from_nanos(nanos)))
 }
 
 /// `IP:port`, plus the two host forms Vault configs use: `:8200` (every IPv4 interface) and
@@ -401,6 +544,134 @@ mod tests {
             Ok((true, false))
         );
         assert!(flags("disable_unauthed_rekey_endpoints = \"maybe\"").is_err());
+    }
+
+    #[test]
+    fn http_timeouts() {
+        let timeouts =
+            |body: &str| with_listener(&format!("tls_disable = true\n{body}")).map(|l| l.timeouts);
+        let secs = |n: u64| Some(Duration::from_secs(n));
+        // Vault's defaults: 10 s header, 30 s read, no write limit, 5 min idle.
+        let defaults = HttpTimeouts {
+            read_header: secs(10),
+            read: secs(30),
+            write: None,
+            idle: secs(300),
+        };
+        assert_eq!(timeouts(""), Ok(defaults));
+        assert_eq!(HttpTimeouts::default(), defaults);
+        let set = "http_read_header_timeout = \"1s\"\nhttp_read_timeout = 2\n\
+                   http_write_timeout = \"1m30s\"\nhttp_idle_timeout = \"500ms\"";
+        assert_eq!(
+            timeouts(set),
+            Ok(HttpTimeouts {
+                read_header: secs(1),
+                read: secs(2),
+                write: secs(90),
+                idle: Some(Duration::from_millis(500)),
+            })
+        );
+        // Go's fall-backs: a zero header or idle timeout takes the read timeout; zero read and
+        // write timeouts mean none.
+        assert_eq!(
+            timeouts("http_read_header_timeout = 0\nhttp_idle_timeout = \"0s\""),
+            Ok(HttpTimeouts {
+                read_header: secs(30),
+                idle: secs(30),
+                ..defaults
+            })
+        );
+        let none = "http_read_header_timeout = 0\nhttp_read_timeout = \"0\"\nhttp_idle_timeout = 0";
+        let unlimited = HttpTimeouts {
+            read_header: None,
+            read: None,
+            write: None,
+            idle: None,
+        };
+        assert_eq!(timeouts(none), Ok(unlimited));
+        let errors = [
+            (
+                "http_idle_timeout = \"5 minutes\"",
+                "l.hcl:4: listener \"tcp\".http_idle_timeout: invalid duration: time: invalid duration \"5 minutes\"",
+            ),
+            (
+                "http_read_timeout = \"-1s\"",
+                "l.hcl:4: listener \"tcp\".http_read_timeout: duration cannot be negative",
+            ),
+            (
+                "http_write_timeout = 1.5",
+                "l.hcl:4: listener \"tcp\".http_write_timeout: expected a whole number of seconds or a duration string, got 1.5",
+            ),
+            (
+                "http_read_header_timeout = true",
+                "l.hcl:4: listener \"tcp\".http_read_header_timeout: expected a duration such as \"30s\"",
+            ),
+        ];
+        for (body, want) in errors {
+            assert_eq!(timeouts(body), Err(want.to_owned()), "{body}");
+        }
+    }
+
+    #[test]
+    fn json_limits() {
+        let limits =
+            |body: &str| with_listener(&format!("tls_disable = true\n{body}")).map(|l| l.json);
+        let defaults = JsonLimits {
+            max_memory: Some(34_078_720),
+            max_strings: Some(1000),
+        };
+        assert_eq!(limits(""), Ok(defaults));
+        assert_eq!(
+            limits("max_request_json_memory = 0\nmax_request_json_strings = 0"),
+            Ok(defaults)
+        );
+        assert_eq!(
+            limits("max_request_json_memory = 4096\nmax_request_json_strings = -1"),
+            Ok(JsonLimits {
+                max_memory: Some(4096),
+                max_strings: None,
+            })
+        );
+        let bad = "l.hcl:4: listener \"tcp\".max_request_json_strings: expected a whole number, got \"many\"";
+        assert_eq!(
+            limits("max_request_json_strings = \"many\""),
+            Err(bad.to_owned())
+        );
+        // Vault's names for its own JSON limits are accepted without effect.
+        let text =
+            "storage \"inmem\" {}\nlistener \"tcp\" {\ntls_disable = true\nmax_json_depth = 10\n}";
+        let ignored = ServerConfig::parse_unchecked(text, "l.hcl").map(|c| c.ignored);
+        assert_eq!(
+            ignored,
+            Ok(vec!["listener \"tcp\".max_json_depth".to_owned()])
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any timeout written as a Go duration reads back exactly.
+        #[test]
+        fn timeouts_round_trip(h in 0u64..48, m in 0u64..60, s in 0u64..60, ms in 0u64..1000) {
+            let text = format!("{h}h{m}m{s}s{ms}ms");
+            let got = with_listener(&format!("tls_disable = true\nhttp_write_timeout = {text:?}"))
+                .map(|l| l.timeouts.write);
+            let want = Duration::from_millis(((h * 60 + m) * 60 + s) * 1000 + ms);
+            proptest::prop_assert_eq!(got, Ok((!want.is_zero()).then_some(want)));
+        }
+
+        /// Arbitrary values for the listener settings give a config or an error, never a panic.
+        #[test]
+        fn listener_values_never_panic(
+            key in proptest::sample::select(vec![
+                "http_idle_timeout", "http_read_header_timeout", "http_read_timeout",
+                "http_write_timeout", "max_request_json_memory", "max_request_json_strings",
+                "max_request_size", "address", "tls_min_version",
+            ]),
+            value in "[-+0-9a-zµ.\"]{0,24}",
+        ) {
+            let _ = with_listener(&format!("tls_disable = true\n{key} = {value}"));
+        }
     }
 
     #[test]

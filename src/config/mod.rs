@@ -17,7 +17,7 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 
-pub use listener::{ListenerConfig, TlsConfig, TlsVersion};
+pub use listener::{HttpTimeouts, JsonLimits, ListenerConfig, TlsConfig, TlsVersion};
 pub use storage::StorageConfig;
 
 use crate::hcl::parse_document;
@@ -167,6 +167,8 @@ impl ServerConfig {
                 max_request_size: listener::DEFAULT_MAX_REQUEST_SIZE,
                 disable_unauthed_rekey_endpoints: true,
                 disable_unauthed_generate_root_endpoints: true,
+                timeouts: listener::HttpTimeouts::default(),
+                json: listener::JsonLimits::default(),
             }],
             api_addr: None,
             cluster_addr: None,

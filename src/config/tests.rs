@@ -83,6 +83,8 @@ fn vault_example_expected() -> ServerConfig {
             max_request_size: 33_554_432,
             disable_unauthed_rekey_endpoints: true,
             disable_unauthed_generate_root_endpoints: true,
+            timeouts: HttpTimeouts::default(),
+            json: JsonLimits::default(),
         }],
         api_addr: Some("https://vault.example.com:8200".into()),
         cluster_addr: Some("https://10.0.0.1:8201".into()),
@@ -389,4 +391,21 @@ fn from_file_checks_tls_files_and_names_them() {
         )),
         "{e}"
     );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Arbitrary text (HCL-ish or JSON-ish) parses to a config or an error, never a panic.
+    #[test]
+    fn arbitrary_config_text_never_panics(text in "[a-z_\"{}\\[\\]=:,.#0-9 \n-]{0,200}") {
+        let _ = ServerConfig::parse_unchecked(&text, "p.hcl");
+        let _ = ServerConfig::parse_unchecked(&text, "p.json");
+    }
+
+    /// Arbitrary bytes read as text never panic either.
+    #[test]
+    fn arbitrary_unicode_never_panics(text in "\\PC{0,120}") {
+        let _ = ServerConfig::parse_unchecked(&text, "p.hcl");
+    }
 }

@@ -1,14 +1,18 @@
 //! HTTP → `IncomingRequest`: method to operation, query and body to parameters, token and
 //! wrap-TTL headers. Bodies are JSON whatever the Content-Type, except form bodies that are not
 //! JSON-shaped; an empty body, `null` and trailing whitespace all mean "no parameters".
+//! Before a JSON body is decoded, a streaming scan enforces OpenBao's complexity limits, so an
+//! unauthenticated client cannot make the server build a huge value (see [`check_complexity`]).
 
-use axum::body::Body;
+use axum::body::HttpBody;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 
 use super::AppState;
+use crate::config::JsonLimits;
 use crate::core::IncomingRequest;
 use crate::error::{Error, Result};
 use crate::logical::Operation;
@@ -87,23 +91,40 @@ fn wrap_ttl(h: &HeaderMap) -> Result<Option<i64>> {
     Ok((secs > 0).then_some(secs))
 }
 
-pub(super) async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes().to_vec()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Error::PayloadTooLarge(
-                "http: request body too large".into(),
-            ))
+/// Reads a whole body of at most `limit` bytes into one buffer (sized from Content-Length, so a
+/// large body is held once, not once per frame plus once joined).
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
+    /// Capacity reserved up front at most; larger bodies grow the buffer as they arrive.
+    const RESERVE: usize = 1 << 20;
+    let expected = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    let mut buf = Vec::with_capacity(expected.min(limit).min(RESERVE));
+    let mut limited = std::pin::pin!(http_body_util::Limited::new(body, limit));
+    while let Some(frame) = limited.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Err(Error::PayloadTooLarge(
+                    "http: request body too large".into(),
+                ));
+            }
+            Err(_) => return Err(Error::bad("failed to read request body")),
         }
-        Err(_) => Err(Error::bad("failed to read request body")),
     }
+    Ok(Bytes::from(buf))
 }
 
-fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Map<String, Value>> {
+fn parse_body(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    limits: &JsonLimits,
+) -> Result<Map<String, Value>> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::bad("failed to decode JSON input: invalid UTF-8"))?;
     let trimmed = text.trim();
@@ -112,15 +133,180 @@ fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Map<String, Va
     }
     let is_form = content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if is_form && !trimmed.starts_with('{') && !trimmed.starts_with('[') {
+        check_form_memory(trimmed, limits)?;
         return Ok(parse_query(Some(trimmed)));
     }
+    check_complexity(trimmed.as_bytes(), limits)?;
     match serde_json::from_str::<Value>(trimmed) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(Error::bad(
             "failed to decode JSON input: json: cannot unmarshal into Go value of type map[string]interface {}",
         )),
-        Err(e) if e.is_eof() => Err(Error::bad("failed to decode JSON input: unexpected EOF")),
-        Err(e) => Err(Error::bad(format!("failed to decode JSON input: {e}"))),
+        Err(e) => Err(json_error(&e)),
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> Error {
+    if e.is_eof() {
+        Error::bad("failed to decode JSON input: unexpected EOF")
+    } else {
+        Error::bad(format!("failed to decode JSON input: {e}"))
+    }
+}
+
+/// OpenBao's estimate of the memory a decoded JSON value needs, per token: a pointer and type
+/// for every value, plus 1 for `null` and booleans, 8 for numbers, 16 plus the length for
+/// strings (object keys included), 24 for an array and 72 for an object.
+mod cost {
+    pub const BASE: u64 = 16;
+    pub const NULL: u64 = BASE + 1;
+    pub const BOOL: u64 = BASE + 1;
+    pub const NUMBER: u64 = BASE + 8;
+    pub const STRING: u64 = BASE + 16;
+    pub const ARRAY: u64 = BASE + 24;
+    pub const OBJECT: u64 = BASE + 72;
+}
+
+const EXCEEDED_MEMORY: &str = "exceeded maximum estimated memory limits";
+const EXCEEDED_STRINGS: &str = "exceeded maximum number of strings";
+
+/// Refuses a JSON document that is too complex, as OpenBao does before decoding a request body:
+/// a 400 `refused JSON input due to high complexity: ...` when the estimated memory of the
+/// decoded value exceeds `max_memory`, or the number of strings (keys and values) exceeds
+/// `max_strings`. The scan allocates nothing per element and stops at the first excess, so a
+/// 32 MiB `[0,0,...]` costs a few milliseconds instead of half a gigabyte. Nesting deeper than
+/// serde_json's recursion limit (128) is refused as malformed input.
+pub(super) fn check_complexity(json: &[u8], limits: &JsonLimits) -> Result<()> {
+    if limits.max_memory.is_none() && limits.max_strings.is_none() {
+        return Ok(());
+    }
+    let mut budget = Budget {
+        limits: *limits,
+        memory: 0,
+        strings: 0,
+        exceeded: None,
+    };
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let scanned =
+        serde::de::DeserializeSeed::deserialize(Scan(&mut budget), &mut de).and_then(|()| de.end());
+    match (budget.exceeded, scanned) {
+        (Some(why), _) => Err(Error::bad(format!(
+            "refused JSON input due to high complexity: {why}"
+        ))),
+        (None, Err(e)) => Err(json_error(&e)),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+/// The memory limit for form bodies (OpenBao checks only JSON): each `key=value` pair is charged
+/// as two JSON strings of its raw length, so `a=1&a=1&...` cannot build millions of values.
+fn check_form_memory(form: &str, limits: &JsonLimits) -> Result<()> {
+    let Some(max) = limits.max_memory else {
+        return Ok(());
+    };
+    let mut memory: u64 = 0;
+    for pair in form.split('&').filter(|p| !p.is_empty()) {
+        let len = u64::try_from(pair.len()).unwrap_or(u64::MAX);
+        memory = memory.saturating_add(2 * cost::STRING).saturating_add(len);
+        if memory > max {
+            return Err(Error::bad(format!(
+                "refused JSON input due to high complexity: {EXCEEDED_MEMORY}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Budget {
+    limits: JsonLimits,
+    memory: u64,
+    strings: u64,
+    exceeded: Option<&'static str>,
+}
+
+impl Budget {
+    fn charge<E: serde::de::Error>(
+        &mut self,
+        cost: u64,
+        string: bool,
+    ) -> std::result::Result<(), E> {
+        self.memory = self.memory.saturating_add(cost);
+        if self.limits.max_memory.is_some_and(|m| self.memory > m) {
+            self.exceeded = Some(EXCEEDED_MEMORY);
+            return Err(E::custom(EXCEEDED_MEMORY));
+        }
+        if string {
+            self.strings += 1;
+            if self.limits.max_strings.is_some_and(|m| self.strings > m) {
+                self.exceeded = Some(EXCEEDED_STRINGS);
+                return Err(E::custom(EXCEEDED_STRINGS));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Walks one JSON value, charging each token to the budget and keeping nothing.
+struct Scan<'b>(&'b mut Budget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Scan<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Scan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        self.0.charge(cost::NULL, false)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<(), E> {
+        self.0.charge(cost::BOOL, false)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<(), E> {
+        self.0.charge(cost::NUMBER, false)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<(), E> {
+        self.0.charge(cost::NUMBER, false)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<(), E> {
+        self.0.charge(cost::NUMBER, false)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<(), E> {
+        let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
+        self.0.charge(cost::STRING.saturating_add(len), true)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        self.0.charge(cost::ARRAY, false)?;
+        while seq.next_element_seed(Scan(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        self.0.charge(cost::OBJECT, false)?;
+        while map.next_key_seed(Scan(&mut *self.0))?.is_some() {
+            map.next_value_seed(Scan(&mut *self.0))?;
+        }
+        Ok(())
     }
 }
 
@@ -166,14 +352,17 @@ pub async fn incoming(
                     "PATCH requires Content-Type: application/merge-patch+json".into(),
                 ));
             }
-            let bytes = read_body(body, state.max_request_size).await?;
-            (Operation::Patch, parse_body(&bytes, None)?)
+            let bytes = read_body(body, state.options.max_request_size).await?;
+            (
+                Operation::Patch,
+                parse_body(&bytes, None, &state.options.json)?,
+            )
         }
         _ => {
-            let bytes = read_body(body, state.max_request_size).await?;
+            let bytes = read_body(body, state.options.max_request_size).await?;
             (
                 Operation::Update,
-                parse_body(&bytes, content_type.as_deref())?,
+                parse_body(&bytes, content_type.as_deref(), &state.options.json)?,
             )
         }
     };
@@ -194,27 +383,51 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert!(parse_body(b"", None).unwrap().is_empty());
-        assert!(parse_body(b"null", None).unwrap().is_empty());
-        assert!(parse_body(b"null\n", None).unwrap().is_empty());
+        assert!(
+            parse_body(b"", None, &JsonLimits::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            parse_body(b"null", None, &JsonLimits::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            parse_body(b"null\n", None, &JsonLimits::default())
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            parse_body(b"{\"a\":1}\n  ", Some("text/plain")).unwrap()["a"],
+            parse_body(b"{\"a\":1}\n  ", Some("text/plain"), &JsonLimits::default()).unwrap()["a"],
             1
         );
         assert_eq!(
-            parse_body(b"a=1&b=x%20y", Some("application/x-www-form-urlencoded")).unwrap()["b"],
+            parse_body(
+                b"a=1&b=x%20y",
+                Some("application/x-www-form-urlencoded"),
+                &JsonLimits::default()
+            )
+            .unwrap()["b"],
             "x y"
         );
         assert_eq!(
-            parse_body(b"{\"a\":1}", Some("application/x-www-form-urlencoded")).unwrap()["a"],
+            parse_body(
+                b"{\"a\":1}",
+                Some("application/x-www-form-urlencoded"),
+                &JsonLimits::default()
+            )
+            .unwrap()["a"],
             1
         );
         assert_eq!(
-            parse_body(b"{", None).unwrap_err().to_string(),
+            parse_body(b"{", None, &JsonLimits::default())
+                .unwrap_err()
+                .to_string(),
             "failed to decode JSON input: unexpected EOF"
         );
-        assert!(parse_body(b"[1]", None).is_err());
-        assert!(parse_body(b"\xff", None).is_err());
+        assert!(parse_body(b"[1]", None, &JsonLimits::default()).is_err());
+        assert!(parse_body(b"\xff", None, &JsonLimits::default()).is_err());
     }
 
     #[test]
@@ -241,5 +454,146 @@ mod tests {
             wrap_ttl(&h).unwrap_err().to_string(),
             "error parsing X-Vault-Wrap-TTL header: time: invalid duration \"abc\""
         );
+    }
+
+    #[test]
+    fn form_bodies_are_bounded_by_the_memory_limit() {
+        let form = Some("application/x-www-form-urlencoded");
+        let limits = JsonLimits {
+            max_memory: Some(3 * (2 * cost::STRING + 3)),
+            max_strings: None,
+        };
+        assert!(parse_body(b"a=1&b=2&c=3", form, &limits).is_ok());
+        let err = parse_body(b"a=1&b=2&c=3&d=4", form, &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
+        );
+        let big = "a=1&".repeat(4 << 20);
+        let err = parse_body(big.as_bytes(), form, &JsonLimits::default()).unwrap_err();
+        assert!(err.to_string().starts_with("refused JSON input"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+            let text = format!(
+                "{{\"a\":{}0{}}}",
+                open.repeat(100_000),
+                close.repeat(100_000)
+            );
+            let err = parse_body(text.as_bytes(), None, &JsonLimits::default()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("failed to decode JSON input: recursion limit exceeded"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_31_mib_array_is_refused_by_the_memory_estimate() {
+        let n = (31 << 20) / 2 - 8;
+        let text = format!("{{\"a\":[{}0]}}", "0,".repeat(n));
+        let err = parse_body(text.as_bytes(), None, &JsonLimits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
+        );
+        let unlimited = JsonLimits {
+            max_memory: None,
+            max_strings: None,
+        };
+        assert!(check_complexity(text.as_bytes(), &unlimited).is_ok());
+    }
+
+    /// OpenBao's estimate for a value, and its number of strings (keys included).
+    fn openbao_cost(v: &Value) -> (u64, u64) {
+        let len = |s: &str| u64::try_from(s.len()).unwrap();
+        match v {
+            Value::Null => (cost::NULL, 0),
+            Value::Bool(_) => (cost::BOOL, 0),
+            Value::Number(_) => (cost::NUMBER, 0),
+            Value::String(s) => (cost::STRING + len(s), 1),
+            Value::Array(a) => a
+                .iter()
+                .map(openbao_cost)
+                .fold((cost::ARRAY, 0), |(m, s), (m2, s2)| (m + m2, s + s2)),
+            Value::Object(o) => o.iter().fold((cost::OBJECT, 0), |(m, s), (k, v)| {
+                let (m2, s2) = openbao_cost(v);
+                (m + cost::STRING + len(k) + m2, s + 1 + s2)
+            }),
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z\"\\\\é\\n]{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes under any content type: a result, never a panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            form: bool,
+        ) {
+            let ct = form.then_some("application/x-www-form-urlencoded");
+            let _ = parse_body(&bytes, ct, &JsonLimits::default());
+        }
+
+        /// JSON-shaped text, valid or not: a result, never a panic.
+        #[test]
+        fn json_ish_bodies_never_panic(text in "[\\[\\]{}\",:0-9a-z\\\\ .eE+-]{0,200}") {
+            let _ = parse_body(text.as_bytes(), None, &JsonLimits::default());
+            let tight = JsonLimits { max_memory: Some(64), max_strings: Some(2) };
+            let _ = parse_body(text.as_bytes(), None, &tight);
+        }
+
+        /// Form bodies always decode, to one parameter per distinct key.
+        #[test]
+        fn form_bodies_decode(text in "[a-z0-9=&%+]{0,100}") {
+            let form = Some("application/x-www-form-urlencoded");
+            let parsed = parse_body(text.as_bytes(), form, &JsonLimits::default());
+            proptest::prop_assert!(parsed.is_ok());
+        }
+
+        /// The scan charges exactly OpenBao's estimate: a document passes at its own cost and
+        /// string count, and is refused one below either.
+        #[test]
+        fn complexity_limits_are_exact(v in json_value(), pretty: bool) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            let (memory, strings) = openbao_cost(&v);
+            let at = JsonLimits { max_memory: Some(memory), max_strings: Some(strings) };
+            proptest::prop_assert!(check_complexity(text.as_bytes(), &at).is_ok());
+            let less_memory = JsonLimits { max_memory: Some(memory - 1), max_strings: None };
+            proptest::prop_assert_eq!(
+                check_complexity(text.as_bytes(), &less_memory).unwrap_err().to_string(),
+                "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
+            );
+            if strings > 0 {
+                let fewer = JsonLimits { max_memory: None, max_strings: Some(strings - 1) };
+                proptest::prop_assert_eq!(
+                    check_complexity(text.as_bytes(), &fewer).unwrap_err().to_string(),
+                    "refused JSON input due to high complexity: exceeded maximum number of strings"
+                );
+            }
+        }
     }
 }

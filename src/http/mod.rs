@@ -1,8 +1,11 @@
-//! The HTTP layer: transport only. Every request lands in one handler (`dispatch`), which
-//! normalises the path itself (so `//` and trailing slashes never cause a redirect or a miss),
+//! The HTTP layer: transport only. Connections are served by `conn` (accept loop and
+//! connection timeouts). Every request lands in one handler (`dispatch`), which normalises the
+//! path itself (so `//` and trailing slashes never cause a redirect or a miss; `.` and `..`
+//! segments are answered as OpenBao answers them),
 //! serves the sealed-safe `sys/` endpoints directly and hands everything else to the core
 //! pipeline as an `IncomingRequest`.
 
+mod conn;
 mod decode;
 mod envelope;
 mod sys_raw;
@@ -15,31 +18,53 @@ use axum::response::Response as HttpResponse;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::config::{HttpTimeouts, JsonLimits, ListenerConfig};
 use crate::core::Core;
 use crate::error::Error;
 
+pub use conn::{raise_open_files_limit, serve as serve_connections};
 pub use envelope::error_response;
 
 /// Default maximum request body: 32 MiB, as Vault.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
-/// Settings of one listener's router. A bare `usize` is the body limit with the defaults.
-#[derive(Debug, Clone, Copy)]
+/// The HTTP settings of one listener: body size, JSON limits, connection timeouts and which
+/// operator endpoints it serves without a token.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HttpOptions {
-    /// Body size limit in bytes.
+    /// Largest request body in bytes.
     pub max_request_size: usize,
-    /// Serve `sys/rekey/*` without a token (Vault's behaviour; off by default).
+    /// Complexity limits on JSON bodies.
+    pub json: JsonLimits,
+    /// Connection timeouts.
+    pub timeouts: HttpTimeouts,
+    /// Serve `sys/rekey/*` without a token (Vault's behaviour; off by default, as in OpenBao).
     pub unauthed_rekey: bool,
     /// Serve `sys/generate-root/*` without a token (Vault's behaviour; off by default).
     pub unauthed_generate_root: bool,
 }
 
-impl From<usize> for HttpOptions {
-    fn from(max_request_size: usize) -> Self {
+impl Default for HttpOptions {
+    /// Vault's and OpenBao's defaults, as used by `-dev`.
+    fn default() -> Self {
         HttpOptions {
-            max_request_size,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            json: JsonLimits::default(),
+            timeouts: HttpTimeouts::default(),
             unauthed_rekey: false,
             unauthed_generate_root: false,
+        }
+    }
+}
+
+impl From<&ListenerConfig> for HttpOptions {
+    fn from(l: &ListenerConfig) -> Self {
+        HttpOptions {
+            max_request_size: l.max_request_size,
+            json: l.json,
+            timeouts: l.timeouts,
+            unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
+            unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
         }
     }
 }
@@ -49,26 +74,113 @@ impl From<usize> for HttpOptions {
 pub struct AppState {
     /// The core.
     pub core: Arc<Core>,
-    /// Body size limit in bytes.
-    pub max_request_size: usize,
-    /// Which operator endpoints this listener serves without a token.
+    /// The listener's settings.
     pub options: HttpOptions,
 }
 
-/// The router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
-pub fn router(core: Arc<Core>, options: impl Into<HttpOptions>) -> Router {
-    let options = options.into();
-    let max_request_size = options.max_request_size;
+/// The router. Serve it with [`serve_connections`] (or
+/// `into_make_service_with_connect_info::<SocketAddr>()`).
+pub fn router(core: Arc<Core>, options: HttpOptions) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             error_response(&Error::internal("request handler panicked"))
         }))
-        .with_state(AppState {
-            core,
-            max_request_size,
-            options,
-        })
+        .with_state(AppState { core, options })
+}
+
+/// How a request path with dot segments or control characters is answered, as Vault and OpenBao do.
+#[derive(Debug, PartialEq)]
+enum PathProblem {
+    /// Literal `.` or `..` segments: a 307 to the cleaned path (Go's `ServeMux`).
+    Redirect(String),
+    /// Percent-encoded dot segments (`%2e%2e`, `..%2f`): 400 `relative paths not supported`.
+    Relative,
+    /// A control character (`%00`, `%0a`, `%7f`, ...): a bare 400.
+    Control,
+}
+
+/// Checks the raw (still percent-encoded) path for dot segments and control characters.
+/// (OpenBao also refuses other non-printable characters, such as U+200B; Coffer only the
+/// control characters.)
+fn check_path(raw: &str) -> Option<PathProblem> {
+    let dots = |s: &str| s == "." || s == "..";
+    if raw.split('/').any(dots) {
+        return Some(PathProblem::Redirect(clean_path(raw)));
+    }
+    let decoded = decode::percent_decode(raw).unwrap_or_default();
+    if decoded.chars().any(char::is_control) {
+        return Some(PathProblem::Control);
+    }
+    decoded
+        .split('/')
+        .any(dots)
+        .then_some(PathProblem::Relative)
+}
+
+/// Go's `path.Clean` on a rooted path, keeping a trailing slash as `ServeMux` does:
+/// `/v1/a/../b/./c//` → `/v1/b/c/`.
+fn clean_path(raw: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for segment in raw.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut cleaned = format!("/{}", out.join("/"));
+    if raw.ends_with('/') && cleaned != "/" {
+        cleaned.push('/');
+    }
+    cleaned
+}
+
+/// The answer to a path with dot segments or control characters.
+fn path_problem_response(
+    problem: PathProblem,
+    method: &Method,
+    query: Option<&str>,
+) -> HttpResponse {
+    match problem {
+        PathProblem::Relative => error_response(&Error::bad("relative paths not supported")),
+        PathProblem::Control => {
+            let mut resp = HttpResponse::new(Body::empty());
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            resp
+        }
+        PathProblem::Redirect(path) => {
+            let location = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let body = if matches!(*method, Method::GET | Method::HEAD) {
+                let href = location
+                    .replace('&', "&amp;")
+                    .replace('"', "&#34;")
+                    .replace('<', "&lt;");
+                format!("<a href=\"{href}\">Temporary Redirect</a>.\n\n")
+            } else {
+                String::new()
+            };
+            let html = !body.is_empty();
+            let mut resp = HttpResponse::new(Body::from(body));
+            *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            let h = resp.headers_mut();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
+                h.insert(axum::http::header::LOCATION, v);
+            }
+            if html {
+                h.insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+            }
+            resp
+        }
+    }
 }
 
 /// Decoded path: `/v1//sys/mounts/` → `sys/mounts`.
@@ -92,17 +204,20 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
+    if let Some(problem) = check_path(parts.uri.path()) {
+        return path_problem_response(problem, &parts.method, parts.uri.query());
+    }
     let Some(path) = normalize_path(parts.uri.path()) else {
         return error_response(&Error::NotFound);
     };
     // Only init and unseal read their body here; everything else streams it to the decoder.
     let (raw_body, body) = if sys_raw::wants_body(&state, &path) {
-        match decode::read_body(body, state.max_request_size).await {
+        match decode::read_body(body, state.options.max_request_size).await {
             Ok(b) => (b, Body::empty()),
             Err(e) => return error_response(&e),
         }
     } else {
-        (Vec::new(), body)
+        (axum::body::Bytes::new(), body)
     };
     if let Some(resp) = sys_raw::handle(
         &state,
@@ -196,5 +311,59 @@ mod tests {
         assert_eq!(normalize_path("/v2/sys"), None);
         assert_eq!(normalize_path("/v1x/sys"), None);
         assert_eq!(normalize_path("/v1").as_deref(), Some(""));
+    }
+
+    use super::{PathProblem, check_path, clean_path};
+
+    #[test]
+    fn dot_segments_and_control_characters() {
+        let redirect = |p: &str| Some(PathProblem::Redirect(p.to_owned()));
+        assert_eq!(
+            check_path("/v1/secret/data/a/../b"),
+            redirect("/v1/secret/data/b")
+        );
+        assert_eq!(check_path("/v1/a/./b//c/"), redirect("/v1/a/b/c/"));
+        assert_eq!(check_path("/../.."), redirect("/"));
+        assert_eq!(check_path("/v1/a/%2e%2e/b"), Some(PathProblem::Relative));
+        assert_eq!(check_path("/v1/a/%2E"), Some(PathProblem::Relative));
+        assert_eq!(check_path("/v1/a%2f..%2fb"), Some(PathProblem::Relative));
+        assert_eq!(check_path("/v1/a%00"), Some(PathProblem::Control));
+        assert_eq!(check_path("/v1/a%c2%85"), Some(PathProblem::Control));
+        assert_eq!(check_path("/v1/a..b/.c/..."), None);
+        assert_eq!(check_path("/v1//a/"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever the path, checking and normalising never panic; a path that passes the
+        /// check normalises to segments that are neither empty, `.` or `..`, nor hold control
+        /// characters.
+        #[test]
+        fn checked_paths_normalise_to_plain_segments(
+            tail in "([a-z]|\\.|/|%2[eEfF]|%00|%0a|%c3%a9|%ff|%|%e)*",
+        ) {
+            let raw = format!("/v1/{tail}");
+            let problem = check_path(&raw);
+            let normalised = normalize_path(&raw);
+            if problem.is_none() && let Some(path) = normalised {
+                for segment in path.split('/').filter(|_| !path.is_empty()) {
+                    proptest::prop_assert!(!matches!(segment, "" | "." | ".."), "{raw} -> {path}");
+                    proptest::prop_assert!(!segment.chars().any(char::is_control), "{raw}");
+                }
+            }
+        }
+
+        /// A cleaned path is rooted, has no empty or dot segments inside, is its own cleaning,
+        /// and is never redirected again.
+        #[test]
+        fn cleaning_is_idempotent(raw in "/([a-z]{1,3}|\\.|\\.\\.|/)*") {
+            let cleaned = clean_path(&raw);
+            proptest::prop_assert!(cleaned.starts_with('/'));
+            proptest::prop_assert!(!cleaned.contains("//"), "{raw} -> {cleaned}");
+            proptest::prop_assert_eq!(clean_path(&cleaned), cleaned.clone());
+            let redirected = matches!(check_path(&cleaned), Some(PathProblem::Redirect(_)));
+            proptest::prop_assert!(!redirected, "{raw} -> {cleaned}");
+        }
     }
 }

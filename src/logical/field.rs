@@ -411,6 +411,25 @@ pub fn parse_duration_seconds(input: &str) -> std::result::Result<i64, String> {
         .map_err(|()| format!("time: invalid duration {input:?}"))
 }
 
+/// Vault's `ParseDurationSecond` in nanoseconds, for settings that take sub-second values
+/// (`"500ms"`): integer seconds (`"30"`), days (`"2d"`) or a Go duration (`"1m30s"`).
+pub fn parse_duration_nanos(input: &str) -> std::result::Result<i128, String> {
+    let s = input.trim();
+    let invalid = || format!("time: invalid duration {input:?}");
+    if s.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(i128::from(n) * 1_000_000_000);
+    }
+    if let Some(days) = s.strip_suffix('d')
+        && let Ok(n) = days.parse::<i64>()
+    {
+        return Ok(i128::from(n) * 86_400_000_000_000);
+    }
+    parse_go_duration_nanos(s).map_err(|()| invalid())
+}
+
 /// Go's `time.ParseDuration`, in nanoseconds.
 fn parse_go_duration_nanos(s: &str) -> std::result::Result<i128, ()> {
     let (neg, mut rest) = match s.as_bytes().first() {
@@ -456,7 +475,8 @@ fn parse_go_duration_nanos(s: &str) -> std::result::Result<i128, ()> {
         if !frac_part.is_empty() {
             let digits = frac_part.len().min(18);
             let frac: i128 = frac_part.get(..digits).ok_or(())?.parse().map_err(|_| ())?;
-            value += frac * scale / 10i128.pow(u32::try_from(digits).map_err(|_| ())?);
+            let part = frac * scale / 10i128.pow(u32::try_from(digits).map_err(|_| ())?);
+            value = value.checked_add(part).ok_or(())?;
         }
         total = total.checked_add(value).ok_or(())?;
         rest = next;
@@ -630,5 +650,56 @@ mod tests {
         assert_eq!(pretty_duration(2_764_799), "767h59m59s");
         assert_eq!(pretty_duration(14400), "4h");
         assert_eq!(pretty_duration(2700), "45m");
+    }
+
+    #[test]
+    fn durations_in_nanoseconds() {
+        assert_eq!(parse_duration_nanos("30"), Ok(30_000_000_000));
+        assert_eq!(parse_duration_nanos("500ms"), Ok(500_000_000));
+        assert_eq!(parse_duration_nanos("1m30s"), Ok(90_000_000_000));
+        assert_eq!(parse_duration_nanos("2d"), Ok(172_800_000_000_000));
+        assert_eq!(parse_duration_nanos("-1.5s"), Ok(-1_500_000_000));
+        assert_eq!(
+            parse_duration_nanos("5 minutes"),
+            Err("time: invalid duration \"5 minutes\"".to_owned())
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Go durations built from their parts read back exactly, in both parsers.
+        #[test]
+        fn go_durations_round_trip(
+            h in 0i64..10_000, m in 0i64..600, s in 0i64..600, ms in 0i64..1000, neg: bool,
+        ) {
+            let sign = if neg { "-" } else { "" };
+            let text = format!("{sign}{h}h{m}m{s}s{ms}ms");
+            let millis = ((h * 60 + m) * 60 + s) * 1000 + ms;
+            let nanos = i128::from(if neg { -millis } else { millis }) * 1_000_000;
+            proptest::prop_assert_eq!(parse_duration_nanos(&text), Ok(nanos));
+            let secs = i64::try_from(nanos / 1_000_000_000).unwrap();
+            proptest::prop_assert_eq!(parse_duration_seconds(&text), Ok(secs));
+        }
+
+        /// Whole numbers are seconds.
+        #[test]
+        fn integers_are_seconds(n in proptest::num::i64::ANY) {
+            proptest::prop_assert_eq!(parse_duration_nanos(&n.to_string()), Ok(i128::from(n) * 1_000_000_000));
+            proptest::prop_assert_eq!(parse_duration_seconds(&n.to_string()), Ok(n));
+        }
+
+        /// Any text, including huge numbers and fractions, gives a value or an error, no panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "[-+0-9.a-zµμ ]{0,40}") {
+            let _ = parse_duration_nanos(&text);
+            let _ = parse_duration_seconds(&text);
+        }
+
+        #[test]
+        fn arbitrary_unicode_never_panics(text in "\\PC{0,24}") {
+            let _ = parse_duration_nanos(&text);
+            let _ = parse_duration_seconds(&text);
+        }
     }
 }

@@ -28,4 +28,5 @@ mod sys_tools;
 mod tls;
 mod token_races;
 mod tokens;
+mod transport;
 mod wrapping;

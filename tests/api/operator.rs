@@ -38,12 +38,12 @@ impl OpServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serving = core.clone();
         let options = HttpOptions {
-            max_request_size: coffer::http::DEFAULT_MAX_REQUEST_SIZE,
             unauthed_rekey: unauthed,
             unauthed_generate_root: unauthed,
+            ..HttpOptions::default()
         };
         let task = tokio::spawn(async move {
-            let _ = coffer::server::serve_http(listener, serving, options, async move {
+            let _ = coffer::server::serve_http(listener, serving, &options, async move {
                 let _ = rx.await;
             })
             .await;

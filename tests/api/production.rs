@@ -38,7 +38,7 @@ impl ProdServer {
             let _ = coffer::server::serve_http(
                 listener,
                 serving,
-                coffer::http::DEFAULT_MAX_REQUEST_SIZE,
+                &coffer::server::HttpOptions::default(),
                 async move {
                     let _ = rx.await;
                 },

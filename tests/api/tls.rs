@@ -36,7 +36,7 @@ async fn start(min_tls13: bool) -> TlsServer {
             listener,
             core,
             &tls,
-            coffer::http::DEFAULT_MAX_REQUEST_SIZE,
+            &coffer::server::HttpOptions::default(),
             async move {
                 let _ = rx.await;
             },
