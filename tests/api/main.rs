@@ -23,6 +23,7 @@ mod names;
 mod policies;
 mod production;
 mod sys_mounts;
+mod sys_remount;
 mod sys_tools;
 mod tls;
 mod tokens;
