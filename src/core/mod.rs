@@ -337,9 +337,10 @@ impl Core {
         let Some(source) = current.get(from).cloned() else {
             return Err(Error::bad(format!("no matching mount at {from:?}")));
         };
-        if let Some(m) = current.iter().find(|m| {
-            to.starts_with(m.api_path.as_str()) || m.api_path.starts_with(to)
-        }) {
+        if let Some(m) = current
+            .iter()
+            .find(|m| to.starts_with(m.api_path.as_str()) || m.api_path.starts_with(to))
+        {
             return Err(Error::bad(format!(
                 "path already in use at {:?}",
                 m.api_path
@@ -351,9 +352,7 @@ impl Core {
             MountTableKind::Auth => to.strip_prefix("auth/").unwrap_or(to).to_string(),
         };
         if entry.api_path() != to {
-            return Err(Error::bad(format!(
-                "cannot remount to destination {to:?}"
-            )));
+            return Err(Error::bad(format!("cannot remount to destination {to:?}")));
         }
         let moved = Arc::new(Mounted {
             entry: Arc::new(entry),

@@ -23,7 +23,10 @@ async fn approle_login(s: &TestServer, mount: &str) -> String {
     )
     .await
     .assert_status(204);
-    let rid = s.get(&format!("auth/{mount}/role/r/role-id"), root).await.body["data"]["role_id"]
+    let rid = s
+        .get(&format!("auth/{mount}/role/r/role-id"), root)
+        .await
+        .body["data"]["role_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -106,7 +109,10 @@ async fn a_secret_engine_moves_with_its_data_and_the_status_reports_success() {
         .assert_status(200);
     let denied = remount(&s, &t, "b/c", "d").await;
     denied.assert_status(403);
-    assert_eq!(denied.errors(), ["1 error occurred:\n\t* permission denied\n\n"]);
+    assert_eq!(
+        denied.errors(),
+        ["1 error occurred:\n\t* permission denied\n\n"]
+    );
 }
 
 #[tokio::test]
@@ -119,44 +125,129 @@ async fn every_refusal_has_openbao_text() {
             .assert_status(204);
     }
     for path in ["ap", "up"] {
-        s.post(&format!("sys/auth/{path}"), &root, json!({"type": "approle"}))
-            .await
-            .assert_status(204);
+        s.post(
+            &format!("sys/auth/{path}"),
+            &root,
+            json!({"type": "approle"}),
+        )
+        .await
+        .assert_status(204);
     }
     let missing = "both 'from' and 'to' path must be specified as a string";
     let cases: &[(Value, &str)] = &[
         (json!({}), missing),
         (json!({"from": "e"}), missing),
         (json!({"to": "e"}), missing),
-        (json!({"from": "nope", "to": "x"}), "no matching mount at \"nope/\""),
-        (json!({"from": "e/sub", "to": "x"}), "no matching mount at \"e/sub/\""),
-        (json!({"from": "f", "to": "x"}), "no matching mount at \"f/\""),
-        (json!({"from": "auth/nope", "to": "auth/zz"}), "no matching mount at \"auth/nope/\""),
-        (json!({"from": "e", "to": "d"}), "path already in use at \"d/\""),
-        (json!({"from": "e", "to": "d/sub"}), "path already in use at \"d/\""),
-        (json!({"from": "e", "to": "f"}), "path already in use at \"f/g/\""),
-        (json!({"from": "e", "to": "f/g/h"}), "path already in use at \"f/g/\""),
-        (json!({"from": "e", "to": "e"}), "path already in use at \"e/\""),
-        (json!({"from": "e", "to": "e/sub"}), "path already in use at \"e/\""),
-        (json!({"from": "e", "to": "secret"}), "path already in use at \"secret/\""),
-        (json!({"from": "auth/ap", "to": "auth/up"}), "path already in use at \"auth/up/\""),
-        (json!({"from": "auth/ap", "to": "auth/ap/x"}), "path already in use at \"auth/ap/\""),
+        (
+            json!({"from": "nope", "to": "x"}),
+            "no matching mount at \"nope/\"",
+        ),
+        (
+            json!({"from": "e/sub", "to": "x"}),
+            "no matching mount at \"e/sub/\"",
+        ),
+        (
+            json!({"from": "f", "to": "x"}),
+            "no matching mount at \"f/\"",
+        ),
+        (
+            json!({"from": "auth/nope", "to": "auth/zz"}),
+            "no matching mount at \"auth/nope/\"",
+        ),
+        (
+            json!({"from": "e", "to": "d"}),
+            "path already in use at \"d/\"",
+        ),
+        (
+            json!({"from": "e", "to": "d/sub"}),
+            "path already in use at \"d/\"",
+        ),
+        (
+            json!({"from": "e", "to": "f"}),
+            "path already in use at \"f/g/\"",
+        ),
+        (
+            json!({"from": "e", "to": "f/g/h"}),
+            "path already in use at \"f/g/\"",
+        ),
+        (
+            json!({"from": "e", "to": "e"}),
+            "path already in use at \"e/\"",
+        ),
+        (
+            json!({"from": "e", "to": "e/sub"}),
+            "path already in use at \"e/\"",
+        ),
+        (
+            json!({"from": "e", "to": "secret"}),
+            "path already in use at \"secret/\"",
+        ),
+        (
+            json!({"from": "auth/ap", "to": "auth/up"}),
+            "path already in use at \"auth/up/\"",
+        ),
+        (
+            json!({"from": "auth/ap", "to": "auth/ap/x"}),
+            "path already in use at \"auth/ap/\"",
+        ),
         (json!({"from": "sys", "to": "x"}), "cannot remount \"sys/\""),
-        (json!({"from": "sys", "to": "sys/x"}), "cannot remount \"sys/\""),
-        (json!({"from": "cubbyhole", "to": "x"}), "cannot remount \"cubbyhole/\""),
-        (json!({"from": "identity", "to": "x"}), "cannot remount \"identity/\""),
-        (json!({"from": "auth/token", "to": "auth/t2"}), "cannot remount \"auth/token/\""),
-        (json!({"from": "nope", "to": "sys/x"}), "cannot remount to destination sys/x/"),
-        (json!({"from": "e", "to": "cubbyhole"}), "cannot remount to destination cubbyhole/"),
-        (json!({"from": "e", "to": "identity/x"}), "cannot remount to destination identity/x/"),
-        (json!({"from": "e", "to": "auth/e"}), "cannot remount to destination auth/e/"),
-        (json!({"from": "e", "to": "auth"}), "cannot remount to destination auth/"),
-        (json!({"from": "e", "to": "audit/x"}), "cannot remount to destination audit/x/"),
-        (json!({"from": "auth/ap", "to": "ap2"}), "cannot remount auth mount to non-auth mount \"ap2/\""),
-        (json!({"from": "auth/ap", "to": "auth/token/x"}), "cannot remount to destination \"auth/token/x/\""),
-        (json!({"from": "e", "to": "x\u{1}"}), "invalid destination mount: path cannot contain non-printable characters"),
+        (
+            json!({"from": "sys", "to": "sys/x"}),
+            "cannot remount \"sys/\"",
+        ),
+        (
+            json!({"from": "cubbyhole", "to": "x"}),
+            "cannot remount \"cubbyhole/\"",
+        ),
+        (
+            json!({"from": "identity", "to": "x"}),
+            "cannot remount \"identity/\"",
+        ),
+        (
+            json!({"from": "auth/token", "to": "auth/t2"}),
+            "cannot remount \"auth/token/\"",
+        ),
+        (
+            json!({"from": "nope", "to": "sys/x"}),
+            "cannot remount to destination sys/x/",
+        ),
+        (
+            json!({"from": "e", "to": "cubbyhole"}),
+            "cannot remount to destination cubbyhole/",
+        ),
+        (
+            json!({"from": "e", "to": "identity/x"}),
+            "cannot remount to destination identity/x/",
+        ),
+        (
+            json!({"from": "e", "to": "auth/e"}),
+            "cannot remount to destination auth/e/",
+        ),
+        (
+            json!({"from": "e", "to": "auth"}),
+            "cannot remount to destination auth/",
+        ),
+        (
+            json!({"from": "e", "to": "audit/x"}),
+            "cannot remount to destination audit/x/",
+        ),
+        (
+            json!({"from": "auth/ap", "to": "ap2"}),
+            "cannot remount auth mount to non-auth mount \"ap2/\"",
+        ),
+        (
+            json!({"from": "auth/ap", "to": "auth/token/x"}),
+            "cannot remount to destination \"auth/token/x/\"",
+        ),
+        (
+            json!({"from": "e", "to": "x\u{1}"}),
+            "invalid destination mount: path cannot contain non-printable characters",
+        ),
         // OpenBao accepts this one and creates a mount named `../x/`; Coffer refuses it.
-        (json!({"from": "e", "to": "../x"}), "invalid destination mount: relative paths not supported"),
+        (
+            json!({"from": "e", "to": "../x"}),
+            "invalid destination mount: relative paths not supported",
+        ),
     ];
     for (body, want) in cases {
         let r = s.post("sys/remount", &root, body.clone()).await;
@@ -165,7 +256,15 @@ async fn every_refusal_has_openbao_text() {
     }
     // Nothing moved.
     let mounts = s.get("sys/mounts", &root).await.body["data"].clone();
-    for p in ["e/", "d/", "f/g/", "secret/", "sys/", "cubbyhole/", "identity/"] {
+    for p in [
+        "e/",
+        "d/",
+        "f/g/",
+        "secret/",
+        "sys/",
+        "cubbyhole/",
+        "identity/",
+    ] {
         assert!(mounts.get(p).is_some(), "{p} missing: {mounts}");
     }
     let auths = s.get("sys/auth", &root).await.body["data"].clone();
@@ -231,9 +330,13 @@ async fn a_move_survives_a_restart_on_file_storage() {
     s.post("sys/auth/ci", &root, json!({"type": "approle"}))
         .await
         .assert_status(204);
-    s.put("auth/ci/role/r", &root, json!({"token_policies": "default"}))
-        .await
-        .assert_status(204);
+    s.put(
+        "auth/ci/role/r",
+        &root,
+        json!({"token_policies": "default"}),
+    )
+    .await
+    .assert_status(204);
     remount(s, &root, "kv", "moved/kv").await.assert_status(200);
     remount(s, &root, "auth/ci", "auth/jenkins")
         .await
@@ -265,7 +368,10 @@ async fn path_help_serves_the_backend_help_to_any_valid_token() {
         let r = s.get("secret/data/foo?help=1", tok).await;
         r.assert_status(200);
         let help = r.body["help"].as_str().unwrap();
-        assert!(help.starts_with("Request:        data/foo\nMatching Route: ^data/"), "{help}");
+        assert!(
+            help.starts_with("Request:        data/foo\nMatching Route: ^data/"),
+            "{help}"
+        );
         assert!(help.contains("## PARAMETERS"), "{help}");
         assert!(r.body["openapi"]["openapi"].is_string(), "{}", r.text);
         assert!(r.body.get("data").is_none(), "{}", r.text);
@@ -304,7 +410,8 @@ async fn the_cli_moves_engines_and_auth_methods_and_prints_help() {
     let s = TestServer::start().await;
     let Some(cli) = Cli::new(&s) else { return };
     let root = Some("root");
-    cli.ok(root, &["secrets", "enable", "-path=a", "kv-v2"]).await;
+    cli.ok(root, &["secrets", "enable", "-path=a", "kv-v2"])
+        .await;
     cli.ok(root, &["kv", "put", "a/x", "k=v"]).await;
     let out = cli.ok(root, &["secrets", "move", "a/", "b/"]).await;
     assert!(
@@ -316,17 +423,22 @@ async fn the_cli_moves_engines_and_auth_methods_and_prints_help() {
         "v"
     );
 
-    cli.ok(root, &["auth", "enable", "-path=ap", "approle"]).await;
+    cli.ok(root, &["auth", "enable", "-path=ap", "approle"])
+        .await;
     cli.ok(root, &["write", "auth/ap/role/r", "token_policies=default"])
         .await;
-    let out = cli.ok(root, &["auth", "move", "auth/ap/", "auth/ap2/"]).await;
+    let out = cli
+        .ok(root, &["auth", "move", "auth/ap/", "auth/ap2/"])
+        .await;
     assert!(
         out.contains("Success! Finished moving auth method auth/ap/ to auth/ap2/"),
         "{out}"
     );
     cli.ok(root, &["read", "auth/ap2/role/r"]).await;
 
-    let refused = cli.run(root, &["secrets", "move", "sys/", "x/"], None).await;
+    let refused = cli
+        .run(root, &["secrets", "move", "sys/", "x/"], None)
+        .await;
     assert_eq!(refused.code, 2, "{}", refused.stdout);
     assert!(
         refused.stderr.contains("cannot remount \\\"sys/\\\"")
@@ -346,4 +458,57 @@ async fn the_cli_moves_engines_and_auth_methods_and_prints_help() {
         "{}",
         missing.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_moves_of_one_mount_let_exactly_one_win() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let root = s.root.clone();
+    for round in 0..10 {
+        let src = format!("src{round}");
+        s.post(
+            &format!("sys/mounts/{src}"),
+            &root,
+            json!({"type": "kv-v2"}),
+        )
+        .await
+        .assert_status(204);
+        s.put(
+            &format!("{src}/data/x"),
+            &root,
+            json!({"data": {"round": round}}),
+        )
+        .await
+        .assert_status(200);
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (s, root, src) = (s.clone(), root.clone(), src.clone());
+            tasks.push(tokio::spawn(async move {
+                let to = format!("dst{round}-{i}");
+                let r = remount(&s, &root, &src, &to).await;
+                (to, r.status.as_u16(), r.errors())
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (to, status, errors) = t.await.unwrap();
+            match status {
+                200 => winners.push(to),
+                400 => assert_eq!(errors, [format!("no matching mount at \"{src}/\"")]),
+                other => panic!("unexpected {other}: {errors:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let r = s.get(&format!("{}/data/x", winners[0]), &root).await;
+        r.assert_status(200);
+        assert_eq!(r.body["data"]["data"]["round"], round);
+        let mounts = s.get("sys/mounts", &root).await.body["data"].clone();
+        let moved: Vec<_> = mounts
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(&format!("dst{round}-")) || k.starts_with(&format!("{src}/")))
+            .collect();
+        assert_eq!(moved, [&format!("{}/", winners[0])]);
+    }
 }

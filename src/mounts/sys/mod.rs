@@ -39,7 +39,9 @@ impl SystemBackend {
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
             table: PathTable::new(paths)
                 .name("name", NameForm::TrimLower)
-                .description("The system backend: mounts, auth methods, policies and server control."),
+                .description(
+                    "The system backend: mounts, auth methods, policies and server control.",
+                ),
             migrations: path_remount::Migrations::default(),
         }
     }

@@ -35,7 +35,10 @@ pub(super) struct Migrations(std::sync::Mutex<VecDeque<Migration>>);
 
 impl Migrations {
     fn push(&self, m: Migration) {
-        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut q = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if q.len() >= MAX_RECORDS {
             q.pop_front();
         }
@@ -43,7 +46,10 @@ impl Migrations {
     }
 
     fn get(&self, id: &str) -> Option<(String, String)> {
-        let q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let q = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         q.iter()
             .find(|m| m.id == id)
             .map(|m| (m.source.clone(), m.target.clone()))
@@ -77,7 +83,11 @@ fn check_paths(from: &str, to: &str) -> Result<()> {
             "invalid destination mount: path cannot contain non-printable characters",
         ));
     }
-    if to.trim_end_matches('/').split('/').any(|s| s == "." || s == "..") {
+    if to
+        .trim_end_matches('/')
+        .split('/')
+        .any(|s| s == "." || s == "..")
+    {
         return Err(Error::bad(
             "invalid destination mount: relative paths not supported",
         ));
