@@ -318,8 +318,8 @@ impl<B: Sync> PathTable<B> {
             out.push_str(self.description);
         }
         out.push_str(
-            "\n\n## PATHS\n\nThe routes below are served by this mount. Ask for help on any \
-             path matching a route for its parameters; whether a request is allowed still \
+            "\n\n## PATHS\n\nThe routes below are served by this mount. Ask for help on any path\n\
+             matching a route for its parameters; whether a request is allowed still\n\
              depends on the policies of your token.\n",
         );
         for spec in &self.paths {
@@ -335,10 +335,12 @@ impl<B: Sync> PathTable<B> {
 /// The help text of one path: the request, the route it matched, the summary and the fields.
 fn path_help<B>(path: &str, spec: &PathSpec<B>) -> String {
     let mut out = format!(
-        "Request:        {path}\nMatching Route: {}\n\n{}\n",
-        spec.pattern.as_str(),
-        spec.help
+        "Request:        {path}\nMatching Route: {}\n",
+        spec.pattern.as_str()
     );
+    if !spec.help.is_empty() {
+        out.push_str(&format!("\n{}\n", spec.help));
+    }
     if !spec.fields.is_empty() {
         out.push_str("\n## PARAMETERS\n");
         let mut fields: Vec<&Field> = spec.fields.iter().collect();
