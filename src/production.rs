@@ -81,7 +81,11 @@ pub async fn run(
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let core = core.clone();
-        let max = l.max_request_size;
+        let max = crate::http::HttpOptions {
+            max_request_size: l.max_request_size,
+            unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
+            unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
+        };
         match &l.tls {
             Some(t) => {
                 let tls = TlsSettings {

@@ -106,10 +106,10 @@ pub async fn serve(
 pub async fn serve_http(
     listener: TcpListener,
     core: Arc<Core>,
-    max_request_size: usize,
+    options: impl Into<crate::http::HttpOptions>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(core, max_request_size).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(core, options).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -182,11 +182,11 @@ pub async fn serve_tls(
     listener: std::net::TcpListener,
     core: Arc<Core>,
     tls: &TlsSettings,
-    max_request_size: usize,
+    options: impl Into<crate::http::HttpOptions>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
-    let app = router(core, max_request_size).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(core, options).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {

@@ -191,6 +191,58 @@ impl Barrier {
         Ok(Self::status_of(&next))
     }
 
+    /// Encryptions with the active term since unseal, and when that term was installed (Unix
+    /// seconds): what automatic rotation decides on.
+    pub fn active_term_usage(&self) -> Result<(u64, i64), StorageError> {
+        let s = self.current()?;
+        let term = s.keyring.active_term();
+        Ok((
+            s.encryptions.load(Ordering::Relaxed),
+            s.keyring.install_time(term).unwrap_or(0),
+        ))
+    }
+
+    /// True when `root_key` is the key that opened this barrier (constant time).
+    pub fn is_root_key(&self, root_key: &[u8; 32]) -> Result<bool, StorageError> {
+        let current = self.current()?;
+        Ok(bool::from(subtle::ConstantTimeEq::ct_eq(
+            &current.root_key[..],
+            &root_key[..],
+        )))
+    }
+
+    /// Re-encrypts the keyring under `new_root_key` (the terms are unchanged) and stores it in
+    /// one batch with `seal_config` (the plaintext seal configuration). From then on only the new
+    /// root key opens the barrier.
+    pub async fn rekey(
+        &self,
+        new_root_key: &Zeroizing<[u8; 32]>,
+        seal_config: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let _guard = self.keyring_lock.lock().await;
+        let current = self.current()?;
+        let blob = current.keyring.seal(new_root_key).map_err(storage_err)?;
+        let keyring = Keyring::open(new_root_key, &blob).map_err(storage_err)?;
+        self.inner
+            .write_batch(vec![
+                WriteOp::Put(KEYRING_PATH.to_string(), blob),
+                WriteOp::Put(SEAL_CONFIG_PATH.to_string(), seal_config),
+            ])
+            .await?;
+        let next = Arc::new(Unsealed {
+            root_key: Arc::new(key_from(|k| k.copy_from_slice(&new_root_key[..]))),
+            keyring,
+            encryptions: AtomicU64::new(current.encryptions.load(Ordering::Relaxed)),
+        });
+        let mut state = self.write_state();
+        // Sealed while persisting: the rekey has happened all the same (the new keyring is on
+        // disk and opens with the new key), so it must succeed, or the new keys would be lost.
+        if state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &current)) {
+            *state = Some(next);
+        }
+        Ok(())
+    }
+
     /// The active term and its install time.
     pub fn key_status(&self) -> Result<KeyStatus, StorageError> {
         let s = self.current()?;

@@ -1,5 +1,7 @@
 //! `listener "tcp" { ... }` blocks: the socket address, TLS (on unless `tls_disable`, with
-//! certificate and key files that must exist), the minimum TLS version and the request size limit.
+//! certificate and key files that must exist), the minimum TLS version, the request size limit and
+//! whether `sys/rekey/*` and `sys/generate-root/*` are served without a token (OpenBao's
+//! `disable_unauthed_*_endpoints`; by default they need a sudo token).
 //! Vault's other listener settings are accepted without effect, except client-certificate
 //! verification, which Coffer does not do and therefore refuses rather than silently skip.
 
@@ -25,6 +27,8 @@ const LISTENER: Schema = Schema {
         "tls_min_version",
         "max_request_size",
         "tls_require_and_verify_client_cert",
+        "disable_unauthed_rekey_endpoints",
+        "disable_unauthed_generate_root_endpoints",
     ],
     ignored: &[
         "cluster_address",
@@ -62,6 +66,10 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Largest request body in bytes; default 32 MiB.
     pub max_request_size: usize,
+    /// `sys/rekey/*` need a token with sudo (default); `false` serves them without one, as Vault.
+    pub disable_unauthed_rekey_endpoints: bool,
+    /// `sys/generate-root/*` need a token with sudo (default); `false` serves them without one.
+    pub disable_unauthed_generate_root_endpoints: bool,
 }
 
 /// TLS settings of a listener.
@@ -161,6 +169,12 @@ pub(super) fn from_block(
         address,
         tls,
         max_request_size,
+        disable_unauthed_rekey_endpoints: section
+            .boolean("disable_unauthed_rekey_endpoints")?
+            .unwrap_or(true),
+        disable_unauthed_generate_root_endpoints: section
+            .boolean("disable_unauthed_generate_root_endpoints")?
+            .unwrap_or(true),
     };
     Ok((listener, ignored))
 }
@@ -364,6 +378,29 @@ mod tests {
         let fraction =
             "l.hcl:4: listener \"tcp\".max_request_size: expected a whole number, got a number 1.5";
         assert_eq!(size("1.5"), Err(fraction.to_owned()));
+    }
+
+    #[test]
+    fn unauthenticated_operator_endpoints() {
+        let flags = |body: &str| {
+            with_listener(&format!("tls_disable = true\n{body}")).map(|l| {
+                (
+                    l.disable_unauthed_rekey_endpoints,
+                    l.disable_unauthed_generate_root_endpoints,
+                )
+            })
+        };
+        // OpenBao's default: both disabled (Coffer then serves them behind a sudo token).
+        assert_eq!(flags(""), Ok((true, true)));
+        assert_eq!(
+            flags("disable_unauthed_rekey_endpoints = false"),
+            Ok((false, true))
+        );
+        assert_eq!(
+            flags("disable_unauthed_generate_root_endpoints = \"false\""),
+            Ok((true, false))
+        );
+        assert!(flags("disable_unauthed_rekey_endpoints = \"maybe\"").is_err());
     }
 
     #[test]

@@ -165,6 +165,8 @@ impl ServerConfig {
                 address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 tls: None,
                 max_request_size: listener::DEFAULT_MAX_REQUEST_SIZE,
+                disable_unauthed_rekey_endpoints: true,
+                disable_unauthed_generate_root_endpoints: true,
             }],
             api_addr: None,
             cluster_addr: None,

@@ -81,6 +81,8 @@ fn vault_example_expected() -> ServerConfig {
                 min_version: TlsVersion::Tls12,
             }),
             max_request_size: 33_554_432,
+            disable_unauthed_rekey_endpoints: true,
+            disable_unauthed_generate_root_endpoints: true,
         }],
         api_addr: Some("https://vault.example.com:8200".into()),
         cluster_addr: Some("https://10.0.0.1:8201".into()),

@@ -4,10 +4,14 @@
 //! (`mounts/`) → its `Storage` view → the physical engine. Everything durable goes through
 //! storage; in-memory structures here are caches rebuilt at start.
 
+pub mod generate_root;
 pub mod mounts;
+pub mod operator;
 pub mod pipeline;
 pub mod policy_store;
+pub mod rekey;
 pub mod render;
+pub mod rotation;
 pub mod seal;
 pub mod wrapping;
 
@@ -99,6 +103,8 @@ pub struct Core {
     mount_lock: tokio::sync::Mutex<()>,
     sealed: AtomicBool,
     unseal_progress: tokio::sync::Mutex<seal::Progress>,
+    rekey: tokio::sync::Mutex<Option<rekey::Attempt>>,
+    generate_root: tokio::sync::Mutex<Option<generate_root::Attempt>>,
     weak: Weak<Core>,
 }
 
@@ -130,6 +136,8 @@ impl Core {
             mount_lock: tokio::sync::Mutex::new(()),
             sealed: AtomicBool::new(true),
             unseal_progress: tokio::sync::Mutex::new(seal::Progress::default()),
+            rekey: tokio::sync::Mutex::new(None),
+            generate_root: tokio::sync::Mutex::new(None),
             weak: weak.clone(),
         });
         Ok(core)
@@ -514,6 +522,7 @@ impl Core {
         if self.is_sealed() {
             return Ok(0);
         }
+        self.auto_rotate().await;
         let mounts: Vec<_> = self.mount_table().iter().cloned().collect();
         let mut removed = 0;
         for m in mounts {
@@ -527,19 +536,28 @@ impl Core {
         Ok(removed)
     }
 
-    /// Creates the root token (dev mode or init).
+    /// Creates a root token. Without an id it is init's root token (`auth/token/root`, no
+    /// lease); with one it is dev mode's `-dev-root-token-id` token, which Vault makes through
+    /// `auth/token/create` as a non-renewable orphan (`display_name` `token`).
     pub async fn create_root_token(&self, id: Option<String>) -> Result<Secret> {
-        let created = self
-            .tokens
-            .create(NewToken {
-                id: id.map(Secret::new),
+        let new = match id {
+            None => NewToken {
                 policies: vec!["root".into()],
                 display_name: "root".into(),
                 path: "auth/token/root".into(),
                 ..Default::default()
-            })
-            .await?;
-        Ok(created.token)
+            },
+            Some(id) => NewToken {
+                id: Some(Secret::new(id)),
+                policies: vec!["root".into()],
+                display_name: "token".into(),
+                path: "auth/token/create".into(),
+                has_lease: true,
+                renewable: false,
+                ..Default::default()
+            },
+        };
+        Ok(self.tokens.create(new).await?.token)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::secret::Secret;
 
 const CLUSTER_KEY: &str = "core/cluster";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const UNSEAL_FAILED: &str = "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: cipher: message authentication failed";
+pub(super) const UNSEAL_FAILED: &str = "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: cipher: message authentication failed";
 
 /// Stored in plaintext next to the barrier: how many shares exist and how many unseal.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -80,35 +80,91 @@ fn invalid_config(msg: &str) -> Error {
     Error::bad(format!("invalid seal configuration: {msg}"))
 }
 
-/// Vault's checks on `secret_shares` / `secret_threshold`.
-fn validate(shares: i64, threshold: i64) -> Result<SealConfig> {
+/// Vault's checks on `secret_shares` / `secret_threshold`; the error is the bare reason.
+pub(super) fn check_config(
+    shares: i64,
+    threshold: i64,
+) -> std::result::Result<SealConfig, &'static str> {
     if shares < 1 {
-        return Err(invalid_config("shares must be at least one"));
+        return Err("shares must be at least one");
     }
     if threshold < 1 {
-        return Err(invalid_config("threshold must be at least one"));
+        return Err("threshold must be at least one");
     }
     if shares > 255 {
-        return Err(invalid_config("shares must be less than 256"));
+        return Err("shares must be less than 256");
     }
     if threshold > shares {
-        return Err(invalid_config("threshold cannot be larger than shares"));
+        return Err("threshold cannot be larger than shares");
     }
     if shares > 1 && threshold == 1 {
-        return Err(invalid_config(
-            "threshold must be greater than one for multiple shares",
-        ));
+        return Err("threshold must be greater than one for multiple shares");
     }
     Ok(SealConfig {
-        secret_shares: u8::try_from(shares)
-            .map_err(|_| invalid_config("shares must be less than 256"))?,
+        secret_shares: u8::try_from(shares).map_err(|_| "shares must be less than 256")?,
         secret_threshold: u8::try_from(threshold)
-            .map_err(|_| invalid_config("threshold cannot be larger than shares"))?,
+            .map_err(|_| "threshold cannot be larger than shares")?,
     })
 }
 
+fn validate(shares: i64, threshold: i64) -> Result<SealConfig> {
+    check_config(shares, threshold).map_err(invalid_config)
+}
+
+/// An unseal key as clients send it: hex, else standard base64.
+pub(super) fn parse_key(key: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let key = key.trim();
+    hex_decode(key)
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .map(Zeroizing::new)
+}
+
+/// Hex, as Vault prints unseal keys.
+pub(super) fn to_hex(b: &[u8]) -> String {
+    hex_encode(b)
+}
+
+/// Splits `root_key` into the unseal keys of `config` (with one share, the key itself).
+pub(super) fn split_key(
+    config: &SealConfig,
+    root_key: &[u8; 32],
+) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+    if config.secret_shares == 1 {
+        return Ok(vec![Zeroizing::new(root_key.to_vec())]);
+    }
+    Ok(
+        shamir::split(root_key, config.secret_shares, config.secret_threshold)
+            .map_err(|e| invalid_config(&e))?
+            .into_iter()
+            .map(Zeroizing::new)
+            .collect(),
+    )
+}
+
+/// Rebuilds a 32-byte root key from unseal keys (`threshold` 1: the key itself). `None` when the
+/// parts do not combine into a key of the right size.
+pub(super) fn combine_key(
+    threshold: u8,
+    parts: &[Zeroizing<Vec<u8>>],
+) -> Option<Zeroizing<[u8; 32]>> {
+    let combined = if threshold == 1 {
+        Zeroizing::new(parts.first()?.to_vec())
+    } else {
+        let plain: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+        let out = shamir::combine(&plain).map(Zeroizing::new);
+        // The plain copies above are dropped here; wipe them first.
+        for mut p in plain {
+            zeroize::Zeroize::zeroize(&mut p);
+        }
+        out.ok()?
+    };
+    <[u8; 32]>::try_from(combined.as_slice())
+        .ok()
+        .map(Zeroizing::new)
+}
+
 impl Core {
-    async fn seal_config(&self) -> Result<Option<SealConfig>> {
+    pub(super) async fn seal_config(&self) -> Result<Option<SealConfig>> {
         match self.barrier.inner().get(SEAL_CONFIG_PATH).await? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
@@ -131,19 +187,7 @@ impl Core {
         }
         let config = validate(shares, threshold)?;
         let root_key = Zeroizing::new(rand::random::<[u8; 32]>());
-        let keys: Vec<Zeroizing<Vec<u8>>> = if config.secret_shares == 1 {
-            vec![Zeroizing::new(root_key.to_vec())]
-        } else {
-            shamir::split(
-                root_key.as_slice(),
-                config.secret_shares,
-                config.secret_threshold,
-            )
-            .map_err(|e| invalid_config(&e))?
-            .into_iter()
-            .map(Zeroizing::new)
-            .collect()
-        };
+        let keys = split_key(&config, &root_key)?;
         self.barrier.initialize(&root_key).await?;
         let encoded = serde_json::to_vec(&config).map_err(Error::internal)?;
         self.barrier.inner().put(SEAL_CONFIG_PATH, encoded).await?;
@@ -192,9 +236,7 @@ impl Core {
                 let key = key.map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
                     Error::bad("'key' must be specified in request body as JSON, or 'reset' set to true")
                 })?;
-                let part = hex_decode(key)
-                    .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
-                    .map(Zeroizing::new)
+                let part = parse_key(key)
                     .ok_or_else(|| Error::bad("'key' must be a valid hex or base64 string"))?;
                 let duplicate = progress
                     .parts
@@ -216,25 +258,8 @@ impl Core {
     }
 
     async fn unseal_with(&self, config: &SealConfig, progress: Progress) -> Result<()> {
-        let combined = if config.secret_threshold == 1 {
-            progress
-                .parts
-                .first()
-                .map(|p| Zeroizing::new(p.to_vec()))
-                .unwrap_or_default()
-        } else {
-            let parts: Vec<Vec<u8>> = progress.parts.iter().map(|p| p.to_vec()).collect();
-            let out = shamir::combine(&parts).map(Zeroizing::new);
-            // The plain copies above are dropped here; wipe them first.
-            for mut p in parts {
-                zeroize::Zeroize::zeroize(&mut p);
-            }
-            out.map_err(|_| Error::bad(UNSEAL_FAILED))?
-        };
-        let root_key: Zeroizing<[u8; 32]> = match <[u8; 32]>::try_from(combined.as_slice()) {
-            Ok(k) => Zeroizing::new(k),
-            Err(_) => return Err(Error::bad(UNSEAL_FAILED)),
-        };
+        let root_key = combine_key(config.secret_threshold, &progress.parts)
+            .ok_or_else(|| Error::bad(UNSEAL_FAILED))?;
         match self.barrier.unseal(&root_key).await {
             Ok(()) => {}
             Err(BarrierError::InvalidKey) => return Err(Error::bad(UNSEAL_FAILED)),
@@ -256,6 +281,7 @@ impl Core {
     pub async fn seal(&self) -> Result<()> {
         let mut progress = self.unseal_progress.lock().await;
         *progress = Progress::default();
+        self.forget_operator_attempts().await;
         self.pre_seal()?;
         self.barrier.seal();
         tracing::info!("sealed");

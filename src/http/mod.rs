@@ -23,6 +23,27 @@ pub use envelope::error_response;
 /// Default maximum request body: 32 MiB, as Vault.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
+/// Settings of one listener's router. A bare `usize` is the body limit with the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    /// Body size limit in bytes.
+    pub max_request_size: usize,
+    /// Serve `sys/rekey/*` without a token (Vault's behaviour; off by default).
+    pub unauthed_rekey: bool,
+    /// Serve `sys/generate-root/*` without a token (Vault's behaviour; off by default).
+    pub unauthed_generate_root: bool,
+}
+
+impl From<usize> for HttpOptions {
+    fn from(max_request_size: usize) -> Self {
+        HttpOptions {
+            max_request_size,
+            unauthed_rekey: false,
+            unauthed_generate_root: false,
+        }
+    }
+}
+
 /// Shared state of the router.
 #[derive(Clone)]
 pub struct AppState {
@@ -30,10 +51,14 @@ pub struct AppState {
     pub core: Arc<Core>,
     /// Body size limit in bytes.
     pub max_request_size: usize,
+    /// Which operator endpoints this listener serves without a token.
+    pub options: HttpOptions,
 }
 
 /// The router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
-pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
+pub fn router(core: Arc<Core>, options: impl Into<HttpOptions>) -> Router {
+    let options = options.into();
+    let max_request_size = options.max_request_size;
     Router::new()
         .fallback(dispatch)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -42,6 +67,7 @@ pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
         .with_state(AppState {
             core,
             max_request_size,
+            options,
         })
 }
 
@@ -70,7 +96,7 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         return error_response(&Error::NotFound);
     };
     // Only init and unseal read their body here; everything else streams it to the decoder.
-    let (raw_body, body) = if sys_raw::wants_body(&path) {
+    let (raw_body, body) = if sys_raw::wants_body(&state, &path) {
         match decode::read_body(body, state.max_request_size).await {
             Ok(b) => (b, Body::empty()),
             Err(e) => return error_response(&e),

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use super::decode::parse_query;
 use super::{AppState, json_response, no_content};
+use crate::core::operator::{self, Family};
 use crate::error::{Error, Result};
+use crate::logical::Operation;
 
 /// Serves `path` if it is a raw sys endpoint; `None` otherwise.
 pub async fn handle(
@@ -18,6 +20,13 @@ pub async fn handle(
     _headers: &HeaderMap,
     body: &[u8],
 ) -> Option<HttpResponse> {
+    if let Some(rel) = path.strip_prefix("sys/")
+        && let Some(family) = operator::family(rel)
+        && unauthed(state, family)
+    {
+        let result = operator_unauthed(state, method, rel, body).await;
+        return Some(result.unwrap_or_else(|e| super::error_response(&e)));
+    }
     let get_like = *method == Method::GET || *method == Method::HEAD;
     let result = match (path, get_like) {
         ("sys/health", true) => health(state, method, query).await,
@@ -48,8 +57,48 @@ pub async fn handle(
 }
 
 /// True when `path` is served here and needs the request body.
-pub fn wants_body(path: &str) -> bool {
+pub fn wants_body(state: &AppState, path: &str) -> bool {
     matches!(path, "sys/init" | "sys/unseal")
+        || path
+            .strip_prefix("sys/")
+            .and_then(operator::family)
+            .is_some_and(|f| unauthed(state, f))
+}
+
+/// Whether this listener serves `family` without a token (listener setting
+/// `disable_unauthed_*_endpoints = false`); otherwise they are sudo paths of the pipeline.
+fn unauthed(state: &AppState, family: Family) -> bool {
+    match family {
+        Family::Rekey => state.options.unauthed_rekey,
+        Family::GenerateRoot => state.options.unauthed_generate_root,
+    }
+}
+
+/// Vault's unauthenticated `sys/rekey/*` and `sys/generate-root/*`.
+async fn operator_unauthed(
+    state: &AppState,
+    method: &Method,
+    rel: &str,
+    body: &[u8],
+) -> Result<HttpResponse> {
+    let op = match *method {
+        Method::GET => Operation::Read,
+        Method::PUT | Method::POST => Operation::Update,
+        Method::DELETE => Operation::Delete,
+        _ => return Err(Error::MethodNotAllowed),
+    };
+    let fields = match body_json(body)? {
+        Value::Object(m) => m,
+        _ => {
+            return Err(Error::bad(
+                "failed to decode JSON input: expected an object",
+            ));
+        }
+    };
+    match state.core.operator_raw(op, rel, &fields).await? {
+        Some(v) => Ok(ok(v)),
+        None => Ok(no_content()),
+    }
 }
 
 fn ok(v: Value) -> HttpResponse {

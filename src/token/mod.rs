@@ -2,9 +2,16 @@
 //!
 //! Tokens are never stored in plaintext. A token's storage key is `HMAC-SHA256(salt, token)`; its
 //! accessor is derived from the token with a second HMAC (so lookups can show it without storing
-//! it), and the accessor index is keyed by the accessor's own HMAC. The parent/child tree
+//! it), and the accessor index is keyed by the accessor's own HMAC; its (barrier-encrypted) value
+//! names the token and the accessor, so that accessors can be listed. The parent/child tree
 //! (`parent/<parent>/<child>`) drives cascading revocation; `mount/<accessor>/<token>` lets an auth
 //! mount's tokens be revoked when it is disabled.
+//!
+//! Concurrency: every read-modify-write of a token entry (use, renewal, revocation, orphaning,
+//! and a child's creation under its parent) holds the entry's storage lock, re-reads the entry
+//! and never writes one that is gone. Revocation first marks the whole tree pending
+//! (`num_uses = -1`, as Vault's `tokenRevocationPending`) under those locks, so that no use,
+//! renewal or child creation can succeed after it, then deletes children before parents.
 
 pub mod ttl;
 
@@ -27,6 +34,33 @@ const PARENT_PREFIX: &str = "parent/";
 const MOUNT_PREFIX: &str = "mount/";
 const EXPIRE_PREFIX: &str = "expire/";
 const SALT_KEY: &str = "salt";
+
+/// `num_uses` of a token whose revocation has begun (or whose last use is being served).
+pub const REVOCATION_PENDING: i64 = -1;
+
+/// Storage key of a token entry.
+fn entry_path(key: &str) -> String {
+    format!("{ENTRY_PREFIX}{key}")
+}
+
+/// The value of an accessor index entry. Entries written before the accessor was stored hold
+/// only the token key (plain text, not JSON); they resolve but cannot be listed.
+#[derive(Serialize, Deserialize)]
+struct AccessorIndex {
+    key: String,
+    accessor: String,
+}
+
+impl AccessorIndex {
+    fn decode(bytes: &[u8]) -> Result<(String, Option<String>)> {
+        if bytes.first() == Some(&b'{') {
+            let idx: AccessorIndex = serde_json::from_slice(bytes).map_err(Error::internal)?;
+            return Ok((idx.key, Some(idx.accessor)));
+        }
+        let key = String::from_utf8(bytes.to_vec()).map_err(Error::internal)?;
+        Ok((key, None))
+    }
+}
 
 /// Index key of a token's expiry: seconds zero-padded so that key order is time order.
 fn expire_key(expire_nanos: i128, key: &str) -> String {
@@ -345,10 +379,13 @@ impl TokenStore {
             internal: n.internal,
         };
         let mut ops = vec![
-            WriteOp::Put(format!("{ENTRY_PREFIX}{key}"), Storage::encode(&entry)?),
+            WriteOp::Put(entry_path(&key), Storage::encode(&entry)?),
             WriteOp::Put(
                 format!("{ACCESSOR_PREFIX}{}", entry.accessor_key),
-                key.clone().into_bytes(),
+                Storage::encode(&AccessorIndex {
+                    key: key.clone(),
+                    accessor: accessor.clone(),
+                })?,
             ),
         ];
         if let Some(parent) = &entry.parent_key {
@@ -366,7 +403,22 @@ impl TokenStore {
         if let Some(exp) = entry.expire_nanos {
             ops.push(WriteOp::Put(expire_key(exp, &key), Vec::new()));
         }
-        self.storage.batch(ops).await?;
+        match &entry.parent_key {
+            // The child is linked under the parent's lock, and only while the parent is live:
+            // once revocation has marked the parent, no child can be added to its tree.
+            Some(parent) => {
+                let _guard = self.storage.lock(&entry_path(parent)).await;
+                let live = self
+                    .load_shared(parent)
+                    .await?
+                    .is_some_and(|p| self.is_live(&p));
+                if !live {
+                    return Err(Error::bad("parent token lookup failed: no parent found"));
+                }
+                self.storage.batch(ops).await?;
+            }
+            None => self.storage.batch(ops).await?,
+        }
         Ok(Created {
             token,
             accessor,
@@ -412,16 +464,42 @@ impl TokenStore {
 
     /// The live entry of an accessor.
     pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>> {
+        Ok(self
+            .find_accessor(accessor)
+            .await?
+            .and_then(|e| self.live(e)))
+    }
+
+    /// The stored entry of an accessor, live or not (expired, pending revocation): revocation
+    /// by accessor finishes what an interrupted revocation started.
+    pub async fn find_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>> {
         let idx = format!("{ACCESSOR_PREFIX}{}", self.accessor_key(accessor));
-        let Some(key) = self.storage.get(&idx).await? else {
+        let Some(bytes) = self.storage.get(&idx).await? else {
             return Ok(None);
         };
-        let key = String::from_utf8(key).map_err(Error::internal)?;
-        Ok(self.load(&key).await?.and_then(|e| self.live(e)))
+        let (key, _) = AccessorIndex::decode(&bytes)?;
+        self.load(&key).await
+    }
+
+    /// Every accessor in the index, sorted (`LIST auth/token/accessors`). Index entries written
+    /// before accessors were stored cannot be listed and are skipped.
+    pub async fn list_accessors(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for idx in self.storage.list(ACCESSOR_PREFIX).await? {
+            let Some(bytes) = self.storage.get(&format!("{ACCESSOR_PREFIX}{idx}")).await? else {
+                continue;
+            };
+            if let Ok((_, Some(accessor))) = AccessorIndex::decode(&bytes) {
+                out.push(accessor);
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Charges one use. Returns the entry as it is for this request (num_uses -1 on its last use)
-    /// and whether the token must be revoked after the request; `None` if it has no uses left.
+    /// and whether the token must be revoked after the request; `None` if it has no uses left
+    /// (or is gone, or its revocation has begun).
     pub async fn use_token(
         &self,
         entry: Arc<TokenEntry>,
@@ -429,7 +507,7 @@ impl TokenStore {
         if entry.num_uses == 0 {
             return Ok(Some((entry, false)));
         }
-        let path = format!("{ENTRY_PREFIX}{}", entry.key);
+        let path = entry_path(&entry.key);
         let _guard = self.storage.lock(&path).await;
         let Some(mut current) = self.load(&entry.key).await? else {
             return Ok(None);
@@ -440,25 +518,40 @@ impl TokenStore {
         current.num_uses -= 1;
         let last = current.num_uses == 0;
         if last {
-            current.num_uses = -1;
+            current.num_uses = REVOCATION_PENDING;
         }
         self.storage.put_json(&path, &current).await?;
         Ok(Some((Arc::new(current), last)))
     }
 
-    /// Persists a modified entry (renewal), moving its expiry index entry.
-    pub async fn update(&self, entry: &TokenEntry) -> Result<()> {
-        let path = format!("{ENTRY_PREFIX}{}", entry.key);
+    /// Applies `f` to the stored entry of `key` under its lock and persists the result, moving
+    /// the expiry index entry when the expiry changed. Returns the updated entry, or `None`
+    /// (nothing written) when the token is gone, expired or pending revocation: a deleted entry
+    /// is never re-created, and fields `f` does not touch (the use count) are never stale.
+    pub async fn modify(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut TokenEntry),
+    ) -> Result<Option<TokenEntry>> {
+        let path = entry_path(key);
         let _guard = self.storage.lock(&path).await;
+        let Some(mut entry) = self.load(key).await?.and_then(|e| self.live(e)) else {
+            return Ok(None);
+        };
+        let old_expiry = entry.expire_nanos;
+        f(&mut entry);
         let mut ops = Vec::new();
-        if let Some(old) = self.load(&entry.key).await?.and_then(|e| e.expire_nanos) {
-            ops.push(WriteOp::Delete(expire_key(old, &entry.key)));
+        if old_expiry != entry.expire_nanos {
+            if let Some(old) = old_expiry {
+                ops.push(WriteOp::Delete(expire_key(old, key)));
+            }
+            if let Some(exp) = entry.expire_nanos {
+                ops.push(WriteOp::Put(expire_key(exp, key), Vec::new()));
+            }
         }
-        ops.push(WriteOp::Put(path, Storage::encode(entry)?));
-        if let Some(exp) = entry.expire_nanos {
-            ops.push(WriteOp::Put(expire_key(exp, &entry.key), Vec::new()));
-        }
-        self.storage.batch(ops).await
+        ops.push(WriteOp::Put(path, Storage::encode(&entry)?));
+        self.storage.batch(ops).await?;
+        Ok(Some(entry))
     }
 
     /// Revokes up to `limit` tokens whose expiry has passed, oldest first, reading only the
@@ -482,7 +575,10 @@ impl TokenStore {
             }
             match self.load(key).await? {
                 Some(e) if e.expire_nanos.is_some_and(|exp| exp <= now) => {
-                    self.revoke_tree(key, hook).await?
+                    // Re-checked under the entry's lock: a renewal that won the race stands.
+                    if self.mark_pending(key, true).await? {
+                        self.revoke_tree(key, hook).await?;
+                    }
                 }
                 Some(e)
                     if e.expire_nanos
@@ -503,27 +599,51 @@ impl TokenStore {
         self.now_nanos()
     }
 
+    /// Marks a token pending revocation under its lock, after which no use, renewal or child
+    /// creation succeeds. With `only_if_expired`, marks it only when it has expired by now.
+    /// Returns whether the entry exists and is (now) marked.
+    async fn mark_pending(&self, key: &str, only_if_expired: bool) -> Result<bool> {
+        let path = entry_path(key);
+        let _guard = self.storage.lock(&path).await;
+        let Some(mut entry) = self.load(key).await? else {
+            return Ok(false);
+        };
+        let now = self.now_nanos();
+        if only_if_expired && entry.expire_nanos.is_none_or(|exp| exp > now) {
+            return Ok(false);
+        }
+        if entry.num_uses != REVOCATION_PENDING {
+            entry.num_uses = REVOCATION_PENDING;
+            self.storage.put_json(&path, &entry).await?;
+        }
+        Ok(true)
+    }
+
     /// Revokes a token and all its descendants.
     pub async fn revoke_tree(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
-        // Iterative post-order walk: children are revoked before their parent.
-        let mut stack = vec![(key.to_string(), false)];
-        while let Some((k, expanded)) = stack.pop() {
-            if expanded {
-                self.revoke_one(&k, hook).await?;
-                continue;
-            }
-            stack.push((k.clone(), true));
+        // Mark top-down: a token's children are listed only after it is marked, so a child
+        // created concurrently is either refused or already linked and listed here.
+        let mut marked = Vec::new();
+        let mut stack = vec![key.to_string()];
+        while let Some(k) = stack.pop() {
+            self.mark_pending(&k, false).await?;
             for child in self.storage.list(&format!("{PARENT_PREFIX}{k}/")).await? {
-                stack.push((child.trim_end_matches('/').to_string(), false));
+                stack.push(child.trim_end_matches('/').to_string());
             }
+            marked.push(k);
+        }
+        // Delete bottom-up: in reverse pre-order every token comes after its descendants.
+        for k in marked.iter().rev() {
+            self.revoke_one(k, hook).await?;
         }
         Ok(())
     }
 
     /// Revokes one token; its children become orphans.
     pub async fn revoke_orphan(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        self.mark_pending(key, false).await?;
         for child in self.storage.list(&format!("{PARENT_PREFIX}{key}/")).await? {
-            let path = format!("{ENTRY_PREFIX}{child}");
+            let path = entry_path(&child);
             let _guard = self.storage.lock(&path).await;
             if let Some(mut e) = self.load(&child).await? {
                 e.parent_key = None;
@@ -534,6 +654,8 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        let path = entry_path(key);
+        let _guard = self.storage.lock(&path).await;
         let Some(entry) = self.load(key).await? else {
             self.storage
                 .clear(&format!("{PARENT_PREFIX}{key}/"))
@@ -542,7 +664,7 @@ impl TokenStore {
         };
         hook.on_revoke(&entry).await?;
         let mut ops = vec![
-            WriteOp::Delete(format!("{ENTRY_PREFIX}{key}")),
+            WriteOp::Delete(path),
             WriteOp::Delete(format!("{ACCESSOR_PREFIX}{}", entry.accessor_key)),
         ];
         if let Some(parent) = &entry.parent_key {
@@ -629,4 +751,132 @@ pub fn normalize_policies(
         return vec!["root".into()];
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::physical::inmem::InmemBackend;
+    use crate::storage::KeyLocks;
+
+    struct NoHook;
+
+    #[async_trait::async_trait]
+    impl RevokeHook for NoHook {
+        async fn on_revoke(&self, _entry: &TokenEntry) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn store() -> TokenStore {
+        let storage = Storage::new(
+            Arc::new(InmemBackend::new()),
+            "token/",
+            Arc::new(KeyLocks::default()),
+        );
+        let store = TokenStore::new(storage, crate::clock::MockClock::new());
+        store.load_salt().await.unwrap();
+        store
+    }
+
+    fn token(ttl: i64) -> NewToken {
+        NewToken {
+            policies: vec!["default".into()],
+            ttl,
+            renewable: true,
+            has_lease: true,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn accessors_are_listed_and_old_index_entries_still_resolve() {
+        let s = store().await;
+        let a = s.create(token(0)).await.unwrap();
+        let b = s.create(token(0)).await.unwrap();
+        // An index entry as older versions wrote it: the token key only.
+        s.storage
+            .put(
+                &format!("{ACCESSOR_PREFIX}{}", b.entry.accessor_key),
+                b.entry.key.clone().into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.list_accessors().await.unwrap(), vec![a.accessor.clone()]);
+        let found = s.lookup_accessor(&b.accessor).await.unwrap().unwrap();
+        assert_eq!(found.key, b.entry.key);
+        s.revoke_tree(&b.entry.key, &NoHook).await.unwrap();
+        assert!(s.find_accessor(&b.accessor).await.unwrap().is_none());
+        s.revoke_tree(&a.entry.key, &NoHook).await.unwrap();
+        assert!(s.list_accessors().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_writes_a_token_once_its_revocation_began() {
+        let s = store().await;
+        let parent = s.create(token(3600)).await.unwrap();
+        assert!(s.mark_pending(&parent.entry.key, false).await.unwrap());
+        assert!(s.lookup(parent.token.expose()).await.unwrap().is_none());
+        let renewed = s.modify(&parent.entry.key, |e| e.ttl = 7200).await.unwrap();
+        assert!(renewed.is_none());
+        let child = NewToken {
+            parent_key: Some(parent.entry.key.clone()),
+            ..token(60)
+        };
+        let err = s.create(child).await.unwrap_err();
+        assert!(err.to_string().contains("no parent found"), "{err}");
+        s.revoke_tree(&parent.entry.key, &NoHook).await.unwrap();
+        // A write after the deletion never re-creates the entry.
+        let renewed = s.modify(&parent.entry.key, |e| e.ttl = 7200).await.unwrap();
+        assert!(renewed.is_none());
+        assert!(s.load(&parent.entry.key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn renewal_keeps_the_stored_use_count_and_moves_the_expiry_index() {
+        let s = store().await;
+        let t = s
+            .create(NewToken {
+                num_uses: 5,
+                ..token(60)
+            })
+            .await
+            .unwrap();
+        let stale = t.entry.clone();
+        s.use_token(stale.clone()).await.unwrap().unwrap();
+        s.use_token(stale.clone()).await.unwrap().unwrap();
+        let new_exp = s.now() + 120 * 1_000_000_000;
+        let e = s
+            .modify(&stale.key, |e| e.expire_nanos = Some(new_exp))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.num_uses, 3);
+        let index = s.storage.scan(EXPIRE_PREFIX, 10).await.unwrap();
+        assert_eq!(index, vec![expire_key(new_exp, &stale.key)]);
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_cannot_be_renewed_and_the_sweep_revokes_it() {
+        let clock = crate::clock::MockClock::new();
+        let s = TokenStore::new(
+            Storage::new(
+                Arc::new(InmemBackend::new()),
+                "token/",
+                Arc::new(KeyLocks::default()),
+            ),
+            clock.clone(),
+        );
+        s.load_salt().await.unwrap();
+        let t = s.create(token(60)).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(61));
+        let renewed = s
+            .modify(&t.entry.key, |e| e.expire_nanos = Some(i128::MAX))
+            .await
+            .unwrap();
+        assert!(renewed.is_none());
+        assert_eq!(s.sweep(10, &NoHook).await.unwrap(), 1);
+        assert!(s.load(&t.entry.key).await.unwrap().is_none());
+        assert!(s.find_accessor(&t.accessor).await.unwrap().is_none());
+    }
 }

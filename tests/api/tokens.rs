@@ -17,19 +17,147 @@ async fn root_token_lookup_like_vault() {
     let srv = TestServer::start().await;
     let r = srv.get("auth/token/lookup-self", &srv.root).await;
     let d = &r.body["data"];
+    // `-dev-root-token-id` makes the token through auth/token/create, as OpenBao's dev server
+    // does: its lookup shows display_name `token`, that path, an issue_time and renewable false.
+    let mut keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "accessor",
+            "creation_time",
+            "creation_ttl",
+            "display_name",
+            "entity_id",
+            "expire_time",
+            "explicit_max_ttl",
+            "id",
+            "issue_time",
+            "meta",
+            "num_uses",
+            "orphan",
+            "path",
+            "policies",
+            "renewable",
+            "ttl",
+            "type"
+        ]
+    );
     assert_eq!(d["id"], "root");
     assert_eq!(d["policies"], json!(["root"]));
-    assert_eq!(d["path"], "auth/token/root");
-    assert_eq!(d["display_name"], "root");
+    assert_eq!(d["path"], "auth/token/create");
+    assert_eq!(d["display_name"], "token");
     assert_eq!(d["ttl"], 0);
+    assert_eq!(d["creation_ttl"], 0);
+    assert_eq!(d["explicit_max_ttl"], 0);
+    assert_eq!(d["num_uses"], 0);
+    assert_eq!(d["meta"], serde_json::Value::Null);
+    assert_eq!(d["entity_id"], "");
+    assert_eq!(d["type"], "service");
     assert_eq!(d["expire_time"], serde_json::Value::Null);
     assert_eq!(d["orphan"], true);
-    assert!(d.get("issue_time").is_none() && d.get("renewable").is_none());
+    assert_eq!(d["renewable"], false);
+    assert!(d["issue_time"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert_eq!(d["accessor"].as_str().unwrap().len(), 24);
     let r = srv
         .post("auth/token/renew-self", &srv.root, json!({}))
         .await;
     r.assert_status(400);
+    assert_eq!(r.errors(), ["lease is not renewable"]);
+}
+
+#[tokio::test]
+async fn last_use_is_revocation_pending_like_vault() {
+    let srv = TestServer::start().await;
+    // The request that spends the last use sees the token pending revocation.
+    let t = srv.token_with(&["default"], json!({"num_uses": 1})).await;
+    let r = srv.post("auth/token/renew-self", &t, json!({})).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["token not found"]);
+    srv.get("auth/token/lookup-self", &t)
+        .await
+        .assert_status(403);
+    let t = srv.token_with(&["default"], json!({"num_uses": 1})).await;
+    let r = srv
+        .post(
+            "sys/capabilities-self",
+            &t,
+            json!({"paths": ["secret/foo"]}),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["1 error occurred:\n\t* invalid token\n\n"]);
+    let t = srv.token_with(&["default"], json!({"num_uses": 1})).await;
+    let r = srv.get("auth/token/lookup-self", &t).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["num_uses"], -1);
+    srv.get("auth/token/lookup-self", &t)
+        .await
+        .assert_status(403);
+}
+
+#[tokio::test]
+async fn list_accessors_needs_sudo_and_lists_live_tokens() {
+    let srv = TestServer::start().await;
+    let root_acc = accessor_of(&srv, &srv.root).await;
+    let a = srv.token_with(&["default"], json!({})).await;
+    let a_acc = accessor_of(&srv, &a).await;
+    let b = srv.token_with(&["default"], json!({})).await;
+    let b_acc = accessor_of(&srv, &b).await;
+    let r = srv.list("auth/token/accessors", &srv.root).await;
+    r.assert_status(200);
+    let mut want = vec![root_acc.clone(), a_acc.clone(), b_acc];
+    want.sort();
+    assert_eq!(r.body["data"], json!({ "keys": want }));
+    // The trailing slash and ?list=true reach the same endpoint.
+    let r = srv
+        .req(
+            "GET",
+            "auth/token/accessors/?list=true",
+            Some(&srv.root),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["data"]["keys"].as_array().unwrap().len(), 3);
+    srv.post("auth/token/revoke", &srv.root, json!({"token": b}))
+        .await
+        .assert_status(204);
+    let mut want = vec![root_acc, a_acc];
+    want.sort();
+    assert_eq!(
+        srv.list("auth/token/accessors", &srv.root).await.body["data"]["keys"],
+        json!(want)
+    );
+    // Not a read; without sudo, denied as by the ACL.
+    let r = srv.get("auth/token/accessors", &srv.root).await;
+    r.assert_status(405);
+    assert_eq!(
+        r.errors(),
+        ["1 error occurred:\n\t* unsupported operation\n\n"]
+    );
+    for path in ["auth/token/accessors", "auth/token/accessors/"] {
+        let r = srv.list(path, &a).await;
+        r.assert_status(403);
+        assert_eq!(r.errors(), ["1 error occurred:\n\t* permission denied\n\n"]);
+    }
+    srv.write_policy(
+        "hygiene",
+        r#"path "auth/token/accessors" { capabilities = ["list", "sudo"] }"#,
+    )
+    .await;
+    let listed = srv.token_with(&["hygiene"], json!({})).await;
+    let r = srv.list("auth/token/accessors", &listed).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["keys"].as_array().unwrap().len(), 3);
+    srv.write_policy(
+        "no-sudo",
+        r#"path "auth/token/accessors" { capabilities = ["list"] }"#,
+    )
+    .await;
+    let t = srv.token_with(&["no-sudo"], json!({})).await;
+    srv.list("auth/token/accessors", &t)
+        .await
+        .assert_status(403);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 mod path_capabilities;
 mod path_mounts;
+mod path_operator;
 mod path_policies;
 mod path_remount;
 mod path_seal;
@@ -33,6 +34,7 @@ impl SystemBackend {
         paths.extend(path_wrapping::paths());
         paths.extend(path_seal::paths());
         paths.extend(path_tools::paths());
+        paths.extend(path_operator::paths());
         paths.extend(path_remount::paths());
         SystemBackend {
             core: CoreRef::new(core),
@@ -65,6 +67,7 @@ impl Backend for SystemBackend {
                 "leader",
                 "init",
                 "unseal",
+                "decode-token",
             ],
             root: vec![
                 "auth/*",
@@ -75,6 +78,8 @@ impl Backend for SystemBackend {
                 "raw/*",
                 "rotate",
                 "rotate/*",
+                "rekey/*",
+                "generate-root/*",
                 "seal",
                 "step-down",
                 "leases/revoke-prefix/*",

@@ -49,7 +49,13 @@ impl SystemBackend {
     ) -> Result<Option<Response>> {
         let core = self.core()?;
         let entry: Option<TokenEntry> = match who {
-            Who::Caller => req.token.as_deref().cloned(),
+            // Vault refuses a token whose last use this very request spent.
+            Who::Caller => match req.token.as_deref() {
+                Some(t) if t.num_uses == crate::token::REVOCATION_PENDING => {
+                    return Err(Error::bad("1 error occurred:\n\t* invalid token\n\n"));
+                }
+                t => t.cloned(),
+            },
             Who::Token => {
                 let tok = d.get_str("token")?.unwrap_or_default();
                 core.tokens.lookup(&tok).await?

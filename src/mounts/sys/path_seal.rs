@@ -12,7 +12,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
     vec![
         P::new("seal$").on(Op::Update, |b, r, d| Box::pin(b.seal(r, d))),
         P::new("key-status$").on(Op::Read, |b, r, d| Box::pin(b.key_status(r, d))),
-        P::new("rotate$").on(Op::Update, |b, r, d| Box::pin(b.rotate(r, d))),
+        P::new("rotate(?:/keyring)?$").on(Op::Update, |b, r, d| Box::pin(b.rotate(r, d))),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! `auth/token/lookup*` and `auth/token/renew*`.
+//! `auth/token/lookup*`, `auth/token/renew*` and `LIST auth/token/accessors`.
 
 use serde_json::{Value, json};
 
@@ -23,6 +23,7 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
             .field("token", T::Str, "Token to look up.")
             .on(Op::Read, |b, r, d| Box::pin(b.lookup(r, d)))
             .on(Op::Update, |b, r, d| Box::pin(b.lookup(r, d))),
+        P::new("accessors/?$").on(Op::List, |b, r, d| Box::pin(b.list_accessors(r, d))),
         P::new("renew-self$")
             .field("token", T::Str, "Ignored.")
             .field("increment", T::DurationSecond, "Requested TTL from now.")
@@ -84,6 +85,12 @@ impl TokenBackend {
         ))))
     }
 
+    /// `LIST auth/token/accessors` (sudo, via the backend's root paths).
+    async fn list_accessors(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let keys = self.core()?.tokens.list_accessors().await?;
+        Ok(Some(Response::list(keys)))
+    }
+
     async fn lookup_accessor(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
         let core = self.core()?;
         let acc = d.get_str("accessor")?.unwrap_or_default();
@@ -109,7 +116,7 @@ impl TokenBackend {
         which: Which,
     ) -> Result<Option<Response>> {
         let core = self.core()?;
-        let (mut entry, token_out): (TokenEntry, String) = match which {
+        let (entry, token_out): (TokenEntry, String) = match which {
             Which::Caller => {
                 let tok = req
                     .client_token
@@ -193,10 +200,17 @@ impl TokenBackend {
             elapsed,
         })
         .map_err(Error::bad)?;
-        entry.ttl = ttl;
-        entry.expire_nanos = Some(now + i128::from(ttl) * 1_000_000_000);
-        entry.last_renewal_nanos = Some(now);
-        core.tokens.update(&entry).await?;
+        // Written under the entry's lock onto the stored entry (never the request's copy, whose
+        // use count is stale), and refused once the token is gone or its revocation has begun.
+        let entry = core
+            .tokens
+            .modify(&entry.key, |e| {
+                e.ttl = ttl;
+                e.expire_nanos = Some(now + i128::from(ttl) * 1_000_000_000);
+                e.last_renewal_nanos = Some(now);
+            })
+            .await?
+            .ok_or_else(|| Error::bad("token not found"))?;
         let accessor = if which == Which::Accessor {
             d.get_str("accessor")?.unwrap_or_default()
         } else {

@@ -46,7 +46,8 @@ impl TokenBackend {
             return Err(Error::bad("missing accessor"));
         }
         let core = self.core()?;
-        match core.tokens.lookup_accessor(&acc).await? {
+        // Like Vault, a token whose revocation is pending (or that has expired) is revoked too.
+        match core.tokens.find_accessor(&acc).await? {
             Some(entry) => {
                 core.revoke_token_tree(&entry.key).await?;
                 Ok(None)
