@@ -334,6 +334,72 @@ impl Core {
         Ok(true)
     }
 
+    /// Moves the mount at `from` to `to` (both relative to `/v1/`, ending in `/`, in the same
+    /// table): the entry keeps its uuid, accessor, storage view and backend, only its path changes.
+    /// While the move runs the mount is unrouted; an auth mount's tokens are revoked, as OpenBao
+    /// revokes the leases under the old path. The new table is persisted before it is served, so
+    /// a failure leaves the old table in place and a restart sees the new path.
+    pub async fn remount(&self, from: &str, to: &str) -> Result<()> {
+        let _guard = self.mount_lock.lock().await;
+        let current = self.mounts.load_full();
+        let Some(source) = current.get(from).cloned() else {
+            return Err(Error::bad(format!("no matching mount at {from:?}")));
+        };
+        if let Some(m) = current
+            .iter()
+            .find(|m| to.starts_with(m.api_path.as_str()) || m.api_path.starts_with(to))
+        {
+            return Err(Error::bad(format!(
+                "path already in use at {:?}",
+                m.api_path
+            )));
+        }
+        let mut entry = (*source.entry).clone();
+        entry.path = match entry.table {
+            MountTableKind::Secret => to.to_string(),
+            MountTableKind::Auth => to.strip_prefix("auth/").unwrap_or(to).to_string(),
+        };
+        if entry.api_path() != to {
+            return Err(Error::bad(format!("cannot remount to destination {to:?}")));
+        }
+        let moved = Arc::new(Mounted {
+            entry: Arc::new(entry),
+            backend: source.backend.clone(),
+            storage: source.storage.clone(),
+            api_path: to.to_string(),
+        });
+        let rest: Vec<_> = current
+            .iter()
+            .filter(|m| m.api_path != from)
+            .cloned()
+            .collect();
+        // Unroute the source first, so no request reaches it while its tokens are revoked.
+        self.mounts.store(Arc::new(MountTable::new(rest.clone())));
+        let result = async {
+            if source.entry.table == MountTableKind::Auth {
+                self.tokens
+                    .revoke_by_mount(&source.entry.accessor, self)
+                    .await?;
+            }
+            let mut all = rest;
+            all.push(moved);
+            let table = MountTable::new(all);
+            self.persist(&table).await?;
+            Ok(table)
+        }
+        .await;
+        match result {
+            Ok(table) => {
+                self.mounts.store(Arc::new(table));
+                Ok(())
+            }
+            Err(e) => {
+                self.mounts.store(current);
+                Err(e)
+            }
+        }
+    }
+
     /// Replaces a mount's config (tune).
     pub async fn tune_mount(
         &self,

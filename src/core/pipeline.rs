@@ -235,9 +235,10 @@ impl Core {
         ctx: RequestCtx,
     ) -> Result<(Option<Response>, Option<Value>, String)> {
         let Some(m) = mounted else {
-            // Without a mount only a root token learns that the route does not exist.
+            // Without a mount only a root token learns that the route does not exist (help, which
+            // no policy governs, tells any valid token, as OpenBao's does).
             let is_root = token.as_ref().is_some_and(|t| t.is_root());
-            if !is_root {
+            if !is_root && *op != Operation::Help {
                 return Err(Error::AclDenied);
             }
             return Err(Error::NoRoute(full_path.trim_end_matches('/').to_string()));
@@ -276,7 +277,9 @@ impl Core {
             if !result.allowed {
                 return Err(Error::AclDenied);
             }
-            if special.is_root(&req.path) && !result.root_privs {
+            // Help is governed by no policy, sudo included (as in OpenBao).
+            if special.is_root(&req.path) && !result.root_privs && req.operation != Operation::Help
+            {
                 return Err(Error::AclDenied);
             }
         }

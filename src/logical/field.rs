@@ -34,6 +34,23 @@ pub enum FieldType {
     Raw,
 }
 
+impl FieldType {
+    /// The name `path-help` shows for the type.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            FieldType::Str | FieldType::Raw => "string",
+            FieldType::Int => "int",
+            FieldType::Bool => "bool",
+            FieldType::DurationSecond => "duration (sec)",
+            FieldType::CommaStringSlice => "comma-separated strings",
+            FieldType::StringSlice => "slice",
+            FieldType::CommaIntSlice => "comma-separated integers",
+            FieldType::Map => "map",
+            FieldType::KvPairs => "keypair",
+        }
+    }
+}
+
 /// One field of a path's schema.
 #[derive(Debug, Clone)]
 pub struct Field {

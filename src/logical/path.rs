@@ -129,6 +129,8 @@ pub struct PathTable<B> {
     paths: Vec<PathSpec<B>>,
     /// Captures that hold names, with the form the backend keeps them in.
     names: Vec<(&'static str, NameForm)>,
+    /// What the backend is, for `path-help` on the mount itself.
+    description: &'static str,
 }
 
 impl<B: Sync> PathTable<B> {
@@ -137,7 +139,14 @@ impl<B: Sync> PathTable<B> {
         PathTable {
             paths,
             names: Vec::new(),
+            description: "",
         }
+    }
+
+    /// Sets the backend's description, shown by `path-help` on the mount itself.
+    pub fn description(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
     }
 
     /// Declares that every capture called `capture` is a name the backend keeps in `form`.
@@ -237,17 +246,15 @@ impl<B: Sync> PathTable<B> {
 
     /// Dispatches the request to the matching path's handler.
     pub async fn handle(&self, backend: &B, req: &Request) -> Result<Option<Response>> {
+        if req.operation == Operation::Help {
+            return self.help(req).map(Some);
+        }
         let (spec, data, replaced) = self.route(req).ok_or(Error::UnsupportedPath)?;
         let op = match req.operation {
             // A path without a create handler serves create with its update handler, as Vault does.
             Operation::Create if spec.handler(Operation::Create).is_none() => Operation::Update,
             op => op,
         };
-        if op == Operation::Help {
-            return Ok(Some(Response::json(
-                serde_json::json!({ "help": spec.help }),
-            )));
-        }
         let handler = spec.handler(op).ok_or(Error::UnsupportedOperation)?;
         data.validate().map_err(|e| match e {
             Error::BadRequest(msg) => Error::BadRequest(format!("Field validation failed: {msg}")),
@@ -271,6 +278,83 @@ impl<B: Sync> PathTable<B> {
         }
         Ok(resp)
     }
+}
+
+impl<B: Sync> PathTable<B> {
+    /// `?help=1`: the backend's own help on the mount itself, else the help of the matching
+    /// path. The body is what the CLI's `path-help` decodes: `help`, `see_also`, `openapi`.
+    fn help(&self, req: &Request) -> Result<Response> {
+        let text = if req.path.is_empty() {
+            self.root_help(&req.mount.kind)
+        } else {
+            let (spec, _) = self.matching(&req.path).ok_or(Error::UnsupportedPath)?;
+            path_help(&req.path, spec)
+        };
+        let body = serde_json::json!({
+            "help": text,
+            "see_also": null,
+            "openapi": {
+                "openapi": "3.0.2",
+                "info": {
+                    "title": "Coffer API",
+                    "description": "Vault-compatible HTTP API. All routes are prefixed with `/v1/`.",
+                    "version": env!("CARGO_PKG_VERSION"),
+                },
+                "paths": {},
+            },
+        });
+        Ok(Response {
+            raw_body: Some(body.to_string()),
+            status: Some(200),
+            ..Default::default()
+        })
+    }
+
+    fn root_help(&self, kind: &str) -> String {
+        let mut out = String::from("## DESCRIPTION\n\n");
+        if self.description.is_empty() {
+            out.push_str(&format!("The {kind} backend."));
+        } else {
+            out.push_str(self.description);
+        }
+        out.push_str(
+            "\n\n## PATHS\n\nThe routes below are served by this mount. Ask for help on any path\n\
+             matching a route for its parameters; whether a request is allowed still\n\
+             depends on the policies of your token.\n",
+        );
+        for spec in &self.paths {
+            out.push_str(&format!("\n    {}\n", spec.pattern.as_str()));
+            if !spec.help.is_empty() {
+                out.push_str(&format!("        {}\n", spec.help));
+            }
+        }
+        out
+    }
+}
+
+/// The help text of one path: the request, the route it matched, the summary and the fields.
+fn path_help<B>(path: &str, spec: &PathSpec<B>) -> String {
+    let mut out = format!(
+        "Request:        {path}\nMatching Route: {}\n",
+        spec.pattern.as_str()
+    );
+    if !spec.help.is_empty() {
+        out.push_str(&format!("\n{}\n", spec.help));
+    }
+    if !spec.fields.is_empty() {
+        out.push_str("\n## PARAMETERS\n");
+        let mut fields: Vec<&Field> = spec.fields.iter().collect();
+        fields.sort_by_key(|f| f.name);
+        for f in fields {
+            out.push_str(&format!(
+                "\n    {} ({})\n\n        {}\n",
+                f.name,
+                f.ty.type_name(),
+                f.description
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -36,8 +36,10 @@ impl CubbyholeBackend {
                 .on(Op::Create, |b, r, d| Box::pin(b.write(r, d)))
                 .on(Op::Update, |b, r, d| Box::pin(b.write(r, d)))
                 .on(Op::Delete, |b, r, d| Box::pin(b.delete(r, d)))
-                .on(Op::List, |b, r, d| Box::pin(b.list(r, d))),
-        ]);
+                .on(Op::List, |b, r, d| Box::pin(b.list(r, d)))
+                .help("Read, write, list and delete secrets private to the calling token."),
+        ])
+        .description("Per-token private secret storage; it is destroyed with its token.");
         CubbyholeBackend { table }
     }
 

@@ -24,6 +24,7 @@ mod operator;
 mod policies;
 mod production;
 mod sys_mounts;
+mod sys_remount;
 mod sys_tools;
 mod tls;
 mod token_races;

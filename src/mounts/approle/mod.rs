@@ -68,7 +68,12 @@ impl AppRoleBackend {
         AppRoleBackend {
             core: CoreRef::new(core),
             // Role names are case-insensitive: stored, authorised and served lower-cased.
-            table: PathTable::new(paths).name("role_name", NameForm::Lower),
+            table: PathTable::new(paths)
+                .name("role_name", NameForm::Lower)
+                .description(
+                    "AppRole: machines and services log in with a RoleID and a SecretID \
+                     issued against a role.",
+                ),
             salt: tokio::sync::OnceCell::new(),
             role_write: tokio::sync::Mutex::new(()),
             tidy_running: AtomicBool::new(false),

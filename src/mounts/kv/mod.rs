@@ -65,8 +65,13 @@ impl KvBackend {
         // Last, so that every valid path is tried first.
         v2.push(invalid_path());
         KvBackend {
-            v1: PathTable::new(v1::paths()),
-            v2: PathTable::new(v2),
+            v1: PathTable::new(v1::paths()).description(
+                "Key/value secret storage (version 1): each write replaces the value at its path.",
+            ),
+            v2: PathTable::new(v2).description(
+                "Versioned key/value secret storage (version 2): every write keeps a new version, \
+                 which can be read, deleted, undeleted or destroyed.",
+            ),
             clock: core.clock.clone(),
             sys_ttls: (core.config.default_lease_ttl, core.config.max_lease_ttl),
             upgraded: AtomicBool::new(false),

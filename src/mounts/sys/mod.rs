@@ -7,6 +7,7 @@ mod path_capabilities;
 mod path_mounts;
 mod path_operator;
 mod path_policies;
+mod path_remount;
 mod path_seal;
 mod path_tools;
 mod path_wrapping;
@@ -21,6 +22,7 @@ use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPat
 pub struct SystemBackend {
     core: CoreRef,
     table: PathTable<SystemBackend>,
+    migrations: path_remount::Migrations,
 }
 
 impl SystemBackend {
@@ -33,10 +35,16 @@ impl SystemBackend {
         paths.extend(path_seal::paths());
         paths.extend(path_tools::paths());
         paths.extend(path_operator::paths());
+        paths.extend(path_remount::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
-            table: PathTable::new(paths).name("name", NameForm::TrimLower),
+            table: PathTable::new(paths)
+                .name("name", NameForm::TrimLower)
+                .description(
+                    "The system backend: mounts, auth methods, policies and server control.",
+                ),
+            migrations: path_remount::Migrations::default(),
         }
     }
 

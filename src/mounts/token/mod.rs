@@ -29,7 +29,8 @@ impl TokenBackend {
         paths.extend(path_revoke::paths());
         TokenBackend {
             core: CoreRef::new(core),
-            table: PathTable::new(paths),
+            table: PathTable::new(paths)
+                .description("The token store: creates, looks up, renews and revokes tokens."),
         }
     }
 
