@@ -9,6 +9,7 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
+mod acl_cost;
 mod approle;
 mod binary;
 mod cli;
