@@ -10,6 +10,7 @@
 )]
 
 mod acl_cost;
+mod acl_list;
 mod approle;
 mod binary;
 mod cli;
