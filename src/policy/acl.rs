@@ -3,8 +3,8 @@
 //!
 //! [`Acl::new`] sorts every path rule of the token's policies into three buckets: exact paths,
 //! prefix rules (written with a trailing `*`) and segment-wildcard rules (with `+`). Rules merge
-//! only when bucket and path string are identical. Exact and prefix rules live in one byte trie, so
-//! finding the exact rule and the longest prefix rule of a request path costs one walk along the
+//! only when bucket and path string are identical. Exact and prefix rules live in one radix tree
+//! (a trie whose edges carry whole byte strings, as Vault's go-radix trees do), so finding the exact rule and the longest prefix rule of a request path costs one walk along the
 //! path (never more than the longest rule); each segment-wildcard rule is compared segment by
 //! segment against the path split once. Evaluation is therefore linear in the path length plus the
 //! total size of the rules, whatever the path (a token with only the `default` policy can ask
@@ -60,15 +60,18 @@ pub struct Acl {
     exact: Vec<(String, Perms)>,
     /// Prefix rules (path without the `*`), indexed by [`TrieNode::prefix`].
     prefix: Vec<(String, Perms)>,
-    /// Byte trie over the exact and prefix rule paths; node 0 is the root (the empty path).
+    /// Radix tree over the exact and prefix rule paths; node 0 is the root (the empty path).
+    /// It has at most two nodes per rule.
     trie: Vec<TrieNode>,
     /// Segment-wildcard rules, compiled.
     wildcard: Vec<WildcardRule>,
 }
 
-/// One trie node: the rules whose path ends here and the children by next byte (sorted).
+/// One radix-tree node: the bytes on the edge from its parent, its children (sorted by the first
+/// byte of their edge, which is unique among siblings) and the rules whose path ends here.
 #[derive(Debug, Clone, Default)]
 struct TrieNode {
+    edge: Vec<u8>,
     children: Vec<(u8, usize)>,
     exact: Option<usize>,
     prefix: Option<usize>,
@@ -292,47 +295,89 @@ impl Acl {
         out
     }
 
-    /// Adds `path` to the trie and returns its node.
+    /// Adds `path` to the radix tree and returns its node, splitting an edge where `path` leaves
+    /// it part-way.
     fn trie_insert(&mut self, path: &str) -> usize {
         let mut node = 0;
-        for byte in path.bytes() {
+        let mut rest = path.as_bytes();
+        while let Some(&first) = rest.first() {
             let Some(current) = self.trie.get(node) else {
                 return node;
             };
-            node = match current.children.binary_search_by_key(&byte, |(b, _)| *b) {
-                Ok(i) => current.children.get(i).map_or(node, |(_, child)| *child),
-                Err(i) => {
-                    let child = self.trie.len();
-                    self.trie.push(TrieNode::default());
-                    if let Some(n) = self.trie.get_mut(node) {
-                        n.children.insert(i, (byte, child));
-                    }
-                    child
+            let slot = current.children.binary_search_by_key(&first, |(b, _)| *b);
+            let Ok(slot) = slot else {
+                let leaf = self.trie.len();
+                self.trie.push(TrieNode {
+                    edge: rest.to_vec(),
+                    ..TrieNode::default()
+                });
+                if let (Err(i), Some(n)) = (slot, self.trie.get_mut(node)) {
+                    n.children.insert(i, (first, leaf));
                 }
+                return leaf;
             };
+            let Some(&(_, child)) = current.children.get(slot) else {
+                return node;
+            };
+            let Some(edge) = self.trie.get(child).map(|c| c.edge.as_slice()) else {
+                return node;
+            };
+            let common = edge.iter().zip(rest).take_while(|(a, b)| a == b).count();
+            if common < edge.len() {
+                // Split the edge: a new middle node takes the shared part.
+                let (shared, tail) = edge.split_at(common);
+                let (shared, tail) = (shared.to_vec(), tail.to_vec());
+                let middle = self.trie.len();
+                self.trie.push(TrieNode {
+                    edge: shared,
+                    children: tail.first().map(|b| (*b, child)).into_iter().collect(),
+                    ..TrieNode::default()
+                });
+                if let Some(c) = self.trie.get_mut(child) {
+                    c.edge = tail;
+                }
+                if let Some(entry) = self
+                    .trie
+                    .get_mut(node)
+                    .and_then(|n| n.children.get_mut(slot))
+                {
+                    entry.1 = middle;
+                }
+                node = middle;
+            } else {
+                node = child;
+            }
+            rest = rest.get(common..).unwrap_or_default();
         }
         node
     }
 
-    /// Walks the trie along `path`, calling `visit(depth, node)` for the root and every node
-    /// reached; stops where the trie ends, so the cost is bounded by the longest rule.
+    /// Walks the radix tree along `path`, calling `visit(depth, node)` for the root and every
+    /// node whose whole path is a prefix of `path` (`depth` = that path's length); the cost is
+    /// bounded by the longest rule, not by `path`.
     fn trie_walk<'s>(&'s self, path: &str, mut visit: impl FnMut(usize, &'s TrieNode)) {
         let Some(mut node) = self.trie.first() else {
             return;
         };
-        visit(0, node);
-        for (depth, byte) in path.bytes().enumerate() {
+        let bytes = path.as_bytes();
+        let mut depth = 0;
+        visit(depth, node);
+        while let Some(rest) = bytes.get(depth..) {
+            let Some(&first) = rest.first() else {
+                return;
+            };
             let next = node
                 .children
-                .binary_search_by_key(&byte, |(b, _)| *b)
+                .binary_search_by_key(&first, |(b, _)| *b)
                 .ok()
                 .and_then(|i| node.children.get(i))
                 .and_then(|(_, child)| self.trie.get(*child));
-            let Some(next) = next else {
+            let Some(next) = next.filter(|n| rest.starts_with(&n.edge)) else {
                 return;
             };
             node = next;
-            visit(depth + 1, node);
+            depth += node.edge.len();
+            visit(depth, node);
         }
     }
 
@@ -549,4 +594,35 @@ fn perms_allow(perms: &Perms, req: &AclRequest<'_>) -> bool {
             None => allow_all,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Acl;
+    use crate::policy::parse_policy;
+
+    #[test]
+    fn radix_tree_has_at_most_two_nodes_per_rule() {
+        let mut text = format!(
+            "path \"{}\" {{ capabilities = [\"read\"] }}\n",
+            "x".repeat(10_000)
+        );
+        for i in 0..500 {
+            text.push_str(&format!(
+                "path \"secret/app{i}/config\" {{ capabilities = [\"read\"] }}\n\
+                 path \"secret/app{i}/*\" {{ capabilities = [\"list\"] }}\n"
+            ));
+        }
+        let acl = Acl::new(&[Arc::new(parse_policy("p", &text).unwrap())]).unwrap();
+        let rules = acl.exact.len() + acl.prefix.len();
+        assert_eq!(rules, 1001);
+        assert!(acl.trie.len() <= 2 * rules + 1, "{} nodes", acl.trie.len());
+        assert_eq!(acl.capabilities("secret/app42/config"), ["read"]);
+        assert_eq!(acl.capabilities("secret/app42/other"), ["list"]);
+        assert_eq!(acl.capabilities("secret/app4"), ["deny"]);
+        assert_eq!(acl.capabilities(&"x".repeat(10_000)), ["read"]);
+        assert_eq!(acl.capabilities(&"x".repeat(9_999)), ["deny"]);
+    }
 }
