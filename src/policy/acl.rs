@@ -3,9 +3,17 @@
 //!
 //! [`Acl::new`] sorts every path rule of the token's policies into three buckets: exact paths,
 //! prefix rules (written with a trailing `*`) and segment-wildcard rules (with `+`). Rules merge
-//! only when bucket and path string are identical. A request is then matched against the exact
-//! rule, the LIST fallbacks, and finally the best prefix or wildcard candidate; the selected rule
-//! alone decides capability, wrapping-TTL and parameter checks.
+//! only when bucket and path string are identical. Exact and prefix rules live in one radix tree
+//! (a trie whose edges carry whole byte strings, as Vault's go-radix trees do), so finding the exact rule and the longest prefix rule of a request path costs one walk along the
+//! path (never more than the longest rule); each segment-wildcard rule is compared segment by
+//! segment against the path split once. Evaluation is therefore linear in the path length plus the
+//! total size of the rules, whatever the path (a token with only the `default` policy can ask
+//! `sys/capabilities-self` about any path it likes).
+//!
+//! A request is matched the way current Vault's `AllowOperation` does: the exact rule; for LIST the
+//! exact rule without the trailing slash; for LIST on a path ending in `/` the best prefix or
+//! wildcard rule for the path *without* the slash; then the best prefix or wildcard rule for the
+//! path as is. The selected rule alone decides capability, wrapping-TTL and parameter checks.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -48,21 +56,55 @@ pub struct AclResult {
 #[derive(Debug, Clone, Default)]
 pub struct Acl {
     root: bool,
-    exact: HashMap<String, Perms>,
-    prefix: HashMap<String, Perms>,
-    wildcard: HashMap<String, Perms>,
+    /// Exact rules: path and merged permissions, indexed by [`TrieNode::exact`].
+    exact: Vec<(String, Perms)>,
+    /// Prefix rules (path without the `*`), indexed by [`TrieNode::prefix`].
+    prefix: Vec<(String, Perms)>,
+    /// Radix tree over the exact and prefix rule paths; node 0 is the root (the empty path).
+    /// It has at most two nodes per rule.
+    trie: Vec<TrieNode>,
+    /// Segment-wildcard rules, compiled.
+    wildcard: Vec<WildcardRule>,
+}
+
+/// One radix-tree node: the bytes on the edge from its parent, its children (sorted by the first
+/// byte of their edge, which is unique among siblings) and the rules whose path ends here.
+#[derive(Debug, Clone, Default)]
+struct TrieNode {
+    edge: Vec<u8>,
+    children: Vec<(u8, usize)>,
+    exact: Option<usize>,
+    prefix: Option<usize>,
+}
+
+/// A segment-wildcard rule split for matching.
+#[derive(Debug, Clone)]
+struct WildcardRule {
+    /// The rule path as written (with any trailing `*`).
+    full: String,
+    /// The path without a trailing `*`.
+    pattern: String,
+    /// The rule ends in `*`.
+    is_prefix: bool,
+    /// `pattern` split on `/`.
+    segments: Vec<String>,
+    /// Byte position of the first `+` in the rule path.
+    first_wildcard: usize,
+    /// Number of `+` segments.
+    wildcards: usize,
+    perms: Perms,
 }
 
 /// Ranking data of one prefix or wildcard candidate (§4.3); larger keys win.
-struct Candidate<'a> {
+struct Candidate<'p, 'a> {
     first_wildcard: usize,
     is_prefix: bool,
     wildcards: usize,
-    pattern: &'a str,
+    pattern: &'p str,
     perms: &'a Perms,
 }
 
-impl Candidate<'_> {
+impl Candidate<'_, '_> {
     fn rank(&self) -> (usize, bool, Reverse<usize>, usize, &str) {
         let p = self.pattern;
         (
@@ -79,25 +121,54 @@ impl Acl {
     /// Compile the given policies (already loaded) into one ACL. A policy named "root" makes a root ACL
     /// (Err("other policies present along with root") if combined with others).
     pub fn new(policies: &[Arc<Policy>]) -> Result<Acl, String> {
-        let mut acl = Acl::default();
+        let mut root = false;
+        let mut buckets: [HashMap<String, Perms>; 3] = Default::default();
         for policy in policies {
             if policy.name == "root" {
                 if policies.len() != 1 {
                     return Err("other policies present along with root".to_owned());
                 }
-                acl.root = true;
+                root = true;
             }
             for rule in policy.rules.iter().filter(|r| !r.templated) {
+                let [exact, prefix, wildcard] = &mut buckets;
                 let bucket = match rule.kind {
-                    PathKind::Exact => &mut acl.exact,
-                    PathKind::Prefix => &mut acl.prefix,
-                    PathKind::SegmentWildcard => &mut acl.wildcard,
+                    PathKind::Exact => exact,
+                    PathKind::Prefix => prefix,
+                    PathKind::SegmentWildcard => wildcard,
                 };
                 match bucket.get_mut(&rule.path) {
                     Some(perms) => perms.merge(rule),
                     None => {
                         bucket.insert(rule.path.clone(), Perms::from_rule(rule));
                     }
+                }
+            }
+        }
+        let [exact, prefix, wildcard] = buckets;
+        let mut acl = Acl {
+            root,
+            exact: exact.into_iter().collect(),
+            prefix: prefix.into_iter().collect(),
+            trie: vec![TrieNode::default()],
+            wildcard: wildcard
+                .into_iter()
+                .map(|(full, perms)| WildcardRule::new(full, perms))
+                .collect(),
+        };
+        for i in 0..acl.exact.len() {
+            if let Some(path) = acl.exact.get(i).map(|(p, _)| p.clone()) {
+                let node = acl.trie_insert(&path);
+                if let Some(n) = acl.trie.get_mut(node) {
+                    n.exact = Some(i);
+                }
+            }
+        }
+        for i in 0..acl.prefix.len() {
+            if let Some(path) = acl.prefix.get(i).map(|(p, _)| p.clone()) {
+                let node = acl.trie_insert(&path);
+                if let Some(n) = acl.trie.get_mut(node) {
+                    n.prefix = Some(i);
                 }
             }
         }
@@ -179,7 +250,7 @@ impl Acl {
             | Capabilities::READ
             | Capabilities::SUDO
             | Capabilities::UPDATE;
-        let below = |(path, perms): (&String, &Perms)| {
+        let below = |(path, perms): &(String, Perms)| {
             path.starts_with(&mount)
                 && !perms.caps.contains(Capabilities::DENY)
                 && perms.caps.intersects(grants)
@@ -192,14 +263,22 @@ impl Acl {
     /// The merged rules of this ACL (templated rules excluded), sorted by kind and path; what
     /// `sys/internal/ui/resultant-acl` shows. Empty for the root ACL.
     pub fn rules(&self) -> Vec<PathRule> {
-        let mut out: Vec<PathRule> = [
-            (PathKind::Exact, &self.exact),
-            (PathKind::Prefix, &self.prefix),
-            (PathKind::SegmentWildcard, &self.wildcard),
-        ]
-        .into_iter()
-        .flat_map(|(kind, bucket)| {
-            bucket.iter().map(move |(path, perms)| {
+        let exact = self
+            .exact
+            .iter()
+            .map(|(p, perms)| (PathKind::Exact, p, perms));
+        let prefix = self
+            .prefix
+            .iter()
+            .map(|(p, perms)| (PathKind::Prefix, p, perms));
+        let wildcard = self
+            .wildcard
+            .iter()
+            .map(|w| (PathKind::SegmentWildcard, &w.full, &w.perms));
+        let mut out: Vec<PathRule> = exact
+            .chain(prefix)
+            .chain(wildcard)
+            .map(|(kind, path, perms)| {
                 let mut rule = PathRule::new(path.clone(), kind);
                 rule.capabilities = perms.caps;
                 rule.allowed_parameters = perms.allowed.clone();
@@ -211,79 +290,166 @@ impl Acl {
                     (perms.max_wrapping_ttl > 0).then_some(perms.max_wrapping_ttl);
                 rule
             })
-        })
-        .collect();
+            .collect();
         out.sort_by(|a, b| (a.kind as u8, &a.path).cmp(&(b.kind as u8, &b.path)));
         out
     }
 
-    /// Rule selection of §4.3: the exact rule, then for LIST the exact rule without the trailing
-    /// slash, then the best prefix or segment-wildcard rule.
-    ///
-    /// A LIST of `dir/` weighs the candidates for `dir` and `dir/` together, as current Vault does:
-    /// the most specific deny wins if it outranks every candidate granting `list`, otherwise the
-    /// most specific `list` grant, otherwise the most specific candidate. (The older "trimmed path
-    /// first" order let `kv/+` grant LIST `kv/private/` past a deny on `kv/private/*`, and let
-    /// `secret/*` shadow `secret/data/app/*`.)
+    /// Adds `path` to the radix tree and returns its node, splitting an edge where `path` leaves
+    /// it part-way.
+    fn trie_insert(&mut self, path: &str) -> usize {
+        let mut node = 0;
+        let mut rest = path.as_bytes();
+        while let Some(&first) = rest.first() {
+            let Some(current) = self.trie.get(node) else {
+                return node;
+            };
+            let slot = current.children.binary_search_by_key(&first, |(b, _)| *b);
+            let Ok(slot) = slot else {
+                let leaf = self.trie.len();
+                self.trie.push(TrieNode {
+                    edge: rest.to_vec(),
+                    ..TrieNode::default()
+                });
+                if let (Err(i), Some(n)) = (slot, self.trie.get_mut(node)) {
+                    n.children.insert(i, (first, leaf));
+                }
+                return leaf;
+            };
+            let Some(&(_, child)) = current.children.get(slot) else {
+                return node;
+            };
+            let Some(edge) = self.trie.get(child).map(|c| c.edge.as_slice()) else {
+                return node;
+            };
+            let common = edge.iter().zip(rest).take_while(|(a, b)| a == b).count();
+            if common < edge.len() {
+                // Split the edge: a new middle node takes the shared part.
+                let (shared, tail) = edge.split_at(common);
+                let (shared, tail) = (shared.to_vec(), tail.to_vec());
+                let middle = self.trie.len();
+                self.trie.push(TrieNode {
+                    edge: shared,
+                    children: tail.first().map(|b| (*b, child)).into_iter().collect(),
+                    ..TrieNode::default()
+                });
+                if let Some(c) = self.trie.get_mut(child) {
+                    c.edge = tail;
+                }
+                if let Some(entry) = self
+                    .trie
+                    .get_mut(node)
+                    .and_then(|n| n.children.get_mut(slot))
+                {
+                    entry.1 = middle;
+                }
+                node = middle;
+            } else {
+                node = child;
+            }
+            rest = rest.get(common..).unwrap_or_default();
+        }
+        node
+    }
+
+    /// Walks the radix tree along `path`, calling `visit(depth, node)` for the root and every
+    /// node whose whole path is a prefix of `path` (`depth` = that path's length); the cost is
+    /// bounded by the longest rule, not by `path`.
+    fn trie_walk<'s>(&'s self, path: &str, mut visit: impl FnMut(usize, &'s TrieNode)) {
+        let Some(mut node) = self.trie.first() else {
+            return;
+        };
+        let bytes = path.as_bytes();
+        let mut depth = 0;
+        visit(depth, node);
+        while let Some(rest) = bytes.get(depth..) {
+            let Some(&first) = rest.first() else {
+                return;
+            };
+            let next = node
+                .children
+                .binary_search_by_key(&first, |(b, _)| *b)
+                .ok()
+                .and_then(|i| node.children.get(i))
+                .and_then(|(_, child)| self.trie.get(*child));
+            let Some(next) = next.filter(|n| rest.starts_with(&n.edge)) else {
+                return;
+            };
+            node = next;
+            depth += node.edge.len();
+            visit(depth, node);
+        }
+    }
+
+    /// The exact rule for `path`, if any.
+    fn exact_rule(&self, path: &str) -> Option<&Perms> {
+        let mut found = None;
+        self.trie_walk(path, |depth, node| {
+            if depth == path.len() {
+                found = node.exact;
+            }
+        });
+        found
+            .and_then(|i| self.exact.get(i))
+            .map(|(_, perms)| perms)
+    }
+
+    /// The longest prefix rule that `path` starts with: its length and permissions.
+    fn longest_prefix(&self, path: &str) -> Option<(usize, &Perms)> {
+        let mut found = None;
+        self.trie_walk(path, |depth, node| {
+            if let Some(i) = node.prefix {
+                found = Some((depth, i));
+            }
+        });
+        let (depth, i) = found?;
+        self.prefix.get(i).map(|(_, perms)| (depth, perms))
+    }
+
+    /// Rule selection of §4.3, as Vault's `AllowOperation` orders it: the exact rule; for LIST the
+    /// exact rule without the trailing slash; for LIST on a path ending in `/` the best prefix or
+    /// wildcard rule for the slash-trimmed path; then the best one for the path as is.
     fn select(&self, op: Operation, path: &str) -> Option<&Perms> {
         let path = path.trim_start_matches('/');
-        if let Some(p) = self.exact.get(path) {
+        if let Some(p) = self.exact_rule(path) {
             return Some(p);
         }
-        if op != Operation::List {
-            return self.non_exact(path);
+        if op == Operation::List
+            && let Some(trimmed) = path.strip_suffix('/')
+        {
+            if let Some(p) = self.exact_rule(trimmed) {
+                return Some(p);
+            }
+            if let Some(p) = self.non_exact(trimmed) {
+                return Some(p);
+            }
         }
-        let Some(trimmed) = path.strip_suffix('/') else {
-            return self.non_exact(path);
-        };
-        if let Some(p) = self.exact.get(trimmed) {
-            return Some(p);
-        }
-        let mut all = self.candidates(trimmed);
-        all.extend(self.candidates(path));
-        let best_with = |bit: Capabilities| {
-            all.iter()
-                .filter(|c| c.perms.caps.contains(bit))
-                .max_by(|a, b| a.rank().cmp(&b.rank()))
-        };
-        match (best_with(Capabilities::DENY), best_with(Capabilities::LIST)) {
-            (Some(deny), None) => Some(deny.perms),
-            (Some(deny), Some(list)) if list.rank() < deny.rank() => Some(deny.perms),
-            (_, Some(list)) => Some(list.perms),
-            (None, None) => best(all),
-        }
+        self.non_exact(path)
     }
 
-    /// The best prefix or segment-wildcard rule for `path`, if any.
-    fn non_exact(&self, path: &str) -> Option<&Perms> {
-        best(self.candidates(path))
-    }
-
-    /// The longest matching prefix rule and every matching segment-wildcard rule.
-    fn candidates(&self, path: &str) -> Vec<Candidate<'_>> {
-        let longest_prefix = (0..=path.len())
-            .rev()
-            .filter(|i| path.is_char_boundary(*i))
-            .find_map(|i| self.prefix.get_key_value(&path[..i]));
-        let mut out: Vec<Candidate<'_>> = longest_prefix
-            .map(|(pattern, perms)| Candidate {
-                first_wildcard: pattern.len(),
+    /// The best prefix or segment-wildcard rule for `path`, if any (Vault's
+    /// `CheckAllowedFromNonExactPaths`): the longest prefix rule competes with every matching
+    /// wildcard rule on the §4.3 ranking.
+    fn non_exact<'s>(&'s self, path: &str) -> Option<&'s Perms> {
+        let longest = self.longest_prefix(path);
+        if self.wildcard.is_empty() {
+            return longest.map(|(_, perms)| perms);
+        }
+        let prefix = longest.and_then(|(len, perms)| {
+            Some(Candidate {
+                first_wildcard: len,
                 is_prefix: true,
                 wildcards: 0,
-                pattern,
+                pattern: path.get(..len)?,
                 perms,
             })
+        });
+        let parts: Vec<&str> = path.split('/').collect();
+        prefix
             .into_iter()
-            .collect();
-        if !self.wildcard.is_empty() {
-            let parts: Vec<&str> = path.split('/').collect();
-            out.extend(
-                self.wildcard
-                    .iter()
-                    .filter_map(|(full, perms)| match_wildcard(full, &parts, perms)),
-            );
-        }
-        out
+            .chain(self.wildcard.iter().filter_map(|w| w.matches(&parts)))
+            .max_by(|a, b| a.rank().cmp(&b.rank()))
+            .map(|c| c.perms)
     }
 
     /// The bare-mount variant of the wildcard matcher: does some non-deny `+` rule match the
@@ -293,19 +459,17 @@ impl Acl {
         let Some(last) = parts.len().checked_sub(2) else {
             return false;
         };
-        self.wildcard.iter().any(|(full, perms)| {
-            if perms.caps.contains(Capabilities::DENY) || perms.caps.is_empty() {
+        self.wildcard.iter().any(|w| {
+            if w.perms.caps.contains(Capabilities::DENY) || w.perms.caps.is_empty() {
                 return false;
             }
-            let (pattern, is_prefix) = split_glob(full);
-            let segs: Vec<&str> = pattern.split('/').collect();
-            for (i, seg) in segs.iter().enumerate() {
+            for (i, seg) in w.segments.iter().enumerate() {
                 let Some(part) = parts.get(i) else {
                     return false;
                 };
-                let ok = *seg == "+"
+                let ok = seg == "+"
                     || seg == part
-                    || (is_prefix && i + 1 == segs.len() && part.starts_with(seg));
+                    || (w.is_prefix && i + 1 == w.segments.len() && part.starts_with(seg.as_str()));
                 if !ok {
                     return false;
                 }
@@ -318,44 +482,47 @@ impl Acl {
     }
 }
 
-/// The highest-ranked candidate's permissions.
-fn best<'a>(candidates: Vec<Candidate<'a>>) -> Option<&'a Perms> {
-    candidates
-        .into_iter()
-        .max_by(|a, b| a.rank().cmp(&b.rank()))
-        .map(|c| c.perms)
-}
-
-/// Splits a wildcard pattern into the part before a trailing `*` and whether it had one.
-fn split_glob(full: &str) -> (&str, bool) {
-    match full.strip_suffix('*') {
-        Some(p) => (p, true),
-        None => (full, false),
-    }
-}
-
-/// Matches one segment-wildcard rule against the request path's segments.
-fn match_wildcard<'a>(full: &'a str, parts: &[&str], perms: &'a Perms) -> Option<Candidate<'a>> {
-    let (pattern, is_prefix) = split_glob(full);
-    let segs: Vec<&str> = pattern.split('/').collect();
-    if parts.len() < segs.len() || (!is_prefix && parts.len() != segs.len()) {
-        return None;
-    }
-    let mut wildcards = 0;
-    for (i, (seg, part)) in segs.iter().zip(parts).enumerate() {
-        if *seg == "+" {
-            wildcards += 1;
-        } else if seg != part && !(is_prefix && i + 1 == segs.len() && part.starts_with(seg)) {
-            return None;
+impl WildcardRule {
+    fn new(full: String, perms: Perms) -> WildcardRule {
+        let (pattern, is_prefix) = match full.strip_suffix('*') {
+            Some(p) => (p.to_owned(), true),
+            None => (full.clone(), false),
+        };
+        let segments: Vec<String> = pattern.split('/').map(str::to_owned).collect();
+        WildcardRule {
+            first_wildcard: full.find('+').unwrap_or(0),
+            wildcards: segments.iter().filter(|s| *s == "+").count(),
+            full,
+            pattern,
+            is_prefix,
+            segments,
+            perms,
         }
     }
-    Some(Candidate {
-        first_wildcard: full.find('+').unwrap_or(0),
-        is_prefix,
-        wildcards,
-        pattern,
-        perms,
-    })
+
+    /// Matches this rule against the request path's segments; the cost is bounded by the rule's
+    /// own length, not the path's.
+    fn matches<'s>(&'s self, parts: &[&str]) -> Option<Candidate<'s, 's>> {
+        let n = self.segments.len();
+        if parts.len() < n || (!self.is_prefix && parts.len() != n) {
+            return None;
+        }
+        for (i, (seg, part)) in self.segments.iter().zip(parts).enumerate() {
+            let ok = seg == "+"
+                || seg == part
+                || (self.is_prefix && i + 1 == n && part.starts_with(seg.as_str()));
+            if !ok {
+                return None;
+            }
+        }
+        Some(Candidate {
+            first_wildcard: self.first_wildcard,
+            is_prefix: self.is_prefix,
+            wildcards: self.wildcards,
+            pattern: &self.pattern,
+            perms: &self.perms,
+        })
+    }
 }
 
 /// Capability, wrapping and parameter checks on the selected rule (§4.4).
@@ -427,4 +594,35 @@ fn perms_allow(perms: &Perms, req: &AclRequest<'_>) -> bool {
             None => allow_all,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Acl;
+    use crate::policy::parse_policy;
+
+    #[test]
+    fn radix_tree_has_at_most_two_nodes_per_rule() {
+        let mut text = format!(
+            "path \"{}\" {{ capabilities = [\"read\"] }}\n",
+            "x".repeat(10_000)
+        );
+        for i in 0..500 {
+            text.push_str(&format!(
+                "path \"secret/app{i}/config\" {{ capabilities = [\"read\"] }}\n\
+                 path \"secret/app{i}/*\" {{ capabilities = [\"list\"] }}\n"
+            ));
+        }
+        let acl = Acl::new(&[Arc::new(parse_policy("p", &text).unwrap())]).unwrap();
+        let rules = acl.exact.len() + acl.prefix.len();
+        assert_eq!(rules, 1001);
+        assert!(acl.trie.len() <= 2 * rules + 1, "{} nodes", acl.trie.len());
+        assert_eq!(acl.capabilities("secret/app42/config"), ["read"]);
+        assert_eq!(acl.capabilities("secret/app42/other"), ["list"]);
+        assert_eq!(acl.capabilities("secret/app4"), ["deny"]);
+        assert_eq!(acl.capabilities(&"x".repeat(10_000)), ["read"]);
+        assert_eq!(acl.capabilities(&"x".repeat(9_999)), ["deny"]);
+    }
 }

@@ -10,6 +10,8 @@ mod params;
 pub mod parse;
 mod perms;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

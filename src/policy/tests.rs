@@ -418,107 +418,147 @@ fn bare_mount_access() {
 
 #[test]
 fn list_fallbacks() {
-    // Each row: policy, LIST path, allowed.
-    let cases = [
+    // Current Vault's order for LIST on `dir/`: exact `dir/`, exact `dir`, best prefix/wildcard
+    // rule for `dir`, best prefix/wildcard rule for `dir/`. The first stage that finds a rule
+    // decides, even when a later stage would have found a more specific one.
+    // Each row: policy, LIST path, allowed, capabilities reported for the path. Rows marked
+    // "OpenBao:" differ there (OpenBao tries the untrimmed path before the trimmed one).
+    let cases: &[(&str, &str, bool, &[&str])] = &[
         // exact rule without the trailing slash
         (
             r#"path "secret/metadata/app" { capabilities = ["list"] }"#,
             "secret/metadata/app/",
             true,
+            &["list"],
         ),
         (
             r#"path "secret/metadata/app/" { capabilities = ["list"] }"#,
             "secret/metadata/app/",
             true,
+            &["list"],
+        ),
+        // an exact rule without the slash beats any prefix rule
+        (
+            r#"path "a/*" { capabilities = ["read"] }
+            path "a/b" { capabilities = ["list"] }"#,
+            "a/b/",
+            true,
+            &["list"],
         ),
         // prefix rule without the slash covers the listing
         (
             r#"path "secret/metadata/app*" { capabilities = ["list"] }"#,
             "secret/metadata/app/",
             true,
+            &["list"],
         ),
         (
             r#"path "secret/metadata/app/*" { capabilities = ["list"] }"#,
             "secret/metadata/app/",
             true,
+            &["list"],
         ),
         // a `+` rule matches the slash-trimmed path
         (
             r#"path "kv/+" { capabilities = ["list"] }"#,
             "kv/dir/",
             true,
+            &["list"],
         ),
         (
             r#"path "kv/+/" { capabilities = ["list"] }"#,
             "kv/dir/",
             true,
+            &["list"],
         ),
-        // candidates for `dir` and `dir/` are weighed together: a list grant beats a
-        // non-deny rule on either form ...
+        // the trimmed path is matched first: `kv/+` answers for `kv/dir` ...
         (
             r#"path "kv/+" { capabilities = ["list"] }
             path "kv/dir/*" { capabilities = ["read"] }"#,
             "kv/dir/",
             true,
+            &["list"], // OpenBao: read
         ),
+        // ... `secret/*` is the longest prefix of `secret/data/app`, so the list rule on
+        // `secret/data/app/*` is never consulted ...
         (
             r#"path "secret/*" { capabilities = ["read"] }
             path "secret/data/app/*" { capabilities = ["list"] }"#,
             "secret/data/app/",
-            true,
+            false,
+            &["read"], // OpenBao: list
         ),
-        // ... a deny that outranks every list grant wins ...
+        // ... a deny on `kv/priv/*` does not stop `kv/+` from granting the listing ...
         (
             r#"path "kv/+" { capabilities = ["list"] }
             path "kv/priv/*" { capabilities = ["deny"] }"#,
             "kv/priv/",
-            false,
+            true,
+            &["list"], // OpenBao: deny
         ),
-        // ... but not a less specific one
+        // ... and a deny on `kv/+` wins over a list grant on `kv/dir/*`
         (
             r#"path "kv/+" { capabilities = ["deny"] }
             path "kv/dir/*" { capabilities = ["list"] }"#,
             "kv/dir/",
-            true,
+            false,
+            &["deny"], // OpenBao: list
         ),
-        // no deny and no list grant: the most specific rule decides (and lacks list)
         (
             r#"path "kv/*" { capabilities = ["read"] }
             path "kv/+/" { capabilities = ["update"] }"#,
             "kv/dir/",
             false,
+            &["read"], // OpenBao: update
         ),
         // the trimmed path matches nothing, so the full path is tried
         (
             r#"path "kv/dir/*" { capabilities = ["list"] }"#,
             "kv/dir/",
             true,
+            &["list"],
         ),
         (
             r#"path "kv/other/*" { capabilities = ["list"] }"#,
             "kv/dir/",
             false,
+            &["deny"],
         ),
         // read on the exact rule is no list
         (
             r#"path "secret/metadata/app" { capabilities = ["read"] }"#,
             "secret/metadata/app/",
             false,
+            &["read"],
+        ),
+        // without a trailing slash only the path itself is matched
+        (
+            r#"path "kv/dir/*" { capabilities = ["list"] }"#,
+            "kv/dir",
+            false,
+            &["deny"],
         ),
     ];
-    for (i, (text, path, expected)) in cases.iter().enumerate() {
+    for (i, (text, path, allowed, caps)) in cases.iter().enumerate() {
         let acl = compile(&[text]);
         assert_eq!(
             acl.allow_operation(&req(List, path)).allowed,
-            *expected,
+            *allowed,
             "case {i}"
         );
+        assert_eq!(acl.capabilities(path), *caps, "case {i}");
     }
-    // The trailing-slash exact fallback only applies to LIST.
+    // The trailing-slash fallbacks only apply to LIST.
     let acl = compile(&[r#"path "a/b" { capabilities = ["read", "list"] }"#]);
     check_table(
         &acl,
         &[(List, "a/b/", true, false), (Read, "a/b/", false, false)],
+    );
+    let acl = compile(&[r#"path "a/b*" { capabilities = ["read"] }
+        path "a/b/" { capabilities = ["update"] }"#]);
+    check_table(
+        &acl,
+        &[(Read, "a/b/", false, false), (Update, "a/b/", true, false)],
     );
 }
 
@@ -540,7 +580,8 @@ fn capabilities_report() {
     for (path, expected) in rows {
         assert_eq!(acl.capabilities(path), *expected, "{path}");
     }
-    // LIST-style selection on a trailing slash (see `list_fallbacks`).
+    // LIST-style selection on a trailing slash: the trimmed path is matched first (see
+    // `list_fallbacks`).
     let acl = compile(&[r#"
         path "secret/*" { capabilities = ["read"] }
         path "secret/data/app/*" { capabilities = ["list", "create"] }
@@ -549,11 +590,13 @@ fn capabilities_report() {
         path "kv/priv/*" { capabilities = ["deny"] }
     "#]);
     let rows: &[(&str, &[&str])] = &[
-        ("secret/data/app/", &["create", "list"]),
+        ("secret/data/app/", &["read"]),
+        ("secret/data/app/x", &["create", "list"]),
         ("secret/data/app", &["read"]),
         ("kv/dir/", &["list"]),
         ("kv/dir/sub", &["read"]),
-        ("kv/priv/", &["deny"]),
+        ("kv/priv/", &["list"]),
+        ("kv/priv/x", &["deny"]),
         ("kv/priv", &["list"]),
     ];
     for (path, expected) in rows {

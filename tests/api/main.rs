@@ -9,6 +9,8 @@
     reason = "test code: a failed expectation is a test failure"
 )]
 
+mod acl_cost;
+mod acl_list;
 mod approle;
 mod binary;
 mod cli;
