@@ -438,3 +438,72 @@ async fn cli_lease_commands() {
         o.stderr
     );
 }
+
+/// Revoking a parent's lease while children are being created under it: every child that was
+/// created dies with the parent, and no lease index entry outlives its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoke_prefix_racing_child_creation_leaves_nothing_behind() {
+    let srv = std::sync::Arc::new(TestServer::start().await);
+    srv.write_policy(
+        "creator",
+        r#"path "auth/token/create" { capabilities = ["update"] }"#,
+    )
+    .await;
+    let root_lease = leases(&srv, "auth/token/create/").await;
+    assert_eq!(root_lease.len(), 1);
+    for round in 0..30 {
+        let parent = srv.token_with(&["creator"], json!({})).await;
+        let mut parent_lease: Vec<String> = leases(&srv, "auth/token/create/").await;
+        parent_lease.retain(|k| !root_lease.contains(k));
+        assert_eq!(parent_lease.len(), 1, "round {round}");
+        let id = format!("auth/token/create/{}", parent_lease[0]);
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (srv, parent) = (srv.clone(), parent.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = srv
+                    .post("auth/token/create", &parent, json!({"ttl": "1h"}))
+                    .await;
+                match r.status.as_u16() {
+                    200 => Some(r.body["auth"]["client_token"].as_str().unwrap().to_string()),
+                    400 => {
+                        assert_eq!(r.errors(), ["parent token lookup failed: no parent found"]);
+                        None
+                    }
+                    403 => None,
+                    other => panic!("unexpected {other}: {}", r.text),
+                }
+            }));
+        }
+        let revoke = {
+            let srv = srv.clone();
+            tokio::spawn(async move {
+                srv.put(
+                    &format!("sys/leases/revoke-prefix/{id}"),
+                    &srv.root,
+                    json!({}),
+                )
+                .await
+                .assert_status(204);
+            })
+        };
+        let mut children = Vec::new();
+        for t in tasks {
+            children.extend(t.await.unwrap());
+        }
+        revoke.await.unwrap();
+        srv.get("auth/token/lookup-self", &parent)
+            .await
+            .assert_status(403);
+        for c in &children {
+            srv.get("auth/token/lookup-self", c)
+                .await
+                .assert_status(403);
+        }
+        assert_eq!(
+            leases(&srv, "auth/token/create/").await,
+            root_lease,
+            "round {round}"
+        );
+    }
+}
