@@ -571,7 +571,7 @@ impl RevokeHook for Core {
 }
 
 /// A stable entity id for an alias (Vault creates an entity on first login; we derive one).
-fn entity_id(mount_accessor: &str, alias: &str) -> String {
+pub(crate) fn entity_id(mount_accessor: &str, alias: &str) -> String {
     let digest = Sha256::digest(format!("{mount_accessor}\0{alias}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));

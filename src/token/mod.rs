@@ -5,7 +5,9 @@
 //! it), and the accessor index is keyed by the accessor's own HMAC; its (barrier-encrypted) value
 //! names the token and the accessor, so that accessors can be listed. The parent/child tree
 //! (`parent/<parent>/<child>`) drives cascading revocation; `mount/<accessor>/<token>` lets an auth
-//! mount's tokens be revoked when it is disabled.
+//! mount's tokens be revoked when it is disabled. `lease/<creation path>/h<token>` is the lease
+//! index: a token's lease id is its creation path and salted id (`auth/approle/login/h3f…`, as in
+//! Vault), so `sys/leases` can list and revoke tokens by prefix. Token roles live under `roles/`.
 //!
 //! Concurrency: every read-modify-write of a token entry (use, renewal, revocation, orphaning,
 //! and a child's creation under its parent) holds the entry's storage lock, re-reads the entry
@@ -33,7 +35,11 @@ const ACCESSOR_PREFIX: &str = "accessor/";
 const PARENT_PREFIX: &str = "parent/";
 const MOUNT_PREFIX: &str = "mount/";
 const EXPIRE_PREFIX: &str = "expire/";
+const LEASE_PREFIX: &str = "lease/";
+const ROLE_PREFIX: &str = "roles/";
 const SALT_KEY: &str = "salt";
+/// Written once every token that has a lease is in the lease index.
+const LEASE_INDEX_DONE_KEY: &str = "lease-index-v1";
 
 /// `num_uses` of a token whose revocation has begun (or whose last use is being served).
 pub const REVOCATION_PENDING: i64 = -1;
@@ -59,6 +65,27 @@ impl AccessorIndex {
         }
         let key = String::from_utf8(bytes.to_vec()).map_err(Error::internal)?;
         Ok((key, None))
+    }
+}
+
+/// The lease id of a token: its creation path and its salted id.
+fn lease_id_of(path: &str, key: &str) -> String {
+    format!("{path}/h{key}")
+}
+
+/// Index key of a token's lease; `None` for tokens without a lease (init's root token).
+fn lease_index_key(entry: &TokenEntry) -> Option<String> {
+    entry
+        .has_lease
+        .then(|| format!("{LEASE_PREFIX}{}", lease_id_of(&entry.path, &entry.key)))
+}
+
+/// `prefix` as a folder: with a trailing `/` unless empty.
+fn folder(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
     }
 }
 
@@ -119,6 +146,9 @@ pub struct TokenEntry {
     pub backend_max_ttl: i64,
     /// Backend data for renewal (e.g. the approle role name).
     pub internal: BTreeMap<String, String>,
+    /// The token role it was created from (`auth/token/create/<role>`), `""` when none.
+    #[serde(default)]
+    pub role: String,
 }
 
 impl TokenEntry {
@@ -186,6 +216,9 @@ impl TokenEntry {
         if !self.bound_cidrs.is_empty() {
             d.insert("bound_cidrs".into(), json!(self.bound_cidrs));
         }
+        if !self.role.is_empty() {
+            d.insert("role".into(), json!(self.role));
+        }
         d.insert("ttl".into(), json!(self.remaining_ttl(now_nanos)));
         d.insert("type".into(), json!(self.token_type));
         d
@@ -229,6 +262,8 @@ pub struct NewToken {
     pub backend_max_ttl: i64,
     /// Backend data for renewal.
     pub internal: BTreeMap<String, String>,
+    /// Token role name (`auth/token/create/<role>`).
+    pub role: String,
 }
 
 /// A freshly created token: the only moment the plaintext exists server-side.
@@ -282,7 +317,7 @@ impl TokenStore {
         }
     }
 
-    /// Reads the salt, creating it on first start.
+    /// Reads the salt, creating it on first start, and completes the lease index (once).
     pub async fn load_salt(&self) -> Result<()> {
         let salt = match self.storage.get(SALT_KEY).await? {
             Some(s) => s,
@@ -293,7 +328,7 @@ impl TokenStore {
             }
         };
         self.keyed.store(Arc::new(keyed_mac(&salt)));
-        Ok(())
+        self.backfill_lease_index().await
     }
 
     /// Forgets the salt (at seal).
@@ -377,6 +412,7 @@ impl TokenStore {
             mount_accessor: n.mount_accessor,
             backend_max_ttl: n.backend_max_ttl,
             internal: n.internal,
+            role: n.role,
         };
         let mut ops = vec![
             WriteOp::Put(entry_path(&key), Storage::encode(&entry)?),
@@ -402,6 +438,9 @@ impl TokenStore {
         }
         if let Some(exp) = entry.expire_nanos {
             ops.push(WriteOp::Put(expire_key(exp, &key), Vec::new()));
+        }
+        if let Some(lease) = lease_index_key(&entry) {
+            ops.push(WriteOp::Put(lease, Vec::new()));
         }
         match &entry.parent_key {
             // The child is linked under the parent's lock, and only while the parent is live:
@@ -679,10 +718,114 @@ impl TokenStore {
         if let Some(exp) = entry.expire_nanos {
             ops.push(WriteOp::Delete(expire_key(exp, key)));
         }
+        if let Some(lease) = lease_index_key(&entry) {
+            ops.push(WriteOp::Delete(lease));
+        }
         for child in self.storage.list(&format!("{PARENT_PREFIX}{key}/")).await? {
             ops.push(WriteOp::Delete(format!("{PARENT_PREFIX}{key}/{child}")));
         }
         self.storage.batch(ops).await
+    }
+
+    /// The token roles' storage (`roles/<name>`, names as given: Vault keeps their case).
+    pub fn roles(&self) -> Storage {
+        self.storage.sub(ROLE_PREFIX)
+    }
+
+    /// The lease id of a token (`<creation path>/h<salted id>`), `None` when it has no lease.
+    pub fn lease_id(entry: &TokenEntry) -> Option<String> {
+        entry
+            .has_lease
+            .then(|| lease_id_of(&entry.path, &entry.key))
+    }
+
+    /// The stored entry (live or not) of the token whose lease is `lease_id`; `None` when the id
+    /// names no token lease.
+    pub async fn find_lease(&self, lease_id: &str) -> Result<Option<TokenEntry>> {
+        let Some((path, last)) = lease_id.rsplit_once('/') else {
+            return Ok(None);
+        };
+        // Only a salted id is looked up: nothing else in the id reaches a storage key.
+        let Some(key) = last.strip_prefix('h') else {
+            return Ok(None);
+        };
+        if key.len() != 64 || !key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Ok(None);
+        }
+        Ok(self
+            .load(key)
+            .await?
+            .filter(|e| e.has_lease && e.path == path))
+    }
+
+    /// The live entry of the token whose lease is `lease_id`.
+    pub async fn lookup_lease(&self, lease_id: &str) -> Result<Option<TokenEntry>> {
+        Ok(self.find_lease(lease_id).await?.and_then(|e| self.live(e)))
+    }
+
+    /// The lease ids and folders directly under `prefix` (`LIST sys/leases/lookup/<prefix>`).
+    pub async fn list_leases(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = self
+            .storage
+            .list(&format!("{LEASE_PREFIX}{}", folder(prefix)))
+            .await?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Revokes (with their children) the tokens whose lease id is `prefix` or lies under the
+    /// folder `prefix/`, as Vault's revoke-prefix does. With `force`, a failure on one token is
+    /// logged and the others are still revoked. Returns how many leases were revoked.
+    pub async fn revoke_lease_prefix(
+        &self,
+        prefix: &str,
+        force: bool,
+        hook: &dyn RevokeHook,
+    ) -> Result<usize> {
+        if !prefix.ends_with('/')
+            && let Some(e) = self.find_lease(prefix).await?
+        {
+            self.revoke_tree(&e.key, hook).await?;
+            return Ok(1);
+        }
+        let index = format!("{LEASE_PREFIX}{}", folder(prefix));
+        let mut revoked = 0;
+        for idx in self.storage.list_recursive(&index).await? {
+            let Some(lease_id) = idx.strip_prefix(LEASE_PREFIX) else {
+                continue;
+            };
+            let result = match self.find_lease(lease_id).await {
+                Ok(Some(e)) => self.revoke_tree(&e.key, hook).await.map(|()| 1),
+                // An index entry without its token (a crash between writes of an older
+                // version): nothing to revoke, drop it.
+                Ok(None) => self.storage.delete(&idx).await.map(|()| 0),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(n) => revoked += n,
+                Err(e) if force => {
+                    tracing::warn!(error = %e, "forced lease revocation skipped a lease");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Adds every token with a lease to the lease index, once (stores written before the index
+    /// existed). Each entry is re-read under its lock, so a token revoked meanwhile is skipped.
+    async fn backfill_lease_index(&self) -> Result<()> {
+        if self.storage.get(LEASE_INDEX_DONE_KEY).await?.is_some() {
+            return Ok(());
+        }
+        for key in self.storage.list(ENTRY_PREFIX).await? {
+            let path = entry_path(&key);
+            let _guard = self.storage.lock(&path).await;
+            if let Some(idx) = self.load(&key).await?.as_ref().and_then(lease_index_key) {
+                self.storage.put(&idx, Vec::new()).await?;
+            }
+        }
+        self.storage.put(LEASE_INDEX_DONE_KEY, Vec::new()).await
     }
 
     /// Revokes every token issued through the auth mount with `mount_accessor`.
@@ -854,6 +997,58 @@ mod tests {
         assert_eq!(e.num_uses, 3);
         let index = s.storage.scan(EXPIRE_PREFIX, 10).await.unwrap();
         assert_eq!(index, vec![expire_key(new_exp, &stale.key)]);
+    }
+
+    #[tokio::test]
+    async fn the_lease_index_is_completed_once_for_older_stores() {
+        let s = store().await;
+        let a = s
+            .create(NewToken {
+                path: "auth/approle/login".into(),
+                ..token(60)
+            })
+            .await
+            .unwrap();
+        let root = s
+            .create(NewToken {
+                path: "auth/token/root".into(),
+                has_lease: false,
+                ..token(0)
+            })
+            .await
+            .unwrap();
+        let id = TokenStore::lease_id(&a.entry).unwrap();
+        assert_eq!(s.list_leases("auth/approle/login").await.unwrap().len(), 1);
+        assert!(TokenStore::lease_id(&root.entry).is_none());
+        // A store written before the index existed: no index, no marker.
+        s.storage.clear(LEASE_PREFIX).await.unwrap();
+        s.storage.delete(LEASE_INDEX_DONE_KEY).await.unwrap();
+        assert!(s.list_leases("auth/").await.unwrap().is_empty());
+        s.load_salt().await.unwrap();
+        assert_eq!(s.list_leases("").await.unwrap(), vec!["auth/".to_string()]);
+        assert_eq!(
+            s.list_leases("auth/").await.unwrap(),
+            vec!["approle/".to_string()]
+        );
+        let found = s.lookup_lease(&id).await.unwrap().unwrap();
+        assert_eq!(found.key, a.entry.key);
+        // Ids that are not a salted id under the token's own path find nothing.
+        for bad in [
+            format!("auth/token/create/h{}", a.entry.key),
+            format!("auth/approle/login/{}", a.entry.key),
+            "auth/approle/login/h..".to_string(),
+            "nothing".to_string(),
+        ] {
+            assert!(s.find_lease(&bad).await.unwrap().is_none(), "{bad}");
+        }
+        assert_eq!(
+            s.revoke_lease_prefix("auth/", false, &NoHook)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(s.load(&a.entry.key).await.unwrap().is_none());
+        assert!(s.list_leases("auth/").await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ mod path_secret_id_lookup;
 mod path_tidy;
 mod role_field_update;
 mod store;
-mod validation;
+pub(crate) mod validation;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 //! by the HTTP layer directly (`http/sys_raw.rs`), not here.
 
 mod path_capabilities;
+mod path_leases;
 mod path_mounts;
 mod path_operator;
 mod path_policies;
@@ -36,6 +37,7 @@ impl SystemBackend {
         paths.extend(path_tools::paths());
         paths.extend(path_operator::paths());
         paths.extend(path_remount::paths());
+        paths.extend(path_leases::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
@@ -84,6 +86,7 @@ impl Backend for SystemBackend {
                 "step-down",
                 "leases/revoke-prefix/*",
                 "leases/revoke-force/*",
+                "leases/lookup/*",
                 "revoke-prefix/*",
                 "revoke-force/*",
                 "config/cors",

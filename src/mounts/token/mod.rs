@@ -1,4 +1,4 @@
-//! `auth/token/`: the token store's HTTP face — create, lookup, renew and revoke.
+//! `auth/token/`: the token store's HTTP face — create, lookup, renew, revoke and token roles.
 //!
 //! The data layer is `crate::token::TokenStore`; this backend applies Vault's rules on top
 //! (policy subset rule, sudo-gated options, TTL computation, revocation modes).
@@ -6,6 +6,7 @@
 mod path_create;
 mod path_lookup;
 mod path_revoke;
+mod path_roles;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ impl TokenBackend {
         let mut paths = path_create::paths();
         paths.extend(path_lookup::paths());
         paths.extend(path_revoke::paths());
+        paths.extend(path_roles::paths());
         TokenBackend {
             core: CoreRef::new(core),
             table: PathTable::new(paths)
@@ -69,8 +71,9 @@ impl Backend for TokenBackend {
         }
     }
 
-    async fn existence_check(&self, _req: &Request) -> Result<Option<bool>> {
-        Ok(None)
+    async fn existence_check(&self, req: &Request) -> Result<Option<bool>> {
+        // Only `roles/<name>` has one (create vs update, as in Vault).
+        self.table.existence(self, req).await
     }
 
     async fn handle_request(&self, req: &Request) -> Result<Option<Response>> {

@@ -1,8 +1,10 @@
-//! `auth/token/create`, `create-orphan` and `create/<role>` (roles are not supported yet).
+//! `auth/token/create`, `create-orphan` and `create/<role>` (a token role's rules applied to the
+//! request: its policy bounds, orphaning, period, explicit maximum, use limit and path suffix).
 
 use std::collections::BTreeMap;
 
 use super::TokenBackend;
+use super::path_roles::{ROLE_NAME, TokenRole, glob_match};
 use crate::core::auth_block;
 use crate::error::{Error, Result};
 use crate::logical::field::parse_duration_seconds;
@@ -37,15 +39,14 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
             .field("role_name", T::Str, "Token role.")
     };
     vec![
-        fields(P::new("create$")).on(Op::Update, |b, r, d| Box::pin(b.token_create(r, d, false))),
-        fields(P::new("create-orphan$"))
-            .on(Op::Update, |b, r, d| Box::pin(b.token_create(r, d, true))),
-        fields(P::new(r"create/(?P<role_name>\w(?:[\w.-]*\w)?)$")).on(Op::Update, |_, _, d| {
-            Box::pin(async move {
-                let role = d.get_str("role_name")?.unwrap_or_default();
-                Err(Error::bad(format!("unknown role {role}")))
-            })
+        fields(P::new("create$")).on(Op::Update, |b, r, d| {
+            Box::pin(b.token_create(r, d, false, None))
         }),
+        fields(P::new("create-orphan$")).on(Op::Update, |b, r, d| {
+            Box::pin(b.token_create(r, d, true, None))
+        }),
+        fields(P::new(&format!("create/{ROLE_NAME}$")))
+            .on(Op::Update, |b, r, d| Box::pin(b.token_create_role(r, d))),
     ]
 }
 
@@ -92,12 +93,108 @@ fn display_name(raw: &str) -> String {
         .unwrap_or(cleaned)
 }
 
+/// What a role adds to a create request, resolved against the request.
+struct RoleEffect {
+    period: i64,
+    explicit_max_ttl: i64,
+    warnings: Vec<String>,
+}
+
+/// Combines a requested duration with the role's: the role's applies when none is requested,
+/// the lesser when both are (with Vault's warning).
+fn lesser(requested: i64, role: i64, what: &str, warnings: &mut Vec<String>) -> i64 {
+    match (requested, role) {
+        (_, 0) => requested,
+        (0, r) => r,
+        (q, r) => {
+            let v = q.min(r);
+            warnings.push(format!(
+                "{what} specified both during creation call and in role; using the lesser value of {v} seconds"
+            ));
+            v
+        }
+    }
+}
+
+/// Vault's policy rules for a role with allowed and/or disallowed policies: the role, not the
+/// parent, bounds what the token may have.
+fn role_policies(
+    role: &TokenRole,
+    requested: Option<Vec<String>>,
+    parent_policies: &[String],
+    no_default: bool,
+) -> Result<Vec<String>> {
+    let default_disallowed = role.disallowed_policies.iter().any(|p| p == "default")
+        || role
+            .disallowed_policies_glob
+            .iter()
+            .any(|g| glob_match(g, "default"));
+    let add_default = !no_default && !role.token_no_default_policy && !default_disallowed;
+    let mut policies = requested
+        .filter(|p| !p.is_empty())
+        .map(|p| normalize_policies(p, add_default))
+        .unwrap_or_default();
+    if !role.allowed_policies.is_empty() || !role.allowed_policies_glob.is_empty() {
+        let allowed = normalize_policies(role.allowed_policies.clone(), add_default);
+        if policies.is_empty() {
+            policies = allowed;
+        } else {
+            let globs = normalize_policies(role.allowed_policies_glob.clone(), false);
+            let ok = |p: &String| allowed.contains(p) || globs.iter().any(|g| glob_match(g, p));
+            if !policies.iter().all(ok) {
+                return Err(Error::bad(format!(
+                    "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ({})",
+                    go_quote_list(&policies),
+                    go_quote_list(&allowed),
+                    go_quote_list(&globs)
+                )));
+            }
+        }
+    } else if policies.is_empty() {
+        policies = normalize_policies(parent_policies.to_vec(), add_default);
+    }
+    for p in &policies {
+        if role.disallowed_policies.contains(p)
+            || role
+                .disallowed_policies_glob
+                .iter()
+                .any(|g| glob_match(g, p))
+        {
+            return Err(Error::bad(format!(
+                "token policy {p:?} is disallowed by this role"
+            )));
+        }
+    }
+    Ok(policies)
+}
+
+/// Go's `%q` of a string list: `["a" "b"]`.
+fn go_quote_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", inner.join(" "))
+}
+
 impl TokenBackend {
+    /// `auth/token/create/<role>`: the role must exist (its name keeps its case).
+    async fn token_create_role(
+        &self,
+        req: &Request,
+        d: &FieldData<'_>,
+    ) -> Result<Option<Response>> {
+        let name = d.get_str("role_name")?.unwrap_or_default();
+        let role = self
+            .role_get(&name)
+            .await?
+            .ok_or_else(|| Error::bad(format!("unknown role {name}")))?;
+        self.token_create(req, d, false, Some(role)).await
+    }
+
     async fn token_create(
         &self,
         req: &Request,
         d: &FieldData<'_>,
         orphan_path: bool,
+        role: Option<TokenRole>,
     ) -> Result<Option<Response>> {
         let core = self.core()?;
         let parent = Self::caller(req)?;
@@ -107,13 +204,23 @@ impl TokenBackend {
             ));
         }
         let sudo = self.caller_has_sudo(req)?;
-        let token_type = d.get_str("type")?.unwrap_or_else(|| "service".into());
-        match token_type.as_str() {
-            "service" | "" => {}
-            "batch" => return Err(Error::bad("batch tokens are not supported by this server")),
-            other => return Err(Error::bad(format!("invalid 'token_type' value {other:?}"))),
+        let requested_type = d.get_str("type")?.unwrap_or_default();
+        if !matches!(requested_type.as_str(), "service" | "batch" | "") {
+            return Err(Error::bad(format!(
+                "invalid 'token_type' value {requested_type:?}"
+            )));
         }
-        let num_uses = d.get_int("num_uses")?.unwrap_or(0);
+        // A role decides or defaults the type; a batch token is refused after the policy checks.
+        let batch = match role.as_ref().map(|r| r.token_type.as_str()) {
+            Some("batch") => true,
+            Some("service") => false,
+            Some("default-batch") => requested_type != "service",
+            _ => requested_type == "batch",
+        };
+        if batch && role.is_none() {
+            return Err(Error::bad("batch tokens are not supported by this server"));
+        }
+        let mut num_uses = d.get_int("num_uses")?.unwrap_or(0);
         if num_uses < 0 {
             return Err(Error::bad("number of uses cannot be negative"));
         }
@@ -130,28 +237,49 @@ impl TokenBackend {
                 ));
             }
         }
+        let entity_alias = d.get_str("entity_alias")?.unwrap_or_default();
+        if !entity_alias.is_empty() {
+            let allowed = role
+                .as_ref()
+                .ok_or_else(|| {
+                    Error::bad("'entity_alias' is only allowed in combination with token role")
+                })?
+                .allowed_entity_aliases
+                .clone()
+                .unwrap_or_default();
+            let alias = entity_alias.to_lowercase();
+            if !allowed.iter().any(|g| glob_match(g, &alias)) {
+                return Err(Error::bad("invalid 'entity_alias' value"));
+            }
+        }
 
-        // Policies: inherit, or a subset of the parent's unless sudo.
+        // Policies: a role with allowed/disallowed lists bounds them; otherwise inherit, or a
+        // subset of the parent's unless sudo.
         let no_default = d.get_bool("no_default_policy")?.unwrap_or(false);
         let parent_has_default = parent.policies.iter().any(|p| p == "default");
         let requested = d.get_list("policies")?;
-        let mut policies = match requested {
-            None => parent
+        let role_bounds = role.as_ref().filter(|r| {
+            !r.allowed_policies.is_empty()
+                || !r.disallowed_policies.is_empty()
+                || !r.allowed_policies_glob.is_empty()
+                || !r.disallowed_policies_glob.is_empty()
+        });
+        let mut policies = match (role_bounds, requested) {
+            (Some(r), requested) => role_policies(r, requested, &parent.policies, no_default)?,
+            (None, None) => parent
                 .policies
                 .iter()
                 .filter(|p| *p != "default" || !no_default)
                 .cloned()
                 .collect(),
-            Some(req_pols) => {
+            (None, Some(req_pols)) if req_pols.is_empty() => parent
+                .policies
+                .iter()
+                .filter(|p| *p != "default" || !no_default)
+                .cloned()
+                .collect(),
+            (None, Some(req_pols)) => {
                 let req_pols = normalize_policies(req_pols, false);
-                if req_pols.iter().any(|p| p == "response-wrapping") {
-                    return Err(Error::bad("cannot assign policy \"response-wrapping\""));
-                }
-                if req_pols.iter().any(|p| p == "root") && !parent.is_root() {
-                    return Err(Error::bad(
-                        "root tokens may not be created without parent token being root",
-                    ));
-                }
                 if !sudo
                     && !parent.is_root()
                     && !req_pols.iter().all(|p| parent.policies.contains(p))
@@ -166,6 +294,22 @@ impl TokenBackend {
             policies.retain(|p| p != "default");
         }
         policies = normalize_policies(policies, false);
+        if policies.iter().any(|p| p == "response-wrapping") {
+            return Err(Error::bad("cannot assign policy \"response-wrapping\""));
+        }
+        if policies.iter().any(|p| p == "root") {
+            if !parent.is_root() {
+                return Err(Error::bad(
+                    "root tokens may not be created without parent token being root",
+                ));
+            }
+            if batch {
+                return Err(Error::bad("batch tokens cannot be root tokens"));
+            }
+        }
+        if batch {
+            return Err(Error::bad("batch tokens are not supported by this server"));
+        }
         let mut warnings = Vec::new();
         for p in &policies {
             if p != "root" && p != "default" && core.policies.get(p)?.is_none() {
@@ -173,13 +317,19 @@ impl TokenBackend {
             }
         }
 
+        // A role decides orphaning (no sudo needed; `no_parent` is then ignored).
         let no_parent = d.get_bool("no_parent")?.unwrap_or(false);
-        if no_parent && !orphan_path && !sudo {
-            return Err(Error::bad(
-                "root or sudo privileges required to create orphan token",
-            ));
-        }
-        let orphan = orphan_path || no_parent;
+        let orphan = match &role {
+            Some(r) => r.orphan,
+            None => {
+                if no_parent && !orphan_path && !sudo {
+                    return Err(Error::bad(
+                        "root or sudo privileges required to create orphan token",
+                    ));
+                }
+                orphan_path || no_parent
+            }
+        };
         let period = duration_param(d, "period")?;
         if period > 0 && !sudo {
             return Err(Error::bad(
@@ -196,29 +346,78 @@ impl TokenBackend {
         if meta.as_ref().is_some_and(BTreeMap::is_empty) {
             meta = None;
         }
+        let mut path = req.full_path.clone();
+        let effect = match &role {
+            Some(r) => {
+                renewable = renewable && r.renewable;
+                num_uses = match (num_uses, r.token_num_uses) {
+                    (n, 0) => n,
+                    (0, m) => m,
+                    (n, m) => n.min(m),
+                };
+                if !r.path_suffix.is_empty() {
+                    path = format!("{path}/{}", r.path_suffix);
+                }
+                let mut w = Vec::new();
+                let explicit = lesser(
+                    explicit_max_ttl,
+                    r.token_explicit_max_ttl,
+                    "Explicit max TTL",
+                    &mut w,
+                );
+                let period = lesser(period, r.token_period, "Period", &mut w);
+                RoleEffect {
+                    period,
+                    explicit_max_ttl: explicit,
+                    warnings: w,
+                }
+            }
+            None => RoleEffect {
+                period,
+                explicit_max_ttl,
+                warnings: Vec::new(),
+            },
+        };
+        warnings.extend(effect.warnings);
 
         let is_root_token = policies.iter().any(|p| p == "root");
         let (def, max) = core.mount_ttls(&req.mount);
-        let effective_ttl = if is_root_token && ttl == 0 && period == 0 && explicit_max_ttl == 0 {
-            if parent.expire_nanos.is_some() {
-                return Err(Error::bad(
-                    "expiring root tokens cannot create non-expiring root tokens",
-                ));
-            }
-            renewable = false;
-            0
+        let effective_ttl =
+            if is_root_token && ttl == 0 && effect.period == 0 && effect.explicit_max_ttl == 0 {
+                if parent.expire_nanos.is_some() {
+                    return Err(Error::bad(
+                        "expiring root tokens cannot create non-expiring root tokens",
+                    ));
+                }
+                renewable = false;
+                0
+            } else {
+                let (t, w) = calculate_ttl(TtlInputs {
+                    mount_default: def,
+                    mount_max: max,
+                    ttl,
+                    period: effect.period,
+                    explicit_max: effect.explicit_max_ttl,
+                    ..Default::default()
+                })
+                .map_err(Error::bad)?;
+                warnings.extend(w);
+                t
+            };
+        let bound_cidrs = match &role {
+            // A non-expiring root token is not bound (as in Vault).
+            _ if effective_ttl == 0 => Vec::new(),
+            Some(r) if !r.token_bound_cidrs.is_empty() => r.token_bound_cidrs.clone(),
+            Some(_) => Vec::new(),
+            None if orphan => Vec::new(),
+            None => parent.bound_cidrs.clone(),
+        };
+        let entity_id = if !entity_alias.is_empty() {
+            crate::core::entity_id(&req.mount.accessor, &entity_alias)
+        } else if orphan {
+            String::new()
         } else {
-            let (t, w) = calculate_ttl(TtlInputs {
-                mount_default: def,
-                mount_max: max,
-                ttl,
-                period,
-                explicit_max: explicit_max_ttl,
-                ..Default::default()
-            })
-            .map_err(Error::bad)?;
-            warnings.extend(w);
-            t
+            parent.entity_id.clone()
         };
 
         let created = core
@@ -228,28 +427,23 @@ impl TokenBackend {
                 policies,
                 meta,
                 display_name: display_name(&d.get_str("display_name")?.unwrap_or_default()),
-                path: req.full_path.clone(),
+                path: path.clone(),
                 num_uses,
                 ttl: effective_ttl,
+                // As in Vault, the entry keeps what was requested; a role's period and explicit
+                // maximum are read from the role again at each renewal.
                 explicit_max_ttl,
                 period,
                 renewable,
                 has_lease: true,
                 parent_key: (!orphan).then(|| parent.key.clone()),
-                bound_cidrs: if orphan {
-                    Vec::new()
-                } else {
-                    parent.bound_cidrs.clone()
-                },
-                entity_id: if orphan {
-                    String::new()
-                } else {
-                    parent.entity_id.clone()
-                },
+                bound_cidrs,
+                entity_id,
+                role: role.map(|r| r.name).unwrap_or_default(),
                 ..Default::default()
             })
             .await?;
-        tracing::info!(token.path = %req.full_path, "token created");
+        tracing::info!(token.path = %path, "token created");
         Ok(Some(Response {
             issued_auth: Some(auth_block(&created, orphan)),
             warnings,

@@ -185,6 +185,21 @@ impl TokenBackend {
             // The auth mount that issued the token is gone.
             limits = (entry.ttl, entry.backend_max_ttl, entry.period);
         }
+        // A token from a role renews with the role's current period and explicit maximum.
+        let mut explicit_max = entry.explicit_max_ttl;
+        if !entry.role.is_empty() {
+            let role = self.role_get(&entry.role).await?.ok_or_else(|| {
+                Error::Coded(
+                    500,
+                    format!(
+                        "1 error occurred:\n\t* failed to renew entry: original token role {:?} could not be found, not renewing\n\n",
+                        entry.role
+                    ),
+                )
+            })?;
+            limits.2 = role.token_period;
+            explicit_max = role.token_explicit_max_ttl;
+        }
         let (def, max) = core.mount_ttls(&mount_entry);
         let now = core.tokens.now();
         let elapsed = i64::try_from((now - entry.creation_nanos).div_euclid(1_000_000_000))
@@ -196,7 +211,7 @@ impl TokenBackend {
             increment,
             period: limits.2,
             backend_max: limits.1,
-            explicit_max: entry.explicit_max_ttl,
+            explicit_max,
             elapsed,
         })
         .map_err(Error::bad)?;
