@@ -13,6 +13,7 @@ pub mod rekey;
 pub mod render;
 pub mod rotation;
 pub mod seal;
+pub mod system_view;
 pub mod wrapping;
 
 use arc_swap::ArcSwap;
@@ -437,17 +438,9 @@ impl Core {
 
     /// The effective (default, max) TTL of a mount.
     pub fn mount_ttls(&self, entry: &MountEntry) -> (i64, i64) {
-        let max = if entry.config.max_lease_ttl > 0 {
-            entry.config.max_lease_ttl
-        } else {
-            self.config.max_lease_ttl
-        };
-        let def = if entry.config.default_lease_ttl > 0 {
-            entry.config.default_lease_ttl
-        } else {
-            self.config.default_lease_ttl
-        };
-        (def.min(max), max)
+        entry
+            .config
+            .lease_ttls(self.config.default_lease_ttl, self.config.max_lease_ttl)
     }
 
     /// Creates the token for a successful login on `mount` and returns the `auth` JSON block.

@@ -169,5 +169,5 @@ impl Core {
 
 /// True for a token whose only policy is `response-wrapping`.
 pub fn is_wrapping(e: &TokenEntry) -> bool {
-    e.policies.len() == 1 && e.policies.first().is_some_and(|p| p == "response-wrapping")
+    e.is_wrapping()
 }

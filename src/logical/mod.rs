@@ -2,24 +2,30 @@
 //! authenticated and authorised by the core pipeline; backends never see HTTP types.
 //!
 //! `Backend` is the trait every mount implements; most implement it through a declarative
-//! `PathTable` (see `path.rs`) of path patterns, typed fields and per-operation handlers.
+//! `PathTable` (see `path.rs`) of path patterns, typed fields and per-operation handlers. What a
+//! backend may ask of the server (clock, TTL defaults, its mount) is the `SystemView` it is built
+//! with (`system_view.rs`); the mount table's rows are `MountEntry`s (`mount.rs`). Nothing here
+//! depends on the core.
 
 pub mod field;
+pub mod mount;
 pub mod path;
+pub mod system_view;
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::core::mounts::MountEntry;
 use crate::error::Result;
 use crate::secret::Secret;
 use crate::storage::Storage;
 use crate::token::TokenEntry;
 
 pub use field::{Field, FieldData, FieldType};
+pub use mount::{MountConfig, MountEntry, MountTableKind};
 pub use path::{BoxFut, NameForm, PathSpec, PathTable};
+pub use system_view::{StaticSystemView, SystemView};
 
 /// A logical operation, derived from the HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,6 +11,7 @@ use crate::logical::{
     Backend, FieldData, FieldType as T, Operation as Op, PathSpec, PathTable, Request, Response,
 };
 use crate::storage::Storage;
+use crate::token::TokenEntry;
 
 type P = PathSpec<CubbyholeBackend>;
 
@@ -61,12 +62,7 @@ impl CubbyholeBackend {
             return Ok(None);
         };
         let mut resp = Response::data(data);
-        if req.path == "response"
-            && req
-                .token
-                .as_deref()
-                .is_some_and(crate::core::wrapping::is_wrapping)
-        {
+        if req.path == "response" && req.token.as_deref().is_some_and(TokenEntry::is_wrapping) {
             resp.warnings.push(
                 "Reading from 'cubbyhole/response' is deprecated. Please use sys/wrapping/unwrap to unwrap responses, as it provides additional security checks and other benefits."
                     .into(),

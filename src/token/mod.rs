@@ -157,6 +157,15 @@ impl TokenEntry {
         self.policies.iter().any(|p| p == "root")
     }
 
+    /// True for a response-wrapping token: its only policy is `response-wrapping`.
+    pub fn is_wrapping(&self) -> bool {
+        self.policies.len() == 1
+            && self
+                .policies
+                .first()
+                .is_some_and(|p| p == "response-wrapping")
+    }
+
     /// Remaining TTL in whole seconds at `now` (0 for non-expiring tokens).
     pub fn remaining_ttl(&self, now_nanos: i128) -> i64 {
         match self.expire_nanos {

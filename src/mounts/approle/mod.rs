@@ -25,10 +25,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::clock::unix_nanos;
-use crate::core::{Core, CoreRef};
 use crate::error::{Error, Result};
-use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPaths};
+use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPaths, SystemView};
 use crate::physical::WriteOp;
 use crate::storage::Storage;
 use store::{ROLE_ID_PREFIX, ROLE_PREFIX, RoleEntry, RoleIdEntry, SALT_KEY};
@@ -49,7 +47,7 @@ fn invalid_credentials() -> Error {
 
 /// The AppRole auth backend.
 pub struct AppRoleBackend {
-    core: CoreRef,
+    sys: Arc<dyn SystemView>,
     table: PathTable<AppRoleBackend>,
     salt: tokio::sync::OnceCell<String>,
     role_write: tokio::sync::Mutex<()>,
@@ -57,8 +55,8 @@ pub struct AppRoleBackend {
 }
 
 impl AppRoleBackend {
-    /// A backend bound to `core` (weakly: the core owns its mounts).
-    pub fn new(core: &Arc<Core>) -> Self {
+    /// A backend on the clock and TTL settings of `sys`.
+    pub fn new(sys: Arc<dyn SystemView>) -> Self {
         let mut paths = path_role::paths();
         paths.extend(path_role_fields::paths());
         paths.extend(path_secret_id::paths());
@@ -66,7 +64,7 @@ impl AppRoleBackend {
         paths.extend(path_login::paths());
         paths.extend(path_tidy::paths());
         AppRoleBackend {
-            core: CoreRef::new(core),
+            sys,
             // Role names are case-insensitive: stored, authorised and served lower-cased.
             table: PathTable::new(paths)
                 .name("role_name", NameForm::Lower)
@@ -80,18 +78,14 @@ impl AppRoleBackend {
         }
     }
 
-    fn core(&self) -> Result<Arc<Core>> {
-        self.core.get()
-    }
-
-    /// Now, in Unix nanoseconds, per the core's clock.
-    fn now(&self) -> Result<i128> {
-        Ok(unix_nanos(self.core()?.clock.now()))
+    /// Now, in Unix nanoseconds, per the system view's clock.
+    fn now(&self) -> i128 {
+        self.sys.now_nanos()
     }
 
     /// The mount's maximum lease TTL in seconds.
-    fn mount_max_ttl(&self, req: &Request) -> Result<i64> {
-        Ok(self.core()?.mount_ttls(&req.mount).1)
+    fn mount_max_ttl(&self) -> i64 {
+        self.sys.max_lease_ttl()
     }
 
     /// The backend-wide salt, created on first use.

@@ -160,7 +160,7 @@ impl AppRoleBackend {
             s.delete(&key).await?;
             return Err(invalid_credentials());
         }
-        if entry.expired(self.now()?) {
+        if entry.expired(self.now()) {
             // Stricter than Vault (see the module doc): expired is gone.
             self.delete_secret_id(s, role, &key, &entry).await?;
             return Err(invalid_credentials());
@@ -184,7 +184,7 @@ impl AppRoleBackend {
                 self.delete_secret_id(s, role, &key, &entry).await?;
             } else {
                 entry.secret_id_num_uses -= 1;
-                entry.last_updated_nanos = self.now()?;
+                entry.last_updated_nanos = self.now();
                 s.put_json(&key, &entry).await?;
             }
             verify_subset(&entry.cidr_list, role_cidrs).map_err(login_err)?;

@@ -195,7 +195,7 @@ impl AppRoleBackend {
                 "role_name is longer than maximum of {MAX_HMAC_INPUT} bytes"
             )));
         }
-        let mount_max = self.mount_max_ttl(req)?;
+        let mount_max = self.mount_max_ttl();
         let _guard = self.role_write.lock().await;
         let existing = self.role(&req.storage, &name).await?;
         let create = existing.is_none();

@@ -264,7 +264,7 @@ impl AppRoleBackend {
         f: F,
     ) -> Result<Option<Response>> {
         let name = d.get_str("role_name")?.unwrap_or_default();
-        let mount_max = self.mount_max_ttl(req)?;
+        let mount_max = self.mount_max_ttl();
         let _guard = self.role_write.lock().await;
         let mut role = self
             .role(&req.storage, &name)

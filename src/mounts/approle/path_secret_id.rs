@@ -225,7 +225,7 @@ impl AppRoleBackend {
         })?;
         let key = Self::secret_key(&role, &hmac)?;
         // Secret ids never outlive the mount's maximum lease TTL (Vault's deriveSecretIDTTL).
-        let effective_ttl = ttl.min(self.mount_max_ttl(req)?);
+        let effective_ttl = ttl.min(self.mount_max_ttl());
         let accessor = crate::ids::uuid_v4();
         {
             let _guard = s.lock(&key).await;
@@ -234,7 +234,7 @@ impl AppRoleBackend {
                     "failed to store secret_id: SecretID is already registered",
                 ));
             }
-            let now = self.now()?;
+            let now = self.now();
             let entry = SecretIdEntry {
                 secret_id_accessor: accessor.clone(),
                 secret_id_num_uses: num_uses,

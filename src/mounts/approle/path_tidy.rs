@@ -93,7 +93,7 @@ impl AppRoleBackend {
         secret_prefix: &str,
         acc_prefix: &str,
     ) -> Result<usize> {
-        let now = self.now()?;
+        let now = self.now();
         let mut removed = 0;
         // Accessors are listed before the entries: issuing writes both in one batch, so any
         // accessor seen here had its entry in place, and a later listing still shows it.

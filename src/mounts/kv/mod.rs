@@ -21,10 +21,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::clock::{Clock, unix_nanos};
-use crate::core::Core;
 use crate::error::{Error, Result};
-use crate::logical::{Backend, Operation, PathSpec, PathTable, Request, Response};
+use crate::logical::{Backend, Operation, PathSpec, PathTable, Request, Response, SystemView};
 use crate::storage::{DecodedCache, Storage};
 use types::{KeyMetadata, KvConfig};
 
@@ -41,9 +39,8 @@ const VERSION_PREFIX: &str = "versions/";
 pub struct KvBackend {
     v1: PathTable<KvBackend>,
     v2: PathTable<KvBackend>,
-    clock: Arc<dyn Clock>,
-    /// The system default and maximum lease TTLs, for kv-v1's `lease_duration`.
-    sys_ttls: (i64, i64),
+    /// The clock and the mount's lease TTLs (kv-v1's `lease_duration`).
+    sys: Arc<dyn SystemView>,
     /// Set once no kv-v1 entries remain in this mount (see `v1.rs`).
     upgraded: AtomicBool,
     /// Decoded metadata and version bodies of hot keys (validated by the stored bytes).
@@ -55,8 +52,8 @@ pub struct KvBackend {
 const DECODED_CACHE_CAP: usize = 4096;
 
 impl KvBackend {
-    /// A kv backend using the core's clock and TTL settings.
-    pub fn new(core: &Arc<Core>) -> Self {
+    /// A kv backend on the clock and TTL settings of `sys`.
+    pub fn new(sys: Arc<dyn SystemView>) -> Self {
         let mut v2 = Vec::new();
         v2.extend(path_config::paths());
         v2.extend(path_data::paths());
@@ -72,8 +69,7 @@ impl KvBackend {
                 "Versioned key/value secret storage (version 2): every write keeps a new version, \
                  which can be read, deleted, undeleted or destroyed.",
             ),
-            clock: core.clock.clone(),
-            sys_ttls: (core.config.default_lease_ttl, core.config.max_lease_ttl),
+            sys,
             upgraded: AtomicBool::new(false),
             meta_cache: DecodedCache::new(DECODED_CACHE_CAP),
             version_cache: DecodedCache::new(DECODED_CACHE_CAP),
@@ -84,9 +80,9 @@ impl KvBackend {
         if is_v2(req) { &self.v2 } else { &self.v1 }
     }
 
-    /// Now, in Unix nanoseconds, from the core's clock.
+    /// Now, in Unix nanoseconds, from the system view's clock.
     fn now(&self) -> i64 {
-        i64::try_from(unix_nanos(self.clock.now())).unwrap_or(i64::MAX)
+        i64::try_from(self.sys.now_nanos()).unwrap_or(i64::MAX)
     }
 }
 

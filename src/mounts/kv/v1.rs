@@ -66,7 +66,7 @@ impl KvBackend {
             .get("ttl")
             .or_else(|| data.get("lease"))
             .and_then(lease_secs)
-            .unwrap_or_else(|| self.mount_default_ttl(req));
+            .unwrap_or_else(|| self.sys.default_lease_ttl());
         let mut resp = Response::data(data);
         resp.lease_duration = lease;
         Ok(Some(resp))
@@ -92,23 +92,6 @@ impl KvBackend {
     async fn v1_list(&self, req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         let keys = req.storage.list(&storage_key(req)).await?;
         Ok(Some(Response::list(keys)))
-    }
-
-    /// The mount's default lease TTL (tuned value, else the system default, capped by the max).
-    fn mount_default_ttl(&self, req: &Request) -> i64 {
-        let (sys_default, sys_max) = self.sys_ttls;
-        let c = &req.mount.config;
-        let max = if c.max_lease_ttl > 0 {
-            c.max_lease_ttl
-        } else {
-            sys_max
-        };
-        let def = if c.default_lease_ttl > 0 {
-            c.default_lease_ttl
-        } else {
-            sys_default
-        };
-        def.min(max)
     }
 }
 
