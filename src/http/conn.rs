@@ -12,6 +12,10 @@
 //!   ([`DeadlineBody`]), and the response must be produced and written within the write timeout.
 //!
 //! A deadline that passes makes the stream fail with `TimedOut`, and hyper closes the connection.
+//!
+//! On a TLS listener, a client speaking plain HTTP gets Go's `400 Bad Request` and
+//! `Client sent an HTTP request to an HTTPS server.` instead of a TLS alert
+//! ([`refuse_plain_http`]).
 
 use std::future::Future;
 use std::io;
@@ -97,6 +101,9 @@ pub async fn serve(
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 Some(acceptor) => {
+                    let Some(io) = refuse_plain_http(io).await else {
+                        return;
+                    };
                     let Ok(stream) = acceptor.accept(io).await else {
                         return;
                     };
@@ -108,6 +115,100 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+/// Go's answer to plain HTTP on a TLS listener (Vault's): a bare HTTP/1.0 400, then close.
+const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// What the first five bytes of a plain HTTP request to a TLS listener look like: Go's five
+/// (`GET /`, `HEAD `, `POST `, `PUT /`, `OPTIO`) and the other methods Vault clients send.
+const PLAIN_HTTP_STARTS: [&[u8; 5]; 8] = [
+    b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO", b"DELET", b"LIST ", b"PATCH",
+];
+
+/// How long the refused connection's unread request may keep arriving before the socket is
+/// closed (closing with unread data resets the connection, and the client could lose the 400).
+const PLAIN_HTTP_DRAIN: Duration = Duration::from_secs(1);
+
+/// Reads the first five bytes of a TLS connection (a TLS record header). When they are the start
+/// of a plain HTTP request, answers as Go's `http.Server` does and returns `None`; otherwise
+/// returns the stream with those bytes put back for the handshake. `None` too when the client
+/// closes (or the header timeout passes) before five bytes.
+async fn refuse_plain_http<S>(mut io: S) -> Option<Rewind<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = [0u8; 5];
+    io.read_exact(&mut head).await.ok()?;
+    if !PLAIN_HTTP_STARTS.contains(&&head) {
+        return Some(Rewind {
+            head,
+            pos: 0,
+            inner: io,
+        });
+    }
+    if io.write_all(PLAIN_HTTP_ANSWER).await.is_ok() && io.shutdown().await.is_ok() {
+        let mut sink = [0u8; 4096];
+        let drain = async { while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(PLAIN_HTTP_DRAIN, drain).await;
+    }
+    None
+}
+
+/// A stream with bytes already read from it put back in front.
+struct Rewind<S> {
+    head: [u8; 5],
+    pos: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(rest) = this.head.get(this.pos..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 type ServiceFuture =
@@ -501,6 +602,42 @@ mod tests {
             state.read_deadline(&waker),
             Some(first + Duration::from_secs(5))
         );
+    }
+
+    #[tokio::test]
+    async fn plain_http_on_a_tls_listener_gets_gos_400() {
+        for start in [
+            &b"GET /v1/sys/health HTTP/1.1\r\n\r\n"[..],
+            b"LIST /v1/x HTTP/1.1\r\n\r\n",
+        ] {
+            let (mut client, server) = tokio::io::duplex(1024);
+            client.write_all(start).await.unwrap();
+            client.shutdown().await.unwrap();
+            assert!(refuse_plain_http(server).await.is_none());
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            assert_eq!(answer, PLAIN_HTTP_ANSWER);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_hello_is_handed_on_whole() {
+        let hello = [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 6];
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(&hello).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut rewound = refuse_plain_http(server).await.unwrap();
+        let mut got = Vec::new();
+        let mut small = [0u8; 3];
+        let n = rewound.read(&mut small).await.unwrap();
+        got.extend_from_slice(&small[..n]);
+        rewound.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, hello);
+        // Fewer than five bytes: nothing to hand on.
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(b"GET").await.unwrap();
+        client.shutdown().await.unwrap();
+        assert!(refuse_plain_http(server).await.is_none());
     }
 
     fn futures_noop_waker() -> Waker {

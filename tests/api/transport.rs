@@ -148,6 +148,56 @@ async fn tls_listeners_close_silent_connections_too() {
     srv.stop().await;
 }
 
+#[tokio::test]
+async fn plain_http_to_a_tls_listener_gets_a_400_like_vault() {
+    let srv = ConfigServer::start("", true).await;
+    // Raw: Go's exact bytes, then the connection is closed.
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: coffer\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = wait_for_close(&mut conn, Duration::from_secs(5)).await;
+    assert_eq!(
+        String::from_utf8(answer).unwrap(),
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+    );
+    // An HTTP client sees a 400 with that body, for each method Vault's clients use.
+    let plain = reqwest::Client::new();
+    for method in [
+        "GET", "PUT", "POST", "DELETE", "LIST", "HEAD", "PATCH", "OPTIONS",
+    ] {
+        let r = plain
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}/v1/secret/data/x", srv.addr),
+            )
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{method}");
+        let body = r.text().await.unwrap();
+        if method != "HEAD" {
+            assert_eq!(
+                body, "Client sent an HTTP request to an HTTPS server.\n",
+                "{method}"
+            );
+        }
+    }
+    // A TLS client is still served.
+    let tls = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = tls
+        .get(format!("https://{}/v1/sys/seal-status", srv.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_idle_connections_do_not_lock_out_other_clients() {
     coffer::http::raise_open_files_limit();
