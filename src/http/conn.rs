@@ -13,6 +13,7 @@
 //!
 //! A deadline that passes makes the stream fail with `TimedOut`, and hyper closes the connection.
 //!
+//! Request headers are bounded as Go bounds them ([`MAX_HEADER_BYTES`]).
 //! On a TLS listener, a client speaking plain HTTP gets Go's `400 Bad Request` and
 //! `Client sent an HTTP request to an HTTPS server.` instead of a TLS alert
 //! ([`refuse_plain_http`]).
@@ -43,6 +44,18 @@ use crate::config::HttpTimeouts;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// The most bytes of request line and headers read before a request is answered with
+/// `431 Request Header Fields Too Large`: Go's `DefaultMaxHeaderBytes` (1 MiB) plus the 4 KiB
+/// slack Go's `http.Server` allows, as in Vault. hyper refuses a head once its read buffer
+/// reaches this size; reads of at most [`HEAD_READ_CHUNK`] while a head arrives keep the buffer
+/// from overshooting (over TLS, by at most one TLS record). A head under this size is served, one
+/// over it by a chunk is refused. (A URL over 65534 bytes is refused sooner, with
+/// `414 URI Too Long`: the `http` crate cannot represent a longer one.)
+const MAX_HEADER_BYTES: usize = (1 << 20) + 4096;
+
+/// Largest read from the socket while a request head is arriving (see [`MAX_HEADER_BYTES`]).
+const HEAD_READ_CHUNK: usize = 4096;
+
 /// How long in-flight requests may run on after shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -56,9 +69,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
-        TokioExecutor::new(),
-    ));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // hyper answers 431 once the request line and headers outgrow its read buffer (HTTP/1.1)
+    // or the header list limit (HTTP/2).
+    builder.http1().max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     let mut backoff = Duration::ZERO;
     loop {
@@ -308,6 +326,11 @@ impl ConnState {
         }
     }
 
+    /// Whether no request is in progress, so what arrives is the next request's head.
+    fn reading_head(&self) -> bool {
+        self.phase().in_flight == 0
+    }
+
     /// A request's headers were read: returns the in-flight guard and the body's deadline.
     fn request_started(self: &Arc<Self>) -> (InFlight, Option<Instant>) {
         let now = Instant::now();
@@ -422,6 +445,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if buf.remaining() > HEAD_READ_CHUNK && this.state.reading_head() {
+            // Small reads while a request head arrives keep hyper's buffer, and so the header
+            // limit, within one chunk of `MAX_HEADER_BYTES`.
+            let mut chunk = [0u8; HEAD_READ_CHUNK];
+            let mut small = ReadBuf::new(&mut chunk);
+            return match Pin::new(&mut this.io).poll_read(cx, &mut small) {
+                Poll::Ready(Ok(())) => {
+                    if !small.filled().is_empty() {
+                        buf.put_slice(small.filled());
+                        this.state.received();
+                    }
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    let deadline = this.state.read_deadline(cx.waker());
+                    this.read_timer.poll(deadline, cx).map(Err)
+                }
+            };
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {

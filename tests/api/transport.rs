@@ -624,3 +624,82 @@ async fn encoded_dot_segments_and_control_characters_are_refused_like_openbao() 
         .await
         .assert_status(200);
 }
+
+// ---- request header size (Go's 1 MiB, plus its 4 KiB slack) ----
+
+/// Sends `GET path` with one `X-Big` header of `n` bytes and returns the status line and how
+/// long the answer took.
+async fn with_big_header(addr: SocketAddr, path: &str, n: usize) -> (String, Duration) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: c\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(n)
+    );
+    let started = Instant::now();
+    let _ = conn.write_all(req.as_bytes()).await;
+    let (resp, _) = wait_for_close(&mut conn, Duration::from_secs(20)).await;
+    let text = String::from_utf8_lossy(&resp);
+    (
+        text.lines().next().unwrap_or("").to_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn request_headers_over_1_mib_get_431_like_go() {
+    let srv = TestServer::start().await;
+    // Just under Go's 1 MiB + 4 KiB is served (hyper's default buffer refused anything over
+    // ~400 KB; without small reads it let heads of over 1 MiB + 8 KiB through).
+    let (status, _) = with_big_header(srv.addr, "/v1/sys/health", (1 << 20) + 4096 - 200).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for n in [(1 << 20) + 8192, 2 << 20, 8 << 20] {
+        let (status, took) = with_big_header(srv.addr, "/v1/sys/health", n).await;
+        assert_eq!(
+            status, "HTTP/1.1 431 Request Header Fields Too Large",
+            "{n}"
+        );
+        assert!(took < Duration::from_secs(5), "{n}: {took:?}");
+    }
+    // A 2 MiB URL: 431 too; a 100 KB URL: 414 (the `http` crate's URI limit is 65534 bytes).
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    let req = format!(
+        "GET /v1/secret/data/{} HTTP/1.1\r\nHost: c\r\n\r\n",
+        "a".repeat(2 << 20)
+    );
+    let _ = conn.write_all(req.as_bytes()).await;
+    let (resp, _) = wait_for_close(&mut conn, Duration::from_secs(20)).await;
+    assert!(
+        resp.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    let long = format!("/v1/secret/data/{}", "a/".repeat(50_000));
+    let resp = raw(srv.addr, "GET", &long, "").await;
+    assert!(resp.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{resp}");
+}
+
+#[tokio::test]
+async fn http2_request_headers_are_bounded_at_1_mib_too() {
+    let srv = ConfigServer::start("", true).await;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let get = |n: usize| {
+        client
+            .get(format!("https://{}/v1/sys/seal-status", srv.addr))
+            .header("X-Big", "b".repeat(n))
+            .send()
+    };
+    // hyper's HTTP/2 default was 16 KiB.
+    let r = get(100_000).await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(get((1 << 20) - 4096).await.unwrap().status(), 200);
+    assert_eq!(get((1 << 20) + 8192).await.unwrap().status(), 431);
+    // Far over, the h2 crate ends the connection (too many CONTINUATION frames) instead.
+    let far = get(2 << 20).await;
+    assert!(far.as_ref().map_or(true, |r| r.status() == 431), "{far:?}");
+    assert_eq!(get(10).await.unwrap().status(), 200);
+    srv.stop().await;
+}
