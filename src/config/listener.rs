@@ -1,6 +1,6 @@
 //! `listener "tcp" { ... }` blocks: the socket address, TLS (on unless `tls_disable`, with
 //! certificate and key files that must exist), the minimum TLS version, the request size limit,
-//! the four HTTP connection timeouts (Vault's defaults), OpenBao's JSON complexity limits and
+//! the four HTTP connection timeouts (Vault's defaults), OpenBao's and Vault's JSON limits and
 //! whether `sys/rekey/*` and `sys/generate-root/*` are served without a token (OpenBao's
 //! `disable_unauthed_*_endpoints`; by default they need a sudo token).
 //! Vault's other listener settings are accepted without effect, except client-certificate
@@ -39,6 +39,10 @@ const LISTENER: Schema = Schema {
         "http_write_timeout",
         "max_request_json_memory",
         "max_request_json_strings",
+        "max_json_depth",
+        "max_json_string_value_length",
+        "max_json_object_entry_count",
+        "max_json_array_element_count",
     ],
     ignored: &[
         "cluster_address",
@@ -48,10 +52,6 @@ const LISTENER: Schema = Schema {
         "tls_disable_client_certs",
         "tls_client_ca_file",
         "max_request_duration",
-        "max_json_depth",
-        "max_json_string_value_length",
-        "max_json_object_entry_count",
-        "max_json_array_element_count",
         "telemetry",
         "profiling",
         "custom_response_headers",
@@ -82,7 +82,7 @@ pub struct ListenerConfig {
     pub disable_unauthed_generate_root_endpoints: bool,
     /// Connection timeouts (`http_*_timeout`).
     pub timeouts: HttpTimeouts,
-    /// JSON body complexity limits (`max_request_json_*`).
+    /// JSON body complexity limits (`max_request_json_*`, `max_json_*`).
     pub json: JsonLimits,
 }
 
@@ -138,26 +138,64 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Vault's `http_idle_timeout` default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// OpenBao's limits on JSON request bodies, checked before the body is decoded (`None`: no
-/// limit). The memory figure is OpenBao's estimate of the decoded value's size.
+/// Limits on JSON request bodies, checked before the body is decoded (`None`: no limit):
+/// OpenBao's two (estimated memory of the decoded value, number of strings) and Vault's four
+/// (nesting depth, string length, entries per object, elements per array).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonLimits {
     /// `max_request_json_memory`; OpenBao's default 32 MiB + 512 KiB.
     pub max_memory: Option<u64>,
     /// `max_request_json_strings` (keys and values); OpenBao's default 1000.
     pub max_strings: Option<u64>,
+    /// `max_json_depth`: nested objects and arrays, the outer object counting 1; Vault's default
+    /// 500. Nesting beyond [`MAX_JSON_DEPTH_SUPPORTED`] is refused whatever this says.
+    pub max_depth: Option<u64>,
+    /// `max_json_string_value_length`: bytes of one decoded string, key or value; Vault's
+    /// default 1 MiB.
+    pub max_string_length: Option<u64>,
+    /// `max_json_object_entry_count`: keys of one object; Vault's default 10000.
+    pub max_object_entries: Option<u64>,
+    /// `max_json_array_element_count`: elements of one array; Vault's default 10000.
+    pub max_array_elements: Option<u64>,
 }
 
 /// OpenBao's `max_request_json_memory` default.
 pub const DEFAULT_MAX_JSON_MEMORY: u64 = (32 << 20) + (512 << 10);
 /// OpenBao's `max_request_json_strings` default.
 pub const DEFAULT_MAX_JSON_STRINGS: u64 = 1000;
+/// Vault's `max_json_depth` default.
+pub const DEFAULT_MAX_JSON_DEPTH: u64 = 500;
+/// Vault's `max_json_string_value_length` default (1 MiB).
+pub const DEFAULT_MAX_JSON_STRING_LENGTH: u64 = 1 << 20;
+/// Vault's `max_json_object_entry_count` default.
+pub const DEFAULT_MAX_JSON_OBJECT_ENTRIES: u64 = 10_000;
+/// Vault's `max_json_array_element_count` default.
+pub const DEFAULT_MAX_JSON_ARRAY_ELEMENTS: u64 = 10_000;
+/// The deepest nesting Coffer's JSON decoder accepts (serde_json's recursion limit), whatever
+/// `max_json_depth` says.
+pub const MAX_JSON_DEPTH_SUPPORTED: u64 = 127;
+
+impl JsonLimits {
+    /// No limit at all (the nesting cap of the decoder still applies).
+    pub const NONE: JsonLimits = JsonLimits {
+        max_memory: None,
+        max_strings: None,
+        max_depth: None,
+        max_string_length: None,
+        max_object_entries: None,
+        max_array_elements: None,
+    };
+}
 
 impl Default for JsonLimits {
     fn default() -> Self {
         JsonLimits {
             max_memory: Some(DEFAULT_MAX_JSON_MEMORY),
             max_strings: Some(DEFAULT_MAX_JSON_STRINGS),
+            max_depth: Some(DEFAULT_MAX_JSON_DEPTH),
+            max_string_length: Some(DEFAULT_MAX_JSON_STRING_LENGTH),
+            max_object_entries: Some(DEFAULT_MAX_JSON_OBJECT_ENTRIES),
+            max_array_elements: Some(DEFAULT_MAX_JSON_ARRAY_ELEMENTS),
         }
     }
 }
@@ -227,7 +265,8 @@ pub(super) fn from_block(
         timeout("http_write_timeout", Duration::ZERO)?,
         timeout("http_idle_timeout", DEFAULT_IDLE_TIMEOUT)?,
     );
-    // As in OpenBao: 0 (or unset) means the default, a negative number means no limit.
+    // As in OpenBao and Vault: 0 (or unset) means the default; a negative number means no limit
+    // (as in OpenBao; Vault has no such setting for its four).
     let json_limit = |key: &str, default: u64| -> Result<Option<u64>, ConfigError> {
         Ok(match section.integer(key)? {
             None | Some((0, _)) => Some(default),
@@ -237,6 +276,19 @@ pub(super) fn from_block(
     let json = JsonLimits {
         max_memory: json_limit("max_request_json_memory", DEFAULT_MAX_JSON_MEMORY)?,
         max_strings: json_limit("max_request_json_strings", DEFAULT_MAX_JSON_STRINGS)?,
+        max_depth: json_limit("max_json_depth", DEFAULT_MAX_JSON_DEPTH)?,
+        max_string_length: json_limit(
+            "max_json_string_value_length",
+            DEFAULT_MAX_JSON_STRING_LENGTH,
+        )?,
+        max_object_entries: json_limit(
+            "max_json_object_entry_count",
+            DEFAULT_MAX_JSON_OBJECT_ENTRIES,
+        )?,
+        max_array_elements: json_limit(
+            "max_json_array_element_count",
+            DEFAULT_MAX_JSON_ARRAY_ELEMENTS,
+        )?,
     };
 
     let min_version = match section.string("tls_min_version")? {
@@ -619,10 +671,18 @@ mod tests {
         let defaults = JsonLimits {
             max_memory: Some(34_078_720),
             max_strings: Some(1000),
+            max_depth: Some(500),
+            max_string_length: Some(1_048_576),
+            max_object_entries: Some(10_000),
+            max_array_elements: Some(10_000),
         };
         assert_eq!(limits(""), Ok(defaults));
         assert_eq!(
-            limits("max_request_json_memory = 0\nmax_request_json_strings = 0"),
+            limits(
+                "max_request_json_memory = 0\nmax_request_json_strings = 0\nmax_json_depth = 0\n\
+                 max_json_string_value_length = 0\nmax_json_object_entry_count = 0\n\
+                 max_json_array_element_count = 0"
+            ),
             Ok(defaults)
         );
         assert_eq!(
@@ -630,6 +690,31 @@ mod tests {
             Ok(JsonLimits {
                 max_memory: Some(4096),
                 max_strings: None,
+                ..defaults
+            })
+        );
+        assert_eq!(
+            limits(
+                "max_json_depth = 10\nmax_json_string_value_length = 20\n\
+                 max_json_object_entry_count = 30\nmax_json_array_element_count = 40"
+            ),
+            Ok(JsonLimits {
+                max_depth: Some(10),
+                max_string_length: Some(20),
+                max_object_entries: Some(30),
+                max_array_elements: Some(40),
+                ..defaults
+            })
+        );
+        assert_eq!(
+            limits(
+                "max_json_depth = -1\nmax_json_string_value_length = -1\n\
+                 max_json_object_entry_count = -5\nmax_json_array_element_count = -1"
+            ),
+            Ok(JsonLimits {
+                max_memory: defaults.max_memory,
+                max_strings: defaults.max_strings,
+                ..JsonLimits::NONE
             })
         );
         let bad = "l.hcl:4: listener \"tcp\".max_request_json_strings: expected a whole number, got \"many\"";
@@ -637,14 +722,13 @@ mod tests {
             limits("max_request_json_strings = \"many\""),
             Err(bad.to_owned())
         );
-        // Vault's names for its own JSON limits are accepted without effect.
+        let bad = "l.hcl:4: listener \"tcp\".max_json_depth: expected a whole number, got \"deep\"";
+        assert_eq!(limits("max_json_depth = \"deep\""), Err(bad.to_owned()));
+        // Vault's four are settings now, not ignored names.
         let text =
             "storage \"inmem\" {}\nlistener \"tcp\" {\ntls_disable = true\nmax_json_depth = 10\n}";
         let ignored = ServerConfig::parse_unchecked(text, "l.hcl").map(|c| c.ignored);
-        assert_eq!(
-            ignored,
-            Ok(vec!["listener \"tcp\".max_json_depth".to_owned()])
-        );
+        assert_eq!(ignored, Ok(vec![]));
     }
 
     proptest::proptest! {
@@ -666,6 +750,8 @@ mod tests {
             key in proptest::sample::select(vec![
                 "http_idle_timeout", "http_read_header_timeout", "http_read_timeout",
                 "http_write_timeout", "max_request_json_memory", "max_request_json_strings",
+                "max_json_depth", "max_json_string_value_length", "max_json_object_entry_count",
+                "max_json_array_element_count",
                 "max_request_size", "address", "tls_min_version",
             ]),
             value in "[-+0-9a-zµ.\"]{0,24}",

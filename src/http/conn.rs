@@ -12,6 +12,11 @@
 //!   ([`DeadlineBody`]), and the response must be produced and written within the write timeout.
 //!
 //! A deadline that passes makes the stream fail with `TimedOut`, and hyper closes the connection.
+//!
+//! Request headers are bounded as Go bounds them ([`MAX_HEADER_BYTES`]).
+//! On a TLS listener, a client speaking plain HTTP gets Go's `400 Bad Request` and
+//! `Client sent an HTTP request to an HTTPS server.` instead of a TLS alert
+//! ([`refuse_plain_http`]).
 
 use std::future::Future;
 use std::io;
@@ -39,6 +44,18 @@ use crate::config::HttpTimeouts;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// The most bytes of request line and headers read before a request is answered with
+/// `431 Request Header Fields Too Large`: Go's `DefaultMaxHeaderBytes` (1 MiB) plus the 4 KiB
+/// slack Go's `http.Server` allows, as in Vault. hyper refuses a head once its read buffer
+/// reaches this size; reads of at most [`HEAD_READ_CHUNK`] while a head arrives keep the buffer
+/// from overshooting (over TLS, by at most one TLS record). A head under this size is served, one
+/// over it by a chunk is refused. (A URL over 65534 bytes is refused sooner, with
+/// `414 URI Too Long`: the `http` crate cannot represent a longer one.)
+const MAX_HEADER_BYTES: usize = (1 << 20) + 4096;
+
+/// Largest read from the socket while a request head is arriving (see [`MAX_HEADER_BYTES`]).
+const HEAD_READ_CHUNK: usize = 4096;
+
 /// How long in-flight requests may run on after shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -52,9 +69,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
-        TokioExecutor::new(),
-    ));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // hyper answers 431 once the request line and headers outgrow its read buffer (HTTP/1.1)
+    // or the header list limit (HTTP/2).
+    builder.http1().max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     let mut backoff = Duration::ZERO;
     loop {
@@ -97,6 +119,9 @@ pub async fn serve(
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 Some(acceptor) => {
+                    let Some(io) = refuse_plain_http(io).await else {
+                        return;
+                    };
                     let Ok(stream) = acceptor.accept(io).await else {
                         return;
                     };
@@ -108,6 +133,100 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+/// Go's answer to plain HTTP on a TLS listener (Vault's): a bare HTTP/1.0 400, then close.
+const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// What the first five bytes of a plain HTTP request to a TLS listener look like: Go's five
+/// (`GET /`, `HEAD `, `POST `, `PUT /`, `OPTIO`) and the other methods Vault clients send.
+const PLAIN_HTTP_STARTS: [&[u8; 5]; 8] = [
+    b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO", b"DELET", b"LIST ", b"PATCH",
+];
+
+/// How long the refused connection's unread request may keep arriving before the socket is
+/// closed (closing with unread data resets the connection, and the client could lose the 400).
+const PLAIN_HTTP_DRAIN: Duration = Duration::from_secs(1);
+
+/// Reads the first five bytes of a TLS connection (a TLS record header). When they are the start
+/// of a plain HTTP request, answers as Go's `http.Server` does and returns `None`; otherwise
+/// returns the stream with those bytes put back for the handshake. `None` too when the client
+/// closes (or the header timeout passes) before five bytes.
+async fn refuse_plain_http<S>(mut io: S) -> Option<Rewind<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = [0u8; 5];
+    io.read_exact(&mut head).await.ok()?;
+    if !PLAIN_HTTP_STARTS.contains(&&head) {
+        return Some(Rewind {
+            head,
+            pos: 0,
+            inner: io,
+        });
+    }
+    if io.write_all(PLAIN_HTTP_ANSWER).await.is_ok() && io.shutdown().await.is_ok() {
+        let mut sink = [0u8; 4096];
+        let drain = async { while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(PLAIN_HTTP_DRAIN, drain).await;
+    }
+    None
+}
+
+/// A stream with bytes already read from it put back in front.
+struct Rewind<S> {
+    head: [u8; 5],
+    pos: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(rest) = this.head.get(this.pos..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 type ServiceFuture =
@@ -205,6 +324,11 @@ impl ConnState {
         if p.in_flight == 0 && p.first_byte.is_none() {
             p.first_byte = Some(Instant::now());
         }
+    }
+
+    /// Whether no request is in progress, so what arrives is the next request's head.
+    fn reading_head(&self) -> bool {
+        self.phase().in_flight == 0
     }
 
     /// A request's headers were read: returns the in-flight guard and the body's deadline.
@@ -321,6 +445,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if buf.remaining() > HEAD_READ_CHUNK && this.state.reading_head() {
+            // Small reads while a request head arrives keep hyper's buffer, and so the header
+            // limit, within one chunk of `MAX_HEADER_BYTES`.
+            let mut chunk = [0u8; HEAD_READ_CHUNK];
+            let mut small = ReadBuf::new(&mut chunk);
+            return match Pin::new(&mut this.io).poll_read(cx, &mut small) {
+                Poll::Ready(Ok(())) => {
+                    if !small.filled().is_empty() {
+                        buf.put_slice(small.filled());
+                        this.state.received();
+                    }
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    let deadline = this.state.read_deadline(cx.waker());
+                    this.read_timer.poll(deadline, cx).map(Err)
+                }
+            };
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -501,6 +645,42 @@ mod tests {
             state.read_deadline(&waker),
             Some(first + Duration::from_secs(5))
         );
+    }
+
+    #[tokio::test]
+    async fn plain_http_on_a_tls_listener_gets_gos_400() {
+        for start in [
+            &b"GET /v1/sys/health HTTP/1.1\r\n\r\n"[..],
+            b"LIST /v1/x HTTP/1.1\r\n\r\n",
+        ] {
+            let (mut client, server) = tokio::io::duplex(1024);
+            client.write_all(start).await.unwrap();
+            client.shutdown().await.unwrap();
+            assert!(refuse_plain_http(server).await.is_none());
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            assert_eq!(answer, PLAIN_HTTP_ANSWER);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_hello_is_handed_on_whole() {
+        let hello = [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 6];
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(&hello).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut rewound = refuse_plain_http(server).await.unwrap();
+        let mut got = Vec::new();
+        let mut small = [0u8; 3];
+        let n = rewound.read(&mut small).await.unwrap();
+        got.extend_from_slice(&small[..n]);
+        rewound.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, hello);
+        // Fewer than five bytes: nothing to hand on.
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(b"GET").await.unwrap();
+        client.shutdown().await.unwrap();
+        assert!(refuse_plain_http(server).await.is_none());
     }
 
     fn futures_noop_waker() -> Waker {

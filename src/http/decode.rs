@@ -1,8 +1,8 @@
 //! HTTP → `IncomingRequest`: method to operation, query and body to parameters, token and
 //! wrap-TTL headers. Bodies are JSON whatever the Content-Type, except form bodies that are not
 //! JSON-shaped; an empty body, `null` and trailing whitespace all mean "no parameters".
-//! Before a JSON body is decoded, a streaming scan enforces OpenBao's complexity limits, so an
-//! unauthenticated client cannot make the server build a huge value (see [`check_complexity`]).
+//! Before a JSON body is decoded, a streaming scan enforces OpenBao's and Vault's JSON limits, so
+//! an unauthenticated client cannot make the server build a huge value (see [`check_complexity`]).
 
 use axum::body::HttpBody;
 use axum::body::{Body, Bytes};
@@ -169,30 +169,42 @@ mod cost {
 
 const EXCEEDED_MEMORY: &str = "exceeded maximum estimated memory limits";
 const EXCEEDED_STRINGS: &str = "exceeded maximum number of strings";
+const EXCEEDED_DEPTH: &str = "JSON input exceeds allowed nesting depth";
+const EXCEEDED_STRING_LENGTH: &str = "JSON string value exceeds allowed length";
+const EXCEEDED_OBJECT_ENTRIES: &str = "JSON object exceeds allowed entry count";
+const EXCEEDED_ARRAY_ELEMENTS: &str = "JSON array exceeds allowed element count";
 
-/// Refuses a JSON document that is too complex, as OpenBao does before decoding a request body:
-/// a 400 `refused JSON input due to high complexity: ...` when the estimated memory of the
-/// decoded value exceeds `max_memory`, or the number of strings (keys and values) exceeds
-/// `max_strings`. The scan allocates nothing per element and stops at the first excess, so a
-/// 32 MiB `[0,0,...]` costs a few milliseconds instead of half a gigabyte. Nesting deeper than
-/// serde_json's recursion limit (128) is refused as malformed input.
+/// Refuses a JSON document that is too complex before it is decoded, with a 400
+/// `refused JSON input due to high complexity: ...` naming the first limit passed:
+/// - OpenBao's: the estimated memory of the decoded value over `max_memory`, or more strings
+///   (keys and values) than `max_strings`;
+/// - Vault's: nesting deeper than `max_depth` (the outer value counting 1), a string (key or
+///   value) longer than `max_string_length` bytes once decoded, an object with more keys than
+///   `max_object_entries`, an array with more elements than `max_array_elements`.
+///
+/// The scan allocates nothing per element and stops at the first excess, so a 32 MiB
+/// `[0,0,...]` costs a few milliseconds instead of half a gigabyte. Nesting deeper than
+/// serde_json's recursion limit
+/// ([`MAX_JSON_DEPTH_SUPPORTED`](crate::config::listener::MAX_JSON_DEPTH_SUPPORTED)) is refused as too deep whatever
+/// `max_depth` says.
 pub(super) fn check_complexity(json: &[u8], limits: &JsonLimits) -> Result<()> {
-    if limits.max_memory.is_none() && limits.max_strings.is_none() {
-        return Ok(());
-    }
     let mut budget = Budget {
         limits: *limits,
         memory: 0,
         strings: 0,
+        depth: 0,
         exceeded: None,
     };
     let mut de = serde_json::Deserializer::from_slice(json);
     let scanned =
         serde::de::DeserializeSeed::deserialize(Scan(&mut budget), &mut de).and_then(|()| de.end());
+    let too_complex =
+        |why: &str| Error::bad(format!("refused JSON input due to high complexity: {why}"));
     match (budget.exceeded, scanned) {
-        (Some(why), _) => Err(Error::bad(format!(
-            "refused JSON input due to high complexity: {why}"
-        ))),
+        (Some(why), _) => Err(too_complex(why)),
+        (None, Err(e)) if e.to_string().starts_with("recursion limit exceeded") => {
+            Err(too_complex(EXCEEDED_DEPTH))
+        }
         (None, Err(e)) => Err(json_error(&e)),
         (None, Ok(())) => Ok(()),
     }
@@ -221,10 +233,18 @@ struct Budget {
     limits: JsonLimits,
     memory: u64,
     strings: u64,
+    /// Objects and arrays open around the current token.
+    depth: u64,
     exceeded: Option<&'static str>,
 }
 
 impl Budget {
+    /// Records which limit was passed and stops the scan.
+    fn exceed<E: serde::de::Error>(&mut self, why: &'static str) -> E {
+        self.exceeded = Some(why);
+        E::custom(why)
+    }
+
     fn charge<E: serde::de::Error>(
         &mut self,
         cost: u64,
@@ -232,15 +252,35 @@ impl Budget {
     ) -> std::result::Result<(), E> {
         self.memory = self.memory.saturating_add(cost);
         if self.limits.max_memory.is_some_and(|m| self.memory > m) {
-            self.exceeded = Some(EXCEEDED_MEMORY);
-            return Err(E::custom(EXCEEDED_MEMORY));
+            return Err(self.exceed(EXCEEDED_MEMORY));
         }
         if string {
             self.strings += 1;
             if self.limits.max_strings.is_some_and(|m| self.strings > m) {
-                self.exceeded = Some(EXCEEDED_STRINGS);
-                return Err(E::custom(EXCEEDED_STRINGS));
+                return Err(self.exceed(EXCEEDED_STRINGS));
             }
+        }
+        Ok(())
+    }
+
+    /// An object or array opens.
+    fn enter<E: serde::de::Error>(&mut self) -> std::result::Result<(), E> {
+        self.depth += 1;
+        if self.limits.max_depth.is_some_and(|m| self.depth > m) {
+            return Err(self.exceed(EXCEEDED_DEPTH));
+        }
+        Ok(())
+    }
+
+    /// The `count`th entry of an object (`max_object_entries`) or element of an array.
+    fn count<E: serde::de::Error>(
+        &mut self,
+        count: u64,
+        limit: Option<u64>,
+        why: &'static str,
+    ) -> std::result::Result<(), E> {
+        if limit.is_some_and(|m| count > m) {
+            return Err(self.exceed(why));
         }
         Ok(())
     }
@@ -286,6 +326,9 @@ impl<'de> serde::de::Visitor<'de> for Scan<'_> {
 
     fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<(), E> {
         let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
+        if self.0.limits.max_string_length.is_some_and(|m| len > m) {
+            return Err(self.0.exceed(EXCEEDED_STRING_LENGTH));
+        }
         self.0.charge(cost::STRING.saturating_add(len), true)
     }
 
@@ -293,8 +336,15 @@ impl<'de> serde::de::Visitor<'de> for Scan<'_> {
         self,
         mut seq: A,
     ) -> std::result::Result<(), A::Error> {
+        self.0.enter()?;
         self.0.charge(cost::ARRAY, false)?;
-        while seq.next_element_seed(Scan(&mut *self.0))?.is_some() {}
+        let limit = self.0.limits.max_array_elements;
+        let mut elements: u64 = 0;
+        while seq.next_element_seed(Scan(&mut *self.0))?.is_some() {
+            elements += 1;
+            self.0.count(elements, limit, EXCEEDED_ARRAY_ELEMENTS)?;
+        }
+        self.0.depth -= 1;
         Ok(())
     }
 
@@ -302,10 +352,16 @@ impl<'de> serde::de::Visitor<'de> for Scan<'_> {
         self,
         mut map: A,
     ) -> std::result::Result<(), A::Error> {
+        self.0.enter()?;
         self.0.charge(cost::OBJECT, false)?;
+        let limit = self.0.limits.max_object_entries;
+        let mut entries: u64 = 0;
         while map.next_key_seed(Scan(&mut *self.0))?.is_some() {
+            entries += 1;
+            self.0.count(entries, limit, EXCEEDED_OBJECT_ENTRIES)?;
             map.next_value_seed(Scan(&mut *self.0))?;
         }
+        self.0.depth -= 1;
         Ok(())
     }
 }
@@ -461,7 +517,7 @@ mod tests {
         let form = Some("application/x-www-form-urlencoded");
         let limits = JsonLimits {
             max_memory: Some(3 * (2 * cost::STRING + 3)),
-            max_strings: None,
+            ..JsonLimits::NONE
         };
         assert!(parse_body(b"a=1&b=2&c=3", form, &limits).is_ok());
         let err = parse_body(b"a=1&b=2&c=3&d=4", form, &limits).unwrap_err();
@@ -482,29 +538,166 @@ mod tests {
                 open.repeat(100_000),
                 close.repeat(100_000)
             );
-            let err = parse_body(text.as_bytes(), None, &JsonLimits::default()).unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with("failed to decode JSON input: recursion limit exceeded"),
-                "{err}"
-            );
+            for limits in [JsonLimits::default(), JsonLimits::NONE] {
+                let err = parse_body(text.as_bytes(), None, &limits).unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    "refused JSON input due to high complexity: JSON input exceeds allowed nesting depth"
+                );
+            }
         }
     }
 
+    /// `n` nested arrays: `[[[...]]]`.
+    fn nested(n: usize) -> String {
+        format!("{}{}", "[".repeat(n), "]".repeat(n))
+    }
+
+    fn refusal(json: &str, limits: &JsonLimits) -> Option<String> {
+        check_complexity(json.as_bytes(), limits)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    const DEPTH: &str =
+        "refused JSON input due to high complexity: JSON input exceeds allowed nesting depth";
+    const LENGTH: &str =
+        "refused JSON input due to high complexity: JSON string value exceeds allowed length";
+    const ENTRIES: &str =
+        "refused JSON input due to high complexity: JSON object exceeds allowed entry count";
+    const ELEMENTS: &str =
+        "refused JSON input due to high complexity: JSON array exceeds allowed element count";
+
     #[test]
-    fn a_31_mib_array_is_refused_by_the_memory_estimate() {
+    fn nesting_depth_counts_the_outer_value_and_stops_at_the_decoders_cap() {
+        let depth = |n| JsonLimits {
+            max_depth: Some(n),
+            ..JsonLimits::NONE
+        };
+        assert_eq!(refusal(&nested(3), &depth(3)), None);
+        assert_eq!(refusal(&nested(4), &depth(3)).as_deref(), Some(DEPTH));
+        assert_eq!(refusal("{\"a\":{\"b\":[0]}}", &depth(3)), None);
+        assert_eq!(
+            refusal("{\"a\":{\"b\":[[]]}}", &depth(3)).as_deref(),
+            Some(DEPTH)
+        );
+        // Siblings do not add up.
+        assert_eq!(refusal("[[[]],[[]],{\"a\":[]}]", &depth(3)), None);
+        // serde_json's recursion limit: 127 levels decode, 128 do not, whatever the setting.
+        let cap = usize::try_from(crate::config::listener::MAX_JSON_DEPTH_SUPPORTED).unwrap();
+        for limits in [JsonLimits::default(), JsonLimits::NONE] {
+            assert_eq!(refusal(&nested(cap), &limits), None);
+            assert_eq!(refusal(&nested(cap + 1), &limits).as_deref(), Some(DEPTH));
+        }
+        let deep = format!("{{\"a\":{}}}", nested(cap - 1));
+        assert!(serde_json::from_str::<Value>(&deep).is_ok());
+        assert_eq!(
+            parse_body(deep.as_bytes(), None, &JsonLimits::default()).unwrap()["a"],
+            serde_json::from_str::<Value>(&nested(cap - 1)).unwrap()
+        );
+    }
+
+    #[test]
+    fn string_length_is_in_decoded_bytes_for_keys_and_values() {
+        let length = JsonLimits {
+            max_string_length: Some(4),
+            ..JsonLimits::NONE
+        };
+        assert_eq!(refusal("{\"abcd\":\"wxyz\"}", &length), None);
+        assert_eq!(refusal("{\"abcde\":1}", &length).as_deref(), Some(LENGTH));
+        assert_eq!(
+            refusal("{\"a\":[\"vwxyz\"]}", &length).as_deref(),
+            Some(LENGTH)
+        );
+        // Escapes count once decoded: `\u00e9` is two bytes, `\n` one.
+        assert_eq!(refusal("{\"a\":\"\\u00e9\\u00e9\"}", &length), None);
+        assert_eq!(refusal("{\"a\":\"\\n\\n\\n\\n\"}", &length), None);
+        assert_eq!(
+            refusal("{\"a\":\"\\u00e9\\u00e9x\"}", &length).as_deref(),
+            Some(LENGTH)
+        );
+        assert_eq!(refusal("{\"a\":\"éé\"}", &length), None);
+        assert_eq!(refusal("{\"a\":\"ééx\"}", &length).as_deref(), Some(LENGTH));
+    }
+
+    #[test]
+    fn entry_and_element_counts_are_per_container() {
+        let counts = JsonLimits {
+            max_object_entries: Some(2),
+            max_array_elements: Some(3),
+            ..JsonLimits::NONE
+        };
+        assert_eq!(
+            refusal("{\"a\":[1,2,3],\"b\":{\"c\":[4,5,6],\"d\":0}}", &counts),
+            None
+        );
+        assert_eq!(
+            refusal("{\"a\":1,\"b\":2,\"c\":3}", &counts).as_deref(),
+            Some(ENTRIES)
+        );
+        assert_eq!(
+            refusal("{\"a\":{\"b\":1,\"c\":2,\"d\":3}}", &counts).as_deref(),
+            Some(ENTRIES)
+        );
+        assert_eq!(
+            refusal("{\"a\":[1,2,3,4]}", &counts).as_deref(),
+            Some(ELEMENTS)
+        );
+        // Nested containers are elements too.
+        assert_eq!(
+            refusal("{\"a\":[[],{},\"x\",null]}", &counts).as_deref(),
+            Some(ELEMENTS)
+        );
+        // Repeated keys each count, as they do in Vault's token scan.
+        assert_eq!(
+            refusal("{\"a\":1,\"a\":2,\"a\":3}", &counts).as_deref(),
+            Some(ENTRIES)
+        );
+    }
+
+    #[test]
+    fn vaults_defaults_at_and_over() {
+        let d = JsonLimits::default();
+        let array = |n: usize| format!("{{\"a\":[{}0]}}", "0,".repeat(n - 1));
+        assert_eq!(refusal(&array(10_000), &d), None);
+        assert_eq!(refusal(&array(10_001), &d).as_deref(), Some(ELEMENTS));
+        let string = |n: usize| format!("{{\"a\":\"{}\"}}", "x".repeat(n));
+        assert_eq!(refusal(&string(1 << 20), &d), None);
+        assert_eq!(refusal(&string((1 << 20) + 1), &d).as_deref(), Some(LENGTH));
+        // Objects: OpenBao's 1000 strings come first at the defaults, so count them with
+        // numeric values and no string limit.
+        let object = |n: usize| {
+            let entries: Vec<String> = (0..n).map(|i| format!("\"{i}\":0")).collect();
+            format!("{{{}}}", entries.join(","))
+        };
+        let no_strings = JsonLimits {
+            max_strings: None,
+            ..d
+        };
+        assert_eq!(refusal(&object(10_000), &no_strings), None);
+        assert_eq!(
+            refusal(&object(10_001), &no_strings).as_deref(),
+            Some(ENTRIES)
+        );
+    }
+
+    #[test]
+    fn a_31_mib_array_is_refused() {
         let n = (31 << 20) / 2 - 8;
         let text = format!("{{\"a\":[{}0]}}", "0,".repeat(n));
         let err = parse_body(text.as_bytes(), None, &JsonLimits::default()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
-        );
-        let unlimited = JsonLimits {
-            max_memory: None,
-            max_strings: None,
+        assert_eq!(err.to_string(), ELEMENTS);
+        let memory_only = JsonLimits {
+            max_memory: JsonLimits::default().max_memory,
+            ..JsonLimits::NONE
         };
-        assert!(check_complexity(text.as_bytes(), &unlimited).is_ok());
+        assert_eq!(
+            refusal(&text, &memory_only).as_deref(),
+            Some(
+                "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
+            )
+        );
+        assert!(check_complexity(text.as_bytes(), &JsonLimits::NONE).is_ok());
     }
 
     /// OpenBao's estimate for a value, and its number of strings (keys included).
@@ -545,6 +738,30 @@ mod tests {
         })
     }
 
+    /// Vault's measures of a value: nesting depth, longest string (keys included), most keys in
+    /// one object, most elements in one array.
+    fn vault_measures(v: &Value) -> [u64; 4] {
+        let len = |s: &str| u64::try_from(s.len()).unwrap();
+        let max = |a: [u64; 4], b: [u64; 4]| std::array::from_fn(|i| a[i].max(b[i]));
+        match v {
+            Value::String(s) => [0, len(s), 0, 0],
+            Value::Array(a) => {
+                let inner = a.iter().map(vault_measures).fold([0; 4], max);
+                let n = u64::try_from(a.len()).unwrap();
+                [inner[0] + 1, inner[1], inner[2], inner[3].max(n)]
+            }
+            Value::Object(o) => {
+                let inner = o
+                    .iter()
+                    .map(|(k, v)| max([0, len(k), 0, 0], vault_measures(v)))
+                    .fold([0; 4], max);
+                let n = u64::try_from(o.len()).unwrap();
+                [inner[0] + 1, inner[1], inner[2].max(n), inner[3]]
+            }
+            _ => [0; 4],
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
@@ -562,7 +779,14 @@ mod tests {
         #[test]
         fn json_ish_bodies_never_panic(text in "[\\[\\]{}\",:0-9a-z\\\\ .eE+-]{0,200}") {
             let _ = parse_body(text.as_bytes(), None, &JsonLimits::default());
-            let tight = JsonLimits { max_memory: Some(64), max_strings: Some(2) };
+            let tight = JsonLimits {
+                max_memory: Some(64),
+                max_strings: Some(2),
+                max_depth: Some(3),
+                max_string_length: Some(4),
+                max_object_entries: Some(2),
+                max_array_elements: Some(2),
+            };
             let _ = parse_body(text.as_bytes(), None, &tight);
         }
 
@@ -580,19 +804,46 @@ mod tests {
         fn complexity_limits_are_exact(v in json_value(), pretty: bool) {
             let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
             let (memory, strings) = openbao_cost(&v);
-            let at = JsonLimits { max_memory: Some(memory), max_strings: Some(strings) };
+            let at = JsonLimits { max_memory: Some(memory), max_strings: Some(strings), ..JsonLimits::NONE };
             proptest::prop_assert!(check_complexity(text.as_bytes(), &at).is_ok());
-            let less_memory = JsonLimits { max_memory: Some(memory - 1), max_strings: None };
+            let less_memory = JsonLimits { max_memory: Some(memory - 1), ..JsonLimits::NONE };
             proptest::prop_assert_eq!(
                 check_complexity(text.as_bytes(), &less_memory).unwrap_err().to_string(),
                 "refused JSON input due to high complexity: exceeded maximum estimated memory limits"
             );
             if strings > 0 {
-                let fewer = JsonLimits { max_memory: None, max_strings: Some(strings - 1) };
+                let fewer = JsonLimits { max_strings: Some(strings - 1), ..JsonLimits::NONE };
                 proptest::prop_assert_eq!(
                     check_complexity(text.as_bytes(), &fewer).unwrap_err().to_string(),
                     "refused JSON input due to high complexity: exceeded maximum number of strings"
                 );
+            }
+        }
+
+        /// Vault's four limits are exact too: a document passes at its own measures and is
+        /// refused one below any of them.
+        #[test]
+        fn vault_limits_are_exact(v in json_value(), pretty: bool) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            let [depth, length, entries, elements] = vault_measures(&v);
+            let at = JsonLimits {
+                max_depth: Some(depth),
+                max_string_length: Some(length),
+                max_object_entries: Some(entries),
+                max_array_elements: Some(elements),
+                ..JsonLimits::NONE
+            };
+            proptest::prop_assert_eq!(refusal(&text, &at), None);
+            let cases = [
+                (depth, JsonLimits { max_depth: depth.checked_sub(1), ..at }, DEPTH),
+                (length, JsonLimits { max_string_length: length.checked_sub(1), ..at }, LENGTH),
+                (entries, JsonLimits { max_object_entries: entries.checked_sub(1), ..at }, ENTRIES),
+                (elements, JsonLimits { max_array_elements: elements.checked_sub(1), ..at }, ELEMENTS),
+            ];
+            for (measure, less, why) in cases {
+                if measure > 0 {
+                    proptest::prop_assert_eq!(refusal(&text, &less), Some(why.to_owned()));
+                }
             }
         }
     }

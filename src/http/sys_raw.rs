@@ -87,7 +87,7 @@ async fn operator_unauthed(
         Method::DELETE => Operation::Delete,
         _ => return Err(Error::MethodNotAllowed),
     };
-    let fields = match body_json(body)? {
+    let fields = match body_json(state, body)? {
         Value::Object(m) => m,
         _ => {
             return Err(Error::bad(
@@ -105,12 +105,15 @@ fn ok(v: Value) -> HttpResponse {
     json_response(StatusCode::OK, v.to_string())
 }
 
-fn body_json(body: &[u8]) -> Result<Value> {
+/// The body as JSON, after the listener's JSON limits (these endpoints need no token, so an
+/// oversized document is refused before it is built).
+fn body_json(state: &AppState, body: &[u8]) -> Result<Value> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Error::bad("failed to decode JSON input: invalid UTF-8"))?;
     if text.trim().is_empty() || text.trim() == "null" {
         return Ok(json!({}));
     }
+    super::decode::check_complexity(text.trim().as_bytes(), &state.options.json)?;
     serde_json::from_str(text).map_err(|e| Error::bad(format!("failed to decode JSON input: {e}")))
 }
 
@@ -129,7 +132,7 @@ fn int_field(v: &Value, name: &str) -> Result<i64> {
 }
 
 async fn init(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
-    let v = body_json(body)?;
+    let v = body_json(state, body)?;
     if v.get("recovery_shares")
         .and_then(Value::as_i64)
         .unwrap_or(0)
@@ -152,7 +155,7 @@ async fn init(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
 }
 
 async fn unseal(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
-    let v = body_json(body)?;
+    let v = body_json(state, body)?;
     let reset = match v.get("reset").unwrap_or(&Value::Null) {
         Value::Bool(b) => *b,
         Value::String(s) => s == "true",

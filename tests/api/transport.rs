@@ -1,6 +1,6 @@
 //! The transport's defences over real sockets: connection timeouts (idle keep-alive, half-sent
-//! headers and bodies, plain and TLS), many idle connections, OpenBao's JSON complexity limits,
-//! and dot segments / control characters in paths.
+//! headers and bodies, plain and TLS), many idle connections, OpenBao's and Vault's JSON limits,
+//! plain HTTP sent to a TLS listener, header size, and dot segments / control characters in paths.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -148,6 +148,56 @@ async fn tls_listeners_close_silent_connections_too() {
     srv.stop().await;
 }
 
+#[tokio::test]
+async fn plain_http_to_a_tls_listener_gets_a_400_like_vault() {
+    let srv = ConfigServer::start("", true).await;
+    // Raw: Go's exact bytes, then the connection is closed.
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: coffer\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = wait_for_close(&mut conn, Duration::from_secs(5)).await;
+    assert_eq!(
+        String::from_utf8(answer).unwrap(),
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+    );
+    // An HTTP client sees a 400 with that body, for each method Vault's clients use.
+    let plain = reqwest::Client::new();
+    for method in [
+        "GET", "PUT", "POST", "DELETE", "LIST", "HEAD", "PATCH", "OPTIONS",
+    ] {
+        let r = plain
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}/v1/secret/data/x", srv.addr),
+            )
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{method}");
+        let body = r.text().await.unwrap();
+        if method != "HEAD" {
+            assert_eq!(
+                body, "Client sent an HTTP request to an HTTPS server.\n",
+                "{method}"
+            );
+        }
+    }
+    // A TLS client is still served.
+    let tls = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = tls
+        .get(format!("https://{}/v1/sys/seal-status", srv.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_idle_connections_do_not_lock_out_other_clients() {
     coffer::http::raise_open_files_limit();
@@ -241,7 +291,11 @@ const TOO_MUCH_MEMORY: &str =
 
 /// Sends `body` unauthenticated: 403 means it was decoded and reached the token check.
 async fn put_raw(srv: &TestServer, body: String) -> crate::common::Resp {
-    let rb = srv.client.put(srv.url("secret/data/x")).body(body);
+    put_raw_to(srv, "secret/data/x", body).await
+}
+
+async fn put_raw_to(srv: &TestServer, path: &str, body: String) -> crate::common::Resp {
+    let rb = srv.client.put(srv.url(path)).body(body);
     TestServer::finish(rb).await
 }
 
@@ -274,26 +328,16 @@ async fn json_bodies_over_openbaos_default_limits_are_refused_before_authenticat
     r.assert_status(400);
     assert_eq!(r.errors(), vec![TOO_MANY_STRINGS]);
 
-    // 34,078,720 bytes (32 MiB + 512 KiB) of estimated memory.
-    put_raw(&srv, zeros(1_419_939)).await.assert_status(403);
-    let r = put_raw(&srv, zeros(1_419_940)).await;
-    r.assert_status(400);
-    assert_eq!(r.errors(), vec![TOO_MUCH_MEMORY]);
-
-    // The 31 MiB body of the issue.
+    // Vault's array limit (10,000 elements) stops the 31 MiB body of the issue first.
     let r = put_raw(&srv, zeros((31 << 20) / 2 - 8)).await;
     r.assert_status(400);
-    assert_eq!(r.errors(), vec![TOO_MUCH_MEMORY]);
+    assert_eq!(r.errors(), vec![TOO_MANY_ELEMENTS]);
 
     // 100,000 levels of nesting are refused, not a stack overflow.
     let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
     let r = put_raw(&srv, deep).await;
     r.assert_status(400);
-    assert!(
-        r.errors()[0].starts_with("failed to decode JSON input: "),
-        "{}",
-        r.text
-    );
+    assert_eq!(r.errors(), vec![TOO_DEEP]);
     // The limits apply to authenticated requests too, and normal bodies still work.
     let r = srv
         .put("secret/data/x", &srv.root, json!({"data": {"k": "v"}}))
@@ -302,9 +346,164 @@ async fn json_bodies_over_openbaos_default_limits_are_refused_before_authenticat
 }
 
 #[tokio::test]
+async fn openbaos_memory_limit_at_and_over_its_default() {
+    // Without Vault's array limit, the memory estimate is what stops a long array.
+    let srv = ConfigServer::start("max_json_array_element_count = -1", false).await;
+    let client = reqwest::Client::new();
+    let put = |body: String| {
+        client
+            .put(format!("http://{}/v1/secret/data/x", srv.addr))
+            .body(body)
+            .send()
+    };
+    // 34,078,720 bytes (32 MiB + 512 KiB) of estimated memory; a sealed server answers a
+    // decoded body with 503.
+    assert_eq!(put(zeros(1_419_939)).await.unwrap().status(), 503);
+    let r = put(zeros(1_419_940)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"errors": [TOO_MUCH_MEMORY]}));
+    let r = put(zeros((31 << 20) / 2 - 8)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    srv.stop().await;
+}
+
+// ---- Vault's JSON limits (max_json_depth, _string_value_length, _object_entry_count,
+// _array_element_count) ----
+
+const TOO_DEEP: &str =
+    "refused JSON input due to high complexity: JSON input exceeds allowed nesting depth";
+const TOO_LONG: &str =
+    "refused JSON input due to high complexity: JSON string value exceeds allowed length";
+const TOO_MANY_ENTRIES: &str =
+    "refused JSON input due to high complexity: JSON object exceeds allowed entry count";
+const TOO_MANY_ELEMENTS: &str =
+    "refused JSON input due to high complexity: JSON array exceeds allowed element count";
+
+/// `{"a":[[...[]...]]}`: `depth` levels of nesting, the outer object included.
+fn nested(depth: usize) -> String {
+    let n = depth - 1;
+    format!("{{\"a\":{}{}}}", "[".repeat(n), "]".repeat(n))
+}
+
+/// `{"0":0,"1":0,...}` with `n` entries.
+fn entries(n: usize) -> String {
+    let e: Vec<String> = (0..n).map(|i| format!("\"{i}\":0")).collect();
+    format!("{{{}}}", e.join(","))
+}
+
+/// `{"a":"xxx..."}` with a value of `n` bytes.
+fn long_string(n: usize) -> String {
+    format!("{{\"a\":\"{}\"}}", "x".repeat(n))
+}
+
+#[tokio::test]
+async fn vaults_json_limits_at_and_over_their_defaults_before_authentication() {
+    let srv = TestServer::start().await;
+    // Arrays: 10,000 elements (403: decoded, then refused for want of a token).
+    put_raw(&srv, zeros(10_000)).await.assert_status(403);
+    let r = put_raw(&srv, zeros(10_001)).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), vec![TOO_MANY_ELEMENTS]);
+    // Strings: 1 MiB, key or value.
+    put_raw(&srv, long_string(1 << 20)).await.assert_status(403);
+    let r = put_raw(&srv, long_string((1 << 20) + 1)).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), vec![TOO_LONG]);
+    let long_key = format!("{{\"{}\":0}}", "k".repeat((1 << 20) + 1));
+    let r = put_raw(&srv, long_key).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), vec![TOO_LONG]);
+    // Depth: Vault's default is 500, but the decoder stops at 127 levels whatever the setting.
+    put_raw(&srv, nested(127)).await.assert_status(403);
+    let r = put_raw(&srv, nested(128)).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), vec![TOO_DEEP]);
+    let r = put_raw(&srv, nested(501)).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), vec![TOO_DEEP]);
+    // Objects: at the defaults OpenBao's 1000 strings (keys count) come first.
+    let r = put_raw(&srv, entries(10_001)).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), vec![TOO_MANY_STRINGS]);
+    // Root is refused the same way.
+    let rb = srv
+        .client
+        .put(srv.url("secret/data/x"))
+        .header("X-Vault-Token", &srv.root)
+        .body(zeros(10_001));
+    let r = TestServer::finish(rb).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), vec![TOO_MANY_ELEMENTS]);
+}
+
+#[tokio::test]
+async fn vaults_object_entry_limit_at_and_over_its_default() {
+    let srv = ConfigServer::start("max_request_json_strings = -1", false).await;
+    let client = reqwest::Client::new();
+    let put = |body: String| {
+        client
+            .put(format!("http://{}/v1/secret/data/x", srv.addr))
+            .body(body)
+            .send()
+    };
+    assert_eq!(put(entries(10_000)).await.unwrap().status(), 503);
+    let r = put(entries(10_001)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"errors": [TOO_MANY_ENTRIES]}));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn vaults_json_limits_are_configurable_in_the_listener() {
+    let srv = ConfigServer::start(
+        "max_json_depth = 3\nmax_json_string_value_length = 5\n\
+         max_json_object_entry_count = 2\nmax_json_array_element_count = 3",
+        false,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // Sealed server: a decoded body reaches the seal check (503).
+    for (ok, over, why) in [
+        (nested(3), nested(4), TOO_DEEP),
+        (long_string(5), long_string(6), TOO_LONG),
+        (entries(2), entries(3), TOO_MANY_ENTRIES),
+        (
+            "{\"a\":[1,2,3]}".to_owned(),
+            "{\"a\":[1,2,3,4]}".to_owned(),
+            TOO_MANY_ELEMENTS,
+        ),
+    ] {
+        let url = format!("http://{}/v1/secret/data/x", srv.addr);
+        let r = client.put(&url).body(ok.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{ok}");
+        let r = client.put(&url).body(over.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{over}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body, json!({"errors": [why]}), "{over}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unauthenticated_sys_endpoints_apply_the_json_limits() {
+    let srv = TestServer::start().await;
+    let body = zeros(10_001).replace("{\"a\":", "{\"key\":");
+    for path in ["sys/unseal", "sys/init"] {
+        let r = put_raw_to(&srv, path, body.clone()).await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), vec![TOO_MANY_ELEMENTS], "{path}");
+        let r = put_raw_to(&srv, path, nested(128)).await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), vec![TOO_DEEP], "{path}");
+    }
+}
+
+#[tokio::test]
 async fn json_limits_are_configurable_in_the_listener() {
     let srv = ConfigServer::start(
-        "max_request_json_strings = 3\nmax_request_json_memory = -1",
+        "max_request_json_strings = 3\nmax_request_json_memory = -1\nmax_json_array_element_count = -1",
         false,
     )
     .await;
@@ -424,4 +623,83 @@ async fn encoded_dot_segments_and_control_characters_are_refused_like_openbao() 
     srv.list("secret/metadata", &srv.root)
         .await
         .assert_status(200);
+}
+
+// ---- request header size (Go's 1 MiB, plus its 4 KiB slack) ----
+
+/// Sends `GET path` with one `X-Big` header of `n` bytes and returns the status line and how
+/// long the answer took.
+async fn with_big_header(addr: SocketAddr, path: &str, n: usize) -> (String, Duration) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: c\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(n)
+    );
+    let started = Instant::now();
+    let _ = conn.write_all(req.as_bytes()).await;
+    let (resp, _) = wait_for_close(&mut conn, Duration::from_secs(20)).await;
+    let text = String::from_utf8_lossy(&resp);
+    (
+        text.lines().next().unwrap_or("").to_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn request_headers_over_1_mib_get_431_like_go() {
+    let srv = TestServer::start().await;
+    // Just under Go's 1 MiB + 4 KiB is served (hyper's default buffer refused anything over
+    // ~400 KB; without small reads it let heads of over 1 MiB + 8 KiB through).
+    let (status, _) = with_big_header(srv.addr, "/v1/sys/health", (1 << 20) + 4096 - 200).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for n in [(1 << 20) + 8192, 2 << 20, 8 << 20] {
+        let (status, took) = with_big_header(srv.addr, "/v1/sys/health", n).await;
+        assert_eq!(
+            status, "HTTP/1.1 431 Request Header Fields Too Large",
+            "{n}"
+        );
+        assert!(took < Duration::from_secs(5), "{n}: {took:?}");
+    }
+    // A 2 MiB URL: 431 too; a 100 KB URL: 414 (the `http` crate's URI limit is 65534 bytes).
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    let req = format!(
+        "GET /v1/secret/data/{} HTTP/1.1\r\nHost: c\r\n\r\n",
+        "a".repeat(2 << 20)
+    );
+    let _ = conn.write_all(req.as_bytes()).await;
+    let (resp, _) = wait_for_close(&mut conn, Duration::from_secs(20)).await;
+    assert!(
+        resp.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    let long = format!("/v1/secret/data/{}", "a/".repeat(50_000));
+    let resp = raw(srv.addr, "GET", &long, "").await;
+    assert!(resp.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{resp}");
+}
+
+#[tokio::test]
+async fn http2_request_headers_are_bounded_at_1_mib_too() {
+    let srv = ConfigServer::start("", true).await;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let get = |n: usize| {
+        client
+            .get(format!("https://{}/v1/sys/seal-status", srv.addr))
+            .header("X-Big", "b".repeat(n))
+            .send()
+    };
+    // hyper's HTTP/2 default was 16 KiB.
+    let r = get(100_000).await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(get((1 << 20) - 4096).await.unwrap().status(), 200);
+    assert_eq!(get((1 << 20) + 8192).await.unwrap().status(), 431);
+    // Far over, the h2 crate ends the connection (too many CONTINUATION frames) instead.
+    let far = get(2 << 20).await;
+    assert!(far.as_ref().map_or(true, |r| r.status() == 431), "{far:?}");
+    assert_eq!(get(10).await.unwrap().status(), 200);
+    srv.stop().await;
 }

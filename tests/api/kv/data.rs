@@ -283,7 +283,8 @@ async fn deep_and_large_secrets_round_trip() {
     write(&srv, "secret", "deep", deep.clone()).await;
     let r = srv.get("secret/data/deep", &srv.root).await;
     assert_eq!(r.body["data"]["data"], deep);
-    let big: String = "x".repeat(4 * 1024 * 1024);
+    // The largest string Vault's default `max_json_string_value_length` lets through: 1 MiB.
+    let big: String = "x".repeat(1024 * 1024);
     write(&srv, "secret", "big", json!({"blob": big})).await;
     let r = srv.get("secret/data/big", &srv.root).await;
     assert_eq!(
@@ -292,6 +293,15 @@ async fn deep_and_large_secrets_round_trip() {
     );
     let r = srv.get("secret/subkeys/deep?depth=2", &srv.root).await;
     assert_eq!(r.body["data"]["subkeys"], json!({"k99": {"k98": null}}));
+    // One byte more is refused before the backend sees it (Vault answers 500, Coffer 400).
+    let over = json!({"data": {"blob": "z".repeat(1024 * 1024 + 1)}});
+    let r = srv.put("secret/data/big", &srv.root, over).await;
+    r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        ["refused JSON input due to high complexity: JSON string value exceeds allowed length"]
+    );
+    assert_eq!(metadata(&srv, "secret", "big").await["current_version"], 1);
     // Over the 32 MiB body limit: refused before the backend sees it, nothing written.
     let huge = json!({"data": {"blob": "y".repeat(33 * 1024 * 1024)}});
     let r = srv.put("secret/data/big", &srv.root, huge).await;
