@@ -173,7 +173,7 @@ impl Core {
             return Err(Error::bad("Vault is already initialized"));
         }
         let config = validate(shares, threshold)?;
-        let root_key = Zeroizing::new(rand::random::<[u8; 32]>());
+        let root_key = crate::ids::os_key::<32>()?;
         let keys = split_key(&config, &root_key)?;
         self.barrier.initialize(&root_key).await?;
         let encoded = serde_json::to_vec(&config).map_err(Error::internal)?;

@@ -310,7 +310,7 @@ fn base62_char(i: usize) -> char {
     char::from(BASE62.get(i % BASE62.len()).copied().unwrap_or(b'0'))
 }
 
-/// `n` random base62 characters from the OS RNG.
+/// `n` random base62 characters (`ids::base62`: thread_rng, a CSPRNG seeded from the OS RNG).
 pub fn random_base62(n: usize) -> String {
     crate::ids::base62(n)
 }
@@ -331,7 +331,7 @@ impl TokenStore {
         let salt = match self.storage.get(SALT_KEY).await? {
             Some(s) => s,
             None => {
-                let s: [u8; 32] = rand::random();
+                let s = crate::ids::os_key::<32>()?;
                 self.storage.put(SALT_KEY, s.to_vec()).await?;
                 s.to_vec()
             }

@@ -97,7 +97,7 @@ impl AppRoleBackend {
                 if let Some(bytes) = s.get(SALT_KEY).await? {
                     return String::from_utf8(bytes).map_err(Error::internal);
                 }
-                let fresh = hex::encode(rand::random::<[u8; 32]>());
+                let fresh = hex::encode(crate::ids::os_key::<32>()?.as_slice());
                 s.put(SALT_KEY, fresh.clone().into_bytes()).await?;
                 Ok(fresh)
             })
