@@ -1,10 +1,16 @@
-//! Random identifiers on hot paths (request ids, token ids, SecretIDs, nonces).
+//! Randomness: identifiers on hot paths, and long-lived key material.
 //!
-//! They come from `rand::thread_rng()`, a ChaCha-based CSPRNG seeded from the OS and reseeded
-//! periodically: cryptographically secure, without a `getrandom` system call per draw. Long-lived
-//! key material (the root key, keyring terms) still comes straight from the OS RNG.
+//! Identifiers (request ids, token ids, accessors, SecretIDs, AEAD nonces) come from
+//! `rand::thread_rng()`, a ChaCha-based CSPRNG seeded from the OS RNG and reseeded periodically:
+//! cryptographically secure, without a `getrandom` system call per draw. Long-lived key material
+//! (the root key, keyring terms, Shamir share coefficients, salts and HMAC keys) comes straight
+//! from the OS RNG (`OsRng`): [`os_key`] here, `OsRng` in `barrier/keyring.rs` and `seal/shamir.rs`.
 
+use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -36,6 +42,15 @@ pub fn fill(buf: &mut [u8]) {
     rand::thread_rng().fill_bytes(buf);
 }
 
+/// `N` bytes of key material straight from the OS RNG, wiped on drop.
+pub fn os_key<const N: usize>() -> Result<Zeroizing<[u8; N]>> {
+    let mut key = Zeroizing::new([0u8; N]);
+    OsRng
+        .try_fill_bytes(key.as_mut_slice())
+        .map_err(|e| Error::internal(format!("reading the OS random number generator: {e}")))?;
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +69,9 @@ mod tests {
         fill(&mut a);
         fill(&mut b);
         assert_ne!(a, b);
+        let k1 = os_key::<32>().unwrap();
+        let k2 = os_key::<32>().unwrap();
+        assert_ne!(*k1, *k2);
+        assert_ne!(*k1, [0u8; 32]);
     }
 }

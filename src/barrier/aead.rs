@@ -116,17 +116,6 @@ pub fn decrypt(key: &[u8; 32], aad: &[u8], value: &[u8]) -> Result<Vec<u8>, Aead
 mod tests {
     use super::*;
 
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
     fn key32(v: &[u8]) -> [u8; 32] {
         v.try_into().unwrap()
     }
@@ -134,21 +123,26 @@ mod tests {
     /// The GCM specification's AES-256 test case 16 (McGrew & Viega), in barrier framing.
     #[test]
     fn gcm_spec_test_case_16() {
-        let key = key32(&unhex(
-            "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
-        ));
-        let nonce: [u8; 12] = unhex("cafebabefacedbaddecaf888").try_into().unwrap();
-        let pt = unhex(
+        let key = key32(
+            &hex::decode("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
+                .unwrap(),
+        );
+        let nonce: [u8; 12] = hex::decode("cafebabefacedbaddecaf888")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let pt = hex::decode(
             "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
              1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
-        );
-        let aad = unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+        )
+        .unwrap();
+        let aad = hex::decode("feedfacedeadbeeffeedfacedeadbeefabaddad2").unwrap();
         let ct = "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa\
                   8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662";
         let tag = "76fc6ece0f4e1768cddf8853bb2d551b";
         let v = encrypt_with_nonce(&key, 7, &nonce, &aad, &pt).unwrap();
         assert_eq!(
-            hex(&v),
+            hex::encode(&v),
             format!("0000000701cafebabefacedbaddecaf888{ct}{tag}")
         );
         assert_eq!(decrypt(&key, &aad, &v).unwrap(), pt);
@@ -161,7 +155,7 @@ mod tests {
         let nonce: [u8; 12] = std::array::from_fn(|i| 0xa0 + i as u8);
         let aad = b"logical/7c9d6c9e-golden/data/app";
         let v = encrypt_with_nonce(&key, 1, &nonce, aad, b"hello, coffer").unwrap();
-        assert_eq!(hex(&v), GOLDEN);
+        assert_eq!(hex::encode(&v), GOLDEN);
         assert_eq!(term(&v).unwrap(), 1);
         assert_eq!(decrypt(&key, aad, &v).unwrap(), b"hello, coffer");
     }

@@ -644,7 +644,7 @@ mod tests {
         let errors = [
             (
                 "http_idle_timeout = \"5 minutes\"",
-                "l.hcl:4: listener \"tcp\".http_idle_timeout: invalid duration: time: invalid duration \"5 minutes\"",
+                "l.hcl:4: listener \"tcp\".http_idle_timeout: invalid duration: time: unknown unit \" minutes\" in duration \"5 minutes\"",
             ),
             (
                 "http_read_timeout = \"-1s\"",

@@ -232,7 +232,7 @@ fn every_error_class_names_file_setting_and_line() {
         ),
         (
             &base("default_lease_ttl = \"10 years\""),
-            "server.hcl:3: default_lease_ttl: invalid duration: time: invalid duration \"10 years\"",
+            "server.hcl:3: default_lease_ttl: invalid duration: time: unknown unit \" years\" in duration \"10 years\"",
         ),
         (
             &base("max_lease_ttl = -5"),

@@ -235,7 +235,7 @@ impl Core {
         if !self.barrier.is_root_key(&old_root)? {
             return Err(Error::bad(ROOT_KEY_FAILED));
         }
-        let new_root = Zeroizing::new(rand::random::<[u8; 32]>());
+        let new_root = crate::ids::os_key::<32>()?;
         let keys = split_key(&attempt.config, &new_root)?;
         let hex: Vec<String> = keys.iter().map(|k| to_hex(k)).collect();
         let b64: Vec<String> = keys

@@ -56,24 +56,10 @@ impl InitResult {
 
     /// Vault's JSON reply: `keys` (hex), `keys_base64`, `root_token`.
     pub fn to_json(&self) -> Value {
-        let hex: Vec<String> = self.keys.iter().map(|k| hex_encode(k)).collect();
+        let hex: Vec<String> = self.keys.iter().map(hex::encode).collect();
         let b64 = self.keys_base64();
         json!({ "keys": hex, "keys_base64": b64, "root_token": self.root_token.expose() })
     }
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
-        .collect()
 }
 
 fn invalid_config(msg: &str) -> Error {
@@ -114,14 +100,15 @@ fn validate(shares: i64, threshold: i64) -> Result<SealConfig> {
 /// An unseal key as clients send it: hex, else standard base64.
 pub(super) fn parse_key(key: &str) -> Option<Zeroizing<Vec<u8>>> {
     let key = key.trim();
-    hex_decode(key)
+    hex::decode(key)
+        .ok()
         .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
         .map(Zeroizing::new)
 }
 
 /// Hex, as Vault prints unseal keys.
 pub(super) fn to_hex(b: &[u8]) -> String {
-    hex_encode(b)
+    hex::encode(b)
 }
 
 /// Splits `root_key` into the unseal keys of `config` (with one share, the key itself).
@@ -186,7 +173,7 @@ impl Core {
             return Err(Error::bad("Vault is already initialized"));
         }
         let config = validate(shares, threshold)?;
-        let root_key = Zeroizing::new(rand::random::<[u8; 32]>());
+        let root_key = crate::ids::os_key::<32>()?;
         let keys = split_key(&config, &root_key)?;
         self.barrier.initialize(&root_key).await?;
         let encoded = serde_json::to_vec(&config).map_err(Error::internal)?;
@@ -412,12 +399,13 @@ mod tests {
     }
 
     #[test]
-    fn hex_round_trip() {
-        assert_eq!(
-            hex_decode(&hex_encode(&[0, 1, 254, 255])).unwrap(),
-            [0, 1, 254, 255]
-        );
-        assert!(hex_decode("abc").is_none());
-        assert!(hex_decode("zz").is_none());
+    fn keys_are_lower_hex_and_parse_as_hex_or_base64() {
+        let bytes = [0u8, 1, 254, 255];
+        assert_eq!(to_hex(&bytes), "0001feff");
+        for text in ["0001feff", "0001FEFF", " 0001feff\n", "AAH+/w=="] {
+            assert_eq!(parse_key(text).unwrap().as_slice(), bytes, "{text:?}");
+        }
+        assert!(parse_key("abc").is_none());
+        assert!(parse_key("zz").is_none());
     }
 }

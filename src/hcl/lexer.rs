@@ -229,7 +229,11 @@ impl Lexer {
         })
     }
 
-    /// `<<EOF` / `<<-EOF` heredocs; `<<-` strips the indentation common to all lines.
+    /// `<<EOF` / `<<-EOF` heredocs, read as HCL1 reads them. The closing line is the anchor,
+    /// optionally preceded by whitespace. `<<-` removes the closing line's leading whitespace from
+    /// every line when every line starts with exactly that text (compared as text, so tabs, spaces
+    /// and non-ASCII characters all count as themselves); otherwise the lines are kept as they are.
+    /// `<<` keeps the lines and, as HCL1 does, the closing line's indentation after them.
     fn heredoc(&mut self) -> Result<String, String> {
         self.bump();
         self.bump();
@@ -242,47 +246,66 @@ impl Lexer {
             return Err(self.here("invalid heredoc anchor"));
         }
         let mut lines = Vec::new();
-        loop {
+        let closing_indent = loop {
             if self.peek(0).is_none() {
                 return Err(self.here("heredoc not terminated"));
             }
             let line = self.take_while(|c| c != '\n');
             self.bump();
-            let done = if indented {
-                line.trim() == anchor
-            } else {
-                line == anchor
-            };
-            if done {
-                break;
+            if let Some(indent) = line.strip_suffix(anchor.as_str())
+                && indent.chars().all(char::is_whitespace)
+            {
+                break indent.to_owned();
             }
             lines.push(line);
+        };
+        let body = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        if !indented {
+            return Ok(body(&lines) + &closing_indent);
         }
-        if indented {
-            let indent = lines
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| l.len() - l.trim_start().len())
-                .min()
-                .unwrap_or(0);
-            for l in &mut lines {
-                *l = l.chars().skip(indent).collect();
-            }
-        }
-        Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+        let dedented: Option<Vec<&str>> = lines
+            .iter()
+            .map(|l| l.strip_prefix(closing_indent.as_str()))
+            .collect();
+        Ok(match dedented {
+            Some(dedented) => dedented.iter().map(|l| format!("{l}\n")).collect(),
+            None => body(&lines),
+        })
     }
 
+    /// A number as HCL1 reads one: `0x1F` is hexadecimal, `0755` octal (`08` is an error, as in
+    /// HCL1, but `08.5` is a float), other integers decimal, anything else a float.
     fn number(&mut self) -> Result<Number, String> {
         let raw = self.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'));
-        let digits = raw.strip_prefix('+').unwrap_or(&raw);
-        let parsed = if let Some(hex) = digits.strip_prefix("0x") {
-            i64::from_str_radix(hex, 16).ok().map(Number::from)
-        } else if let Ok(i) = digits.parse::<i64>() {
+        let signed = raw.strip_prefix('+').unwrap_or(&raw);
+        let (negative, digits) = match signed.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, signed),
+        };
+        let integer = |text: &str, radix: u32| {
+            i64::from_str_radix(&format!("{}{text}", if negative { "-" } else { "" }), radix)
+                .ok()
+                .map(Number::from)
+        };
+        let parsed = if let Some(hex) = digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+            if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(self.here("illegal hexadecimal number"));
+            }
+            integer(hex, 16)
+        } else if let Some(octal) = digits
+            .strip_prefix('0')
+            .filter(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
+        {
+            if octal.contains(['8', '9']) {
+                return Err(self.here("illegal octal number"));
+            }
+            integer(octal, 8)
+        } else if let Ok(i) = signed.parse::<i64>() {
             Some(Number::from(i))
-        } else if let Ok(u) = digits.parse::<u64>() {
+        } else if let Ok(u) = signed.parse::<u64>() {
             Some(Number::from(u))
         } else {
-            digits.parse::<f64>().ok().and_then(Number::from_f64)
+            signed.parse::<f64>().ok().and_then(Number::from_f64)
         };
         parsed.ok_or_else(|| self.here(&format!("invalid number {raw:?}")))
     }

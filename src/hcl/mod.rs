@@ -101,6 +101,78 @@ mod tests {
         assert_eq!((got[1].1, got[1].2), (5, 5));
     }
 
+    /// `<<-` as HCL1 reads it: the closing line's indentation is removed from every line when
+    /// every line starts with it (measured as text: tabs, spaces and multi-byte characters alike).
+    #[test]
+    fn indented_heredocs_strip_the_closing_lines_indentation() {
+        let value = |text: &str| summary(text)[0].3.clone();
+        // Multi-byte text and indentation: the old reader measured the indent in bytes and cut it in
+        // characters, eating the first letters of "ünï" and "日本".
+        assert_eq!(
+            value("k = <<-EOT\n\u{3000}ünï\n\u{3000}  日本\n\u{3000}EOT\n"),
+            json!("ünï\n  日本\n")
+        );
+        assert_eq!(
+            value("k = <<-EOT\n  ünï\n    é\n  EOT\n"),
+            json!("ünï\n  é\n")
+        );
+        // Tabs are removed as the closing line has them; a line with other indentation keeps all.
+        assert_eq!(
+            value("k = <<-EOT\n\t\ta\n\t\t\tb\n\t\tEOT\n"),
+            json!("a\n\tb\n")
+        );
+        assert_eq!(value("k = <<-EOT\n\ta\n  b\n\tEOT\n"), json!("\ta\n  b\n"));
+        // The closing line's indentation is what is removed, not the smallest one of the lines.
+        assert_eq!(
+            value("k = <<-EOT\n    a\n      b\n  EOT\n"),
+            json!("  a\n    b\n")
+        );
+        assert_eq!(value("k = <<-EOT\n    a\nEOT\n"), json!("    a\n"));
+        // An empty line lacks the indentation, so HCL1 keeps every line as it is.
+        assert_eq!(
+            value("k = <<-EOT\n  a\n\n  b\n  EOT\n"),
+            json!("  a\n\n  b\n")
+        );
+        assert_eq!(value("k = <<-EOT\n  EOT\n"), json!(""));
+        // `<<` keeps the lines, and HCL1 keeps the closing line's indentation after them.
+        assert_eq!(value("k = <<EOT\n  ünï\n  EOT\n"), json!("  ünï\n  "));
+        assert_eq!(value("k = <<EOT\nEOT\n"), json!(""));
+        // A line that merely contains the anchor is content.
+        assert_eq!(
+            value("k = <<EOT\nEOT x\nx EOT\nEOT"),
+            json!("EOT x\nx EOT\n")
+        );
+    }
+
+    /// Integers as HCL1 reads them (Go's `ParseInt(text, 0, 64)`): a leading `0` is octal.
+    #[test]
+    fn octal_and_hexadecimal_integers() {
+        for (text, want) in [
+            ("0755", json!(493)),
+            ("-0755", json!(-493)),
+            ("0", json!(0)),
+            ("00", json!(0)),
+            ("10", json!(10)),
+            ("0x1F", json!(31)),
+            ("0X1f", json!(31)),
+            ("-0x10", json!(-16)),
+            ("08.5", json!(8.5)),
+            ("0.5", json!(0.5)),
+            ("09e1", json!(90.0)),
+        ] {
+            assert_eq!(summary(&format!("mode = {text}"))[0].3, want, "{text}");
+        }
+        for (text, want) in [
+            ("08", "At 1:10: illegal octal number"),
+            ("0759", "At 1:12: illegal octal number"),
+            ("0x", "At 1:10: illegal hexadecimal number"),
+            ("0xg", "At 1:11: illegal hexadecimal number"),
+        ] {
+            let got = parse_document(&format!("mode = {text}")).err();
+            assert_eq!(got.as_deref(), Some(want), "{text}");
+        }
+    }
+
     #[test]
     fn syntax_errors_name_line_and_column() {
         let cases = [

@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
+// The one duration parser and formatter; re-exported where backends have always found them.
+pub use super::duration::{
+    go_duration, parse_duration_nanos, parse_duration_seconds, pretty_duration,
+};
+
 /// How a field's raw JSON value is converted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
@@ -405,133 +410,6 @@ fn to_kv_pairs(name: &str, v: &Value) -> Result<BTreeMap<String, String>> {
     }
 }
 
-/// Parses Vault's duration syntax into whole seconds: integer seconds (`"300"`), days (`"2d"`),
-/// or a Go duration (`"1h30m"`, `"1m0s"`, `"250ms"`). Fractions of a second are truncated.
-/// Negative values are returned as such; callers decide whether they are allowed.
-pub fn parse_duration_seconds(input: &str) -> std::result::Result<i64, String> {
-    let s = input.trim();
-    if s.is_empty() {
-        return Ok(0);
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        return Ok(n);
-    }
-    if let Some(days) = s.strip_suffix('d')
-        && let Ok(n) = days.parse::<i64>()
-    {
-        return n
-            .checked_mul(86_400)
-            .ok_or_else(|| format!("time: invalid duration {input:?}"));
-    }
-    parse_go_duration_nanos(s)
-        .map(|n| i64::try_from(n / 1_000_000_000).unwrap_or(i64::MAX))
-        .map_err(|()| format!("time: invalid duration {input:?}"))
-}
-
-/// Vault's `ParseDurationSecond` in nanoseconds, for settings that take sub-second values
-/// (`"500ms"`): integer seconds (`"30"`), days (`"2d"`) or a Go duration (`"1m30s"`).
-pub fn parse_duration_nanos(input: &str) -> std::result::Result<i128, String> {
-    let s = input.trim();
-    let invalid = || format!("time: invalid duration {input:?}");
-    if s.is_empty() {
-        return Ok(0);
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        return Ok(i128::from(n) * 1_000_000_000);
-    }
-    if let Some(days) = s.strip_suffix('d')
-        && let Ok(n) = days.parse::<i64>()
-    {
-        return Ok(i128::from(n) * 86_400_000_000_000);
-    }
-    parse_go_duration_nanos(s).map_err(|()| invalid())
-}
-
-/// Go's `time.ParseDuration`, in nanoseconds.
-fn parse_go_duration_nanos(s: &str) -> std::result::Result<i128, ()> {
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(());
-    }
-    let mut total: i128 = 0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or(())?;
-        let (num, after) = rest.split_at(num_end);
-        if num.is_empty() || num == "." {
-            return Err(());
-        }
-        let unit_end = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_end);
-        let scale: i128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(()),
-        };
-        let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-        let int_val: i128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| ())?
-        };
-        let mut value = int_val.checked_mul(scale).ok_or(())?;
-        if !frac_part.is_empty() {
-            let digits = frac_part.len().min(18);
-            let frac: i128 = frac_part.get(..digits).ok_or(())?.parse().map_err(|_| ())?;
-            let part = frac * scale / 10i128.pow(u32::try_from(digits).map_err(|_| ())?);
-            value = value.checked_add(part).ok_or(())?;
-        }
-        total = total.checked_add(value).ok_or(())?;
-        rest = next;
-    }
-    Ok(if neg { -total } else { total })
-}
-
-/// Go's `time.Duration.String()` for whole seconds: `3600` → `"1h0m0s"`, `60` → `"1m0s"`.
-pub fn go_duration(secs: i64) -> String {
-    if secs == 0 {
-        return "0s".to_string();
-    }
-    let sign = if secs < 0 { "-" } else { "" };
-    let s = secs.unsigned_abs();
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{sign}{h}h{m}m{sec}s")
-    } else if m > 0 {
-        format!("{sign}{m}m{sec}s")
-    } else {
-        format!("{sign}{sec}s")
-    }
-}
-
-/// The CLI's prettified form (zero units dropped): `3600` → `"1h"`, `5400` → `"1h30m"`.
-pub fn pretty_duration(secs: i64) -> String {
-    let full = go_duration(secs);
-    if full == "0s" {
-        return full;
-    }
-    let trimmed = full.replace("h0m0s", "h").replace("m0s", "m");
-    if let Some(stripped) = trimmed.strip_suffix("h0m") {
-        format!("{stripped}h")
-    } else {
-        trimmed
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,70 +531,5 @@ mod tests {
             fd(json!({"zz":1,"n":1,"aa":2})).unknown_keys(),
             ["aa", "zz"]
         );
-    }
-
-    #[test]
-    fn go_duration_formatting() {
-        assert_eq!(go_duration(3600), "1h0m0s");
-        assert_eq!(go_duration(60), "1m0s");
-        assert_eq!(go_duration(5), "5s");
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(pretty_duration(3600), "1h");
-        assert_eq!(pretty_duration(5400), "1h30m");
-        assert_eq!(pretty_duration(90), "1m30s");
-        assert_eq!(pretty_duration(2_764_799), "767h59m59s");
-        assert_eq!(pretty_duration(14400), "4h");
-        assert_eq!(pretty_duration(2700), "45m");
-    }
-
-    #[test]
-    fn durations_in_nanoseconds() {
-        assert_eq!(parse_duration_nanos("30"), Ok(30_000_000_000));
-        assert_eq!(parse_duration_nanos("500ms"), Ok(500_000_000));
-        assert_eq!(parse_duration_nanos("1m30s"), Ok(90_000_000_000));
-        assert_eq!(parse_duration_nanos("2d"), Ok(172_800_000_000_000));
-        assert_eq!(parse_duration_nanos("-1.5s"), Ok(-1_500_000_000));
-        assert_eq!(
-            parse_duration_nanos("5 minutes"),
-            Err("time: invalid duration \"5 minutes\"".to_owned())
-        );
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
-
-        /// Go durations built from their parts read back exactly, in both parsers.
-        #[test]
-        fn go_durations_round_trip(
-            h in 0i64..10_000, m in 0i64..600, s in 0i64..600, ms in 0i64..1000, neg: bool,
-        ) {
-            let sign = if neg { "-" } else { "" };
-            let text = format!("{sign}{h}h{m}m{s}s{ms}ms");
-            let millis = ((h * 60 + m) * 60 + s) * 1000 + ms;
-            let nanos = i128::from(if neg { -millis } else { millis }) * 1_000_000;
-            proptest::prop_assert_eq!(parse_duration_nanos(&text), Ok(nanos));
-            let secs = i64::try_from(nanos / 1_000_000_000).unwrap();
-            proptest::prop_assert_eq!(parse_duration_seconds(&text), Ok(secs));
-        }
-
-        /// Whole numbers are seconds.
-        #[test]
-        fn integers_are_seconds(n in proptest::num::i64::ANY) {
-            proptest::prop_assert_eq!(parse_duration_nanos(&n.to_string()), Ok(i128::from(n) * 1_000_000_000));
-            proptest::prop_assert_eq!(parse_duration_seconds(&n.to_string()), Ok(n));
-        }
-
-        /// Any text, including huge numbers and fractions, gives a value or an error, no panic.
-        #[test]
-        fn arbitrary_text_never_panics(text in "[-+0-9.a-zµμ ]{0,40}") {
-            let _ = parse_duration_nanos(&text);
-            let _ = parse_duration_seconds(&text);
-        }
-
-        #[test]
-        fn arbitrary_unicode_never_panics(text in "\\PC{0,24}") {
-            let _ = parse_duration_nanos(&text);
-            let _ = parse_duration_seconds(&text);
-        }
     }
 }

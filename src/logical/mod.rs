@@ -7,6 +7,7 @@
 //! with (`system_view.rs`); the mount table's rows are `MountEntry`s (`mount.rs`). Nothing here
 //! depends on the core.
 
+pub mod duration;
 pub mod field;
 pub mod mount;
 pub mod path;

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{Capabilities, ParameterMap, PathKind, PathRule, Policy};
 use crate::hcl::{Item, Node, parse_document};
+use crate::logical::duration::parse_duration_nanos;
 
 /// Keys Vault accepts inside a `path` block; anything else is reported as an invalid key.
 const PATH_KEYS: &[&str] = &[
@@ -302,70 +303,7 @@ fn wrapping_ttl(field: &str, val: Option<&Value>) -> Result<i128, String> {
             Some(i) => i128::from(i) * 1_000_000_000,
             None => (n.as_f64().unwrap_or(0.0) * 1e9) as i128,
         }),
-        Some(Value::String(s)) if s.is_empty() => Ok(0),
-        Some(Value::String(s)) => {
-            if let Ok(secs) = s.parse::<i64>() {
-                Ok(i128::from(secs) * 1_000_000_000)
-            } else if let Some(days) = s.strip_suffix('d') {
-                days.parse::<i64>()
-                    .map(|d| i128::from(d) * 86_400 * 1_000_000_000)
-                    .map_err(|_| {
-                        err(format!(
-                            "strconv.ParseInt: parsing {days:?}: invalid syntax"
-                        ))
-                    })
-            } else {
-                go_duration(s).map_err(err)
-            }
-        }
+        Some(Value::String(s)) => parse_duration_nanos(s).map_err(err),
         Some(_) => Err(err("could not parse duration from input".to_owned())),
     }
-}
-
-/// Go's `time.ParseDuration` (units ns, us/µs, ms, s, m, h; decimals; sign) in nanoseconds.
-fn go_duration(input: &str) -> Result<i128, String> {
-    let invalid = || format!("time: invalid duration {input:?}");
-    let (negative, mut rest) = match input.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, input.strip_prefix('+').unwrap_or(input)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return Err(invalid());
-        }
-        let value: f64 = num.parse().map_err(|_| invalid())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let scale = match unit {
-            "" => return Err(format!("time: missing unit in duration {input:?}")),
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            other => {
-                return Err(format!(
-                    "time: unknown unit {other:?} in duration {input:?}"
-                ));
-            }
-        };
-        total += value * scale;
-        rest = next;
-    }
-    let nanos = total.round() as i128;
-    Ok(if negative { -nanos } else { nanos })
 }

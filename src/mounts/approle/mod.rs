@@ -30,7 +30,7 @@ use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPat
 use crate::physical::WriteOp;
 use crate::storage::Storage;
 use store::{ROLE_ID_PREFIX, ROLE_PREFIX, RoleEntry, RoleIdEntry, SALT_KEY};
-use validation::{create_hmac, hex};
+use validation::create_hmac;
 
 /// The role-name capture shared by every role path (Vault's `GenericNameRegex`, ASCII only).
 const ROLE_NAME: &str = r"(?P<role_name>[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)";
@@ -97,7 +97,7 @@ impl AppRoleBackend {
                 if let Some(bytes) = s.get(SALT_KEY).await? {
                     return String::from_utf8(bytes).map_err(Error::internal);
                 }
-                let fresh = hex(&rand::random::<[u8; 32]>());
+                let fresh = hex::encode(crate::ids::os_key::<32>()?.as_slice());
                 s.put(SALT_KEY, fresh.clone().into_bytes()).await?;
                 Ok(fresh)
             })

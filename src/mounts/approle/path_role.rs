@@ -5,7 +5,7 @@
 //! persisted (with its role_id index) in one batch by `save_role`.
 
 use super::store::{RoleEntry, SECRET_ID_LOCAL_PREFIX, SECRET_ID_PREFIX};
-use super::validation::{MAX_HMAC_INPUT, hex, parse_addrs, validate_cidr_list};
+use super::validation::{MAX_HMAC_INPUT, parse_addrs, validate_cidr_list};
 use super::{AppRoleBackend, ROLE_NAME, go_err};
 use crate::error::{Error, Result};
 use crate::logical::field::go_duration;
@@ -205,13 +205,16 @@ impl AppRoleBackend {
             )));
         }
         let previous_role_id = existing.as_ref().map(|r| r.role_id.clone());
-        let mut role = existing.unwrap_or_else(|| RoleEntry {
-            name: name.to_lowercase(),
-            hmac_key: hex(&rand::random::<[u8; 32]>()),
-            secret_id_prefix: SECRET_ID_PREFIX.into(),
-            token_type: "default".into(),
-            ..Default::default()
-        });
+        let mut role = match existing {
+            Some(role) => role,
+            None => RoleEntry {
+                name: name.to_lowercase(),
+                hmac_key: hex::encode(crate::ids::os_key::<32>()?.as_slice()),
+                secret_id_prefix: SECRET_ID_PREFIX.into(),
+                token_type: "default".into(),
+                ..Default::default()
+            },
+        };
 
         let mut warnings = Vec::new();
         let mut token_type = d.get_str("token_type")?;

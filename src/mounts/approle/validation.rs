@@ -28,12 +28,7 @@ pub fn create_hmac(key: &str, value: &str) -> Result<String, String> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
         .map_err(|_| "invalid HMAC key".to_string())?;
     mac.update(value.as_bytes());
-    Ok(hex(&mac.finalize().into_bytes()))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    crate::token::hex(bytes)
+    Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Go's `%q` of a string slice: `["a" "b"]`.

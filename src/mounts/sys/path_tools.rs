@@ -65,7 +65,7 @@ fn url_count(s: &str) -> Result<i64> {
 
 fn encode(bytes: &[u8], format: &str) -> String {
     if format == "hex" {
-        crate::token::hex(bytes)
+        hex::encode(bytes)
     } else {
         B64.encode(bytes)
     }
