@@ -169,7 +169,7 @@ async fn unseal(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
 }
 
 async fn health(state: &AppState, method: &Method, query: Option<&str>) -> Result<HttpResponse> {
-    let q = parse_query(query);
+    let q = parse_query(query)?;
     let (body, which) = state.core.health().await?;
     let default = match which {
         "uninitcode" => 501,

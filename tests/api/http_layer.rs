@@ -150,6 +150,42 @@ async fn json_whatever_the_content_type_and_form_bodies() {
 }
 
 #[tokio::test]
+async fn form_bodies_and_queries_that_are_not_utf8_are_400_and_change_nothing() {
+    let srv = TestServer::start().await;
+    // `%ff` decodes to a byte that is not UTF-8: it used to become "" silently, so this wrote a
+    // secret with an empty value.
+    let rb = srv
+        .client
+        .post(srv.url("secret/data/form"))
+        .header("X-Vault-Token", &srv.root)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("data=%ff");
+    let r = TestServer::finish(rb).await;
+    r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        ["failed to parse form data: invalid UTF-8 in a percent-encoded value"]
+    );
+    srv.get("secret/data/form", &srv.root)
+        .await
+        .assert_status(404);
+    let r = srv
+        .req("GET", "secret/metadata/?list=%ff", Some(&srv.root), None)
+        .await;
+    r.assert_status(400);
+    // Valid multi-byte text still decodes.
+    let rb = srv
+        .client
+        .post(srv.url("cubbyhole/form"))
+        .header("X-Vault-Token", &srv.root)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("drink=caf%C3%A9+au+lait");
+    TestServer::finish(rb).await.assert_status(204);
+    let r = srv.get("cubbyhole/form", &srv.root).await;
+    assert_eq!(r.body["data"]["drink"], json!("café au lait"));
+}
+
+#[tokio::test]
 async fn malformed_json_is_400_and_changes_nothing() {
     let srv = TestServer::start().await;
     let rb = srv
