@@ -288,10 +288,10 @@ impl Core {
         let mut auth_block = None;
         if let Some(resp) = response.as_mut() {
             if let Some(auth) = resp.auth.take() {
-                let (_, block) = self
+                let issued = self
                     .issue_login_token(&m.entry, &req.full_path, &auth)
                     .await?;
-                auth_block = Some(block);
+                auth_block = Some(issued.auth_block());
             } else if let Some(block) = resp.issued_auth.take() {
                 auth_block = Some(block);
             }
