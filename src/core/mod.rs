@@ -7,6 +7,7 @@
 pub mod generate_root;
 mod mount_lifecycle;
 pub mod mounts;
+pub mod observer;
 pub mod operator;
 pub mod pipeline;
 pub mod policy_store;
@@ -100,6 +101,7 @@ pub struct Core {
     unseal_progress: tokio::sync::Mutex<seal::Progress>,
     rekey: tokio::sync::Mutex<Option<rekey::Attempt>>,
     generate_root: tokio::sync::Mutex<Option<generate_root::Attempt>>,
+    observer: arc_swap::ArcSwapOption<Box<dyn observer::RequestObserver>>,
     weak: Weak<Core>,
 }
 
@@ -133,6 +135,7 @@ impl Core {
             unseal_progress: tokio::sync::Mutex::new(seal::Progress::default()),
             rekey: tokio::sync::Mutex::new(None),
             generate_root: tokio::sync::Mutex::new(None),
+            observer: arc_swap::ArcSwapOption::empty(),
             weak: weak.clone(),
         });
         Ok(core)
