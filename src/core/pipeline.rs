@@ -8,8 +8,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::Core;
+use super::mounts::Mounted;
+use super::observer::{MountInfo, RequestRecord, Trace};
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Request, Response};
+use crate::logical::{Operation, Request, Response, SpecialPaths};
 use crate::policy::AclRequest;
 use crate::secret::Secret;
 use crate::token::TokenEntry;
@@ -89,13 +91,49 @@ impl Core {
         Ok(Some(entry))
     }
 
-    /// Runs one logical request through the pipeline.
+    /// Runs one logical request through the pipeline; an installed observer sees it (and its
+    /// outcome) whatever step ends it.
     pub async fn handle_request(&self, inc: IncomingRequest) -> Result<Outcome> {
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
         let request_id = crate::ids::uuid_v4();
-        let mut op = inc.operation;
+        let mut trace = self.trace(|| RequestRecord {
+            request_id: request_id.clone(),
+            operation: inc.operation,
+            path: inc.path.clone(),
+            mount: None,
+            client_addr: inc.client_addr,
+            token: None,
+            data: inc.data.clone(),
+        });
+        let mut revoke = None;
+        let result = self
+            .handle_traced(request_id, inc, &mut trace, &mut revoke)
+            .await;
+        if let Some(t) = trace {
+            t.finish(&result);
+        }
+        if let Some(key) = revoke {
+            // The token's last use: revoke it (and its children) now that the request is done.
+            if let Err(e) = self.revoke_token_tree(&key).await {
+                tracing::error!(error = %e, "failed to revoke a token after its last use");
+            }
+        }
+        result
+    }
+
+    /// The pipeline's steps up to the backend: path checks, route, canonical names, special
+    /// paths, token; then `run`, then wrapping. `revoke` receives the key of a token whose last
+    /// use this request was.
+    async fn handle_traced(
+        &self,
+        request_id: String,
+        inc: IncomingRequest,
+        trace: &mut Option<Trace>,
+        revoke: &mut Option<String>,
+    ) -> Result<Outcome> {
+        let op = inc.operation;
         let mut full_path = inc.path;
         if op == Operation::List && !full_path.ends_with('/') {
             full_path.push('/');
@@ -125,6 +163,14 @@ impl Core {
             full_path = format!("{}{canonical}", m.api_path);
             rel = canonical;
         }
+        if let Some(t) = trace.as_mut() {
+            t.record.path.clone_from(&full_path);
+            t.record.mount = mounted.as_ref().map(|m| MountInfo {
+                kind: m.entry.kind.clone(),
+                accessor: m.entry.accessor.clone(),
+                path: m.api_path.clone(),
+            });
+        }
         let special = mounted
             .as_ref()
             .map(|m| m.backend.special_paths())
@@ -150,7 +196,6 @@ impl Core {
 
         // Token: required unless the path is unauthenticated (where a bad token is ignored).
         let mut token: Option<Arc<TokenEntry>> = None;
-        let mut revoke_after = false;
         if !unauthenticated {
             let entry = self
                 .authenticate(inc.client_token.as_ref(), inc.client_addr)
@@ -161,7 +206,12 @@ impl Core {
                 .use_token(entry)
                 .await?
                 .ok_or_else(token_error)?;
-            revoke_after = last;
+            if last {
+                *revoke = Some(entry.key.clone());
+            }
+            if let Some(t) = trace.as_mut() {
+                t.record.token = Some(entry.clone());
+            }
             token = Some(entry);
         }
         let display_name = token
@@ -170,103 +220,77 @@ impl Core {
             .unwrap_or_default();
         let wrap_ttl = inc.wrap_ttl;
 
-        let result = self
+        let ran = self
             .run(
-                &request_id,
-                &mut op,
-                full_path.clone(),
-                rel,
-                mounted,
-                special,
-                inc.data,
-                token.clone(),
-                RequestCtx {
+                RunContext {
+                    request_id: &request_id,
+                    operation: op,
+                    full_path: full_path.clone(),
+                    rel,
+                    mounted,
+                    special,
+                    data: inc.data,
+                    token,
                     client_token: inc.client_token,
                     client_addr: inc.client_addr,
-                    wrap_ttl: inc.wrap_ttl,
+                    wrap_ttl,
                     content_type: inc.content_type,
                 },
+                trace,
             )
-            .await;
-        let result = match (result, wrap_ttl) {
-            (Ok((response, auth, mount_type)), Some(ttl)) => {
-                let out = Outcome {
-                    request_id: request_id.clone(),
-                    operation: op,
-                    response,
-                    auth,
-                    mount_type,
-                };
-                self.wrap_outcome(out, ttl, &full_path, &display_name).await
-            }
-            (Ok((response, auth, mount_type)), None) => Ok(Outcome {
-                request_id: request_id.clone(),
-                operation: op,
-                response,
-                auth,
-                mount_type,
-            }),
-            (Err(e), _) => Err(e),
+            .await?;
+        let out = Outcome {
+            request_id,
+            operation: ran.operation,
+            response: ran.response,
+            auth: ran.auth,
+            mount_type: ran.mount_type,
         };
-
-        if revoke_after && let Some(t) = &token {
-            // The token's last use: revoke it (and its children) now that the request is done.
-            if let Err(e) = self.revoke_token_tree(&t.key).await {
-                tracing::error!(error = %e, "failed to revoke a token after its last use");
-            }
+        match wrap_ttl {
+            Some(ttl) => self.wrap_outcome(out, ttl, &full_path, &display_name).await,
+            None => Ok(out),
         }
-        result
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one internal step of the pipeline"
-    )]
-    async fn run(
-        &self,
-        request_id: &str,
-        op: &mut Operation,
-        full_path: String,
-        rel: String,
-        mounted: Option<Arc<super::mounts::Mounted>>,
-        special: crate::logical::SpecialPaths,
-        data: Map<String, Value>,
-        token: Option<Arc<TokenEntry>>,
-        ctx: RequestCtx,
-    ) -> Result<(Option<Response>, Option<Value>, String)> {
-        let Some(m) = mounted else {
+    /// The steps from the existence check to the backend and the token issued for a login.
+    async fn run(&self, ctx: RunContext<'_>, trace: &mut Option<Trace>) -> Result<Ran> {
+        let Some(m) = ctx.mounted else {
             // Without a mount only a root token learns that the route does not exist (help, which
             // no policy governs, tells any valid token, as OpenBao's does).
-            let is_root = token.as_ref().is_some_and(|t| t.is_root());
-            if !is_root && *op != Operation::Help {
+            let is_root = ctx.token.as_ref().is_some_and(|t| t.is_root());
+            if !is_root && ctx.operation != Operation::Help {
                 return Err(Error::AclDenied);
             }
-            return Err(Error::NoRoute(full_path.trim_end_matches('/').to_string()));
+            return Err(Error::NoRoute(
+                ctx.full_path.trim_end_matches('/').to_string(),
+            ));
         };
 
         let mut req = Request {
-            id: request_id.to_string(),
-            operation: *op,
-            path: rel,
-            full_path,
+            id: ctx.request_id.to_string(),
+            operation: ctx.operation,
+            path: ctx.rel,
+            full_path: ctx.full_path,
             mount: m.entry.clone(),
-            data,
+            data: ctx.data,
             storage: m.storage.clone(),
             client_token: ctx.client_token,
-            token: token.clone(),
+            token: ctx.token.clone(),
             client_addr: ctx.client_addr,
             wrap_ttl: ctx.wrap_ttl,
             content_type: ctx.content_type,
         };
 
-        if req.operation == Operation::Update {
-            if let Some(false) = m.backend.existence_check(&req).await? {
-                req.operation = Operation::Create;
+        if req.operation == Operation::Update
+            && let Some(false) = m.backend.existence_check(&req).await?
+        {
+            req.operation = Operation::Create;
+            if let Some(t) = trace.as_mut() {
+                t.record.operation = Operation::Create;
             }
-            *op = req.operation;
         }
 
-        if let Some(t) = &token {
+        if let Some(t) = &ctx.token {
             let acl = self.policies.acl_for(&t.policies)?;
             let result = acl.allow_operation(&AclRequest {
                 operation: req.operation,
@@ -278,33 +302,63 @@ impl Core {
                 return Err(Error::AclDenied);
             }
             // Help is governed by no policy, sudo included (as in OpenBao).
-            if special.is_root(&req.path) && !result.root_privs && req.operation != Operation::Help
+            if ctx.special.is_root(&req.path)
+                && !result.root_privs
+                && req.operation != Operation::Help
             {
                 return Err(Error::AclDenied);
             }
         }
 
+        if let Some(t) = trace.as_mut() {
+            t.announce()?;
+        }
         let mut response = m.backend.handle_request(&req).await?;
         let mut auth_block = None;
         if let Some(resp) = response.as_mut() {
             if let Some(auth) = resp.auth.take() {
-                let (_, block) = self
+                let issued = self
                     .issue_login_token(&m.entry, &req.full_path, &auth)
                     .await?;
-                auth_block = Some(block);
+                auth_block = Some(issued.auth_block());
+                if let Some(t) = trace.as_mut() {
+                    t.issued_token = Some(issued.entry.clone());
+                }
             } else if let Some(block) = resp.issued_auth.take() {
                 auth_block = Some(block);
             }
         }
-        Ok((response, auth_block, m.entry.kind.clone()))
+        Ok(Ran {
+            operation: req.operation,
+            response,
+            auth: auth_block,
+            mount_type: m.entry.kind.clone(),
+        })
     }
 }
 
-struct RequestCtx {
+/// A routed, authenticated request: what `run` needs.
+struct RunContext<'a> {
+    request_id: &'a str,
+    operation: Operation,
+    full_path: String,
+    rel: String,
+    mounted: Option<Arc<Mounted>>,
+    special: SpecialPaths,
+    data: Map<String, Value>,
+    token: Option<Arc<TokenEntry>>,
     client_token: Option<Secret>,
     client_addr: Option<IpAddr>,
     wrap_ttl: Option<i64>,
     content_type: Option<String>,
+}
+
+/// What `run` produced.
+struct Ran {
+    operation: Operation,
+    response: Option<Response>,
+    auth: Option<Value>,
+    mount_type: String,
 }
 
 impl std::fmt::Debug for Outcome {

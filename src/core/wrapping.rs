@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 use super::Core;
 use super::pipeline::Outcome;
 use super::render::render;
+use super::token_issue::IssueRequest;
 use crate::clock::{from_unix_nanos, rfc3339_nanos};
 use crate::error::{Error, Result};
 use crate::logical::Response;
 use crate::storage::Storage;
-use crate::token::{NewToken, TokenEntry};
+use crate::token::TokenEntry;
 
 const RESPONSE_KEY: &str = "response";
 const WRAPINFO_KEY: &str = "wrapinfo";
@@ -46,18 +47,7 @@ impl Core {
         wrapped_accessor: Option<&str>,
     ) -> Result<Value> {
         let created = self
-            .tokens
-            .create(NewToken {
-                policies: vec!["response-wrapping".into()],
-                display_name: display_name.to_string(),
-                path: creation_path.to_string(),
-                num_uses: 1,
-                ttl,
-                explicit_max_ttl: ttl,
-                renewable: false,
-                has_lease: true,
-                ..Default::default()
-            })
+            .issue_token(IssueRequest::wrapping(ttl, creation_path, display_name))
             .await?;
         let creation_time = rfc3339_nanos(from_unix_nanos(created.entry.creation_nanos));
         let info = WrapInfo {

@@ -100,6 +100,17 @@ enum PathProblem {
     Control,
 }
 
+impl PathProblem {
+    /// The error an observer records for a refused path (a redirect is no refusal).
+    fn rejection(&self) -> Option<Error> {
+        match self {
+            PathProblem::Redirect(_) => None,
+            PathProblem::Relative => Some(Error::bad("relative paths not supported")),
+            PathProblem::Control => Some(Error::bad("control character in path")),
+        }
+    }
+}
+
 /// Checks the raw (still percent-encoded) path for dot segments and control characters.
 /// (OpenBao also refuses other non-printable characters, such as U+200B; Coffer only the
 /// control characters.)
@@ -204,17 +215,30 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
+    // A request refused here is reported to the core's observer (audit) as well.
+    let rejected = |path: &str, e: &Error| {
+        state
+            .core
+            .observe_rejection(parts.method.as_str(), path, addr, e);
+    };
     if let Some(problem) = check_path(parts.uri.path()) {
+        if let Some(e) = problem.rejection() {
+            rejected(parts.uri.path(), &e);
+        }
         return path_problem_response(problem, &parts.method, parts.uri.query());
     }
     let Some(path) = normalize_path(parts.uri.path()) else {
+        rejected(parts.uri.path(), &Error::NotFound);
         return error_response(&Error::NotFound);
     };
     // Only init and unseal read their body here; everything else streams it to the decoder.
     let (raw_body, body) = if sys_raw::wants_body(&state, &path) {
         match decode::read_body(body, state.options.max_request_size).await {
             Ok(b) => (b, Body::empty()),
-            Err(e) => return error_response(&e),
+            Err(e) => {
+                rejected(&path, &e);
+                return error_response(&e);
+            }
         }
     } else {
         (axum::body::Bytes::new(), body)
@@ -242,7 +266,10 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
     )
     .await
     {
-        Err(e) => error_response(&e),
+        Err(e) => {
+            rejected(&path, &e);
+            error_response(&e)
+        }
         Ok(inc) => match state.core.handle_request(inc).await {
             Ok(outcome) => envelope::success(&outcome),
             Err(e) => {

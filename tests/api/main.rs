@@ -23,6 +23,7 @@ mod jenkins;
 mod kv;
 mod leases;
 mod names;
+mod observer;
 mod operator;
 mod policies;
 mod production;

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 
 use super::TokenBackend;
 use super::path_roles::{ROLE_NAME, TokenRole, glob_match};
-use crate::core::auth_block;
+use crate::core::token_issue::{IssueRequest, RoleLimits, TtlRule};
 use crate::error::{Error, Result};
 use crate::logical::field::parse_duration_seconds;
 use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
 use crate::secret::Secret;
-use crate::token::ttl::{TtlInputs, calculate_ttl};
-use crate::token::{NewToken, normalize_policies};
+use crate::token::normalize_policies;
 
 type P = PathSpec<TokenBackend>;
 
@@ -91,29 +90,6 @@ fn display_name(raw: &str) -> String {
         .strip_suffix('-')
         .map(str::to_string)
         .unwrap_or(cleaned)
-}
-
-/// What a role adds to a create request, resolved against the request.
-struct RoleEffect {
-    period: i64,
-    explicit_max_ttl: i64,
-    warnings: Vec<String>,
-}
-
-/// Combines a requested duration with the role's: the role's applies when none is requested,
-/// the lesser when both are (with Vault's warning).
-fn lesser(requested: i64, role: i64, what: &str, warnings: &mut Vec<String>) -> i64 {
-    match (requested, role) {
-        (_, 0) => requested,
-        (0, r) => r,
-        (q, r) => {
-            let v = q.min(r);
-            warnings.push(format!(
-                "{what} specified both during creation call and in role; using the lesser value of {v} seconds"
-            ));
-            v
-        }
-    }
 }
 
 /// Vault's policy rules for a role with allowed and/or disallowed policies: the role, not the
@@ -341,74 +317,25 @@ impl TokenBackend {
             t => t,
         };
         let explicit_max_ttl = duration_param(d, "explicit_max_ttl")?;
-        let mut renewable = d.get_bool("renewable")?.unwrap_or(true);
+        let renewable = d.get_bool("renewable")?.unwrap_or(true);
         let mut meta = d.get_kv_pairs("meta")?.or(d.get_kv_pairs("metadata")?);
         if meta.as_ref().is_some_and(BTreeMap::is_empty) {
             meta = None;
         }
         let mut path = req.full_path.clone();
-        let effect = match &role {
-            Some(r) => {
-                renewable = renewable && r.renewable;
-                num_uses = match (num_uses, r.token_num_uses) {
-                    (n, 0) => n,
-                    (0, m) => m,
-                    (n, m) => n.min(m),
-                };
-                if !r.path_suffix.is_empty() {
-                    path = format!("{path}/{}", r.path_suffix);
-                }
-                let mut w = Vec::new();
-                let explicit = lesser(
-                    explicit_max_ttl,
-                    r.token_explicit_max_ttl,
-                    "Explicit max TTL",
-                    &mut w,
-                );
-                let period = lesser(period, r.token_period, "Period", &mut w);
-                RoleEffect {
-                    period,
-                    explicit_max_ttl: explicit,
-                    warnings: w,
-                }
-            }
-            None => RoleEffect {
-                period,
-                explicit_max_ttl,
-                warnings: Vec::new(),
-            },
-        };
-        warnings.extend(effect.warnings);
-
-        let is_root_token = policies.iter().any(|p| p == "root");
-        let (def, max) = core.mount_ttls(&req.mount);
-        let effective_ttl =
-            if is_root_token && ttl == 0 && effect.period == 0 && effect.explicit_max_ttl == 0 {
-                if parent.expire_nanos.is_some() {
-                    return Err(Error::bad(
-                        "expiring root tokens cannot create non-expiring root tokens",
-                    ));
-                }
-                renewable = false;
-                0
-            } else {
-                let (t, w) = calculate_ttl(TtlInputs {
-                    mount_default: def,
-                    mount_max: max,
-                    ttl,
-                    period: effect.period,
-                    explicit_max: effect.explicit_max_ttl,
-                    ..Default::default()
-                })
-                .map_err(Error::bad)?;
-                warnings.extend(w);
-                t
+        if let Some(r) = &role {
+            num_uses = match (num_uses, r.token_num_uses) {
+                (n, 0) => n,
+                (0, m) => m,
+                (n, m) => n.min(m),
             };
+            if !r.path_suffix.is_empty() {
+                path = format!("{path}/{}", r.path_suffix);
+            }
+        }
+        // A non-expiring token is left unbound by the issuer.
         let bound_cidrs = match &role {
-            // A non-expiring root token is not bound (as in Vault).
-            _ if effective_ttl == 0 => Vec::new(),
-            Some(r) if !r.token_bound_cidrs.is_empty() => r.token_bound_cidrs.clone(),
-            Some(_) => Vec::new(),
+            Some(r) => r.token_bound_cidrs.clone(),
             None if orphan => Vec::new(),
             None => parent.bound_cidrs.clone(),
         };
@@ -419,33 +346,38 @@ impl TokenBackend {
         } else {
             parent.entity_id.clone()
         };
-
-        let created = core
-            .tokens
-            .create(NewToken {
+        let (default, max) = core.mount_ttls(&req.mount);
+        let issued = core
+            .issue_token(IssueRequest {
                 id: id.map(Secret::new),
                 policies,
                 meta,
                 display_name: display_name(&d.get_str("display_name")?.unwrap_or_default()),
                 path: path.clone(),
+                creator: req.token.clone(),
+                orphan,
+                entity_id,
+                bound_cidrs,
                 num_uses,
-                ttl: effective_ttl,
-                // As in Vault, the entry keeps what was requested; a role's period and explicit
-                // maximum are read from the role again at each renewal.
-                explicit_max_ttl,
-                period,
                 renewable,
                 has_lease: true,
-                parent_key: (!orphan).then(|| parent.key.clone()),
-                bound_cidrs,
-                entity_id,
+                ttl_rule: TtlRule::Mount { default, max },
+                ttl,
+                period,
+                explicit_max_ttl,
+                role_limits: role.as_ref().map(|r| RoleLimits {
+                    period: r.token_period,
+                    explicit_max_ttl: r.token_explicit_max_ttl,
+                    renewable: r.renewable,
+                }),
                 role: role.map(|r| r.name).unwrap_or_default(),
                 ..Default::default()
             })
             .await?;
+        warnings.extend(issued.warnings.iter().cloned());
         tracing::info!(token.path = %path, "token created");
         Ok(Some(Response {
-            issued_auth: Some(auth_block(&created, orphan)),
+            issued_auth: Some(issued.auth_block()),
             warnings,
             ..Default::default()
         }))

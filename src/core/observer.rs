@@ -1,0 +1,277 @@
+//! The request/response hook: the seam audit devices and metrics attach to. An observer sees
+//! every logical request and its outcome — including requests the pipeline rejects before the
+//! backend (bad token, ACL denial, no route) and requests the HTTP layer rejects before the core
+//! (bad path, decode errors, JSON limits, body too large) — with the request id, the mount, the
+//! resolved token entry (never the plaintext token) and the request data.
+//!
+//! None is installed by default; the pipeline then checks one pointer per request and builds no
+//! record at all.
+
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::Core;
+use super::pipeline::Outcome;
+use super::render::render;
+use crate::error::{Error, Result};
+use crate::logical::{Operation, redacted_keys};
+use crate::token::TokenEntry;
+
+/// Sees every request before its backend runs, and its outcome after.
+pub trait RequestObserver: Send + Sync {
+    /// Called once per request, before the backend runs (after routing, authentication and the
+    /// ACL check). An error refuses the request with that error (a fail-closed audit device).
+    /// For a request rejected earlier it is called at the rejection, and its result ignored.
+    fn on_request(&self, request: &RequestRecord) -> Result<()>;
+
+    /// Called once per request with its outcome, after [`RequestObserver::on_request`].
+    fn on_response(&self, request: &RequestRecord, response: &ResponseRecord);
+}
+
+impl<T: RequestObserver + ?Sized> RequestObserver for Arc<T> {
+    fn on_request(&self, request: &RequestRecord) -> Result<()> {
+        (**self).on_request(request)
+    }
+
+    fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) {
+        (**self).on_response(request, response);
+    }
+}
+
+/// The mount that serves a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Backend type (`kv`, `approle`, ...).
+    pub kind: String,
+    /// Mount accessor.
+    pub accessor: String,
+    /// Mount path relative to `/v1/` (`secret/`, `auth/approle/`).
+    pub path: String,
+}
+
+/// A request as observers see it. Its `Debug` shows data keys, never values.
+#[derive(Clone)]
+pub struct RequestRecord {
+    /// The request id (the `request_id` of the response envelope).
+    pub request_id: String,
+    /// The operation (after the existence check turned an update into a create).
+    pub operation: Operation,
+    /// The path relative to `/v1/`.
+    pub path: String,
+    /// The mount that serves the path, once routed.
+    pub mount: Option<MountInfo>,
+    /// Peer address.
+    pub client_addr: Option<IpAddr>,
+    /// The resolved token entry, once authenticated (the plaintext token is never recorded).
+    pub token: Option<Arc<TokenEntry>>,
+    /// The request parameters (for an audit device to HMAC).
+    pub data: Map<String, Value>,
+}
+
+/// The outcome of a request as observers see it. Its `Debug` shows keys, never values.
+#[derive(Clone, Default)]
+pub struct ResponseRecord {
+    /// HTTP status.
+    pub status: u16,
+    /// Error texts (empty on success).
+    pub errors: Vec<String>,
+    /// Response data.
+    pub data: Option<Map<String, Value>>,
+    /// The `auth` block of an issued token (holds the plaintext token: HMAC it).
+    pub auth: Option<Value>,
+    /// The entry of the token the request issued (a login).
+    pub issued_token: Option<Arc<TokenEntry>>,
+    /// `wrap_info` of a wrapped response (holds the wrapping token: HMAC it).
+    pub wrap_info: Option<Value>,
+}
+
+fn token_summary(t: &TokenEntry) -> String {
+    format!("{} {:?}", t.display_name, t.policies)
+}
+
+impl std::fmt::Debug for RequestRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("request_id", &self.request_id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("mount", &self.mount)
+            .field("client_addr", &self.client_addr)
+            .field("token", &self.token.as_deref().map(token_summary))
+            .field("data_keys", &redacted_keys(&self.data))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ResponseRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseRecord")
+            .field("status", &self.status)
+            .field("errors", &self.errors)
+            .field("data_keys", &self.data.as_ref().map(redacted_keys))
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field(
+                "issued_token",
+                &self.issued_token.as_deref().map(token_summary),
+            )
+            .field("wrap_info", &self.wrap_info.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl ResponseRecord {
+    /// The record of an error.
+    pub fn of_error(e: &Error) -> Self {
+        ResponseRecord {
+            status: e.status().as_u16(),
+            errors: e.messages(),
+            ..Default::default()
+        }
+    }
+
+    fn of_result(result: &Result<Outcome>, issued_token: Option<Arc<TokenEntry>>) -> Self {
+        match result {
+            Err(e) => ResponseRecord {
+                issued_token,
+                ..Self::of_error(e)
+            },
+            Ok(out) => {
+                let resp = out.response.as_ref();
+                ResponseRecord {
+                    status: render(out).status,
+                    errors: Vec::new(),
+                    data: resp.and_then(|r| r.data.clone()),
+                    auth: out.auth.clone(),
+                    issued_token,
+                    wrap_info: resp.and_then(|r| r.wrap_info.clone()),
+                }
+            }
+        }
+    }
+}
+
+/// The installed observer.
+pub(super) type Installed = Arc<Box<dyn RequestObserver>>;
+
+/// One request's record on its way through the pipeline; exists only while an observer is
+/// installed.
+pub(super) struct Trace {
+    observer: Installed,
+    /// The record, completed step by step.
+    pub(super) record: RequestRecord,
+    /// The entry of the token the request issued.
+    pub(super) issued_token: Option<Arc<TokenEntry>>,
+    announced: bool,
+}
+
+impl Trace {
+    pub(super) fn new(observer: Installed, record: RequestRecord) -> Self {
+        Trace {
+            observer,
+            record,
+            issued_token: None,
+            announced: false,
+        }
+    }
+
+    /// The request is about to reach its backend: `on_request`, whose error refuses it.
+    pub(super) fn announce(&mut self) -> Result<()> {
+        if self.announced {
+            return Ok(());
+        }
+        self.announced = true;
+        self.observer.on_request(&self.record)
+    }
+
+    /// The request is done: `on_request` if it never reached the backend, then `on_response`.
+    pub(super) fn finish(mut self, result: &Result<Outcome>) {
+        // A request rejected before its backend: its refusal is already decided.
+        let _ = self.announce();
+        let response = ResponseRecord::of_result(result, self.issued_token.take());
+        self.observer.on_response(&self.record, &response);
+    }
+}
+
+/// What `on_request` sees for an HTTP method when the request never became a logical one.
+fn operation_of_method(method: &str) -> Operation {
+    match method {
+        "GET" | "HEAD" => Operation::Read,
+        "DELETE" => Operation::Delete,
+        "LIST" => Operation::List,
+        "PATCH" => Operation::Patch,
+        _ => Operation::Update,
+    }
+}
+
+impl Core {
+    /// Installs the request observer (`None` removes it). Requests already in flight finish
+    /// with the observer they started with.
+    pub fn set_observer(&self, observer: Option<Box<dyn RequestObserver>>) {
+        self.observer.store(observer.map(Arc::new));
+    }
+
+    /// A trace for a new request, when an observer is installed.
+    pub(super) fn trace(&self, record: impl FnOnce() -> RequestRecord) -> Option<Trace> {
+        let observer = self.observer.load_full()?;
+        Some(Trace::new(observer, record()))
+    }
+
+    /// Reports a request the HTTP layer rejected before it reached the pipeline (bad path,
+    /// undecodable body, JSON limits, body too large): the observer sees it as a request with a
+    /// fresh id and no token, and its error.
+    pub fn observe_rejection(
+        &self,
+        method: &str,
+        path: &str,
+        client_addr: Option<IpAddr>,
+        error: &Error,
+    ) {
+        let Some(observer) = self.observer.load_full() else {
+            return;
+        };
+        let record = RequestRecord {
+            request_id: crate::ids::uuid_v4(),
+            operation: operation_of_method(method),
+            path: path.trim_start_matches('/').to_string(),
+            mount: None,
+            client_addr,
+            token: None,
+            data: Map::new(),
+        };
+        let _ = observer.on_request(&record);
+        observer.on_response(&record, &ResponseRecord::of_error(error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_values() {
+        let mut data = Map::new();
+        data.insert("password".into(), Value::String("hunter2-canary".into()));
+        let req = RequestRecord {
+            request_id: "r".into(),
+            operation: Operation::Update,
+            path: "secret/data/x".into(),
+            mount: None,
+            client_addr: None,
+            token: None,
+            data: data.clone(),
+        };
+        let resp = ResponseRecord {
+            status: 200,
+            data: Some(data),
+            auth: Some(serde_json::json!({"client_token": "hvs.auth-canary"})),
+            wrap_info: Some(serde_json::json!({"token": "hvs.wrap-canary"})),
+            ..Default::default()
+        };
+        let printed = format!("{req:?} {resp:?}");
+        for canary in ["hunter2-canary", "hvs.auth-canary", "hvs.wrap-canary"] {
+            assert!(!printed.contains(canary), "{printed}");
+        }
+        assert!(printed.contains("password"));
+    }
+}
