@@ -35,5 +35,36 @@ fi
 node --version
 npm ci --prefix tests/clients/node --no-audit --no-fund --silent
 
+# A throwaway PostgreSQL cluster for the PostgreSQL storage tests (Debian's packages; initdb into a
+# temp dir as an unprivileged user, a free loopback port), stopped on exit. The tests read
+# TEST_POSTGRES_URL and fail without it.
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+  pg_started=$(date +%s.%N)
+  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+  fi
+  PG_DIR="$(mktemp -d /tmp/coffer-pg.XXXXXX)"
+  PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  PG_RUN=()
+  if [ "$(id -u)" = 0 ]; then
+    chown nobody "$PG_DIR"
+    PG_RUN=(runuser -u nobody --)
+  fi
+  "${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U coffer --auth=trust -E UTF8 --locale=C --no-sync >/dev/null
+  stop_pg() {
+    "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+  }
+  trap stop_pg EXIT
+  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-k $PG_DIR -p $PG_PORT -c listen_addresses=127.0.0.1" start >/dev/null
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U coffer coffer_test
+  export TEST_POSTGRES_URL="postgres://coffer@127.0.0.1:${PG_PORT}/coffer_test?sslmode=disable"
+  echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:${PG_PORT}" \
+    "(ready in $(python3 -c "import time; print(round(time.time() - $pg_started, 1))") s)"
+fi
+
 # Every test. A client test whose tool is missing fails; none is skipped silently.
 cargo nextest run --no-fail-fast "$@"

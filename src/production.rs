@@ -5,10 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ServerConfig, StorageConfig, TlsVersion};
+use crate::config::{PostgresqlConfig, ServerConfig, StorageConfig, TlsVersion};
 use crate::core::{Core, CoreConfig, SYSTEM_DEFAULT_TTL};
 use crate::physical::Physical;
 use crate::physical::inmem::InmemBackend;
+use crate::physical::postgresql::{PostgresqlBackend, PostgresqlOptions, URL_ENV};
 use crate::physical::redb::RedbBackend;
 use crate::server::{HttpOptions, TlsSettings, serve_http, serve_tls, sweep_loop};
 
@@ -26,7 +27,38 @@ pub async fn open_storage(storage: &StorageConfig) -> Result<(Physical, &'static
                 .map_err(|e| format!("storage: {e}"))??;
             Ok((Arc::new(engine), "file"))
         }
+        StorageConfig::Postgresql(pg) => {
+            let engine = open_postgresql(pg, std::env::var(URL_ENV).ok()).await?;
+            Ok((Arc::new(engine), "postgresql"))
+        }
     }
+}
+
+/// Opens the PostgreSQL engine; `env_url` (`VAULT_PG_CONNECTION_URL`) wins over the file's
+/// `connection_url` when set and non-empty, as in Vault.
+async fn open_postgresql(
+    pg: &PostgresqlConfig,
+    env_url: Option<String>,
+) -> Result<PostgresqlBackend, String> {
+    if pg.ha_enabled {
+        return Err(
+            "storage \"postgresql\": ha_enabled = \"true\" is not available yet: Coffer does not \
+             support high availability on PostgreSQL yet; remove ha_enabled to run a single node"
+                .to_owned(),
+        );
+    }
+    let connection_url = env_url
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| pg.connection_url.clone());
+    let options = PostgresqlOptions {
+        connection_url,
+        table: pg.table.clone(),
+        max_parallel: pg.max_parallel,
+        create_table: !pg.skip_create_table,
+    };
+    PostgresqlBackend::open(&options)
+        .await
+        .map_err(|e| format!("storage \"postgresql\": {e}"))
 }
 
 fn open_file_storage(dir: &Path) -> Result<RedbBackend, String> {

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use listener::{HttpTimeouts, JsonLimits, ListenerConfig, TlsConfig, TlsVersion};
-pub use storage::StorageConfig;
+pub use storage::{PostgresqlConfig, StorageConfig};
 
 use crate::hcl::parse_document;
 use file::{Schema, Section};

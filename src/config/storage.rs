@@ -1,15 +1,20 @@
 //! The `storage "<type>" { ... }` block (or Vault's legacy spelling `backend "<type>" { ... }`):
 //! exactly one per file. `inmem` keeps everything in memory (development and tests); `file`,
 //! which in Vault is a directory of JSON files, becomes Coffer's embedded crash-safe engine in
-//! that directory, so an existing single-node Vault config keeps its meaning.
+//! that directory, so an existing single-node Vault config keeps its meaning. `postgresql` takes
+//! Vault's keys, defaults and parsing (all values are strings to Vault; numbers are accepted too).
 
 use std::path::PathBuf;
 
+use serde_json::Value;
+
 use super::ConfigError;
 use super::file::{Block, Schema, Section};
+use crate::hcl::Node;
+use crate::physical::postgresql::{DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL, DEFAULT_TABLE};
 
 /// Storage types Coffer has, as named in messages.
-const SUPPORTED: &str = "inmem, file";
+const SUPPORTED: &str = "inmem, file, postgresql";
 
 const INMEM: Schema = Schema {
     known: &[],
@@ -25,6 +30,55 @@ const FILE: Schema = Schema {
     blocks: &[],
 };
 
+const POSTGRESQL: Schema = Schema {
+    known: &[
+        "connection_url",
+        "table",
+        "max_parallel",
+        "max_idle_connections",
+        "ha_enabled",
+        "ha_table",
+        "skip_create_table",
+    ],
+    ignored: &[],
+    unsupported: &[],
+    blocks: &[],
+};
+
+/// `storage "postgresql" { ... }` as written (`VAULT_PG_CONNECTION_URL` is applied at start-up).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresqlConfig {
+    /// The database URL or keyword DSN; empty when not set in the file. Can hold a password:
+    /// never printed (see the `Debug` impl).
+    pub connection_url: String,
+    /// Data table, default `vault_kv_store`.
+    pub table: String,
+    /// Maximum open connections, default 128.
+    pub max_parallel: usize,
+    /// Vault's idle-connection limit: parsed, without effect (the pool keeps its connections).
+    pub max_idle_connections: Option<i64>,
+    /// HA, on only when the value is exactly `"true"` (Vault's rule).
+    pub ha_enabled: bool,
+    /// Lock table, default `vault_ha_locks`.
+    pub ha_table: String,
+    /// OpenBao's `skip_create_table`: do not create the table when it is missing.
+    pub skip_create_table: bool,
+}
+
+impl std::fmt::Debug for PostgresqlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresqlConfig")
+            .field("connection_url", &"<redacted>")
+            .field("table", &self.table)
+            .field("max_parallel", &self.max_parallel)
+            .field("max_idle_connections", &self.max_idle_connections)
+            .field("ha_enabled", &self.ha_enabled)
+            .field("ha_table", &self.ha_table)
+            .field("skip_create_table", &self.skip_create_table)
+            .finish()
+    }
+}
+
 /// Where the server keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
@@ -35,6 +89,8 @@ pub enum StorageConfig {
         /// Data directory.
         path: PathBuf,
     },
+    /// A PostgreSQL database (`storage "postgresql" { connection_url = "..." }`).
+    Postgresql(PostgresqlConfig),
 }
 
 /// The storage of a file from its `storage` and `backend` blocks: exactly one is required.
@@ -92,6 +148,10 @@ pub(super) fn from_blocks(file: &str, blocks: &[&Block<'_>]) -> Result<StorageCo
                 )),
             }
         }
+        "postgresql" => {
+            let section = Section::read(file, block.name(), block.body(file)?, &POSTGRESQL)?;
+            postgresql(&section).map(StorageConfig::Postgresql)
+        }
         other => Err(ConfigError::new(
             file,
             &block.name(),
@@ -99,6 +159,57 @@ pub(super) fn from_blocks(file: &str, blocks: &[&Block<'_>]) -> Result<StorageCo
             format!("storage type {other:?} is not supported by Coffer (supported: {SUPPORTED})"),
         )),
     }
+}
+
+/// A setting as the string Vault would see (HCL numbers and booleans turned into their text).
+fn text(section: &Section<'_>, key: &str) -> Result<Option<(String, usize)>, ConfigError> {
+    let Some(raw) = section.raw(key) else {
+        return Ok(None);
+    };
+    match raw.node {
+        Node::Literal(Value::Number(n)) => Ok(Some((n.to_string(), raw.line))),
+        Node::Literal(Value::Bool(b)) => Ok(Some((b.to_string(), raw.line))),
+        _ => section.string(key),
+    }
+}
+
+/// A count as Vault parses one (`strconv.Atoi`): `failed parsing <key> parameter: ...`.
+fn count(section: &Section<'_>, key: &str) -> Result<Option<i64>, ConfigError> {
+    let Some((value, line)) = text(section, key)? else {
+        return Ok(None);
+    };
+    match value.parse::<i64>() {
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(section.error(
+            key,
+            line,
+            format!("failed parsing {key} parameter: invalid syntax: {value:?}"),
+        )),
+    }
+}
+
+fn postgresql(section: &Section<'_>) -> Result<PostgresqlConfig, ConfigError> {
+    let string = |key: &str, default: &str| -> Result<String, ConfigError> {
+        Ok(match text(section, key)? {
+            Some((v, _)) if !v.is_empty() => v,
+            _ => default.to_owned(),
+        })
+    };
+    // Vault: a value <= 0 falls back to the default pool size.
+    let max_parallel = match count(section, "max_parallel")? {
+        Some(n) if n > 0 => usize::try_from(n).unwrap_or(DEFAULT_MAX_PARALLEL),
+        _ => DEFAULT_MAX_PARALLEL,
+    };
+    let ha_enabled = text(section, "ha_enabled")?.is_some_and(|(v, _)| v == "true");
+    Ok(PostgresqlConfig {
+        connection_url: string("connection_url", "")?,
+        table: string("table", DEFAULT_TABLE)?,
+        max_parallel,
+        max_idle_connections: count(section, "max_idle_connections")?,
+        ha_enabled,
+        ha_table: string("ha_table", DEFAULT_HA_TABLE)?,
+        skip_create_table: section.boolean("skip_create_table")?.unwrap_or(false),
+    })
 }
 
 #[cfg(test)]
@@ -143,16 +254,85 @@ mod tests {
         assert_eq!(parsed.map_err(|e| e.to_string()), file("/j"));
     }
 
+    fn pg(url: &str) -> PostgresqlConfig {
+        PostgresqlConfig {
+            connection_url: url.to_owned(),
+            table: "vault_kv_store".to_owned(),
+            max_parallel: 128,
+            max_idle_connections: None,
+            ha_enabled: false,
+            ha_table: "vault_ha_locks".to_owned(),
+            skip_create_table: false,
+        }
+    }
+
+    #[test]
+    fn postgresql_settings_as_vault_reads_them() {
+        let parsed = |body: &str| match storage(&format!("storage \"postgresql\" {{\n{body}\n}}")) {
+            Ok(StorageConfig::Postgresql(c)) => Ok(c),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(e) => Err(e),
+        };
+        let url = "postgres://u:pw@db:5432/vault?sslmode=disable";
+        assert_eq!(parsed(&format!("connection_url = \"{url}\"")), Ok(pg(url)));
+        // connection_url may come from VAULT_PG_CONNECTION_URL at start-up.
+        assert_eq!(parsed(""), Ok(pg("")));
+        let full = parsed(
+            "connection_url = \"u\"\ntable = \"kv\"\nmax_parallel = \"16\"\n\
+             max_idle_connections = \"4\"\nha_enabled = \"true\"\nha_table = \"locks\"\n\
+             skip_create_table = \"true\"",
+        );
+        let want = PostgresqlConfig {
+            table: "kv".to_owned(),
+            max_parallel: 16,
+            max_idle_connections: Some(4),
+            ha_enabled: true,
+            ha_table: "locks".to_owned(),
+            skip_create_table: true,
+            ..pg("u")
+        };
+        assert_eq!(full, Ok(want));
+        // HA only with exactly "true"; numbers as well as strings; <= 0 means the default.
+        for off in ["\"1\"", "\"TRUE\"", "\"yes\"", "false"] {
+            assert_eq!(
+                parsed(&format!("ha_enabled = {off}")).map(|c| c.ha_enabled),
+                Ok(false),
+                "{off}"
+            );
+        }
+        assert_eq!(parsed("ha_enabled = true").map(|c| c.ha_enabled), Ok(true));
+        assert_eq!(parsed("max_parallel = 7").map(|c| c.max_parallel), Ok(7));
+        assert_eq!(
+            parsed("max_parallel = \"0\"").map(|c| c.max_parallel),
+            Ok(128)
+        );
+        assert_eq!(
+            parsed("max_parallel = \"lots\""),
+            Err("s.hcl:2: storage \"postgresql\".max_parallel: failed parsing max_parallel parameter: invalid syntax: \"lots\"".to_owned())
+        );
+        assert_eq!(
+            parsed("max_idle_connections = \"x\""),
+            Err("s.hcl:2: storage \"postgresql\".max_idle_connections: failed parsing max_idle_connections parameter: invalid syntax: \"x\"".to_owned())
+        );
+        assert_eq!(
+            parsed("path = \"/d\""),
+            Err("s.hcl:2: storage \"postgresql\".path: unknown setting".to_owned())
+        );
+        // The password never shows in Debug output.
+        let shown = format!("{:?}", pg(url));
+        assert!(!shown.contains("pw"), "{shown}");
+    }
+
     #[test]
     fn storage_errors() {
         let cases = [
             (
                 "storage \"raft\" { path = \"/x\" node_id = \"a\" }",
-                "s.hcl:1: storage \"raft\": storage type \"raft\" is not supported by Coffer (supported: inmem, file)",
+                "s.hcl:1: storage \"raft\": storage type \"raft\" is not supported by Coffer (supported: inmem, file, postgresql)",
             ),
             (
                 "backend \"consul\" {}",
-                "s.hcl:1: backend \"consul\": storage type \"consul\" is not supported by Coffer (supported: inmem, file)",
+                "s.hcl:1: backend \"consul\": storage type \"consul\" is not supported by Coffer (supported: inmem, file, postgresql)",
             ),
             (
                 "",

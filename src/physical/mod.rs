@@ -6,6 +6,7 @@
 //! same conformance suite (`testing.rs`).
 
 pub mod inmem;
+pub mod postgresql;
 pub mod redb;
 pub mod testing;
 

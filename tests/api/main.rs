@@ -26,6 +26,7 @@ mod names;
 mod observer;
 mod operator;
 mod policies;
+mod postgresql;
 mod production;
 mod sys_mounts;
 mod sys_remount;

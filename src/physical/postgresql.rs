@@ -1,0 +1,431 @@
+//! The PostgreSQL engine: Vault's table layout (`vault_kv_store`), a pool of long-lived
+//! connections (`deadpool-postgres` over `tokio-postgres`), single node (HA comes later).
+//!
+//! A logical key `a/b/c` is stored as `parent_path = "/a/"`, `path = "/a/b/"`, `key = "c"` (a key
+//! without `/` has `path = "/"` and `parent_path = ""`), so a database written by Vault reads the
+//! same here. Listing never uses `LIKE`: leaves are found by `path = $1` equality and sub-folders
+//! by a byte-order range on `path` (the primary key's first column, `COLLATE "C"`), so `_`, `%` and
+//! `\` in keys are ordinary characters.
+//!
+//! Every write is a committed statement (or one transaction for a batch) before it returns, with
+//! PostgreSQL's default `synchronous_commit = on`.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+
+use super::{PhysicalBackend, StorageError, WriteOp, children};
+
+/// Vault's default data table.
+pub const DEFAULT_TABLE: &str = "vault_kv_store";
+/// Vault's default lock table (used once HA exists).
+pub const DEFAULT_HA_TABLE: &str = "vault_ha_locks";
+/// Vault's default `max_parallel`.
+pub const DEFAULT_MAX_PARALLEL: usize = 128;
+/// The environment variable that overrides `connection_url`, as in Vault.
+pub const URL_ENV: &str = "VAULT_PG_CONNECTION_URL";
+
+/// How long opening one connection, or waiting for a free one, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the engine needs to open (the `storage "postgresql"` settings, after the env override).
+#[derive(Clone)]
+pub struct PostgresqlOptions {
+    /// libpq-style URL or keyword DSN. Never logged: it can hold a password.
+    pub connection_url: String,
+    /// The data table (one identifier; quoted, so a dot is part of the name).
+    pub table: String,
+    /// Maximum open connections.
+    pub max_parallel: usize,
+    /// Create the table (and its index) when it does not exist.
+    pub create_table: bool,
+}
+
+impl std::fmt::Debug for PostgresqlOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresqlOptions")
+            .field("connection_url", &"<redacted>")
+            .field("table", &self.table)
+            .field("max_parallel", &self.max_parallel)
+            .field("create_table", &self.create_table)
+            .finish()
+    }
+}
+
+fn engine(e: impl std::fmt::Display) -> StorageError {
+    StorageError::other(format!("postgresql: {e}"))
+}
+
+/// `name` as one SQL identifier: in double quotes, inner quotes doubled (as Vault does).
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Vault's split of a logical key into `(parent_path, path, key)`.
+pub fn split_key(full: &str) -> (String, String, String) {
+    match full.rsplit_once('/') {
+        None => (String::new(), "/".to_owned(), full.to_owned()),
+        Some((dir, key)) => {
+            let path = format!("/{dir}/");
+            let parent = match dir.rsplit_once('/') {
+                None => "/".to_owned(),
+                Some((up, _)) => format!("/{up}/"),
+            };
+            (parent, path, key.to_owned())
+        }
+    }
+}
+
+/// The smallest string greater than every string starting with `folder` (which ends with `/`):
+/// the final `/` becomes `0`, the next byte.
+fn folder_end(folder: &str) -> String {
+    let mut end = folder.strip_suffix('/').unwrap_or(folder).to_owned();
+    end.push('0');
+    end
+}
+
+/// Refuses `sslmode` values that need TLS: Coffer does not speak TLS to PostgreSQL yet, and
+/// silently connecting in plain text where the operator asked for TLS would be worse.
+fn check_sslmode(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    let Some(at) = lower.find("sslmode=") else {
+        return Ok(());
+    };
+    let value: String = lower
+        .get(at + "sslmode=".len()..)
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    match value.as_str() {
+        "disable" | "prefer" => Ok(()),
+        other => Err(format!(
+            "sslmode={other} is not available: Coffer does not support TLS connections to PostgreSQL yet; \
+             use sslmode=disable (for example over a loopback or otherwise protected network)"
+        )),
+    }
+}
+
+/// The SQL statements for one table.
+struct Statements {
+    get: String,
+    put: String,
+    delete: String,
+    list_keys: String,
+    list_folders: String,
+    scan: String,
+}
+
+impl Statements {
+    fn new(table: &str) -> Self {
+        let t = quote_identifier(table);
+        Statements {
+            get: format!("SELECT value FROM {t} WHERE path = $1 AND key = $2"),
+            put: format!(
+                "INSERT INTO {t} (parent_path, path, key, value) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (path, key) DO UPDATE SET parent_path = EXCLUDED.parent_path, value = EXCLUDED.value"
+            ),
+            delete: format!("DELETE FROM {t} WHERE path = $1 AND key = $2"),
+            list_keys: format!("SELECT key FROM {t} WHERE path = $1"),
+            // Every path strictly below the folder $1 (byte order, via the primary key), reduced
+            // to its first segment.
+            list_folders: format!(
+                "SELECT DISTINCT split_part(substr(path, char_length($1) + 1), '/', 1) FROM {t} \
+                 WHERE path > $1 AND path < $2"
+            ),
+            // Full keys starting with $1, among rows whose folder lies in the range [$2, $3).
+            scan: format!(
+                "SELECT k FROM (SELECT substr(path, 2) || key COLLATE \"C\" AS k FROM {t} \
+                 WHERE path >= $2 AND path < $3) AS s \
+                 WHERE left(k, char_length($1)) = $1 ORDER BY k COLLATE \"C\" LIMIT $4"
+            ),
+        }
+    }
+}
+
+/// The PostgreSQL engine.
+pub struct PostgresqlBackend {
+    pool: Pool,
+    sql: Statements,
+    table: String,
+}
+
+impl std::fmt::Debug for PostgresqlBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresqlBackend")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresqlBackend {
+    /// Connects (failing when the database cannot be reached), checks the server version and
+    /// creates the table when missing (if asked to).
+    pub async fn open(options: &PostgresqlOptions) -> Result<Self, String> {
+        if options.connection_url.trim().is_empty() {
+            return Err(format!(
+                "missing connection_url (set it in the storage block or in {URL_ENV})"
+            ));
+        }
+        check_sslmode(&options.connection_url)?;
+        let mut config: tokio_postgres::Config = options
+            .connection_url
+            .parse()
+            .map_err(|e| format!("invalid connection_url: {e}"))?;
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("coffer");
+        }
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_parallel.max(1))
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| format!("connection pool: {e}"))?;
+        let backend = PostgresqlBackend {
+            pool,
+            sql: Statements::new(&options.table),
+            table: options.table.clone(),
+        };
+        backend
+            .prepare(options.create_table)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(backend)
+    }
+
+    async fn prepare(&self, create_table: bool) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let row = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(engine)?;
+        let version: i32 = row.try_get(0).map_err(engine)?;
+        if version < 90500 {
+            return Err(engine(format!(
+                "PostgreSQL version must be at least 9.5 (server_version_num {version})"
+            )));
+        }
+        if !create_table {
+            return Ok(());
+        }
+        let exists = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&quote_identifier(&self.table)],
+            )
+            .await
+            .map_err(engine)?;
+        if exists.try_get::<_, bool>(0).map_err(engine)? {
+            return Ok(());
+        }
+        let t = quote_identifier(&self.table);
+        let pkey = quote_identifier(&format!("{}_pkey", self.table));
+        let idx = quote_identifier(&format!("{}_parent_path_idx", self.table));
+        let tx = client.transaction().await.map_err(engine)?;
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\
+               parent_path TEXT COLLATE \"C\" NOT NULL, \
+               path TEXT COLLATE \"C\", \
+               key TEXT COLLATE \"C\", \
+               value BYTEA, \
+               CONSTRAINT {pkey} PRIMARY KEY (path, key)); \
+             CREATE INDEX IF NOT EXISTS {idx} ON {t} (parent_path);"
+        ))
+        .await
+        .map_err(engine)?;
+        tx.commit().await.map_err(engine)?;
+        tracing::info!(storage.table = %self.table, "created the PostgreSQL table");
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
+        self.pool.get().await.map_err(engine)
+    }
+
+    /// Full keys under `prefix` in byte order, at most `limit`.
+    async fn keys_under(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        // Only rows whose folder starts with the prefix's folder part can match.
+        let folder = match prefix.rfind('/') {
+            Some(i) => format!("/{}", prefix.get(..=i).unwrap_or_default()),
+            None => "/".to_owned(),
+        };
+        let end = folder_end(&folder);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.scan)
+            .await
+            .map_err(engine)?;
+        let rows = client
+            .query(&stmt, &[&prefix, &folder, &end, &limit])
+            .await
+            .map_err(engine)?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(engine))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl PhysicalBackend for PostgresqlBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let (_, path, k) = split_key(key);
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&self.sql.get).await.map_err(engine)?;
+        let row = client
+            .query_opt(&stmt, &[&path, &k])
+            .await
+            .map_err(engine)?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let value: Option<Vec<u8>> = row.try_get(0).map_err(engine)?;
+                Ok(Some(value.unwrap_or_default()))
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        let (parent, path, k) = split_key(key);
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&self.sql.put).await.map_err(engine)?;
+        client
+            .execute(&stmt, &[&parent, &path, &k, &value])
+            .await
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let (_, path, k) = split_key(key);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.delete)
+            .await
+            .map_err(engine)?;
+        client.execute(&stmt, &[&path, &k]).await.map_err(engine)?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            // Not a folder: reduce the full keys that start with it.
+            let keys = self.keys_under(prefix, usize::MAX).await?;
+            return Ok(children(prefix, keys.iter().map(String::as_str)));
+        }
+        let folder = format!("/{prefix}");
+        let end = folder_end(&folder);
+        let client = self.client().await?;
+        let keys_stmt = client
+            .prepare_cached(&self.sql.list_keys)
+            .await
+            .map_err(engine)?;
+        let folders_stmt = client
+            .prepare_cached(&self.sql.list_folders)
+            .await
+            .map_err(engine)?;
+        let mut out = Vec::new();
+        for row in client.query(&keys_stmt, &[&folder]).await.map_err(engine)? {
+            out.push(row.try_get::<_, String>(0).map_err(engine)?);
+        }
+        for row in client
+            .query(&folders_stmt, &[&folder, &end])
+            .await
+            .map_err(engine)?
+        {
+            let segment: String = row.try_get(0).map_err(engine)?;
+            out.push(format!("{segment}/"));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(engine)?;
+        let put = tx.prepare_cached(&self.sql.put).await.map_err(engine)?;
+        let delete = tx.prepare_cached(&self.sql.delete).await.map_err(engine)?;
+        for op in &ops {
+            match op {
+                WriteOp::Put(key, value) => {
+                    let (parent, path, k) = split_key(key);
+                    tx.execute(&put, &[&parent, &path, &k, value])
+                        .await
+                        .map_err(engine)?;
+                }
+                WriteOp::Delete(key) => {
+                    let (_, path, k) = split_key(key);
+                    tx.execute(&delete, &[&path, &k]).await.map_err(engine)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(engine)?;
+        Ok(())
+    }
+
+    async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.keys_under(prefix, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_as_in_vault() {
+        let s = |k: &str| {
+            let (a, b, c) = split_key(k);
+            (a, b, c)
+        };
+        let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+        assert_eq!(s("a"), t("", "/", "a"));
+        assert_eq!(s("a/b"), t("/", "/a/", "b"));
+        assert_eq!(s("a/b/c"), t("/a/", "/a/b/", "c"));
+        assert_eq!(s("a/b/c/d"), t("/a/b/", "/a/b/c/", "d"));
+        assert_eq!(folder_end("/"), "0");
+        assert_eq!(folder_end("/a_b/"), "/a_b0");
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_identifier("vault_kv_store"), "\"vault_kv_store\"");
+        assert_eq!(quote_identifier("my.\"t"), "\"my.\"\"t\"");
+    }
+
+    #[test]
+    fn tls_modes_are_refused_clearly() {
+        assert_eq!(check_sslmode("postgres://u@h/db"), Ok(()));
+        assert_eq!(check_sslmode("postgres://u@h/db?sslmode=disable"), Ok(()));
+        assert_eq!(check_sslmode("host=h sslmode=prefer"), Ok(()));
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let err = check_sslmode(&format!("postgres://u:pw@h/db?sslmode={mode}"))
+                .err()
+                .unwrap_or_default();
+            assert!(
+                err.starts_with(&format!("sslmode={mode} is not available")),
+                "{err}"
+            );
+            assert!(!err.contains("pw"), "{err}");
+        }
+    }
+}
