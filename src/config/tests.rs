@@ -203,7 +203,7 @@ fn every_error_class_names_file_setting_and_line() {
     let cases: &[(&str, &str)] = &[
         (
             "storage \"raft\" { path = \"/x\" }\nlistener \"tcp\" { tls_disable = true }",
-            "server.hcl:1: storage \"raft\": storage type \"raft\" is not supported by Coffer (supported: inmem, file)",
+            "server.hcl:1: storage \"raft\": storage type \"raft\" is not supported by Coffer (supported: inmem, file, postgresql)",
         ),
         (
             "listener \"tcp\" { tls_disable = true }",
