@@ -164,7 +164,7 @@ impl Device {
 
     fn write_line(&self, entry: &serde_json::Value) -> std::io::Result<()> {
         let mut line = self.prefix.clone().into_bytes();
-        serde_json::to_writer(&mut line, entry)?;
+        super::format::write_entry(&mut line, entry)?;
         line.push(b'\n');
         match &self.sink {
             Sink::Discard => Ok(()),

@@ -101,7 +101,13 @@ impl Device {
     }
 
     /// The `auth` object for a token entry (`client_token`/`accessor` given in clear).
-    fn auth_object(&self, t: &TokenEntry, token: Option<&str>, accessor: Option<&str>) -> Value {
+    fn auth_object(
+        &self,
+        t: &TokenEntry,
+        token: Option<&str>,
+        accessor: Option<&str>,
+        issue_time: bool,
+    ) -> Value {
         let mut m = Map::new();
         put(
             &mut m,
@@ -121,7 +127,7 @@ impl Device {
         put(&mut m, "entity_id", json!(t.entity_id));
         put(&mut m, "token_type", json!(t.token_type));
         put(&mut m, "token_ttl", json!(t.ttl));
-        if t.creation_nanos != 0 {
+        if issue_time && t.creation_nanos != 0 {
             let secs = t.creation_nanos - t.creation_nanos.rem_euclid(1_000_000_000);
             put(
                 &mut m,
@@ -140,6 +146,7 @@ impl Device {
                     t,
                     r.client_token.as_ref().map(|s| s.expose()),
                     r.client_token_accessor.as_ref().map(|s| s.expose()),
+                    true,
                 );
                 if let Some(m) = a.as_object_mut() {
                     m.insert("policy_results".into(), json!({"allowed": allowed}));
@@ -218,11 +225,12 @@ impl Device {
         m.insert("request".into(), self.request_object(r));
 
         let mut out = Map::new();
+        let mut login_auth = None;
         Self::mount_fields(&mut out, r);
         if let Some(block) = &resp.auth {
             let field = |k: &str| block.get(k).and_then(Value::as_str);
             let a = match &resp.issued_token {
-                Some(t) => self.auth_object(t, field("client_token"), field("accessor")),
+                Some(t) => self.auth_object(t, field("client_token"), field("accessor"), false),
                 None => {
                     let mut a = Map::new();
                     put(
@@ -247,6 +255,10 @@ impl Device {
                     Value::Object(a)
                 }
             };
+            if r.token.is_none() && resp.issued_token.is_some() {
+                // A login's response entry shows the issued token as its `auth` (as Vault).
+                login_auth = Some(a.clone());
+            }
             put(&mut out, "auth", a);
         }
         if let Some(data) = &resp.data {
@@ -287,6 +299,9 @@ impl Device {
             put(&mut out, "wrap_info", Value::Object(wi));
         }
         put(&mut m, "response", Value::Object(out));
+        if let Some(a) = login_auth {
+            m.insert("auth".into(), a);
+        }
         put(&mut m, "error", json!(multierror(&resp.errors)));
         Value::Object(m)
     }

@@ -8,6 +8,7 @@
 
 mod device;
 mod entry;
+mod format;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
