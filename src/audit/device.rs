@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use super::AuditEntry;
 use crate::error::{Error, Result};
@@ -18,7 +19,8 @@ enum Sink {
         path: PathBuf,
         /// `None`: keep the existing file's mode (`"0000"`).
         mode: Option<u32>,
-        file: Mutex<Option<File>>,
+        /// The writer thread's queue, once started.
+        queue: Mutex<Option<SyncSender<Job>>>,
     },
 }
 
@@ -95,7 +97,7 @@ impl Device {
                 Sink::File {
                     path: PathBuf::from(file_path),
                     mode,
-                    file: Mutex::new(None),
+                    queue: Mutex::new(None),
                 }
             }
         };
@@ -125,67 +127,119 @@ impl Device {
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// Opens the file (a no-op for `stdout`/`discard` and when already open): the enable-time
-    /// sanity check.
+    /// Opens the file and starts its writer (a no-op for `stdout`/`discard` and when already
+    /// started): the enable-time sanity check.
     pub fn open(&self) -> Result<()> {
-        let Sink::File { path, mode, file } = &self.sink else {
+        let Sink::File { path, .. } = &self.sink else {
             return Ok(());
         };
-        let mut slot = file
-            .lock()
-            .map_err(|_| Error::internal("audit file lock poisoned"))?;
-        if slot.is_none() {
-            *slot = Some(open_file(path, *mode).map_err(|e| {
-                Error::bad(format!(
-                    "sanity check failed; unable to open \"{}\" for writing: {e}",
-                    path.display()
-                ))
-            })?);
-        }
-        Ok(())
+        self.queue().map(|_| ()).map_err(|e| {
+            Error::bad(format!(
+                "sanity check failed; unable to open \"{}\" for writing: {e}",
+                path.display()
+            ))
+        })
     }
 
-    /// Writes a synthetic request entry, as Vault does at enable time.
+    /// The file writer's queue, opening the file and starting the writer if needed.
+    fn queue(&self) -> std::io::Result<SyncSender<Job>> {
+        let Sink::File { path, mode, queue } = &self.sink else {
+            return Err(std::io::Error::other("not a file device"));
+        };
+        let mut slot = queue
+            .lock()
+            .map_err(|_| std::io::Error::other("audit queue lock poisoned"))?;
+        if let Some(tx) = slot.as_ref() {
+            return Ok(tx.clone());
+        }
+        let file = open_file(path, *mode)?;
+        let (tx, rx) = sync_channel::<Job>(QUEUE_DEPTH);
+        let (path, mode) = (path.clone(), *mode);
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer(path, mode, Some(file), &rx))?;
+        *slot = Some(tx.clone());
+        Ok(tx)
+    }
+
+    /// Writes a synthetic request entry, as Vault does at enable time, within the deadline.
     pub(super) fn probe(&self) -> std::io::Result<()> {
         let entry = serde_json::json!({
             "time": crate::clock::rfc3339_nanos(std::time::SystemTime::now()),
             "type": "request",
-            "auth": {},
-            "request": {"id": crate::ids::uuid_v4(), "operation": "update", "path": "sys/audit/test"},
+            "auth": {"token_type": "default"},
+            "request": {"id": crate::ids::uuid_v4(), "operation": "update",
+                        "namespace": {"id": "root"}, "path": "sys/audit/test"},
         });
-        self.write_line(&entry)
+        let (ack, acks) = sync_channel(1);
+        self.submit(&entry, 0, &ack);
+        match acks.recv_timeout(super::DEADLINE) {
+            Ok((_, r)) => r,
+            Err(_) => Err(std::io::Error::other("timed out writing the test message")),
+        }
     }
 
-    /// Writes one entry as one line.
-    pub(super) fn write(&self, entry: &serde_json::Value) -> Result<()> {
-        self.write_line(entry)
-            .map_err(|e| Error::internal(format!("audit write: {e}")))
-    }
-
-    fn write_line(&self, entry: &serde_json::Value) -> std::io::Result<()> {
+    /// Hands one entry to the device; the outcome arrives on `ack` tagged `idx` (at once for
+    /// `stdout`/`discard`, from the writer for files; a full queue fails at once).
+    pub(super) fn submit(&self, entry: &serde_json::Value, idx: usize, ack: &Ack) {
         let mut line = self.prefix.clone().into_bytes();
-        super::format::write_entry(&mut line, entry)?;
+        if let Err(e) = super::format::write_entry(&mut line, entry) {
+            let _ = ack.try_send((idx, Err(e)));
+            return;
+        }
         line.push(b'\n');
-        match &self.sink {
+        let result = match &self.sink {
             Sink::Discard => Ok(()),
             Sink::Stdout => std::io::stdout().lock().write_all(&line),
-            Sink::File { path, mode, file } => {
-                let mut slot = file
-                    .lock()
-                    .map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
-                if let Some(f) = slot.as_mut()
-                    && f.write_all(&line).is_ok()
-                {
-                    return Ok(());
-                }
-                // Not open yet, or the write failed: reopen and retry once (as Vault does).
-                *slot = None;
-                let mut f = open_file(path, *mode)?;
-                f.write_all(&line)?;
-                *slot = Some(f);
-                Ok(())
-            }
+            Sink::File { .. } => match self.queue() {
+                Err(e) => Err(e),
+                Ok(tx) => match tx.try_send(Job {
+                    line,
+                    idx,
+                    ack: ack.clone(),
+                }) {
+                    Ok(()) => return,
+                    Err(TrySendError::Full(_)) => Err(std::io::Error::other("audit queue full")),
+                    Err(TrySendError::Disconnected(_)) => {
+                        Err(std::io::Error::other("audit writer stopped"))
+                    }
+                },
+            },
+        };
+        let _ = ack.try_send((idx, result));
+    }
+}
+
+/// Acknowledgements: (device index, outcome).
+pub(super) type Ack = SyncSender<(usize, std::io::Result<()>)>;
+
+/// Entries a file device may have queued before further ones fail at once.
+const QUEUE_DEPTH: usize = 1024;
+
+/// One line for the writer.
+struct Job {
+    line: Vec<u8>,
+    idx: usize,
+    ack: Ack,
+}
+
+/// A file device's writer thread: one `write` per line, reopen and retry once on failure (as
+/// Vault does). Ends when the device is dropped.
+fn writer(path: PathBuf, mode: Option<u32>, mut file: Option<File>, rx: &Receiver<Job>) {
+    while let Ok(job) = rx.recv() {
+        let mut result = match file.as_mut() {
+            Some(f) => f.write_all(&job.line),
+            None => Err(std::io::Error::other("not open")),
+        };
+        if result.is_err() {
+            file = None;
+            result = open_file(&path, mode).and_then(|mut f| {
+                let r = f.write_all(&job.line);
+                file = Some(f);
+                r
+            });
         }
+        let _ = job.ack.try_send((job.idx, result));
     }
 }
 

@@ -20,6 +20,10 @@ use crate::error::{Error, Result};
 use crate::storage::Storage;
 pub use device::Device;
 
+/// How long a request waits for the first device to accept its entry (the issue's
+/// `audit_timeout`, not yet a setting).
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Storage key of the audit table (relative to the barrier root).
 const TABLE_KEY: &str = "core/audit";
 
@@ -166,22 +170,57 @@ pub fn normalize(path: &str) -> String {
     format!("{p}/")
 }
 
+/// Hands `entry(device)` to every device at once and waits until one accepted it, all
+/// answered, or the deadline passed; true when one accepted. Failures are logged with the
+/// request id and the device path.
+fn deliver(
+    devices: &[Arc<Device>],
+    request_id: &str,
+    what: &str,
+    entry: impl Fn(&Device) -> serde_json::Value,
+) -> bool {
+    let (ack, acks) = std::sync::mpsc::sync_channel(devices.len());
+    for (i, d) in devices.iter().enumerate() {
+        d.submit(&entry(d), i, &ack);
+    }
+    drop(ack);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut answered = vec![false; devices.len()];
+    let mut ok = false;
+    while !ok && answered.iter().any(|a| !a) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok((i, result)) = acks.recv_timeout(left) else {
+            break;
+        };
+        if let Some(a) = answered.get_mut(i) {
+            *a = true;
+        }
+        match result {
+            Ok(()) => ok = true,
+            Err(e) => {
+                let path = devices.get(i).map_or("", |d| d.entry.path.as_str());
+                tracing::error!(audit.path = %path, request.id = %request_id, error = %e, "audit device failed to log the {what}");
+            }
+        }
+    }
+    if !ok {
+        for (i, d) in devices.iter().enumerate() {
+            if !answered.get(i).copied().unwrap_or(true) {
+                tracing::error!(audit.path = %d.entry.path, request.id = %request_id, "audit device did not log the {what} within {DEADLINE:?}");
+            }
+        }
+    }
+    ok
+}
+
 impl RequestObserver for Broker {
     fn on_request(&self, request: &RequestRecord) -> Result<()> {
         let devices = self.devices();
-        if devices.is_empty() {
-            return Ok(());
-        }
-        let mut ok = false;
-        for d in devices.iter() {
-            match d.write(&d.request_entry(request)) {
-                Ok(()) => ok = true,
-                Err(e) => {
-                    tracing::error!(audit.path = %d.entry.path, request.id = %request.request_id, error = %e, "audit device failed to log the request");
-                }
-            }
-        }
-        if ok {
+        if devices.is_empty()
+            || deliver(&devices, &request.request_id, "request", |d| {
+                d.request_entry(request)
+            })
+        {
             Ok(())
         } else {
             Err(Error::internal(
@@ -191,10 +230,13 @@ impl RequestObserver for Broker {
     }
 
     fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) {
-        for d in self.devices().iter() {
-            if let Err(e) = d.write(&d.response_entry(request, response)) {
-                tracing::error!(audit.path = %d.entry.path, request.id = %request.request_id, error = %e, "audit device failed to log the response");
-            }
+        let devices = self.devices();
+        if !devices.is_empty()
+            && !deliver(&devices, &request.request_id, "response", |d| {
+                d.response_entry(request, response)
+            })
+        {
+            tracing::error!(request.id = %request.request_id, "no audit device accepted the response entry");
         }
     }
 }

@@ -21,6 +21,22 @@ async fn enable(srv: &TestServer, path: &str, options: Value) -> crate::common::
     .await
 }
 
+/// The file's text once a line holds `needle` and the file is a whole number of lines (5 s).
+async fn eventually(file: &Path, needle: &str) -> PathBuf {
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.ends_with('\n')
+            && text
+                .lines()
+                .any(|l| l.contains(needle) && l.contains(r#""type":"response""#))
+        {
+            return file.to_path_buf();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{needle} never reached {}", file.display());
+}
+
 fn lines(file: &Path) -> Vec<Value> {
     std::fs::read_to_string(file)
         .unwrap()
@@ -506,12 +522,15 @@ async fn options_log_raw_hmac_accessor_elide_and_prefix() {
         .await
         .assert_status(200);
 
-    let raw_entries = lines(&raw);
+    // With two devices a request is released by the first that accepts its entry; the other
+    // writes its line moments later.
+    let listed = r#""path":"secret/metadata/""#;
+    let raw_entries = lines(&eventually(&raw, listed).await);
     let w = entry(&raw_entries, "request", "secret/data/a");
     assert_eq!(w["request"]["client_token"], srv.root);
     assert_eq!(w["request"]["data"]["data"]["k"], "v-raw");
 
-    let text = std::fs::read_to_string(&elided).unwrap();
+    let text = std::fs::read_to_string(eventually(&elided, listed).await).unwrap();
     let stripped: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l.strip_prefix("AUDIT:").unwrap()).unwrap())
@@ -661,4 +680,102 @@ async fn api_creation_refused_without_the_setting_and_devices_reopen_after_resta
     let last = entry(&entries, "response", "sys/audit-hash/file");
     assert_eq!(last["request"]["data"]["input"], h1);
     p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stuck_device_fails_requests_within_the_deadline_and_never_slows_a_healthy_one() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A reader that never reads: every line (larger than the pipe buffer) blocks its writer.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let big = "x".repeat(256 * 1024);
+    let fifo_s = fifo.to_str().unwrap();
+
+    // The enable-time test message times out: 400.
+    let started = std::time::Instant::now();
+    let r = enable(&srv, "probe", json!({"file_path": fifo_s, "prefix": big})).await;
+    r.assert_status(400);
+    assert!(
+        r.errors()[0].starts_with("audit backend failed test message: "),
+        "{:?}",
+        r.errors()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    enable(
+        &srv,
+        "stuck",
+        json!({"file_path": fifo_s, "prefix": big, "skip_test": "true"}),
+    )
+    .await
+    .assert_status(204);
+
+    // Only the stuck device: every request fails within the deadline, none hangs, none runs.
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        let r = srv
+            .put("secret/data/s", &srv.root, json!({"data": {"i": i}}))
+            .await;
+        r.assert_status(500);
+        assert_eq!(r.errors(), vec!["internal error"]);
+        let took = started.elapsed();
+        // 250 ms for the request entry + 250 ms for the response entry.
+        assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    }
+
+    // Beside a healthy device the stuck one costs nothing: the first acknowledgement releases
+    // the request.
+    let good = dir.path().join("good.log");
+    let entry = coffer::audit::AuditEntry {
+        path: "good".into(),
+        kind: "file".into(),
+        description: String::new(),
+        options: [("file_path".to_string(), good.to_str().unwrap().to_string())].into(),
+        local: false,
+        uuid: String::new(),
+    };
+    srv.core
+        .audit
+        .enable(&srv.core.storage(""), entry, false)
+        .await
+        .unwrap();
+    srv.core.install_audit();
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        srv.put("secret/data/s", &srv.root, json!({"data": {"i": i}}))
+            .await
+            .assert_status(200);
+    }
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    let r = srv.get("secret/data/s", &srv.root).await;
+    assert_eq!(
+        r.body["data"]["metadata"]["version"], 20,
+        "the refused writes never ran"
+    );
+
+    // Management works and does not wait for the stuck writer.
+    let started = std::time::Instant::now();
+    srv.delete("sys/audit/stuck", &srv.root)
+        .await
+        .assert_status(204);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(
+        keys(&srv.get("sys/audit", &srv.root).await.body["data"]),
+        vec!["good/"]
+    );
+    // Closing the reader unblocks the stuck writer threads (EPIPE), which then end.
+    drop(reader);
 }
