@@ -37,12 +37,12 @@ pub struct Device {
 }
 
 /// Go's `strconv.ParseBool`.
-fn parse_bool(name: &str, v: &str) -> Result<bool> {
+fn parse_bool(v: &str) -> Result<bool> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
         _ => Err(Error::bad(format!(
-            "unable to parse '{name}': strconv.ParseBool: parsing \"{v}\": invalid syntax"
+            "strconv.ParseBool: parsing \"{v}\": invalid syntax"
         ))),
     }
 }
@@ -52,7 +52,7 @@ impl Device {
     pub fn new(entry: AuditEntry, salt: String) -> Result<Device> {
         let o = &entry.options;
         let flag = |name: &str, default: bool| -> Result<bool> {
-            o.get(name).map_or(Ok(default), |v| parse_bool(name, v))
+            o.get(name).map_or(Ok(default), |v| parse_bool(v))
         };
         let hmac_accessor = flag("hmac_accessor", true)?;
         let log_raw = flag("log_raw", false)?;
@@ -61,7 +61,7 @@ impl Device {
             None | Some("json") => {}
             Some("jsonx") => {
                 return Err(Error::bad(
-                    "format \"jsonx\" is not supported by Coffer; use \"json\"",
+                    "jsonx formatting has been removed, consider switching to json by omitting \"format\" or setting it to \"json\"",
                 ));
             }
             Some(other) => return Err(Error::bad(format!("unknown format type \"{other}\""))),
@@ -75,31 +75,30 @@ impl Device {
         if file_path.is_empty() {
             return Err(Error::bad("file_path is required"));
         }
+        let mode = match o.get("mode") {
+            None => Some(0o600),
+            Some(m) => {
+                let bits = u32::from_str_radix(m, 8).map_err(|_| {
+                    Error::bad(format!(
+                        "strconv.ParseUint: parsing \"{m}\": invalid syntax"
+                    ))
+                })?;
+                // Go's file type bits (directory, pipe, device, ...).
+                if bits & 0xfff8_0000 != 0 {
+                    return Err(Error::bad("file mode does not represent a regular file"));
+                }
+                // Never executable (HCSEC-2025-14); "0000" keeps the existing mode.
+                (bits != 0).then_some(bits & 0o666)
+            }
+        };
         let sink = match file_path.to_ascii_lowercase().as_str() {
             "discard" => Sink::Discard,
             "stdout" => Sink::Stdout,
-            _ => {
-                let mode = match o.get("mode") {
-                    None => Some(0o600),
-                    Some(m) => {
-                        let bits = u32::from_str_radix(m, 8).map_err(|_| {
-                            Error::bad(format!("unable to parse 'mode': invalid octal \"{m}\""))
-                        })?;
-                        if bits > 0o7777 {
-                            return Err(Error::bad(format!(
-                                "unable to parse 'mode': invalid octal \"{m}\""
-                            )));
-                        }
-                        // Never executable (HCSEC-2025-14); "0000" keeps the existing mode.
-                        (bits != 0).then_some(bits & 0o666)
-                    }
-                };
-                Sink::File {
-                    path: PathBuf::from(file_path),
-                    mode,
-                    queue: Mutex::new(None),
-                }
-            }
+            _ => Sink::File {
+                path: PathBuf::from(file_path),
+                mode,
+                queue: Mutex::new(None),
+            },
         };
         Ok(Device {
             entry,

@@ -137,7 +137,12 @@ async fn enable_list_disable_and_refusals() {
     )
     .await;
     r.assert_status(400);
-    assert!(r.errors()[0].contains("jsonx"), "{:?}", r.errors());
+    assert_eq!(
+        r.errors(),
+        vec![
+            "jsonx formatting has been removed, consider switching to json by omitting \"format\" or setting it to \"json\""
+        ]
+    );
     let r = enable(
         &srv,
         "x",
@@ -145,6 +150,15 @@ async fn enable_list_disable_and_refusals() {
     )
     .await;
     r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        vec!["strconv.ParseBool: parsing \"maybe\": invalid syntax"]
+    );
+    let r = enable(&srv, "x", json!({"file_path": "discard", "mode": "9z"})).await;
+    assert_eq!(
+        r.errors(),
+        vec!["strconv.ParseUint: parsing \"9z\": invalid syntax"]
+    );
 
     // A file that cannot be opened, and one that cannot be written: 400 naming the reason.
     let blocker = dir.path().join("plain-file");

@@ -78,7 +78,7 @@ impl SystemBackend {
             Some("0" | "f" | "F" | "false" | "FALSE" | "False") => false,
             Some(v) => {
                 return Err(Error::bad(format!(
-                    "unable to parse 'skip_test': strconv.ParseBool: parsing \"{v}\": invalid syntax"
+                    "strconv.ParseBool: parsing \"{v}\": invalid syntax"
                 )));
             }
         };
