@@ -6,6 +6,7 @@
 //! `physical` engines. `policy` compiles ACLs; `token` stores tokens as salted HMACs.
 //! See `docs/ARCHITECTURE.md` for the map.
 
+pub mod audit;
 pub mod barrier;
 pub mod clock;
 pub mod config;

@@ -80,6 +80,8 @@ pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<
         default_lease_ttl: config.default_lease_ttl.unwrap_or(SYSTEM_DEFAULT_TTL),
         max_lease_ttl: config.max_lease_ttl.unwrap_or(SYSTEM_DEFAULT_TTL),
         dev: false,
+        allow_api_audit_creation: config.unsafe_allow_api_audit_creation,
+        allow_audit_log_prefixing: config.allow_audit_log_prefixing,
     };
     Core::new(raw, kind, clock, core_config).map_err(|e| e.to_string())
 }

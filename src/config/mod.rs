@@ -35,6 +35,8 @@ const TOP: Schema = Schema {
         "max_lease_ttl",
         "log_level",
         "log_format",
+        "unsafe_allow_api_audit_creation",
+        "allow_audit_log_prefixing",
     ],
     ignored: &[
         "disable_mlock",
@@ -90,6 +92,10 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
+    /// `unsafe_allow_api_audit_creation`: audit devices may be enabled through the API.
+    pub unsafe_allow_api_audit_creation: bool,
+    /// `allow_audit_log_prefixing`: the audit `prefix` option is accepted.
+    pub allow_audit_log_prefixing: bool,
     /// Settings present in the file that Coffer accepts without effect, each once: top-level ones
     /// in file order, then `cluster_addr`, then listener ones (`listener "tcp".cluster_address`).
     /// The server logs one line for each.
@@ -176,6 +182,8 @@ impl ServerConfig {
             max_lease_ttl: None,
             log_level: None,
             log_format: LogFormat::Standard,
+            unsafe_allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
             ignored: Vec::new(),
         }
     }
@@ -274,6 +282,10 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
         max_lease_ttl,
         log_level,
         log_format,
+        unsafe_allow_api_audit_creation: top
+            .boolean("unsafe_allow_api_audit_creation")?
+            .unwrap_or(false),
+        allow_audit_log_prefixing: top.boolean("allow_audit_log_prefixing")?.unwrap_or(false),
         ignored,
     })
 }

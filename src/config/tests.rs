@@ -92,6 +92,8 @@ fn vault_example_expected() -> ServerConfig {
         max_lease_ttl: Some(2_764_800),
         log_level: Some("info".into()),
         log_format: LogFormat::Json,
+        unsafe_allow_api_audit_creation: false,
+        allow_audit_log_prefixing: false,
         ignored: vec![
             "ui".into(),
             "disable_mlock".into(),

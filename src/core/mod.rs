@@ -65,6 +65,11 @@ pub struct CoreConfig {
     pub max_lease_ttl: i64,
     /// Dev mode: mounts kv-v2 at `secret/` on first start.
     pub dev: bool,
+    /// `unsafe_allow_api_audit_creation`: audit devices may be enabled through `sys/audit`
+    /// (always in dev mode).
+    pub allow_api_audit_creation: bool,
+    /// `allow_audit_log_prefixing`: the audit `prefix` option is accepted.
+    pub allow_audit_log_prefixing: bool,
 }
 
 impl Default for CoreConfig {
@@ -73,6 +78,8 @@ impl Default for CoreConfig {
             default_lease_ttl: SYSTEM_DEFAULT_TTL,
             max_lease_ttl: SYSTEM_DEFAULT_TTL,
             dev: true,
+            allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
         }
     }
 }
@@ -95,6 +102,8 @@ pub struct Core {
     pub policies: PolicyStore,
     /// Tokens.
     pub tokens: TokenStore,
+    /// Audit devices.
+    pub audit: Arc<crate::audit::Broker>,
     mounts: ArcSwap<MountTable>,
     mount_lock: tokio::sync::Mutex<()>,
     sealed: AtomicBool,
@@ -129,6 +138,7 @@ impl Core {
             config,
             policies,
             tokens,
+            audit: Arc::default(),
             mounts: ArcSwap::from_pointee(MountTable::default()),
             mount_lock: tokio::sync::Mutex::new(()),
             sealed: AtomicBool::new(true),
@@ -147,6 +157,8 @@ impl Core {
         self.policies.load().await?;
         self.tokens.load_salt().await?;
         self.load_mounts().await?;
+        self.audit.load(&self.storage("")).await?;
+        self.install_audit();
         self.sealed.store(false, Ordering::SeqCst);
         Ok(())
     }
@@ -154,9 +166,21 @@ impl Core {
     /// Stops serving and drops every in-memory cache of stored data.
     pub fn pre_seal(&self) -> Result<()> {
         self.sealed.store(true, Ordering::SeqCst);
+        self.audit.clear();
+        self.install_audit();
         self.mounts.store(Arc::new(MountTable::default()));
         self.tokens.clear();
         self.policies.clear()
+    }
+
+    /// Installs the audit broker as the request observer while a device is enabled (and
+    /// removes it when none is).
+    pub fn install_audit(&self) {
+        if self.audit.devices().is_empty() {
+            self.set_observer(None);
+        } else {
+            self.set_observer(Some(Box::new(self.audit.clone())));
+        }
     }
 
     /// A strong handle to this core (for backends that need one).

@@ -16,6 +16,7 @@ use super::pipeline::Outcome;
 use super::render::render;
 use crate::error::{Error, Result};
 use crate::logical::{Operation, redacted_keys};
+use crate::secret::Secret;
 use crate::token::TokenEntry;
 
 /// Sees every request before its backend runs, and its outcome after.
@@ -67,6 +68,12 @@ pub struct RequestRecord {
     pub token: Option<Arc<TokenEntry>>,
     /// The request parameters (for an audit device to HMAC).
     pub data: Map<String, Value>,
+    /// The token the client sent, for an audit device to HMAC (never logged in clear).
+    pub client_token: Option<Secret>,
+    /// Its accessor, once the token resolved (for an audit device to HMAC).
+    pub client_token_accessor: Option<Secret>,
+    /// Why the request was refused before its backend (empty when it reached it).
+    pub errors: Vec<String>,
 }
 
 /// The outcome of a request as observers see it. Its `Debug` shows keys, never values.
@@ -187,6 +194,11 @@ impl Trace {
     /// The request is done: `on_request` if it never reached the backend, then `on_response`.
     pub(super) fn finish(mut self, result: &Result<Outcome>) {
         // A request rejected before its backend: its refusal is already decided.
+        if !self.announced
+            && let Err(e) = result
+        {
+            self.record.errors = e.messages();
+        }
         let _ = self.announce();
         let response = ResponseRecord::of_result(result, self.issued_token.take());
         self.observer.on_response(&self.record, &response);
@@ -238,6 +250,9 @@ impl Core {
             client_addr,
             token: None,
             data: Map::new(),
+            client_token: None,
+            client_token_accessor: None,
+            errors: error.messages(),
         };
         let _ = observer.on_request(&record);
         observer.on_response(&record, &ResponseRecord::of_error(error));
@@ -260,6 +275,9 @@ mod tests {
             client_addr: None,
             token: None,
             data: data.clone(),
+            client_token: Some(Secret::new("hvs.client-canary")),
+            client_token_accessor: None,
+            errors: Vec::new(),
         };
         let resp = ResponseRecord {
             status: 200,
@@ -269,7 +287,12 @@ mod tests {
             ..Default::default()
         };
         let printed = format!("{req:?} {resp:?}");
-        for canary in ["hunter2-canary", "hvs.auth-canary", "hvs.wrap-canary"] {
+        for canary in [
+            "hunter2-canary",
+            "hvs.auth-canary",
+            "hvs.wrap-canary",
+            "hvs.client-canary",
+        ] {
             assert!(!printed.contains(canary), "{printed}");
         }
         assert!(printed.contains("password"));

@@ -106,6 +106,9 @@ impl Core {
             client_addr: inc.client_addr,
             token: None,
             data: inc.data.clone(),
+            client_token: inc.client_token.clone(),
+            client_token_accessor: None,
+            errors: Vec::new(),
         });
         let mut revoke = None;
         let result = self
@@ -211,6 +214,10 @@ impl Core {
             }
             if let Some(t) = trace.as_mut() {
                 t.record.token = Some(entry.clone());
+                t.record.client_token_accessor = inc
+                    .client_token
+                    .as_ref()
+                    .map(|c| Secret::new(self.tokens.accessor_of(c.expose())));
             }
             token = Some(entry);
         }

@@ -12,6 +12,7 @@
 mod acl_cost;
 mod acl_list;
 mod approle;
+mod audit;
 mod binary;
 mod cli;
 mod cli_guide;

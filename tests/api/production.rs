@@ -23,10 +23,20 @@ pub struct ProdServer {
 
 impl ProdServer {
     pub async fn start(dir: &Path, clock: Arc<MockClock>) -> ProdServer {
+        Self::start_with(dir, clock, |_| {}).await
+    }
+
+    /// Like [`ProdServer::start`], with `edit` applied to the config.
+    pub async fn start_with(
+        dir: &Path,
+        clock: Arc<MockClock>,
+        edit: impl FnOnce(&mut ServerConfig),
+    ) -> ProdServer {
         let mut config = ServerConfig::for_test();
         config.storage = StorageConfig::File {
             path: dir.to_path_buf(),
         };
+        edit(&mut config);
         let core: Arc<Core> = coffer::production::build_core(&config, clock.clone())
             .await
             .unwrap();

@@ -3,6 +3,7 @@
 //! Endpoints that must answer while sealed (health, seal-status, leader, init, unseal) are served
 //! by the HTTP layer directly (`http/sys_raw.rs`), not here.
 
+mod path_audit;
 mod path_capabilities;
 mod path_leases;
 mod path_mounts;
@@ -38,6 +39,7 @@ impl SystemBackend {
         paths.extend(path_operator::paths());
         paths.extend(path_remount::paths());
         paths.extend(path_leases::paths());
+        paths.extend(path_audit::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).

@@ -1,0 +1,241 @@
+//! Writes an entry byte for byte as Vault's Go encoder does: the fixed objects (`auth`,
+//! `request`, `response`, `wrap_info`, ...) in their struct field order, maps (request and
+//! response data, metadata) with sorted keys, and `<`, `>`, `&`, U+2028, U+2029 escaped as
+//! `\u003c`-style sequences (Go's `json.Encoder` default).
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
+use std::io::{self, Write};
+
+/// The field order of each fixed object (Go struct order in Vault's `audit/format.go`).
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A request or response entry.
+    Entry,
+    Auth,
+    PolicyResults,
+    GrantingPolicy,
+    Request,
+    Namespace,
+    Response,
+    WrapInfo,
+    /// A map: keys sorted (serde_json's map order is the same byte order Go sorts by).
+    Map,
+}
+
+impl Shape {
+    fn order(self) -> &'static [&'static str] {
+        match self {
+            Shape::Entry => &[
+                "time",
+                "type",
+                "auth",
+                "request",
+                "response",
+                "error",
+                "forwarded_from",
+                "forwarded",
+            ],
+            Shape::Auth => &[
+                "client_token",
+                "accessor",
+                "display_name",
+                "policies",
+                "token_policies",
+                "identity_policies",
+                "external_namespace_policies",
+                "no_default_policy",
+                "policy_results",
+                "metadata",
+                "num_uses",
+                "remaining_uses",
+                "entity_id",
+                "entity_created",
+                "token_type",
+                "token_ttl",
+                "token_issue_time",
+            ],
+            Shape::PolicyResults => &["allowed", "granting_policies"],
+            Shape::GrantingPolicy => &["name", "namespace_id", "namespace_path", "type"],
+            Shape::Request => &[
+                "id",
+                "client_id",
+                "replication_cluster",
+                "operation",
+                "mount_point",
+                "mount_type",
+                "mount_accessor",
+                "mount_running_version",
+                "mount_running_sha256",
+                "mount_class",
+                "mount_is_external_plugin",
+                "client_token",
+                "client_token_accessor",
+                "namespace",
+                "path",
+                "data",
+                "policy_override",
+                "remote_address",
+                "remote_port",
+                "wrap_ttl",
+                "headers",
+                "client_certificate_serial_number",
+            ],
+            Shape::Namespace => &["id", "path"],
+            Shape::Response => &[
+                "auth",
+                "mount_point",
+                "mount_type",
+                "mount_accessor",
+                "mount_running_plugin_version",
+                "mount_running_sha256",
+                "mount_class",
+                "mount_is_external_plugin",
+                "secret",
+                "data",
+                "warnings",
+                "redirect",
+                "wrap_info",
+                "headers",
+            ],
+            Shape::WrapInfo => &[
+                "ttl",
+                "token",
+                "accessor",
+                "creation_time",
+                "creation_path",
+                "wrapped_accessor",
+            ],
+            Shape::Map => &[],
+        }
+    }
+
+    fn child(self, key: &str) -> Shape {
+        match (self, key) {
+            (Shape::Entry, "auth") | (Shape::Response, "auth") => Shape::Auth,
+            (Shape::Entry, "request") => Shape::Request,
+            (Shape::Entry, "response") => Shape::Response,
+            (Shape::Auth, "policy_results") => Shape::PolicyResults,
+            (Shape::PolicyResults, "granting_policies") => Shape::GrantingPolicy,
+            (Shape::Request, "namespace") => Shape::Namespace,
+            (Shape::Response, "wrap_info") => Shape::WrapInfo,
+            _ => Shape::Map,
+        }
+    }
+}
+
+struct Ordered<'a>(&'a Value, Shape);
+
+impl Serialize for Ordered<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                let order = self.1.order();
+                for k in order {
+                    if let Some(v) = m.get(*k) {
+                        map.serialize_entry(k, &Ordered(v, self.1.child(k)))?;
+                    }
+                }
+                for (k, v) in m {
+                    if !order.contains(&k.as_str()) {
+                        map.serialize_entry(k, &Ordered(v, self.1.child(k)))?;
+                    }
+                }
+                map.end()
+            }
+            // A list of objects keeps the shape of its elements (granting_policies).
+            Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&Ordered(v, self.1))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// Go's `json.Encoder` string escaping on top of serde_json's compact output.
+struct GoFormatter;
+
+impl serde_json::ser::Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let esc = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(fragment.get(start..i).unwrap_or_default().as_bytes())?;
+            writer.write_all(esc.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        writer.write_all(fragment.get(start..).unwrap_or_default().as_bytes())
+    }
+
+    fn write_char_escape<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> io::Result<()> {
+        use serde_json::ser::CharEscape as E;
+        let s: &[u8] = match escape {
+            // Go writes these two as \u sequences, not \b and \f.
+            E::Backspace => b"\\u0008",
+            E::FormFeed => b"\\u000c",
+            E::Quote => b"\\\"",
+            E::ReverseSolidus => b"\\\\",
+            E::Solidus => b"\\/",
+            E::LineFeed => b"\\n",
+            E::CarriageReturn => b"\\r",
+            E::Tab => b"\\t",
+            E::AsciiControl(byte) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hi = HEX.get(usize::from(byte >> 4)).copied().unwrap_or(b'0');
+                let lo = HEX.get(usize::from(byte & 0xf)).copied().unwrap_or(b'0');
+                return writer.write_all(&[b'\\', b'u', b'0', b'0', hi, lo]);
+            }
+        };
+        writer.write_all(s)
+    }
+}
+
+/// Appends `entry` to `out` as Vault writes it (without the newline).
+pub(super) fn write_entry(out: &mut Vec<u8>, entry: &Value) -> io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
+    Ordered(entry, Shape::Entry)
+        .serialize(&mut ser)
+        .map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn go_field_order_sorted_maps_and_html_escapes() {
+        let e = json!({
+            "type": "request", "time": "t", "error": "a<b>&c\u{2028}\u{8}\n\u{1}",
+            "request": {"path": "p", "id": "i", "namespace": {"id": "root"},
+                        "data": {"z": 1, "a": {"y": 2, "b": 3}}},
+            "auth": {"token_type": "default", "policy_results": {"allowed": true}},
+        });
+        let mut out = Vec::new();
+        write_entry(&mut out, &e).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"time":"t","type":"request","auth":{"policy_results":{"allowed":true},"token_type":"default"},"request":{"id":"i","namespace":{"id":"root"},"path":"p","data":{"a":{"b":3,"y":2},"z":1}},"error":"a\u003cb\u003e\u0026c\u2028\u0008\n\u0001"}"#
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! `sys/audit` (list, enable, disable audit devices) and `sys/audit-hash/<path>`.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use super::SystemBackend;
+use crate::audit::AuditEntry;
+use crate::error::{Error, Result};
+use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
+
+type P = PathSpec<SystemBackend>;
+
+pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
+    vec![
+        P::new("audit/?$")
+            .on(Op::Read, |b, r, d| Box::pin(b.audit_list(r, d)))
+            .on(Op::List, |b, r, d| Box::pin(b.audit_list(r, d))),
+        P::new("audit/(?P<path>.+)$")
+            .field("path", T::Str, "Path of the audit device.")
+            .field("type", T::Str, "Device type (file).")
+            .field("description", T::Str, "Free text.")
+            .field("options", T::KvPairs, "Device options.")
+            .field("local", T::Bool, "Not replicated.")
+            .on(Op::Update, |b, r, d| Box::pin(b.audit_enable(r, d)))
+            .on(Op::Delete, |b, r, d| Box::pin(b.audit_disable(r, d))),
+        P::new("audit-hash/(?P<path>.+)$")
+            .field("path", T::Str, "Path of the audit device.")
+            .field("input", T::Str, "The value to hash.")
+            .on(Op::Update, |b, r, d| Box::pin(b.audit_hash(r, d))),
+    ]
+}
+
+impl SystemBackend {
+    async fn audit_list(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let mut data = Map::new();
+        for d in self.core()?.audit.devices().iter() {
+            let e = &d.entry;
+            data.insert(
+                e.path.clone(),
+                json!({"type": e.kind, "description": e.description, "options": e.options,
+                       "local": e.local, "path": e.path}),
+            );
+        }
+        let mut resp = Response::data(data);
+        resp.inject_top_level = true;
+        Ok(Some(resp))
+    }
+
+    async fn audit_enable(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        let core = self.core()?;
+        if !core.config.dev && !core.config.allow_api_audit_creation {
+            return Err(Error::bad(
+                "cannot enable audit device via API; use declarative, config-based audit device management instead",
+            ));
+        }
+        let mut options: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(Value::Object(o)) = d.get_raw("options") {
+            for (k, v) in o {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                options.insert(k.clone(), v);
+            }
+        } else if let Some(pairs) = d.get_kv_pairs("options")? {
+            options = pairs;
+        }
+        if options.contains_key("prefix")
+            && !core.config.dev
+            && !core.config.allow_audit_log_prefixing
+        {
+            return Err(Error::bad("audit log prefixing is not allowed"));
+        }
+        let skip_test = match options.get("skip_test").map(String::as_str) {
+            None => false,
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True") => true,
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => false,
+            Some(v) => {
+                return Err(Error::bad(format!(
+                    "strconv.ParseBool: parsing \"{v}\": invalid syntax"
+                )));
+            }
+        };
+        let path = d.get_str("path")?.unwrap_or_default();
+        if path.trim_matches('/').is_empty() {
+            return Err(Error::bad("audit device path must be specified"));
+        }
+        let entry = AuditEntry {
+            path,
+            kind: d.get_str("type")?.unwrap_or_default(),
+            description: d.get_str("description")?.unwrap_or_default(),
+            options,
+            local: d.get_bool("local")?.unwrap_or(false),
+            uuid: String::new(),
+        };
+        core.audit
+            .enable(&core.storage(""), entry, skip_test)
+            .await?;
+        core.install_audit();
+        Ok(None)
+    }
+
+    async fn audit_disable(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        let core = self.core()?;
+        let path = d.get_str("path")?.unwrap_or_default();
+        if path.trim_matches('/').is_empty() {
+            return Err(Error::bad("audit device path must be specified"));
+        }
+        core.audit.disable(&core.storage(""), &path).await?;
+        core.install_audit();
+        Ok(None)
+    }
+
+    async fn audit_hash(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        let core = self.core()?;
+        let path = d.get_str("path")?.unwrap_or_default();
+        let input = d.get_str("input")?.unwrap_or_default();
+        if input.is_empty() {
+            return Err(Error::bad("the \"input\" parameter is empty"));
+        }
+        let Some(device) = core.audit.device(&path) else {
+            return Err(Error::bad(format!(
+                "unknown audit backend \"{}\"",
+                crate::audit::normalize(&path)
+            )));
+        };
+        Ok(Some(Response::json(json!({"hash": device.hash(&input)}))))
+    }
+}
