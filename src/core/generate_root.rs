@@ -82,20 +82,9 @@ fn status_json(config: &SealConfig, attempt: Option<&Attempt>, otp: &str) -> Val
 }
 
 impl Core {
-    async fn generate_root_ready(&self) -> Result<SealConfig> {
-        let config = self
-            .seal_config()
-            .await?
-            .ok_or_else(|| Error::bad("server is not yet initialized"))?;
-        if self.is_sealed() {
-            return Err(Error::Sealed);
-        }
-        Ok(config)
-    }
-
     /// The status of root generation (both APIs answer the same fields).
     pub async fn generate_root_status(&self) -> Result<Value> {
-        let config = self.generate_root_ready().await?;
+        let config = self.unsealed_seal_config().await?;
         let attempt = self.generate_root.lock().await;
         Ok(status_json(&config, attempt.as_ref(), ""))
     }
@@ -119,7 +108,7 @@ impl Core {
             Some(o) => (Zeroizing::new(o.to_string()), false),
             None => (Zeroizing::new(crate::ids::base62(OTP_LENGTH)), true),
         };
-        let config = self.generate_root_ready().await?;
+        let config = self.unsealed_seal_config().await?;
         let mut guard = self.generate_root.lock().await;
         if guard.is_some() {
             return Err(Error::bad(
@@ -144,7 +133,7 @@ impl Core {
 
     /// Cancels the attempt and forgets the keys handed in.
     pub async fn generate_root_cancel(&self) -> Result<()> {
-        self.generate_root_ready().await?;
+        self.unsealed_seal_config().await?;
         *self.generate_root.lock().await = None;
         Ok(())
     }
@@ -152,7 +141,7 @@ impl Core {
     /// One unseal key. At the threshold a new root token is created and returned encoded.
     pub async fn generate_root_update(&self, key: &str, nonce: &str) -> Result<Value> {
         let part = super::rekey::parse_share(Some(key))?;
-        let config = self.generate_root_ready().await?;
+        let config = self.unsealed_seal_config().await?;
         let mut guard = self.generate_root.lock().await;
         let Some(attempt) = guard.as_mut() else {
             return Err(Error::bad("no root generation in progress"));

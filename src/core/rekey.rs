@@ -115,20 +115,9 @@ fn new_nonce() -> String {
 }
 
 impl Core {
-    async fn rekey_ready(&self) -> Result<SealConfig> {
-        let config = self
-            .seal_config()
-            .await?
-            .ok_or_else(|| Error::bad("server is not yet initialized"))?;
-        if self.is_sealed() {
-            return Err(Error::Sealed);
-        }
-        Ok(config)
-    }
-
     /// `GET sys/rekey/init`: Vault's raw status object.
     pub async fn rekey_status(&self) -> Result<Value> {
-        let current = self.rekey_ready().await?;
+        let current = self.unsealed_seal_config().await?;
         let attempt = self.rekey.lock().await;
         Ok(status_json(&current, attempt.as_ref()))
     }
@@ -151,7 +140,7 @@ impl Core {
                 flavor.config_word()
             ))
         })?;
-        let current = self.rekey_ready().await?;
+        let current = self.unsealed_seal_config().await?;
         let mut attempt = self.rekey.lock().await;
         if attempt.is_some() {
             return Err(Error::bad(format!("{} already in progress", flavor.noun())));
@@ -175,7 +164,7 @@ impl Core {
 
     /// `DELETE sys/rekey/init`: forgets the attempt and every key handed in.
     pub async fn rekey_cancel(&self) -> Result<()> {
-        self.rekey_ready().await?;
+        self.unsealed_seal_config().await?;
         *self.rekey.lock().await = None;
         Ok(())
     }
@@ -189,7 +178,7 @@ impl Core {
         flavor: Flavor,
     ) -> Result<Value> {
         let part = parse_share(key)?;
-        let current = self.rekey_ready().await?;
+        let current = self.unsealed_seal_config().await?;
         let mut guard = self.rekey.lock().await;
         let Some(attempt) = guard.as_mut() else {
             return Err(Error::bad(match flavor {
@@ -274,7 +263,7 @@ impl Core {
 
     /// `GET sys/rekey/verify`.
     pub async fn rekey_verify_status(&self, flavor: Flavor) -> Result<Value> {
-        self.rekey_ready().await?;
+        self.unsealed_seal_config().await?;
         let guard = self.rekey.lock().await;
         let Some(attempt) = guard.as_ref() else {
             return Err(Error::bad(format!(
@@ -287,7 +276,7 @@ impl Core {
 
     /// `DELETE sys/rekey/verify`: restarts verification with a new nonce (the new keys stay).
     pub async fn rekey_verify_restart(&self, flavor: Flavor) -> Result<Value> {
-        self.rekey_ready().await?;
+        self.unsealed_seal_config().await?;
         {
             let mut guard = self.rekey.lock().await;
             if let Some(v) = guard.as_mut().and_then(|a| a.verification.as_mut()) {
@@ -306,7 +295,7 @@ impl Core {
         flavor: Flavor,
     ) -> Result<Value> {
         let part = parse_share(key)?;
-        self.rekey_ready().await?;
+        self.unsealed_seal_config().await?;
         let mut guard = self.rekey.lock().await;
         let Some(attempt) = guard.as_mut() else {
             return Err(Error::bad(format!("no {} in progress", flavor.noun())));

@@ -160,6 +160,19 @@ impl Core {
         }
     }
 
+    /// The seal configuration, for operations that need an initialised, unsealed server (rekey,
+    /// root generation).
+    pub(super) async fn unsealed_seal_config(&self) -> Result<SealConfig> {
+        let config = self
+            .seal_config()
+            .await?
+            .ok_or_else(|| Error::bad("server is not yet initialized"))?;
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        Ok(config)
+    }
+
     /// True once `sys/init` has run.
     pub async fn is_initialized(&self) -> Result<bool> {
         Ok(self.barrier.initialized().await?)
