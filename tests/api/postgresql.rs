@@ -4,12 +4,14 @@
 //! `bash scripts/test.sh` starts a throwaway cluster and exports `TEST_POSTGRES_URL`; without it
 //! these tests fail (they never pass silently). Each test uses a table of its own.
 
+use crate::production::crash::{
+    assert_acknowledged_writes_readable, call, free_port, write_until_killed,
+};
 use coffer::physical::PhysicalBackend;
 use coffer::physical::postgresql::{PostgresqlBackend, PostgresqlOptions};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The test database, or a failure that says how to get one.
 fn database_url() -> String {
@@ -87,14 +89,6 @@ async fn postgresql_uses_vaults_table_layout() {
     assert_eq!(again.list("a/").await.unwrap(), vec!["b", "b/"]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the server; `env_url` goes into `VAULT_PG_CONNECTION_URL`.
 fn start(config: &std::path::Path, env_url: &str) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
@@ -114,26 +108,6 @@ fn start(config: &std::path::Path, env_url: &str) -> Child {
     }
     assert!(started, "the server did not start");
     child
-}
-
-async fn call(
-    c: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
-    let mut rb = c.request(method, url).body(body.to_string());
-    if let Some(t) = token {
-        rb = rb.header("X-Vault-Token", t);
-    }
-    match rb.send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
 }
 
 fn config_text(port: u16, extra: &str) -> String {
@@ -192,47 +166,7 @@ async fn postgresql_server_sigkill_loses_no_acknowledged_write() {
     .await;
     assert_eq!(st, 204);
 
-    // Four concurrent writers record what the server acknowledged; the kill comes while writes
-    // are in flight, once enough were acknowledged.
-    let acked_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut writers = Vec::new();
-    for w in 0..4 {
-        let (c, base, root) = (c.clone(), base.clone(), root.clone());
-        let acked_count = acked_count.clone();
-        writers.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for i in 0.. {
-                let key = format!("w{w}/k_{i}");
-                let (st, _) = call(
-                    &c,
-                    reqwest::Method::PUT,
-                    format!("{base}/secret/data/{key}"),
-                    Some(&root),
-                    json!({"data": {"i": i}}),
-                )
-                .await;
-                if st != 200 {
-                    break;
-                }
-                acked.push((key, i));
-                acked_count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            acked
-        }));
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acked_count.load(std::sync::atomic::Ordering::SeqCst) < 40 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-    let mut acked = Vec::new();
-    for w in writers {
-        acked.extend(w.await.unwrap());
-    }
+    let acked = write_until_killed(&c, &base, &root, &mut child, "k_").await;
     assert!(
         acked.len() >= 40,
         "too few writes acknowledged before the kill: {}",
@@ -249,18 +183,7 @@ async fn postgresql_server_sigkill_loses_no_acknowledged_write() {
     )
     .await;
     assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
-    for (key, i) in &acked {
-        let (st, body) = call(
-            &c,
-            reqwest::Method::GET,
-            format!("{base}/secret/data/{key}"),
-            Some(&root),
-            Value::Null,
-        )
-        .await;
-        assert_eq!(st, 200, "acknowledged write {key} lost");
-        assert_eq!(body["data"]["data"]["i"], json!(i));
-    }
+    assert_acknowledged_writes_readable(&c, &base, &root, &acked).await;
     let (st, body) = call(
         &c,
         reqwest::Method::GET,

@@ -1,7 +1,7 @@
 //! Production mode over real files: init, unseal, seal, rotation, restart with every object
 //! intact, expiry across restarts, no plaintext on disk, and a SIGKILL crash test.
 
-mod crash;
+pub mod crash;
 mod restart;
 
 use serde_json::{Value, json};

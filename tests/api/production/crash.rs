@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
+/// A free loopback port.
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -31,7 +32,8 @@ fn start(config: &std::path::Path) -> Child {
     child
 }
 
-async fn call(
+/// One request; `(0, Null)` when the server is gone.
+pub(crate) async fn call(
     c: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -96,17 +98,50 @@ async fn sigkill_loses_no_acknowledged_write() {
     .await;
     assert_eq!(st, 204);
 
-    // Four concurrent writers; each records what the server acknowledged. The kill comes once
-    // enough writes were acknowledged (however loaded the machine is), while writes are in flight.
+    let acked = write_until_killed(&c, &base, &root, &mut child, "k").await;
+    assert!(
+        acked.len() > 20,
+        "too few writes acknowledged before the kill: {}",
+        acked.len()
+    );
+
+    let mut child = start(&config);
+    let (st, body) = call(
+        &c,
+        reqwest::Method::PUT,
+        format!("{base}/sys/unseal"),
+        None,
+        json!({"key": key}),
+    )
+    .await;
+    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+    assert_acknowledged_writes_readable(&c, &base, &root, &acked).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+/// Four concurrent kv-v2 writers (keys `w<n>/<infix><i>`) record what the server acknowledged;
+/// the server is SIGKILLed while writes are in flight, once 40 were acknowledged (however loaded
+/// the machine is; at most 60 s). Returns every acknowledged `(key, i)`.
+pub(crate) async fn write_until_killed(
+    c: &reqwest::Client,
+    base: &str,
+    root: &str,
+    child: &mut Child,
+    infix: &str,
+) -> Vec<(String, i64)> {
     let acked_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (c, base, root) = (c.clone(), base.clone(), root.clone());
-        let acked_count = acked_count.clone();
+        let (c, base, root) = (c.clone(), base.to_owned(), root.to_owned());
+        let (acked_count, infix) = (acked_count.clone(), infix.to_owned());
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
-            for i in 0.. {
-                let key = format!("w{w}/k{i}");
+            for i in 0_i64.. {
+                let key = format!("w{w}/{infix}{i}");
                 let (st, _) = call(
                     &c,
                     reqwest::Method::PUT,
@@ -137,37 +172,26 @@ async fn sigkill_loses_no_acknowledged_write() {
     for w in writers {
         acked.extend(w.await.unwrap());
     }
-    assert!(
-        acked.len() > 20,
-        "too few writes acknowledged before the kill: {}",
-        acked.len()
-    );
+    acked
+}
 
-    let mut child = start(&config);
-    let (st, body) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/sys/unseal"),
-        None,
-        json!({"key": key}),
-    )
-    .await;
-    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
-    for (key, i) in &acked {
+/// Every acknowledged write reads back with its value.
+pub(crate) async fn assert_acknowledged_writes_readable(
+    c: &reqwest::Client,
+    base: &str,
+    root: &str,
+    acked: &[(String, i64)],
+) {
+    for (key, i) in acked {
         let (st, body) = call(
-            &c,
+            c,
             reqwest::Method::GET,
             format!("{base}/secret/data/{key}"),
-            Some(&root),
+            Some(root),
             Value::Null,
         )
         .await;
         assert_eq!(st, 200, "acknowledged write {key} lost");
         assert_eq!(body["data"]["data"]["i"], json!(i));
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
 }
