@@ -24,4 +24,5 @@ pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod token;

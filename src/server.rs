@@ -73,6 +73,8 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
     loop {
         tick.tick().await;
         let Some(core) = core.upgrade() else { return };
+        // Histogram samples move into the Prometheus summaries, so memory stays flat.
+        crate::telemetry::upkeep();
         n += 1;
         if n.is_multiple_of(PERIODIC_EVERY) {
             match core.periodic().await {

@@ -17,11 +17,12 @@ mod tests;
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use zeroize::Zeroizing;
 
 use crate::clock::{Clock, SystemClock, rfc3339_nanos, unix_secs};
 use crate::physical::{Physical, PhysicalBackend, StorageError, WriteOp};
+use crate::telemetry::{self, Timer};
 use keyring::{KeyBytes, Keyring, KeyringError, key_from};
 
 pub use keyring::KEYRING_PATH;
@@ -306,6 +307,8 @@ impl Barrier {
 #[async_trait::async_trait]
 impl PhysicalBackend for Barrier {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timer = Timer::start(&TIMER, telemetry::BARRIER_GET);
         let s = self.current()?;
         reject_reserved(key)?;
         match self.inner.get(key).await? {
@@ -315,6 +318,8 @@ impl PhysicalBackend for Barrier {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timer = Timer::start(&TIMER, telemetry::BARRIER_PUT);
         let s = self.current()?;
         reject_reserved(key)?;
         let sealed = Self::encrypt(&s, key, &value)?;
@@ -323,12 +328,16 @@ impl PhysicalBackend for Barrier {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timer = Timer::start(&TIMER, telemetry::BARRIER_DELETE);
         self.current()?;
         reject_reserved(key)?;
         self.inner.delete(key).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timer = Timer::start(&TIMER, telemetry::BARRIER_LIST);
         self.current()?;
         let mut out = self.inner.list(prefix).await?;
         out.retain(|child| {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::file::{Block, Schema, Section};
+use super::telemetry::{ListenerTelemetry, listener_block};
 use crate::hcl::Node;
 use crate::logical::field::parse_duration_nanos;
 
@@ -52,7 +53,6 @@ const LISTENER: Schema = Schema {
         "tls_disable_client_certs",
         "tls_client_ca_file",
         "max_request_duration",
-        "telemetry",
         "profiling",
         "custom_response_headers",
     ],
@@ -64,7 +64,7 @@ const LISTENER: Schema = Schema {
         "x_forwarded_for_reject_not_authorized",
         "x_forwarded_for_reject_not_present",
     ],
-    blocks: &[],
+    blocks: &["telemetry"],
 };
 
 /// One HTTP listener.
@@ -84,6 +84,8 @@ pub struct ListenerConfig {
     pub timeouts: HttpTimeouts,
     /// JSON body complexity limits (`max_request_json_*`, `max_json_*`).
     pub json: JsonLimits,
+    /// The listener's `telemetry { }` block.
+    pub telemetry: ListenerTelemetry,
 }
 
 /// The effective connection timeouts of a listener, after Go's fall-backs (`None`: no limit).
@@ -299,6 +301,18 @@ pub(super) fn from_block(
     };
 
     let mut ignored = section.ignored.clone();
+    let telemetry = match section.blocks.as_slice() {
+        [] => ListenerTelemetry::default(),
+        [one] => {
+            let (t, skipped) = listener_block(file, &block.name(), one)?;
+            ignored.extend(skipped);
+            t
+        }
+        [_, second, ..] => {
+            let problem = "only one 'telemetry' block is permitted";
+            return Err(section.error("telemetry", second.line, problem));
+        }
+    };
     match section.boolean("tls_require_and_verify_client_cert")? {
         Some(true) => {
             let line = section
@@ -340,6 +354,7 @@ pub(super) fn from_block(
             .unwrap_or(true),
         timeouts,
         json,
+        telemetry,
     };
     Ok((listener, ignored))
 }
@@ -779,12 +794,8 @@ mod tests {
         assert_eq!(parse(text), Err(want.to_owned()));
         let text = text.replace("x_forwarded_for_authorized_addrs = \"10.0.0.0/8\"", "");
         let ignored = parse(&text).map(|c| c.ignored);
-        let want = [
-            "cluster_address",
-            "telemetry",
-            "tls_require_and_verify_client_cert",
-        ]
-        .map(|k| format!("listener \"tcp\".{k}"));
+        let want = ["cluster_address", "tls_require_and_verify_client_cert"]
+            .map(|k| format!("listener \"tcp\".{k}"));
         assert_eq!(ignored, Ok(want.to_vec()));
     }
 }

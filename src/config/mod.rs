@@ -11,6 +11,7 @@
 mod file;
 pub mod listener;
 pub mod storage;
+pub mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +20,7 @@ use std::path::Path;
 
 pub use listener::{HttpTimeouts, JsonLimits, ListenerConfig, TlsConfig, TlsVersion};
 pub use storage::{PostgresqlConfig, StorageConfig};
+pub use telemetry::ListenerTelemetry;
 
 use crate::hcl::parse_document;
 use file::{Schema, Section};
@@ -42,7 +44,6 @@ const TOP: Schema = Schema {
         "disable_mlock",
         "ui",
         "cluster_name",
-        "telemetry",
         "disable_cache",
         "cache_size",
         "plugin_directory",
@@ -70,7 +71,7 @@ const TOP: Schema = Schema {
         "experiments",
         "user_lockout",
     ],
-    blocks: &["storage", "backend", "listener"],
+    blocks: &["storage", "backend", "listener", "telemetry"],
 };
 
 /// The validated server configuration.
@@ -96,6 +97,8 @@ pub struct ServerConfig {
     pub unsafe_allow_api_audit_creation: bool,
     /// `allow_audit_log_prefixing`: the audit `prefix` option is accepted.
     pub allow_audit_log_prefixing: bool,
+    /// The `telemetry` stanza (Prometheus disabled without one, as in Vault).
+    pub telemetry: crate::telemetry::Telemetry,
     /// Settings present in the file that Coffer accepts without effect, each once: top-level ones
     /// in file order, then `cluster_addr`, then listener ones (`listener "tcp".cluster_address`).
     /// The server logs one line for each.
@@ -154,13 +157,23 @@ impl ServerConfig {
     /// Parses and validates config text; `source_name` names it in messages. JSON is recognised
     /// by its content (a leading `{`); a name ending in `.json` additionally requires it.
     pub fn parse(text: &str, source_name: &str) -> Result<ServerConfig, ConfigError> {
-        parse_text(text, source_name, true)
+        parse_text(text, source_name, true, false)
     }
 
     /// Like [`ServerConfig::parse`] but without looking at the file system: TLS certificate and
     /// key files are not checked for existence. For example configs, linting and tests.
     pub fn parse_unchecked(text: &str, source_name: &str) -> Result<ServerConfig, ConfigError> {
-        parse_text(text, source_name, false)
+        parse_text(text, source_name, false, false)
+    }
+
+    /// Reads the file given with `-dev -config=FILE`: as [`ServerConfig::from_file`], except
+    /// that storage and listeners may be left out (dev mode brings its own). The caller ignores
+    /// the storage and adds the listeners to the dev listener, as Vault merges them.
+    pub fn from_file_for_dev(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{name}: cannot read the config file: {e}")))?;
+        parse_text(&text, &name, true, true)
     }
 
     /// In-memory storage, one listener on `127.0.0.1:0` without TLS, defaults elsewhere.
@@ -175,6 +188,7 @@ impl ServerConfig {
                 disable_unauthed_generate_root_endpoints: true,
                 timeouts: listener::HttpTimeouts::default(),
                 json: listener::JsonLimits::default(),
+                telemetry: ListenerTelemetry::default(),
             }],
             api_addr: None,
             cluster_addr: None,
@@ -184,12 +198,19 @@ impl ServerConfig {
             log_format: LogFormat::Standard,
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            telemetry: crate::telemetry::Telemetry::without_stanza(),
             ignored: Vec::new(),
         }
     }
 }
 
-fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig, ConfigError> {
+/// `dev`: the file is merged into `-dev` mode, where storage and listeners are optional.
+fn parse_text(
+    text: &str,
+    file: &str,
+    check_files: bool,
+    dev: bool,
+) -> Result<ServerConfig, ConfigError> {
     if file.to_ascii_lowercase().ends_with(".json") && !text.trim_start().starts_with('{') {
         return Err(ConfigError(format!(
             "{file}: syntax error: a .json config file must hold one JSON object"
@@ -199,10 +220,29 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
         parse_document(text).map_err(|e| ConfigError(format!("{file}: syntax error: {e}")))?;
     let top = Section::read(file, String::new(), &items, &TOP)?;
 
-    let storage_blocks: Vec<_> = top.blocks.iter().filter(|b| b.kind != "listener").collect();
-    let storage = storage::from_blocks(file, &storage_blocks)?;
+    let storage_blocks: Vec<_> = top
+        .blocks
+        .iter()
+        .filter(|b| b.kind != "listener" && b.kind != "telemetry")
+        .collect();
+    // Dev mode is in memory whatever the file says.
+    let storage = if dev {
+        StorageConfig::Inmem
+    } else {
+        storage::from_blocks(file, &storage_blocks)?
+    };
 
+    let telemetry_blocks: Vec<_> = top
+        .blocks
+        .iter()
+        .filter(|b| b.kind == "telemetry")
+        .collect();
+    let (telemetry, telemetry_ignored) = telemetry::from_blocks(file, &telemetry_blocks)?;
     let mut ignored = top.ignored.clone();
+    if dev && let Some(first) = storage_blocks.first() {
+        ignored.push(first.kind.to_owned());
+    }
+    ignored.extend(telemetry_ignored);
     let cluster_addr = top.string("cluster_addr")?.map(|(addr, _)| addr);
     if cluster_addr.is_some() {
         ignored.push("cluster_addr".to_owned());
@@ -217,7 +257,7 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
             }
         }
     }
-    if listeners.is_empty() {
+    if listeners.is_empty() && !dev {
         return Err(ConfigError::new(
             file,
             "listener",
@@ -286,6 +326,7 @@ fn parse_text(text: &str, file: &str, check_files: bool) -> Result<ServerConfig,
             .boolean("unsafe_allow_api_audit_creation")?
             .unwrap_or(false),
         allow_audit_log_prefixing: top.boolean("allow_audit_log_prefixing")?.unwrap_or(false),
+        telemetry,
         ignored,
     })
 }

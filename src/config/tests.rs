@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::telemetry::Telemetry;
 
 const FILE: &str = "server.hcl";
 
@@ -85,6 +86,7 @@ fn vault_example_expected() -> ServerConfig {
             disable_unauthed_generate_root_endpoints: true,
             timeouts: HttpTimeouts::default(),
             json: JsonLimits::default(),
+            telemetry: ListenerTelemetry::default(),
         }],
         api_addr: Some("https://vault.example.com:8200".into()),
         cluster_addr: Some("https://10.0.0.1:8201".into()),
@@ -94,10 +96,14 @@ fn vault_example_expected() -> ServerConfig {
         log_format: LogFormat::Json,
         unsafe_allow_api_audit_creation: false,
         allow_audit_log_prefixing: false,
+        telemetry: Telemetry {
+            prometheus_retention_secs: 30,
+            ..Telemetry::dev()
+        },
         ignored: vec![
             "ui".into(),
             "disable_mlock".into(),
-            "telemetry".into(),
+            "telemetry.disable_hostname".into(),
             "cluster_addr".into(),
         ],
     }

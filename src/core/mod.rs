@@ -16,6 +16,7 @@ pub mod render;
 pub mod rotation;
 pub mod seal;
 pub mod system_view;
+mod telemetry;
 pub mod token_issue;
 pub mod wrapping;
 
@@ -33,6 +34,7 @@ use mounts::MountTable;
 use policy_store::PolicyStore;
 
 pub use pipeline::IncomingRequest;
+pub use telemetry::RouteTimers;
 pub(crate) use token_issue::entity_id;
 
 /// A backend's handle on the core that owns it. Weak, because the core owns the backend.
@@ -70,6 +72,8 @@ pub struct CoreConfig {
     pub allow_api_audit_creation: bool,
     /// `allow_audit_log_prefixing`: the audit `prefix` option is accepted.
     pub allow_audit_log_prefixing: bool,
+    /// The `telemetry` stanza (dev mode: Prometheus with 24h retention).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl Default for CoreConfig {
@@ -80,6 +84,7 @@ impl Default for CoreConfig {
             dev: true,
             allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            telemetry: crate::telemetry::Telemetry::dev(),
         }
     }
 }
@@ -111,6 +116,7 @@ pub struct Core {
     rekey: tokio::sync::Mutex<Option<rekey::Attempt>>,
     generate_root: tokio::sync::Mutex<Option<generate_root::Attempt>>,
     observer: arc_swap::ArcSwapOption<Box<dyn observer::RequestObserver>>,
+    telemetry: telemetry::CoreTelemetry,
     weak: Weak<Core>,
 }
 
@@ -123,6 +129,8 @@ impl Core {
         clock: Arc<dyn Clock>,
         config: CoreConfig,
     ) -> Result<Arc<Core>> {
+        // First, so that handles cached by the first requests point at the real recorder.
+        crate::telemetry::install(&config.telemetry);
         let barrier = Arc::new(Barrier::with_clock(raw, clock.clone()));
         let physical: Physical = barrier.clone();
         let locks = Arc::new(KeyLocks::default());
@@ -146,6 +154,7 @@ impl Core {
             rekey: tokio::sync::Mutex::new(None),
             generate_root: tokio::sync::Mutex::new(None),
             observer: arc_swap::ArcSwapOption::empty(),
+            telemetry: telemetry::CoreTelemetry::default(),
             weak: weak.clone(),
         });
         Ok(core)
@@ -160,12 +169,14 @@ impl Core {
         self.audit.load(&self.storage("")).await?;
         self.install_audit();
         self.sealed.store(false, Ordering::SeqCst);
+        self.telemetry_unsealed().await;
         Ok(())
     }
 
     /// Stops serving and drops every in-memory cache of stored data.
     pub fn pre_seal(&self) -> Result<()> {
         self.sealed.store(true, Ordering::SeqCst);
+        self.telemetry_sealed();
         self.audit.clear();
         self.install_audit();
         self.mounts.store(Arc::new(MountTable::default()));

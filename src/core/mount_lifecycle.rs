@@ -102,6 +102,7 @@ impl Core {
             backend,
             storage,
             api_path,
+            route_timers: Default::default(),
         }))
     }
 
@@ -197,6 +198,7 @@ impl Core {
             backend: source.backend.clone(),
             storage: source.storage.clone(),
             api_path: to.to_string(),
+            route_timers: Default::default(),
         });
         let rest: Vec<_> = current
             .iter()
@@ -248,6 +250,7 @@ impl Core {
             backend: target.backend.clone(),
             storage: target.storage.clone(),
             api_path: target.api_path.clone(),
+            route_timers: Default::default(),
         });
         let all: Vec<_> = current
             .iter()

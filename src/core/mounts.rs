@@ -22,6 +22,8 @@ pub struct Mounted {
     pub storage: Storage,
     /// `entry.api_path()`, precomputed for routing.
     pub api_path: String,
+    /// `vault.route.*` timers of this mount, registered on first use.
+    pub route_timers: super::RouteTimers,
 }
 
 /// An immutable snapshot of all mounts, sorted longest path first.

@@ -5,15 +5,17 @@
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::Core;
 use super::mounts::Mounted;
 use super::observer::{MountInfo, RequestRecord, Trace};
 use crate::error::{Error, Result};
+use crate::logical::mount::MountTableKind;
 use crate::logical::{Operation, Request, Response, SpecialPaths};
 use crate::policy::AclRequest;
 use crate::secret::Secret;
+use crate::telemetry;
 use crate::token::TokenEntry;
 
 /// A request as the HTTP layer hands it over. Its `Debug` shows parameter names, never values.
@@ -45,6 +47,18 @@ impl std::fmt::Debug for IncomingRequest {
             .field("wrap_ttl", &self.wrap_ttl)
             .finish_non_exhaustive()
     }
+}
+
+/// What the HTTP layer learns about a request for its metrics and its log line, whatever the
+/// outcome.
+#[derive(Debug, Default)]
+pub struct RequestFacts {
+    /// The request id (only filled in while debug logging is on).
+    pub request_id: Option<String>,
+    /// Type of the mount the request was routed to (`kv`, `approle`, `system`, ...).
+    pub mount_type: Option<&'static str>,
+    /// Whether it was a login (an unauthenticated path of an auth method).
+    pub login: bool,
 }
 
 /// What the pipeline produced. Its `Debug` never shows the `auth` block (it holds a token).
@@ -94,10 +108,44 @@ impl Core {
     /// Runs one logical request through the pipeline; an installed observer sees it (and its
     /// outcome) whatever step ends it.
     pub async fn handle_request(&self, inc: IncomingRequest) -> Result<Outcome> {
+        self.handle_request_with(inc, &mut RequestFacts::default())
+            .await
+    }
+
+    /// [`Core::handle_request`], also filling in `facts`, and timing the request as Vault's
+    /// `vault.core.handle_request` (or `handle_login_request`).
+    pub async fn handle_request_with(
+        &self,
+        inc: IncomingRequest,
+        facts: &mut RequestFacts,
+    ) -> Result<Outcome> {
+        static REQUEST: OnceLock<metrics::Histogram> = OnceLock::new();
+        static LOGIN: OnceLock<metrics::Histogram> = OnceLock::new();
         if self.is_sealed() {
             return Err(Error::Sealed);
         }
+        let start = std::time::Instant::now();
+        let result = self.handle_untimed(inc, facts).await;
+        let timer = if facts.login {
+            telemetry::cached(&LOGIN, telemetry::HANDLE_LOGIN_REQUEST)
+        } else {
+            telemetry::cached(&REQUEST, telemetry::HANDLE_REQUEST)
+        };
+        if let Some(h) = timer {
+            h.record(telemetry::ms_since(start));
+        }
+        result
+    }
+
+    async fn handle_untimed(
+        &self,
+        inc: IncomingRequest,
+        facts: &mut RequestFacts,
+    ) -> Result<Outcome> {
         let request_id = crate::ids::uuid_v4();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            facts.request_id = Some(request_id.clone());
+        }
         let mut trace = self.trace(|| RequestRecord {
             request_id: request_id.clone(),
             operation: inc.operation,
@@ -112,7 +160,7 @@ impl Core {
         });
         let mut revoke = None;
         let result = self
-            .handle_traced(request_id, inc, &mut trace, &mut revoke)
+            .handle_traced(request_id, inc, &mut trace, &mut revoke, facts)
             .await;
         if let Some(t) = trace {
             t.finish(&result);
@@ -135,6 +183,7 @@ impl Core {
         inc: IncomingRequest,
         trace: &mut Option<Trace>,
         revoke: &mut Option<String>,
+        facts: &mut RequestFacts,
     ) -> Result<Outcome> {
         let op = inc.operation;
         let mut full_path = inc.path;
@@ -179,6 +228,13 @@ impl Core {
             .map(|m| m.backend.special_paths())
             .unwrap_or_default();
         let unauthenticated = mounted.is_some() && special.is_unauthenticated(&rel);
+        if let Some(m) = &mounted {
+            facts.mount_type = crate::mounts::REGISTRY
+                .iter()
+                .find(|b| b.name == m.entry.kind)
+                .map(|b| b.name);
+            facts.login = unauthenticated && m.entry.table == MountTableKind::Auth;
+        }
 
         // Unwrap and rewrap with the wrapping token in the header: a bad token is a 400, not a 403.
         let wrapping_in_header = matches!(
@@ -320,7 +376,12 @@ impl Core {
         if let Some(t) = trace.as_mut() {
             t.announce()?;
         }
-        let mut response = m.backend.handle_request(&req).await?;
+        let route_start = std::time::Instant::now();
+        let routed = m.backend.handle_request(&req).await;
+        if let Some(h) = m.route_timers.get(&m, req.operation) {
+            h.record(telemetry::ms_since(route_start));
+        }
+        let mut response = routed?;
         let mut auth_block = None;
         if let Some(resp) = response.as_mut() {
             if let Some(auth) = resp.auth.take() {

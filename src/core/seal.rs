@@ -288,7 +288,8 @@ impl Core {
         Ok(())
     }
 
-    async fn cluster(&self) -> Option<(String, String)> {
+    /// The cluster name and id, while unsealed.
+    pub(crate) async fn cluster(&self) -> Option<(String, String)> {
         if self.is_sealed() {
             return None;
         }

@@ -274,6 +274,7 @@ impl Core {
                 role: r.role,
             })
             .await?;
+        self.count_token_creation(&created.entry);
         Ok(Issued {
             token: created.token,
             accessor: created.accessor,

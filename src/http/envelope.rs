@@ -23,5 +23,12 @@ pub fn error_response(e: &Error) -> HttpResponse {
 
 /// Renders a successful pipeline outcome.
 pub fn success(out: &Outcome) -> HttpResponse {
-    to_http(render(out))
+    let mut resp = to_http(render(out));
+    if let Some(ct) = out.response.as_ref().and_then(|r| r.content_type) {
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(ct),
+        );
+    }
+    resp
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::config::{HttpTimeouts, JsonLimits, ListenerConfig};
 use crate::core::Core;
+use crate::core::pipeline::RequestFacts;
 use crate::error::Error;
 
 pub use conn::{raise_open_files_limit, serve as serve_connections};
@@ -42,6 +43,9 @@ pub struct HttpOptions {
     pub unauthed_rekey: bool,
     /// Serve `sys/generate-root/*` without a token (Vault's behaviour; off by default).
     pub unauthed_generate_root: bool,
+    /// Serve `sys/metrics` without a token, ACL or audit (`telemetry {
+    /// unauthenticated_metrics_access = true }`; on for the dev listener, as in Vault).
+    pub unauthenticated_metrics: bool,
 }
 
 impl Default for HttpOptions {
@@ -53,6 +57,7 @@ impl Default for HttpOptions {
             timeouts: HttpTimeouts::default(),
             unauthed_rekey: false,
             unauthed_generate_root: false,
+            unauthenticated_metrics: true,
         }
     }
 }
@@ -65,6 +70,7 @@ impl From<&ListenerConfig> for HttpOptions {
             timeouts: l.timeouts,
             unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
             unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
+            unauthenticated_metrics: l.telemetry.unauthenticated_metrics_access,
         }
     }
 }
@@ -209,7 +215,73 @@ fn normalize_path(raw: &str) -> Option<String> {
     )
 }
 
+/// Every request: served by `serve_request`, then counted (`coffer.http_requests_total`,
+/// `coffer.request_duration_seconds` by method, mount type and status) and logged at debug
+/// level as one line (request id, method, path, status, duration; never a body, query or token).
 async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> HttpResponse {
+    let start = std::time::Instant::now();
+    let method = method_label(req.method());
+    let logged_path = tracing::enabled!(tracing::Level::DEBUG).then(|| log_path(req.uri().path()));
+    let mut facts = RequestFacts::default();
+    let resp = serve_request(&state, req, &mut facts).await;
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    let mount_type = facts.mount_type.unwrap_or("none");
+    let code = crate::telemetry::code_label(status);
+    let labels = [
+        ("code", code),
+        ("method", method),
+        ("mount_type", mount_type),
+    ];
+    metrics::counter!(crate::telemetry::HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(crate::telemetry::REQUEST_DURATION, &labels).record(elapsed.as_secs_f64());
+    if let Some(path) = logged_path {
+        tracing::debug!(
+            request.id = facts.request_id.as_deref().unwrap_or(""),
+            request.method = method,
+            request.path = %path,
+            response.status = status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "{method} {path} {status}"
+        );
+    }
+    resp
+}
+
+/// A method as a label value (Vault's methods; anything else is `other`).
+fn method_label(m: &Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "LIST" => "LIST",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The request path as logged: decoded and normalised, with anything after the first three
+/// segments of `auth/token/` cut (an old client could put a token there).
+fn log_path(raw: &str) -> String {
+    let Some(path) = normalize_path(raw) else {
+        return raw.chars().take(256).collect();
+    };
+    if let Some(rest) = path.strip_prefix("auth/token/")
+        && let Some((head, _)) = rest.split_once('/')
+    {
+        return format!("/v1/auth/token/{head}/<redacted>");
+    }
+    format!("/v1/{path}")
+}
+
+async fn serve_request(
+    state: &AppState,
+    req: HttpRequest<Body>,
+    facts: &mut RequestFacts,
+) -> HttpResponse {
     let addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -231,8 +303,11 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         rejected(parts.uri.path(), &Error::NotFound);
         return error_response(&Error::NotFound);
     };
+    if path == "sys" || path.starts_with("sys/") {
+        facts.mount_type = Some("system");
+    }
     // Only init and unseal read their body here; everything else streams it to the decoder.
-    let (raw_body, body) = if sys_raw::wants_body(&state, &path) {
+    let (raw_body, body) = if sys_raw::wants_body(state, &path) {
         match decode::read_body(body, state.options.max_request_size).await {
             Ok(b) => (b, Body::empty()),
             Err(e) => {
@@ -244,7 +319,7 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         (axum::body::Bytes::new(), body)
     };
     if let Some(resp) = sys_raw::handle(
-        &state,
+        state,
         &parts.method,
         &path,
         parts.uri.query(),
@@ -256,7 +331,7 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         return resp;
     }
     match decode::incoming(
-        &state,
+        state,
         parts.method.clone(),
         &path,
         parts.uri.query(),
@@ -270,15 +345,31 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
             rejected(&path, &e);
             error_response(&e)
         }
-        Ok(inc) => match state.core.handle_request(inc).await {
-            Ok(outcome) => envelope::success(&outcome),
-            Err(e) => {
-                if e.is_internal() {
-                    tracing::error!(error = %e, "request failed");
+        Ok(mut inc) => {
+            if inc.path == "sys/metrics" && !inc.data.contains_key("format") {
+                let format = crate::telemetry::format_from_accept(sys_raw::accept(&parts.headers));
+                if !format.is_empty() {
+                    inc.data.insert("format".into(), format.into());
                 }
-                error_response(&e)
             }
-        },
+            handle_logical(state, inc, facts).await
+        }
+    }
+}
+
+async fn handle_logical(
+    state: &AppState,
+    inc: crate::core::IncomingRequest,
+    facts: &mut RequestFacts,
+) -> HttpResponse {
+    match state.core.handle_request_with(inc, facts).await {
+        Ok(outcome) => envelope::success(&outcome),
+        Err(e) => {
+            if e.is_internal() {
+                tracing::error!(error = %e, "request failed");
+            }
+            error_response(&e)
+        }
     }
 }
 

@@ -17,9 +17,12 @@ pub async fn handle(
     method: &Method,
     path: &str,
     query: Option<&str>,
-    _headers: &HeaderMap,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Option<HttpResponse> {
+    if path == "sys/metrics" && state.options.unauthenticated_metrics {
+        return Some(metrics_unauthenticated(state, method, query, headers).await);
+    }
     if let Some(rel) = path.strip_prefix("sys/")
         && let Some(family) = operator::family(rel)
         && unauthed(state, family)
@@ -99,6 +102,52 @@ async fn operator_unauthed(
         Some(v) => Ok(ok(v)),
         None => Ok(no_content()),
     }
+}
+
+/// `sys/metrics` on a listener with `unauthenticated_metrics_access`: no token, ACL or audit;
+/// works while sealed (OpenBao's `handleMetricsUnauthenticated`).
+async fn metrics_unauthenticated(
+    state: &AppState,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> HttpResponse {
+    if *method != Method::GET {
+        return super::error_response(&Error::MethodNotAllowed);
+    }
+    let format = match parse_query(query) {
+        Ok(q) => match q.get("format") {
+            Some(Value::String(f)) => f.clone(),
+            Some(Value::Array(all)) => all
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            _ => String::new(),
+        },
+        Err(e) => return super::error_response(&e),
+    };
+    let format = if format.is_empty() {
+        crate::telemetry::format_from_accept(accept(headers)).to_owned()
+    } else {
+        format
+    };
+    let answer = state.core.metrics_response(&format).await;
+    let mut resp = HttpResponse::new(axum::body::Body::from(answer.body));
+    *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(answer.content_type),
+    );
+    resp
+}
+
+/// The `Accept` header values, in order.
+pub(super) fn accept(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
 }
 
 fn ok(v: Value) -> HttpResponse {

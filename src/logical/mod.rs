@@ -121,6 +121,8 @@ pub struct Response {
     pub status: Option<u16>,
     /// A complete body to send as is (unwrap replays a stored response).
     pub raw_body: Option<String>,
+    /// `Content-Type` of a `raw_body` that is not JSON (`sys/metrics`).
+    pub content_type: Option<&'static str>,
     /// Also copy the `data` keys to the top level (Vault's sys injector).
     pub inject_top_level: bool,
     /// Accessor to report as `wrap_info.wrapped_accessor` when this response is wrapped.

@@ -6,6 +6,7 @@
 mod path_audit;
 mod path_capabilities;
 mod path_leases;
+mod path_metrics;
 mod path_mounts;
 mod path_operator;
 mod path_policies;
@@ -40,6 +41,7 @@ impl SystemBackend {
         paths.extend(path_remount::paths());
         paths.extend(path_leases::paths());
         paths.extend(path_audit::paths());
+        paths.extend(path_metrics::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).

@@ -1,0 +1,204 @@
+//! The core's metrics (see `crate::telemetry` for the recorder and the names): the seal and
+//! active gauges, token creation, the token count gauges computed from storage at most once per
+//! `usage_gauge_period`, route timers per mount, and the `sys/metrics` answer.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use super::Core;
+use super::mounts::Mounted;
+use crate::logical::Operation;
+use crate::telemetry::{self as t, MetricsResponse};
+use crate::token::TokenEntry;
+
+/// The per-core telemetry state.
+#[derive(Default)]
+pub struct CoreTelemetry {
+    /// The `cluster` label value (the cluster name), known once unsealed.
+    cluster: ArcSwapOption<String>,
+    /// When the token count gauges were last computed.
+    usage_done: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Route timers of one mounted backend, one per operation, registered on first use.
+#[derive(Default)]
+pub struct RouteTimers([OnceLock<metrics::Histogram>; 7]);
+
+impl RouteTimers {
+    /// Vault's `vault.route.<operation>.<mount path with / as ->`; mounts past the cardinality
+    /// budget share `vault.route.<operation>.other`.
+    pub fn get(&self, mounted: &Mounted, op: Operation) -> Option<&metrics::Histogram> {
+        let (slot, name) = match op {
+            Operation::Read => (0, "read"),
+            Operation::List => (1, "list"),
+            Operation::Create => (2, "create"),
+            Operation::Update => (3, "update"),
+            Operation::Delete => (4, "delete"),
+            Operation::Patch => (5, "patch"),
+            Operation::Help => (6, "help"),
+        };
+        let cell = self.0.get(slot)?;
+        Some(cell.get_or_init(|| {
+            let mount = t::bounded("mount", &mounted.api_path).replace('/', "-");
+            metrics::histogram!(format!("vault.route.{name}.{mount}"))
+        }))
+    }
+}
+
+impl Core {
+    fn cluster_label(&self) -> String {
+        self.telemetry
+            .cluster
+            .load()
+            .as_ref()
+            .map_or_else(String::new, |c| c.as_ref().clone())
+    }
+
+    /// Unsealed: learns the cluster name and sets the seal and active gauges.
+    pub(super) async fn telemetry_unsealed(&self) {
+        if let Some((name, _)) = self.cluster().await {
+            self.telemetry
+                .cluster
+                .store(Some(std::sync::Arc::new(name)));
+        }
+        self.set_seal_gauges(true);
+    }
+
+    /// Sealed: the gauges drop to 0.
+    pub(super) fn telemetry_sealed(&self) {
+        self.set_seal_gauges(false);
+    }
+
+    fn set_seal_gauges(&self, unsealed: bool) {
+        let cluster = self.cluster_label();
+        let v = if unsealed { 1.0 } else { 0.0 };
+        metrics::gauge!(t::CORE_UNSEALED, "cluster" => cluster.clone()).set(v);
+        metrics::gauge!(t::CORE_ACTIVE, "cluster" => cluster).set(v);
+    }
+
+    /// The auth method type and mount path that issued tokens of `mount_accessor` (the token
+    /// store's own for an empty accessor).
+    fn auth_mount_of(&self, mount_accessor: &str) -> (String, String) {
+        if !mount_accessor.is_empty()
+            && let Some(m) = self
+                .mount_table()
+                .iter()
+                .find(|m| m.entry.accessor == mount_accessor)
+        {
+            return (m.entry.kind.clone(), m.api_path.clone());
+        }
+        ("token".to_owned(), "auth/token/".to_owned())
+    }
+
+    /// `vault.token.creation` for a token just issued.
+    pub(super) fn count_token_creation(&self, entry: &TokenEntry) {
+        let (auth_method, mount_point) = self.auth_mount_of(&entry.mount_accessor);
+        metrics::counter!(t::TOKEN_CREATION,
+            "auth_method" => auth_method,
+            "cluster" => self.cluster_label(),
+            "creation_ttl" => t::ttl_bucket(entry.ttl),
+            "mount_point" => t::bounded("mount", &mount_point),
+            "namespace" => "root",
+            "token_type" => "service",
+        )
+        .increment(1);
+    }
+
+    /// The `sys/metrics` answer for `format`: gauges sampled now (seal state, runtime, token
+    /// counts when due), then the recorder rendered.
+    pub async fn metrics_response(&self, format: &str) -> MetricsResponse {
+        if !self.is_sealed() {
+            self.set_seal_gauges(true);
+            self.refresh_usage_gauges().await;
+        }
+        t::sample_runtime();
+        let now = crate::clock::unix_secs(self.clock.now());
+        t::respond(format, self.config.telemetry.prometheus_enabled(), now)
+    }
+
+    /// Recomputes the token count gauges when `usage_gauge_period` has passed (or never ran);
+    /// a scrape that finds another one computing goes on without waiting.
+    async fn refresh_usage_gauges(&self) {
+        let Some(period) = self.config.telemetry.usage_gauge_period_secs else {
+            return;
+        };
+        let Ok(mut done) = self.telemetry.usage_done.try_lock() else {
+            return;
+        };
+        if done.is_some_and(|at| at.elapsed() < Duration::from_secs(period)) {
+            return;
+        }
+        match self.token_usage().await {
+            Ok(usage) => {
+                usage.emit(&self.cluster_label());
+                *done = Some(Instant::now());
+            }
+            Err(e) => tracing::warn!(error = %e, "counting tokens for the usage gauges failed"),
+        }
+    }
+
+    async fn token_usage(&self) -> crate::error::Result<TokenUsage> {
+        let mut usage = TokenUsage::default();
+        let now = self.tokens.now();
+        for accessor in self.tokens.list_accessors().await? {
+            let Some(entry) = self.tokens.lookup_accessor(&accessor).await? else {
+                continue;
+            };
+            if entry.expire_nanos.is_some_and(|e| e <= now) || entry.num_uses < 0 {
+                continue;
+            }
+            usage.total += 1;
+            let (auth_method, _) = self.auth_mount_of(&entry.mount_accessor);
+            *usage.by_auth.entry(auth_method).or_default() += 1;
+            for policy in &entry.policies {
+                *usage
+                    .by_policy
+                    .entry(t::bounded("policy", policy))
+                    .or_default() += 1;
+            }
+            *usage.by_ttl.entry(t::ttl_bucket(entry.ttl)).or_default() += 1;
+        }
+        Ok(usage)
+    }
+}
+
+/// Live token counts.
+#[derive(Default)]
+struct TokenUsage {
+    total: u64,
+    by_auth: BTreeMap<String, u64>,
+    by_policy: BTreeMap<String, u64>,
+    by_ttl: BTreeMap<&'static str, u64>,
+}
+
+impl TokenUsage {
+    fn emit(&self, cluster: &str) {
+        let labels = |k: &'static str, v: String| {
+            [
+                (k, v),
+                ("cluster", cluster.to_owned()),
+                ("namespace", "root".to_owned()),
+            ]
+        };
+        metrics::gauge!(t::TOKEN_COUNT, "cluster" => cluster.to_owned(), "namespace" => "root")
+            .set(self.total as f64);
+        for (auth, n) in &self.by_auth {
+            metrics::gauge!(t::TOKEN_COUNT_BY_AUTH, &labels("auth_method", auth.clone()))
+                .set(*n as f64);
+        }
+        for (policy, n) in &self.by_policy {
+            metrics::gauge!(t::TOKEN_COUNT_BY_POLICY, &labels("policy", policy.clone()))
+                .set(*n as f64);
+        }
+        for (ttl, n) in &self.by_ttl {
+            metrics::gauge!(
+                t::TOKEN_COUNT_BY_TTL,
+                &labels("creation_ttl", (*ttl).to_owned())
+            )
+            .set(*n as f64);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `sys/metrics` through the pipeline (a token with `read` on `sys/metrics`, audited like any
+//! request): the Prometheus text or go-metrics' JSON as a raw body, not the envelope. A listener
+//! with `telemetry { unauthenticated_metrics_access = true }` serves the same answer without a
+//! token in `http/sys_raw.rs`.
+
+use super::SystemBackend;
+use crate::error::Result;
+use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
+
+pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
+    vec![
+        PathSpec::new("metrics$")
+            .field(
+                "format",
+                T::Str,
+                "Format to export metrics into: \"prometheus\", or empty for JSON.",
+            )
+            .on(Op::Read, |b, r, d| Box::pin(b.metrics(r, d))),
+    ]
+}
+
+impl SystemBackend {
+    async fn metrics(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        let format = d.get_str("format")?.unwrap_or_default();
+        let answer = self.core()?.metrics_response(&format).await;
+        Ok(Some(Response {
+            status: Some(answer.status),
+            raw_body: Some(answer.body),
+            content_type: Some(answer.content_type),
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,448 @@
+//! Telemetry (`telemetry`): Vault's metric names on top of the `metrics` crate, served by `sys/metrics`.
+//!
+//! Where it sits: code anywhere records with the `metrics` macros (`counter!`, `gauge!`,
+//! `histogram!`) under Vault's dotted go-metrics names (`vault.core.handle_request`); the
+//! process-wide recorder (`sink.rs`) feeds both the Prometheus recorder of
+//! `metrics-exporter-prometheus` and an in-memory 10-second aggregate; `sys/metrics` renders one
+//! of them (`?format=prometheus`: text, dots become `_`; otherwise go-metrics' JSON summary).
+//!
+//! **One recorder per process**, like Vault's go-metrics global sink: `install` runs once (the
+//! first core's `telemetry` settings fix the retention time and the hostname label); every
+//! core in the process records into it. Metrics that belong to one core (seal state, token
+//! counts, token creation) carry its `cluster` label, so several servers in one test process
+//! stay apart. Whether a core *serves* Prometheus output (`prometheus_retention_time = 0`
+//! turns it off) is per core.
+//!
+//! Cardinality: no label or name ever holds a token, accessor, secret value or request path.
+//! Mount paths (in route timer names and `mount_point` labels) and policy names (in
+//! `vault.token.count.by_policy`) are capped at `maximum_gauge_cardinality` distinct values
+//! per process; later ones are reported as `other`.
+
+mod sink;
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+
+pub use sink::Summary;
+use sink::TeeRecorder;
+
+/// Request timer of every non-login request (ms).
+pub const HANDLE_REQUEST: &str = "vault.core.handle_request";
+/// Request timer of every login request (ms).
+pub const HANDLE_LOGIN_REQUEST: &str = "vault.core.handle_login_request";
+/// 1 while unsealed (label `cluster`).
+pub const CORE_UNSEALED: &str = "vault.core.unsealed";
+/// 1 on the active node (Coffer has no standbys yet: 1 while unsealed; label `cluster`).
+pub const CORE_ACTIVE: &str = "vault.core.active";
+/// Requests being served right now (label `cluster`).
+pub const CORE_IN_FLIGHT: &str = "vault.core.in_flight_requests";
+/// Tokens issued (labels `cluster`, `namespace`, `auth_method`, `mount_point`,
+/// `creation_ttl`, `token_type`).
+pub const TOKEN_CREATION: &str = "vault.token.creation";
+/// Live service tokens (labels `cluster`, `namespace`).
+pub const TOKEN_COUNT: &str = "vault.token.count";
+/// Live tokens per auth method (`auth_method`).
+pub const TOKEN_COUNT_BY_AUTH: &str = "vault.token.count.by_auth";
+/// Live tokens per policy (`policy`).
+pub const TOKEN_COUNT_BY_POLICY: &str = "vault.token.count.by_policy";
+/// Live tokens per creation TTL bucket (`creation_ttl`).
+pub const TOKEN_COUNT_BY_TTL: &str = "vault.token.count.by_ttl";
+/// Barrier timers (ms).
+pub const BARRIER_GET: &str = "vault.barrier.get";
+/// Barrier put timer (ms).
+pub const BARRIER_PUT: &str = "vault.barrier.put";
+/// Barrier delete timer (ms).
+pub const BARRIER_DELETE: &str = "vault.barrier.delete";
+/// Barrier list timer (ms).
+pub const BARRIER_LIST: &str = "vault.barrier.list";
+/// Audit timers (ms) and failure counters, emitted by `audit/`.
+pub const AUDIT_LOG_REQUEST: &str = "vault.audit.log_request";
+/// Audit response timer (ms).
+pub const AUDIT_LOG_RESPONSE: &str = "vault.audit.log_response";
+/// Request entries no device accepted.
+pub const AUDIT_LOG_REQUEST_FAILURE: &str = "vault.audit.log_request_failure";
+/// Response entries no device accepted.
+pub const AUDIT_LOG_RESPONSE_FAILURE: &str = "vault.audit.log_response_failure";
+/// Resident anonymous memory (Go: heap bytes allocated).
+pub const RUNTIME_ALLOC_BYTES: &str = "vault.runtime.alloc_bytes";
+/// Resident memory (Go: bytes obtained from the OS).
+pub const RUNTIME_SYS_BYTES: &str = "vault.runtime.sys_bytes";
+/// Live Tokio tasks (Go: goroutines).
+pub const RUNTIME_NUM_GOROUTINES: &str = "vault.runtime.num_goroutines";
+/// Always 0: Rust has no garbage collector.
+pub const RUNTIME_TOTAL_GC_PAUSE_NS: &str = "vault.runtime.total_gc_pause_ns";
+/// Always 0: Rust has no garbage collector.
+pub const RUNTIME_TOTAL_GC_RUNS: &str = "vault.runtime.total_gc_runs";
+/// Coffer's request counter (labels `method`, `mount_type`, `operation`, `code`).
+pub const HTTP_REQUESTS: &str = "coffer.http_requests_total";
+/// Coffer's request latency histogram in seconds (same labels).
+pub const REQUEST_DURATION: &str = "coffer.request_duration_seconds";
+
+/// Buckets of [`REQUEST_DURATION`] (seconds).
+const DURATION_BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The validated `telemetry { }` settings Coffer acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// `prometheus_retention_time` in seconds; 0 disables the Prometheus format.
+    pub prometheus_retention_secs: u64,
+    /// `enable_hostname_label`: a `host` label on every metric.
+    pub enable_hostname_label: bool,
+    /// `usage_gauge_period` in seconds; `None` (`"none"`) turns the token count gauges off.
+    pub usage_gauge_period_secs: Option<u64>,
+    /// `maximum_gauge_cardinality`: distinct mount paths and policy names before `other`.
+    pub maximum_gauge_cardinality: usize,
+}
+
+/// Vault's `prometheus_retention_time` default when a `telemetry` stanza exists: 24h.
+pub const DEFAULT_RETENTION_SECS: u64 = 24 * 3600;
+/// Vault's `usage_gauge_period` default: 10m.
+pub const DEFAULT_USAGE_GAUGE_PERIOD_SECS: u64 = 600;
+/// Vault's `maximum_gauge_cardinality` default.
+pub const DEFAULT_MAXIMUM_GAUGE_CARDINALITY: usize = 500;
+
+impl Telemetry {
+    /// No `telemetry` stanza: JSON only, Prometheus disabled (as in Vault).
+    pub fn without_stanza() -> Self {
+        Telemetry {
+            prometheus_retention_secs: 0,
+            ..Self::dev()
+        }
+    }
+
+    /// Dev mode and an empty stanza: Prometheus with 24h retention.
+    pub fn dev() -> Self {
+        Telemetry {
+            prometheus_retention_secs: DEFAULT_RETENTION_SECS,
+            enable_hostname_label: false,
+            usage_gauge_period_secs: Some(DEFAULT_USAGE_GAUGE_PERIOD_SECS),
+            maximum_gauge_cardinality: DEFAULT_MAXIMUM_GAUGE_CARDINALITY,
+        }
+    }
+
+    /// Whether `sys/metrics?format=prometheus` answers.
+    pub fn prometheus_enabled(&self) -> bool {
+        self.prometheus_retention_secs > 0
+    }
+}
+
+struct Installed {
+    prometheus: PrometheusHandle,
+    tee: Arc<TeeRecorder>,
+    cardinality: usize,
+}
+
+static INSTALLED: OnceLock<Option<Installed>> = OnceLock::new();
+
+/// Installs the process-wide recorder on first call (later calls keep the first settings).
+/// Returns false when another recorder was installed before (metrics are then not served).
+pub fn install(t: &Telemetry) -> bool {
+    INSTALLED.get_or_init(|| build(t)).is_some()
+}
+
+fn build(t: &Telemetry) -> Option<Installed> {
+    let retention =
+        (t.prometheus_retention_secs > 0).then(|| Duration::from_secs(t.prometheus_retention_secs));
+    let mut builder = PrometheusBuilder::new()
+        .set_quantiles(&[0.5, 0.9, 0.99])
+        .and_then(|b| b.set_bucket_duration(Duration::from_secs(2)))
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &DURATION_BUCKETS)
+        })
+        .ok()?
+        .set_bucket_count(NonZeroU32::MIN.saturating_add(4))
+        .idle_timeout(MetricKindMask::ALL, retention);
+    if t.enable_hostname_label {
+        builder = builder.add_global_label("host", hostname());
+    }
+    let prom = builder.build_recorder();
+    let prometheus = prom.handle();
+    let tee = Arc::new(TeeRecorder::new(
+        Arc::new(prom),
+        t.prometheus_retention_secs,
+    ));
+    if metrics::set_global_recorder(tee.clone()).is_err() {
+        tracing::warn!("a metrics recorder was installed elsewhere; sys/metrics stays empty");
+        return None;
+    }
+    Some(Installed {
+        prometheus,
+        tee,
+        cardinality: t.maximum_gauge_cardinality,
+    })
+}
+
+fn installed() -> Option<&'static Installed> {
+    INSTALLED.get().and_then(Option::as_ref)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Drains recorded histogram samples into the Prometheus summaries; the server calls it on a
+/// timer so that memory stays flat between scrapes.
+pub fn upkeep() {
+    if let Some(i) = installed() {
+        i.prometheus.run_upkeep();
+    }
+}
+
+/// A finished `sys/metrics` answer: raw body, not the JSON envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+/// The Prometheus text format's content type, as Vault sends it.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The format Vault picks when `format` is empty: Prometheus for an `Accept` header starting
+/// with `application/openmetrics-text` or containing `prometheus/telemetry`.
+pub fn format_from_accept<'a>(accept: impl IntoIterator<Item = &'a str>) -> &'static str {
+    let mut first = true;
+    for value in accept {
+        if (first && value.starts_with("application/openmetrics-text"))
+            || value.contains("prometheus/telemetry")
+        {
+            return "prometheus";
+        }
+        first = false;
+    }
+    ""
+}
+
+/// Vault's `ResponseForFormat`: `prometheus`, `""` (JSON) or a 400 naming the format.
+pub fn respond(format: &str, prometheus_enabled: bool, now_unix: i64) -> MetricsResponse {
+    let error = |body: String| MetricsResponse {
+        status: 400,
+        content_type: "text/plain",
+        body,
+    };
+    match format {
+        "prometheus" if !prometheus_enabled => error("prometheus is not enabled".to_owned()),
+        "prometheus" => MetricsResponse {
+            status: 200,
+            content_type: PROMETHEUS_CONTENT_TYPE,
+            body: installed()
+                .map(|i| i.prometheus.render())
+                .unwrap_or_default(),
+        },
+        "" => {
+            let summary = installed().map(|i| i.tee.summary(now_unix));
+            match summary.map(|s| serde_json::to_string(&s)) {
+                Some(Ok(body)) => MetricsResponse {
+                    status: 200,
+                    content_type: "application/json",
+                    body,
+                },
+                Some(Err(e)) => error(format!(
+                    "error while marshalling the in-memory metrics: {e}"
+                )),
+                None => error(
+                    "error while fetching the in-memory metrics: no metrics recorder".to_owned(),
+                ),
+            }
+        }
+        other => error(format!("metric response format {other:?} unknown")),
+    }
+}
+
+/// A mount path or policy name as a label value or name part: itself while fewer than
+/// `maximum_gauge_cardinality` distinct values of `family` were seen, else `other`.
+pub fn bounded(family: &'static str, value: &str) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<(&'static str, String)>>> = OnceLock::new();
+    let cap = installed().map_or(DEFAULT_MAXIMUM_GAUGE_CARDINALITY, |i| i.cardinality);
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let key = (family, value.to_owned());
+    if seen.contains(&key) {
+        return key.1;
+    }
+    if seen.len() >= cap {
+        return "other".to_owned();
+    }
+    seen.insert(key);
+    value.to_owned()
+}
+
+/// The histogram `name`, registered once into `cell`; `None` (nothing recorded) while no
+/// recorder is installed, so that a handle is never cached before `install`.
+pub fn cached(
+    cell: &'static OnceLock<metrics::Histogram>,
+    name: &'static str,
+) -> Option<&'static metrics::Histogram> {
+    installed()?;
+    Some(cell.get_or_init(|| metrics::histogram!(name)))
+}
+
+/// Records the milliseconds from its start to its drop (Vault's `MeasureSince`).
+pub struct Timer {
+    start: std::time::Instant,
+    histogram: Option<&'static metrics::Histogram>,
+}
+
+impl Timer {
+    /// Starts timing into the histogram `name` cached in `cell`.
+    pub fn start(cell: &'static OnceLock<metrics::Histogram>, name: &'static str) -> Timer {
+        Timer {
+            start: std::time::Instant::now(),
+            histogram: cached(cell, name),
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let Some(h) = self.histogram {
+            h.record(ms_since(self.start));
+        }
+    }
+}
+
+/// Milliseconds since `start`, the unit of Vault's timers.
+pub fn ms_since(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Vault's `creation_ttl` buckets: `1m`, `10m`, `20m`, `1h`, `2h`, `1d`, `2d`, `7d`, `30d`, else
+/// `+Inf` (also for a TTL of 0, which never expires).
+pub fn ttl_bucket(ttl_secs: i64) -> &'static str {
+    const BUCKETS: [(i64, &str); 9] = [
+        (60, "1m"),
+        (600, "10m"),
+        (1200, "20m"),
+        (3600, "1h"),
+        (7200, "2h"),
+        (86_400, "1d"),
+        (172_800, "2d"),
+        (604_800, "7d"),
+        (2_592_000, "30d"),
+    ];
+    if ttl_secs <= 0 {
+        return "+Inf";
+    }
+    BUCKETS
+        .iter()
+        .find(|(limit, _)| ttl_secs <= *limit)
+        .map_or("+Inf", |(_, name)| name)
+}
+
+/// A status code as a label value (the codes Coffer answers with), without allocating.
+pub fn code_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        202 => "202",
+        204 => "204",
+        307 => "307",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        412 => "412",
+        413 => "413",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Process gauges, set when metrics are scraped: Vault's `vault.runtime.*` names with Rust
+/// meanings (documented as approximations): resident anonymous memory for `alloc_bytes`,
+/// resident memory for `sys_bytes`, live Tokio tasks for `num_goroutines`, and 0 for the
+/// garbage collector.
+pub fn sample_runtime() {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let kib = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<f64>().ok())
+                .map(|n| n * 1024.0)
+        };
+        if let Some(anon) = kib("RssAnon:") {
+            metrics::gauge!(RUNTIME_ALLOC_BYTES).set(anon);
+        }
+        if let Some(rss) = kib("VmRSS:") {
+            metrics::gauge!(RUNTIME_SYS_BYTES).set(rss);
+        }
+    }
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        metrics::gauge!(RUNTIME_NUM_GOROUTINES).set(handle.metrics().num_alive_tasks() as f64);
+    }
+    metrics::gauge!(RUNTIME_TOTAL_GC_PAUSE_NS).set(0.0);
+    metrics::gauge!(RUNTIME_TOTAL_GC_RUNS).set(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_errors_as_vault() {
+        assert_eq!(
+            respond("xml", true, 0),
+            MetricsResponse {
+                status: 400,
+                content_type: "text/plain",
+                body: "metric response format \"xml\" unknown".into()
+            }
+        );
+        assert_eq!(
+            respond("prometheus", false, 0).body,
+            "prometheus is not enabled"
+        );
+        assert_eq!(
+            format_from_accept(["application/openmetrics-text; version=1"]),
+            "prometheus"
+        );
+        assert_eq!(
+            format_from_accept(["text/html", "x prometheus/telemetry"]),
+            "prometheus"
+        );
+        assert_eq!(
+            format_from_accept(["text/html", "application/openmetrics-text"]),
+            ""
+        );
+    }
+
+    #[test]
+    fn ttl_buckets() {
+        for (ttl, want) in [
+            (0, "+Inf"),
+            (30, "1m"),
+            (60, "1m"),
+            (61, "10m"),
+            (3600, "1h"),
+            (2_764_800, "+Inf"),
+            (86_400 * 30, "30d"),
+        ] {
+            assert_eq!(ttl_bucket(ttl), want, "{ttl}");
+        }
+    }
+}
