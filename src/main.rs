@@ -9,8 +9,12 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use coffer::config::LogFormat;
-use coffer::server::{DevServer, serve, shutdown_signal};
+use std::sync::Arc;
+
+use coffer::clock::SystemClock;
+use coffer::config::{LogFormat, ServerConfig};
+use coffer::core::CoreConfig;
+use coffer::server::{DevServer, HttpOptions, serve_http, shutdown_signal, sweep_loop};
 
 const VERSION: &str = concat!("Coffer v", env!("CARGO_PKG_VERSION"));
 
@@ -45,7 +49,9 @@ Command Options:
 
   -config=<string>
       Path to the server configuration file (HCL or JSON): storage, listeners,
-      log settings. Required unless -dev is given.
+      telemetry, log settings. Required unless -dev is given. With -dev, the
+      file's listeners are served besides the dev listener and its other
+      settings apply; its storage is ignored (dev mode stays in memory).
 
   -log-format=<string>
       Log line format: \"standard\" or \"json\". The default is \"standard\", or
@@ -244,11 +250,29 @@ fn main() -> ExitCode {
     parsed.listen = parsed
         .listen
         .or_else(|| std::env::var("VAULT_DEV_LISTEN_ADDRESS").ok());
+    // `-dev -config=FILE`: the file's listeners, telemetry and settings join dev mode (as in
+    // Vault); its storage is ignored, dev mode stays in memory.
+    let file = match parsed.config.as_deref() {
+        None => None,
+        Some(path) => match ServerConfig::from_file_for_dev(std::path::Path::new(path)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("Error loading configuration from {path}: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let file_level = file
+        .as_ref()
+        .and_then(|c| c.log_level.as_deref())
+        .and_then(|l| parse_level(l).ok());
     init_logging(
-        level.unwrap_or(tracing::Level::INFO),
-        format.unwrap_or(LogFormat::Standard),
+        level.or(file_level).unwrap_or(tracing::Level::INFO),
+        format
+            .or(file.as_ref().map(|c| c.log_format))
+            .unwrap_or(LogFormat::Standard),
     );
-    run_to_exit(run_dev(parsed))
+    run_to_exit(run_dev(parsed, file))
 }
 
 /// Runs `work` on a multi-threaded runtime and turns its result into the exit code.
@@ -301,15 +325,52 @@ fn run_config(path: &str, level: Option<tracing::Level>, format: Option<LogForma
     })
 }
 
-async fn run_dev(args: ServerArgs) -> Result<(), String> {
+/// The dev core's settings: dev defaults, with a `-config` file's lease TTLs, audit settings
+/// and telemetry stanza when given.
+fn dev_core_config(file: Option<&ServerConfig>) -> CoreConfig {
+    let mut config = CoreConfig::default();
+    if let Some(f) = file {
+        if let Some(ttl) = f.default_lease_ttl {
+            config.default_lease_ttl = ttl;
+        }
+        if let Some(ttl) = f.max_lease_ttl {
+            config.max_lease_ttl = ttl;
+        }
+        config.allow_api_audit_creation = f.unsafe_allow_api_audit_creation;
+        config.allow_audit_log_prefixing = f.allow_audit_log_prefixing;
+        if let Some(t) = &f.telemetry {
+            config.telemetry = t.clone();
+        }
+    }
+    config
+}
+
+async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), String> {
+    for setting in file.iter().flat_map(|f| f.ignored.iter()) {
+        tracing::info!(config.setting = %setting, "setting {setting} is accepted but has no effect in Coffer");
+    }
     let addr = args.listen.unwrap_or_else(|| "127.0.0.1:8200".into());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("error listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let dev = DevServer::with_system_clock(args.root_token_id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let dev = DevServer::with_config(
+        Arc::new(SystemClock),
+        args.root_token_id,
+        dev_core_config(file.as_ref()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut extra = String::new();
+    for (i, l) in file.iter().flat_map(|f| f.listeners.iter()).enumerate() {
+        let line = coffer::production::start_listener(i + 2, l, &dev.core, &stop_rx, &mut tasks)?;
+        // One more space than production's banner, to align under the dev banner's lines.
+        extra.push(' ');
+        extra.push_str(&line);
+        extra.push('\n');
+    }
     let cli_login = if args.no_store_token {
         "The root token is not stored\n\
          (-dev-no-store-token): export VAULT_TOKEN to use it from the CLI."
@@ -323,6 +384,7 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
          \x20            Api Address: http://{local}\n\
          \x20                    Cgo: disabled\n\
          \x20             Listener 1: tcp (addr: \"{local}\", tls: \"disabled\")\n\
+         {extra}\
          \x20                Storage: inmem\n\
          \x20                Version: Coffer v{ver}\n\n\
          ==> Coffer server started! Log data will stream in below:\n\n\
@@ -345,9 +407,29 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    serve(listener, dev.core, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut rx = stop_rx.clone();
+    let stop = async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn(sweep_loop(Arc::downgrade(&dev.core)));
+    let core = dev.core.clone();
+    tasks.spawn(async move {
+        serve_http(listener, core, &HttpOptions::default(), stop)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    drop(dev);
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(Err(e)) | Err(e) = joined.map_err(|e| e.to_string()) {
+            result = Err(e);
+        }
+    }
+    result?;
     tracing::info!("shutdown complete");
     Ok(())
 }

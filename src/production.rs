@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{PostgresqlConfig, ServerConfig, StorageConfig, TlsVersion};
+use crate::config::{ListenerConfig, PostgresqlConfig, ServerConfig, StorageConfig, TlsVersion};
 use crate::core::{Core, CoreConfig, SYSTEM_DEFAULT_TTL};
 use crate::physical::Physical;
 use crate::physical::inmem::InmemBackend;
@@ -82,7 +82,10 @@ pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<
         dev: false,
         allow_api_audit_creation: config.unsafe_allow_api_audit_creation,
         allow_audit_log_prefixing: config.allow_audit_log_prefixing,
-        telemetry: config.telemetry.clone(),
+        telemetry: config
+            .telemetry
+            .clone()
+            .unwrap_or_else(crate::telemetry::Telemetry::without_stanza),
     };
     Core::new(raw, kind, clock, core_config).map_err(|e| e.to_string())
 }
@@ -99,49 +102,7 @@ pub async fn run(
     let mut lines = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, l) in config.listeners.iter().enumerate() {
-        let std_listener = std::net::TcpListener::bind(l.address)
-            .map_err(|e| format!("error listening on {}: {e}", l.address))?;
-        let local = std_listener.local_addr().map_err(|e| e.to_string())?;
-        lines.push(format!(
-            "             Listener {}: tcp (addr: \"{local}\", tls: \"{}\")",
-            i + 1,
-            if l.tls.is_some() {
-                "enabled"
-            } else {
-                "disabled"
-            }
-        ));
-        let mut rx = shutdown.clone();
-        let stop = async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let core = core.clone();
-        let options = HttpOptions::from(l);
-        match &l.tls {
-            Some(t) => {
-                let tls = TlsSettings {
-                    cert_file: t.cert_file.clone(),
-                    key_file: t.key_file.clone(),
-                    min_tls13: matches!(t.min_version, TlsVersion::Tls13),
-                };
-                crate::server::rustls_config(&tls)?;
-                tasks.spawn(
-                    async move { serve_tls(std_listener, core, &tls, &options, stop).await },
-                );
-            }
-            None => {
-                std_listener
-                    .set_nonblocking(true)
-                    .map_err(|e| e.to_string())?;
-                let listener =
-                    tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-                tasks.spawn(async move {
-                    serve_http(listener, core, &options, stop)
-                        .await
-                        .map_err(|e| e.to_string())
-                });
-            }
-        }
+        lines.push(start_listener(i + 1, l, &core, &shutdown, &mut tasks)?);
     }
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
     print_banner(&config, &core, &lines);
@@ -154,6 +115,58 @@ pub async fn run(
     // Let storage close cleanly (redb flushes and releases its lock when the last handle goes).
     drop(core);
     result
+}
+
+/// Binds listener number `n` and spawns its server into `tasks` (until `shutdown` turns true);
+/// returns its banner line, `Listener n: tcp (addr: "...", tls: "...")`.
+pub fn start_listener(
+    n: usize,
+    l: &ListenerConfig,
+    core: &Arc<Core>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+) -> Result<String, String> {
+    let std_listener = std::net::TcpListener::bind(l.address)
+        .map_err(|e| format!("error listening on {}: {e}", l.address))?;
+    let local = std_listener.local_addr().map_err(|e| e.to_string())?;
+    let line = format!(
+        "             Listener {n}: tcp (addr: \"{local}\", tls: \"{}\")",
+        if l.tls.is_some() {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    );
+    let mut rx = shutdown.clone();
+    let stop = async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let core = core.clone();
+    let options = HttpOptions::from(l);
+    match &l.tls {
+        Some(t) => {
+            let tls = TlsSettings {
+                cert_file: t.cert_file.clone(),
+                key_file: t.key_file.clone(),
+                min_tls13: matches!(t.min_version, TlsVersion::Tls13),
+            };
+            crate::server::rustls_config(&tls)?;
+            tasks.spawn(async move { serve_tls(std_listener, core, &tls, &options, stop).await });
+        }
+        None => {
+            std_listener
+                .set_nonblocking(true)
+                .map_err(|e| e.to_string())?;
+            let listener =
+                tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+            tasks.spawn(async move {
+                serve_http(listener, core, &options, stop)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+        }
+    }
+    Ok(line)
 }
 
 fn print_banner(config: &ServerConfig, core: &Core, listeners: &[String]) {

@@ -25,12 +25,20 @@ pub struct DevServer {
 impl DevServer {
     /// Builds the dev core with the given clock and optional fixed root token id.
     pub async fn new(clock: Arc<dyn Clock>, root_token_id: Option<String>) -> Result<Self> {
-        let core = Core::new(
-            Arc::new(InmemBackend::new()),
-            "inmem",
-            clock,
-            CoreConfig::default(),
-        )?;
+        Self::with_config(clock, root_token_id, CoreConfig::default()).await
+    }
+
+    /// Builds the dev core with settings merged from a `-config` file (`config.dev` stays on).
+    pub async fn with_config(
+        clock: Arc<dyn Clock>,
+        root_token_id: Option<String>,
+        config: CoreConfig,
+    ) -> Result<Self> {
+        let config = CoreConfig {
+            dev: true,
+            ..config
+        };
+        let core = Core::new(Arc::new(InmemBackend::new()), "inmem", clock, config)?;
         let init = core.init(1, 1).await?;
         let key = init.keys_base64().into_iter().next().unwrap_or_default();
         core.unseal_part(Some(&key), false).await?;

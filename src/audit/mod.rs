@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::core::observer::{RequestObserver, RequestRecord, ResponseRecord};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use crate::telemetry;
 pub use device::Device;
 
 /// How long a request waits for the first device to accept its entry (the issue's
@@ -216,11 +217,18 @@ fn deliver(
 impl RequestObserver for Broker {
     fn on_request(&self, request: &RequestRecord) -> Result<()> {
         let devices = self.devices();
-        if devices.is_empty()
+        let start = std::time::Instant::now();
+        let delivered = devices.is_empty()
             || deliver(&devices, &request.request_id, "request", |d| {
                 d.request_entry(request)
-            })
-        {
+            });
+        telemetry::audited(
+            telemetry::AUDIT_LOG_REQUEST,
+            telemetry::AUDIT_LOG_REQUEST_FAILURE,
+            start,
+            delivered,
+        );
+        if delivered {
             Ok(())
         } else {
             Err(Error::internal(
@@ -231,11 +239,18 @@ impl RequestObserver for Broker {
 
     fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) {
         let devices = self.devices();
-        if !devices.is_empty()
-            && !deliver(&devices, &request.request_id, "response", |d| {
+        let start = std::time::Instant::now();
+        let delivered = devices.is_empty()
+            || deliver(&devices, &request.request_id, "response", |d| {
                 d.response_entry(request, response)
-            })
-        {
+            });
+        telemetry::audited(
+            telemetry::AUDIT_LOG_RESPONSE,
+            telemetry::AUDIT_LOG_RESPONSE_FAILURE,
+            start,
+            delivered,
+        );
+        if !delivered {
             tracing::error!(request.id = %request.request_id, "no audit device accepted the response entry");
         }
     }

@@ -97,8 +97,9 @@ pub struct ServerConfig {
     pub unsafe_allow_api_audit_creation: bool,
     /// `allow_audit_log_prefixing`: the audit `prefix` option is accepted.
     pub allow_audit_log_prefixing: bool,
-    /// The `telemetry` stanza (Prometheus disabled without one, as in Vault).
-    pub telemetry: crate::telemetry::Telemetry,
+    /// The `telemetry` stanza; without one Prometheus is disabled (as in Vault), except in dev
+    /// mode, which brings its own.
+    pub telemetry: Option<crate::telemetry::Telemetry>,
     /// Settings present in the file that Coffer accepts without effect, each once: top-level ones
     /// in file order, then `cluster_addr`, then listener ones (`listener "tcp".cluster_address`).
     /// The server logs one line for each.
@@ -198,7 +199,7 @@ impl ServerConfig {
             log_format: LogFormat::Standard,
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
-            telemetry: crate::telemetry::Telemetry::without_stanza(),
+            telemetry: None,
             ignored: Vec::new(),
         }
     }

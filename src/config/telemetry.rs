@@ -71,14 +71,14 @@ pub struct ListenerTelemetry {
     pub unauthenticated_metrics_access: bool,
 }
 
-/// Reads the top-level `telemetry` blocks (at most one). Returns the settings (Prometheus
-/// disabled without a stanza) and the full names of the settings without effect.
+/// Reads the top-level `telemetry` blocks (at most one). Returns the settings (`None` without
+/// a stanza) and the full names of the settings without effect.
 pub(super) fn from_blocks(
     file: &str,
     blocks: &[&Block<'_>],
-) -> Result<(Telemetry, Vec<String>), ConfigError> {
+) -> Result<(Option<Telemetry>, Vec<String>), ConfigError> {
     let Some(block) = blocks.first() else {
-        return Ok((Telemetry::without_stanza(), Vec::new()));
+        return Ok((None, Vec::new()));
     };
     if let Some(second) = blocks.get(1) {
         let problem = "only one 'telemetry' block is permitted";
@@ -111,7 +111,7 @@ pub(super) fn from_blocks(
         usage_gauge_period_secs,
         maximum_gauge_cardinality,
     };
-    Ok((telemetry, section.ignored))
+    Ok((Some(telemetry), section.ignored))
 }
 
 /// Vault's rule check: every rule is a string starting with `+` or `-`.

@@ -96,10 +96,10 @@ fn vault_example_expected() -> ServerConfig {
         log_format: LogFormat::Json,
         unsafe_allow_api_audit_creation: false,
         allow_audit_log_prefixing: false,
-        telemetry: Telemetry {
+        telemetry: Some(Telemetry {
             prometheus_retention_secs: 30,
             ..Telemetry::dev()
-        },
+        }),
         ignored: vec![
             "ui".into(),
             "disable_mlock".into(),

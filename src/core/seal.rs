@@ -202,6 +202,7 @@ impl Core {
                 "id": uuid::Uuid::new_v4().to_string(),
             });
             self.storage("").put_json(CLUSTER_KEY, &cluster).await?;
+            self.telemetry_unsealed().await;
             self.create_root_token(None).await
         };
         let root_token = setup.await;

@@ -57,7 +57,8 @@ impl Core {
             .map_or_else(String::new, |c| c.as_ref().clone())
     }
 
-    /// Unsealed: learns the cluster name and sets the seal and active gauges.
+    /// Unsealed (and when `init` has just named the cluster): learns the cluster name and sets
+    /// the seal and active gauges.
     pub(super) async fn telemetry_unsealed(&self) {
         if let Some((name, _)) = self.cluster().await {
             self.telemetry
@@ -74,6 +75,10 @@ impl Core {
 
     fn set_seal_gauges(&self, unsealed: bool) {
         let cluster = self.cluster_label();
+        if cluster.is_empty() {
+            // Before `init` named the cluster.
+            return;
+        }
         let v = if unsealed { 1.0 } else { 0.0 };
         metrics::gauge!(t::CORE_UNSEALED, "cluster" => cluster.clone()).set(v);
         metrics::gauge!(t::CORE_ACTIVE, "cluster" => cluster).set(v);

@@ -385,6 +385,16 @@ fn go_time(unix: i64) -> String {
     format!("{} +0000 UTC", rfc.trim_end_matches('Z').replace('T', " "))
 }
 
+/// A float as Go's `encoding/json` writes one: whole numbers without a fraction (`1`, not
+/// `1.0`).
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
 /// The JSON of `sys/metrics` (go-metrics' `MetricsSummary`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -408,6 +418,7 @@ pub struct GaugeValue {
     /// Dotted name.
     pub name: String,
     /// Last value.
+    #[serde(serialize_with = "go_float")]
     pub value: f64,
     /// Labels.
     pub labels: BTreeMap<String, String>,
@@ -422,16 +433,22 @@ pub struct SampledValue {
     /// Number of updates.
     pub count: u64,
     /// Sum per second of the interval.
+    #[serde(serialize_with = "go_float")]
     pub rate: f64,
     /// Sum.
+    #[serde(serialize_with = "go_float")]
     pub sum: f64,
     /// Smallest value.
+    #[serde(serialize_with = "go_float")]
     pub min: f64,
     /// Largest value.
+    #[serde(serialize_with = "go_float")]
     pub max: f64,
     /// Sum / count.
+    #[serde(serialize_with = "go_float")]
     pub mean: f64,
     /// Sample standard deviation.
+    #[serde(serialize_with = "go_float")]
     pub stddev: f64,
     /// Labels.
     pub labels: BTreeMap<String, String>,
