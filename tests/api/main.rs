@@ -23,6 +23,7 @@ mod http_layer;
 mod jenkins;
 mod kv;
 mod leases;
+mod metrics;
 mod names;
 mod observer;
 mod operator;

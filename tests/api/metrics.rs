@@ -1,0 +1,501 @@
+//! `sys/metrics` over real HTTP: the Prometheus output parsed by a real Prometheus text parser
+//! (the Python `prometheus_client` package, pinned in `tests/clients/requirements.txt`, found
+//! through `CLIENTS_PYTHON` like the client tests; a missing parser fails the test), Vault's
+//! metric names and types, counters that follow traffic, no secret, token, accessor or request
+//! path anywhere in the output, bounded label values, go-metrics' JSON, and Vault's
+//! authentication and error answers.
+//!
+//! The recorder is process-wide (as Vault's go-metrics sink), so assertions on counters are
+//! about increases, never absolute values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::common::TestServer;
+use coffer::clock::MockClock;
+use coffer::core::CoreConfig;
+use coffer::server::{DevServer, HttpOptions, serve_http};
+use coffer::telemetry::Telemetry;
+
+/// One parsed metric family.
+#[derive(Debug)]
+struct Family {
+    kind: String,
+    samples: Vec<(String, BTreeMap<String, String>, Value)>,
+}
+
+/// The interpreter with `prometheus_client`: `CLIENTS_PYTHON`, else the project's `.venv`.
+fn python() -> PathBuf {
+    let p = std::env::var("CLIENTS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import prometheus_client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "prometheus_client is not installed for {}: run `bash scripts/test.sh` (README's test \
+         command), which installs tests/clients/requirements.txt",
+        p.display()
+    );
+    p
+}
+
+/// Parses Prometheus text with `prometheus_client`'s parser; panics when it refuses the text.
+async fn parse(text: String) -> BTreeMap<String, Family> {
+    tokio::task::spawn_blocking(move || {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/prometheus_parse.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the parser");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("parser output");
+        assert!(
+            out.status.success(),
+            "prometheus_client refused the output: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let parsed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("parser JSON");
+        parsed
+            .into_iter()
+            .map(|f| {
+                let samples = f["samples"]
+                    .as_array()
+                    .expect("samples")
+                    .iter()
+                    .map(|s| {
+                        let labels = s["labels"]
+                            .as_object()
+                            .expect("labels")
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                            .collect();
+                        (
+                            s["name"].as_str().expect("name").to_owned(),
+                            labels,
+                            s["value"].clone(),
+                        )
+                    })
+                    .collect();
+                let name = f["name"].as_str().expect("family name").to_owned();
+                (
+                    name,
+                    Family {
+                        kind: f["type"].as_str().expect("type").to_owned(),
+                        samples,
+                    },
+                )
+            })
+            .collect()
+    })
+    .await
+    .expect("parser task")
+}
+
+/// Sum of the samples named `sample` whose labels include `want`.
+fn sum(families: &BTreeMap<String, Family>, sample: &str, want: &[(&str, &str)]) -> f64 {
+    families
+        .values()
+        .flat_map(|f| f.samples.iter())
+        .filter(|(name, labels, _)| {
+            name == sample
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .filter_map(|(_, _, v)| v.as_f64())
+        .sum()
+}
+
+async fn scrape(srv: &TestServer, token: Option<&str>) -> String {
+    let r = srv
+        .req("GET", "sys/metrics?format=prometheus", token, None)
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8",
+        "{}",
+        r.text
+    );
+    r.text
+}
+
+/// A dev server whose listener has the given options and whose core has `telemetry`.
+async fn server_with(telemetry: Telemetry, options: HttpOptions) -> TestServer {
+    let clock = MockClock::new();
+    let config = CoreConfig {
+        telemetry,
+        ..CoreConfig::default()
+    };
+    let dev = DevServer::with_config(clock.clone(), Some("root".into()), config)
+        .await
+        .expect("dev server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let core = dev.core.clone();
+    tokio::spawn(async move {
+        let _ = serve_http(listener, core, &options, std::future::pending()).await;
+    });
+    let mut srv = TestServer::attach(addr, dev.core.clone(), clock);
+    srv.root = dev.root_token.expose().to_string();
+    srv
+}
+
+/// AppRole enabled with a role; returns a fresh login's client token.
+async fn approle_login(srv: &TestServer) -> String {
+    let root = srv.root.as_str();
+    srv.put("sys/auth/approle", root, json!({"type": "approle"}))
+        .await
+        .assert_status(204);
+    srv.put(
+        "auth/approle/role/app",
+        root,
+        json!({"token_policies": "default", "token_ttl": "30m"}),
+    )
+    .await
+    .assert_status(204);
+    let role_id = srv.get("auth/approle/role/app/role-id", root).await.body["data"]["role_id"]
+        .as_str()
+        .expect("role_id")
+        .to_owned();
+    let secret_id = srv
+        .post("auth/approle/role/app/secret-id", root, json!({}))
+        .await
+        .body["data"]["secret_id"]
+        .as_str()
+        .expect("secret_id")
+        .to_owned();
+    let login = srv
+        .req(
+            "PUT",
+            "auth/approle/login",
+            None,
+            Some(json!({"role_id": role_id, "secret_id": secret_id})),
+        )
+        .await;
+    login.assert_status(200);
+    login.body["auth"]["client_token"]
+        .as_str()
+        .expect("client_token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_with_traffic() {
+    let srv = TestServer::start().await;
+    let root = srv.root.clone();
+    srv.post("secret/data/app", &root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    srv.get("secret/data/app", &root).await.assert_status(200);
+    let token = approle_login(&srv).await;
+    srv.get("auth/token/lookup-self", &token)
+        .await
+        .assert_status(200);
+    srv.put(
+        "sys/audit/file",
+        &root,
+        json!({"type": "file", "options": {"file_path": "discard"}}),
+    )
+    .await
+    .assert_status(204);
+    srv.get("secret/data/app", &root).await.assert_status(200);
+
+    let text = scrape(&srv, None).await;
+    // Counters carry no `_total` suffix in Vault's names (prometheus_client's parser adds one to
+    // its sample names, so this is checked on the text).
+    assert!(text.contains("\nvault_token_creation{"), "{text}");
+    assert!(!text.contains("vault_token_creation_total"));
+    let before = parse(text).await;
+    let types = [
+        ("vault_core_handle_request", "summary"),
+        ("vault_core_handle_login_request", "summary"),
+        ("vault_token_creation", "counter"),
+        ("vault_token_count", "gauge"),
+        ("vault_token_count_by_auth", "gauge"),
+        ("vault_token_count_by_policy", "gauge"),
+        ("vault_token_count_by_ttl", "gauge"),
+        ("vault_barrier_get", "summary"),
+        ("vault_barrier_put", "summary"),
+        ("vault_barrier_list", "summary"),
+        ("vault_route_create_secret_", "summary"),
+        ("vault_route_read_secret_", "summary"),
+        ("vault_route_update_auth_approle_", "summary"),
+        ("vault_runtime_alloc_bytes", "gauge"),
+        ("vault_runtime_sys_bytes", "gauge"),
+        ("vault_runtime_num_goroutines", "gauge"),
+        ("vault_audit_log_request", "summary"),
+        ("vault_audit_log_response", "summary"),
+        ("vault_audit_log_request_failure", "counter"),
+        ("vault_core_unsealed", "gauge"),
+        ("vault_core_active", "gauge"),
+        // prometheus_client names a counter family without its `_total`.
+        ("coffer_http_requests", "counter"),
+        ("coffer_request_duration_seconds", "histogram"),
+    ];
+    for (name, kind) in types {
+        let family = before
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing; have {:?}", before.keys()));
+        assert_eq!(family.kind, kind, "{name}");
+    }
+    // Vault's quantiles, and counters without a `_total` suffix.
+    let quantiles: BTreeSet<_> = before["vault_core_handle_request"]
+        .samples
+        .iter()
+        .filter_map(|(_, l, _)| l.get("quantile").cloned())
+        .collect();
+    assert_eq!(
+        quantiles,
+        BTreeSet::from(["0.5".into(), "0.9".into(), "0.99".into()])
+    );
+    let creation = &before["vault_token_creation"].samples;
+    let cluster = srv.get("sys/seal-status", &root).await.body["cluster_name"]
+        .as_str()
+        .expect("cluster_name")
+        .to_owned();
+    let approle = [
+        ("auth_method", "approle"),
+        ("mount_point", "auth/approle/"),
+        ("cluster", cluster.as_str()),
+        ("creation_ttl", "1h"),
+        ("namespace", "root"),
+        ("token_type", "service"),
+    ];
+    assert!(
+        sum(&before, "vault_token_creation_total", &approle) >= 1.0,
+        "{creation:?}"
+    );
+    let here = [("cluster", cluster.as_str())];
+    assert_eq!(sum(&before, "vault_core_unsealed", &here), 1.0);
+    assert_eq!(sum(&before, "vault_core_active", &here), 1.0);
+    assert!(sum(&before, "vault_token_count", &here) >= 2.0);
+
+    let kv_reads = [("code", "200"), ("method", "GET"), ("mount_type", "kv")];
+    for _ in 0..10 {
+        srv.get("secret/data/app", &root).await.assert_status(200);
+    }
+    srv.get("secret/data/nothing", &root)
+        .await
+        .assert_status(404);
+    let after = parse(scrape(&srv, None).await).await;
+    let grew = |sample: &str, labels: &[(&str, &str)]| {
+        sum(&after, sample, labels) - sum(&before, sample, labels)
+    };
+    assert!(grew("coffer_http_requests_total", &kv_reads) >= 10.0);
+    let misses = [("code", "404"), ("method", "GET"), ("mount_type", "kv")];
+    assert!(grew("coffer_http_requests_total", &misses) >= 1.0);
+    assert!(grew("coffer_request_duration_seconds_count", &kv_reads) >= 10.0);
+    assert!(grew("vault_core_handle_request_count", &[]) >= 11.0);
+    assert!(grew("vault_route_read_secret__count", &[]) >= 11.0);
+    assert!(grew("vault_barrier_get_count", &[]) >= 10.0);
+    assert!(grew("vault_audit_log_request_count", &[]) >= 11.0);
+}
+
+#[tokio::test]
+async fn no_token_accessor_secret_or_path_in_the_output_and_label_values_stay_few() {
+    let srv = TestServer::start().await;
+    let root = srv.root.clone();
+    let canary = "canary-value-7f3a9c";
+    let token = srv.token_with(&["default", "kv-reader"], json!({})).await;
+    let accessor = srv.get("auth/token/lookup-self", &token).await.body["data"]["accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_owned();
+    let login_token = approle_login(&srv).await;
+    srv.get("auth/token/lookup-self", &login_token)
+        .await
+        .assert_status(200);
+    for i in 0..200 {
+        srv.post(
+            &format!("secret/data/canary-path-{i}"),
+            &root,
+            json!({"data": {"password": format!("{canary}-{i}")}}),
+        )
+        .await
+        .assert_status(200);
+    }
+    srv.get("secret/data/canary-path-7", &token).await;
+    srv.get("secret/data/canary-path-7?version=1", &root)
+        .await
+        .assert_status(200);
+    // The first scrape's own request appears in the second one: scrape twice.
+    scrape(&srv, None).await;
+    let first = scrape(&srv, None).await;
+    for i in 200..400 {
+        srv.post(
+            &format!("secret/data/canary-path-{i}"),
+            &root,
+            json!({"data": {"password": format!("{canary}-{i}")}}),
+        )
+        .await
+        .assert_status(200);
+        srv.get(&format!("secret/data/canary-path-{i}"), &root)
+            .await
+            .assert_status(200);
+    }
+    let prometheus = scrape(&srv, None).await;
+    let json_text = srv.get("sys/metrics", &root).await.text;
+    for output in [&first, &prometheus, &json_text] {
+        for secret in [
+            canary,
+            "canary-path",
+            token.as_str(),
+            accessor.as_str(),
+            login_token.as_str(),
+            "version=1",
+        ] {
+            assert!(!output.contains(secret), "{secret:?} in the metrics output");
+        }
+    }
+
+    // 200 more keys (read and written) add no series: no label grows with keys or paths.
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.rsplit_once(' ').map_or(l, |(s, _)| s).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    let (a, b) = (series(&first), series(&prometheus));
+    let added: Vec<_> = b.difference(&a).collect();
+    assert!(
+        added
+            .iter()
+            .all(|s| s.starts_with("vault_runtime") || s.contains("quantile")),
+        "new series after 200 more keys: {added:?}"
+    );
+    let families = parse(prometheus).await;
+    for (name, family) in &families {
+        let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (_, labels, _) in &family.samples {
+            for (k, v) in labels {
+                values.entry(k).or_default().insert(v);
+            }
+        }
+        for (label, seen) in values {
+            assert!(
+                seen.len() <= 20,
+                "{name}{{{label}}} has {} values: {seen:?}",
+                seen.len()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn authenticated_metrics_need_read_on_sys_metrics_and_answer_as_vault() {
+    let options = HttpOptions {
+        unauthenticated_metrics: false,
+        ..HttpOptions::default()
+    };
+    let srv = server_with(Telemetry::dev(), options).await;
+    let root = srv.root.clone();
+    let denied = srv.req("GET", "sys/metrics", None, None).await;
+    denied.assert_status(403);
+    assert_eq!(denied.errors(), vec!["permission denied".to_string()]);
+    let plain = srv.token_with(&["default"], json!({})).await;
+    srv.get("sys/metrics?format=prometheus", &plain)
+        .await
+        .assert_status(403);
+    srv.write_policy(
+        "metrics",
+        r#"path "sys/metrics" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+    let reader = srv.token_with(&["metrics"], json!({})).await;
+    let text = scrape(&srv, Some(&reader)).await;
+    assert!(parse(text).await.contains_key("vault_core_handle_request"));
+
+    // The Accept header picks Prometheus when `format` is not given.
+    let r = TestServer::finish(
+        srv.client
+            .get(srv.url("sys/metrics"))
+            .header("X-Vault-Token", &reader)
+            .header("Accept", "application/openmetrics-text; version=1.0.0"),
+    )
+    .await;
+    r.assert_status(200);
+    assert!(r.text.contains("# TYPE vault_core_handle_request summary"));
+
+    let bad = srv.get("sys/metrics?format=xml", &root).await;
+    bad.assert_status(400);
+    assert_eq!(bad.headers["content-type"], "text/plain");
+    assert_eq!(bad.text, "metric response format \"xml\" unknown");
+
+    // go-metrics' JSON summary of the last 10-second interval.
+    let r = srv.get("sys/metrics", &reader).await;
+    r.assert_status(200);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let keys: BTreeSet<_> = r
+        .body
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    let want = ["Counters", "Gauges", "Points", "Samples", "Timestamp"];
+    assert_eq!(keys, want.iter().map(|k| k.to_string()).collect());
+    let stamp = r.body["Timestamp"].as_str().expect("Timestamp");
+    assert!(
+        stamp.ends_with(" +0000 UTC") && stamp.len() == 29,
+        "{stamp}"
+    );
+    let gauge = r.body["Gauges"]
+        .as_array()
+        .expect("Gauges")
+        .iter()
+        .find(|g| g["Name"] == "vault.core.unsealed" && g["Value"] == 1)
+        .expect("vault.core.unsealed gauge");
+    assert!(gauge["Labels"]["cluster"].is_string());
+    let sample = r.body["Samples"]
+        .as_array()
+        .expect("Samples")
+        .iter()
+        .find(|s| s["Name"] == "vault.core.handle_request")
+        .expect("vault.core.handle_request sample");
+    for field in [
+        "Count", "Rate", "Sum", "Min", "Max", "Mean", "Stddev", "Labels",
+    ] {
+        assert!(sample.get(field).is_some(), "{field} missing in {sample}");
+    }
+}
+
+#[tokio::test]
+async fn zero_retention_disables_prometheus_and_the_dev_listener_serves_without_a_token() {
+    let srv = server_with(Telemetry::without_stanza(), HttpOptions::default()).await;
+    let r = srv.get("sys/metrics?format=prometheus", &srv.root).await;
+    r.assert_status(400);
+    assert_eq!(r.headers["content-type"], "text/plain");
+    assert_eq!(r.text, "prometheus is not enabled");
+    let r = srv.req("GET", "sys/metrics", None, None).await;
+    r.assert_status(200);
+    assert!(r.body["Gauges"].is_array(), "{}", r.text);
+
+    let dev = TestServer::start().await;
+    let r = dev
+        .req("GET", "sys/metrics?format=prometheus", None, None)
+        .await;
+    r.assert_status(200);
+    let r = dev.req("POST", "sys/metrics", None, Some(json!({}))).await;
+    r.assert_status(405);
+    assert_eq!(r.text.trim(), r#"{"errors":[]}"#);
+}
