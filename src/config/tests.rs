@@ -417,3 +417,89 @@ proptest::proptest! {
         let _ = ServerConfig::parse_unchecked(&text, "p.hcl");
     }
 }
+
+#[test]
+fn telemetry_stanza_as_vault_reads_it() {
+    assert_eq!(ok(&base("")).telemetry, None);
+    assert_eq!(ok(&base("telemetry {}")).telemetry, Some(Telemetry::dev()));
+    let t = ok(&base(
+        "telemetry {\n prometheus_retention_time = \"0\"\n usage_gauge_period = \"none\"\n \
+         maximum_gauge_cardinality = 7\n enable_hostname_label = true\n \
+         prefix_filter = [\"+vault.token\", \"-vault.expire\"]\n}",
+    ));
+    let want = Telemetry {
+        prometheus_retention_secs: 0,
+        enable_hostname_label: true,
+        usage_gauge_period_secs: None,
+        maximum_gauge_cardinality: 7,
+    };
+    assert_eq!(t.telemetry, Some(want));
+    assert!(!Telemetry::without_stanza().prometheus_enabled());
+    let t = ok(&base(
+        "telemetry { prometheus_retention_time = 90 usage_gauge_period = \"1m\" }",
+    ));
+    let t = t.telemetry.expect("stanza");
+    assert_eq!(
+        (t.prometheus_retention_secs, t.usage_gauge_period_secs),
+        (90, Some(60))
+    );
+
+    // Other sinks are accepted without effect; unknown keys, bad rules and a second block fail.
+    let c = ok(&base(
+        "telemetry {\n statsd_address = \"127.0.0.1:8125\"\n disable_hostname = true\n}",
+    ));
+    assert_eq!(
+        c.ignored,
+        ["telemetry.statsd_address", "telemetry.disable_hostname"]
+    );
+    assert_eq!(
+        err(&base("telemetry { prometheus_retention = \"1h\" }")),
+        "server.hcl:3: telemetry.prometheus_retention: unknown setting"
+    );
+    assert_eq!(
+        err(&base("telemetry { prefix_filter = [\"vault.token\"] }")),
+        "server.hcl:3: telemetry.prefix_filter: filter rule must begin with either '+' or '-': \"vault.token\""
+    );
+    assert_eq!(
+        err(&base("telemetry {}\ntelemetry {}")),
+        "server.hcl:4: telemetry: only one 'telemetry' block is permitted"
+    );
+}
+
+#[test]
+fn listener_telemetry_and_the_dev_merge_file() {
+    let c = ok(
+        "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n \
+         telemetry { unauthenticated_metrics_access = true }\n}",
+    );
+    assert!(
+        c.listeners
+            .first()
+            .expect("listener")
+            .telemetry
+            .unauthenticated_metrics_access
+    );
+    assert!(
+        !ok(&base(""))
+            .listeners
+            .first()
+            .expect("listener")
+            .telemetry
+            .unauthenticated_metrics_access
+    );
+
+    // With -dev, storage and listeners are optional and the storage is ignored.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("dev.hcl");
+    std::fs::write(
+        &path,
+        "storage \"raft\" {}\ntelemetry {}\nlog_level = \"debug\"\n",
+    )
+    .expect("write");
+    let c = ServerConfig::from_file_for_dev(&path).expect("dev config");
+    assert_eq!(c.storage, StorageConfig::Inmem);
+    assert!(c.listeners.is_empty());
+    assert_eq!(c.ignored, ["storage"]);
+    assert_eq!(c.telemetry, Some(Telemetry::dev()));
+    assert!(ServerConfig::from_file(&path).is_err());
+}

@@ -499,3 +499,155 @@ async fn zero_retention_disables_prometheus_and_the_dev_listener_serves_without_
     r.assert_status(405);
     assert_eq!(r.text.trim(), r#"{"errors":[]}"#);
 }
+
+/// Reads the dev banner from `out` up to the root token line; returns its lines.
+fn banner_lines(out: impl std::io::Read) -> Vec<String> {
+    use std::io::BufRead;
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line.expect("stdout");
+        let last = line.starts_with("Root Token: ");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    lines
+}
+
+/// The address in a banner line `Listener n: tcp (addr: "127.0.0.1:1234", ...)`.
+fn listener_addr(lines: &[String], n: usize) -> String {
+    let prefix = format!("Listener {n}: tcp (addr: \"");
+    let line = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no listener {n} in {lines:#?}"));
+    let addr = line.split('"').next().expect("address");
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn dev_with_config_adds_listeners_and_telemetry_and_logs_each_request_as_one_json_line() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dev.hcl");
+    std::fs::write(
+        &config,
+        r#"
+storage "raft" { path = "/nonexistent" }
+listener "tcp" {
+  address = "127.0.0.1:0"
+  tls_disable = true
+}
+telemetry {
+  prometheus_retention_time = "0s"
+  statsd_address = "127.0.0.1:8125"
+}
+log_level = "debug"
+log_format = "json"
+"#,
+    )
+    .unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let root_token = "root-canary-5d1e0b";
+    let secret = "secret-canary-9b2c44";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
+        .arg(format!("-dev-root-token-id={root_token}"))
+        .arg(format!("-config={}", config.display()))
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("spawn coffer");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
+        .await
+        .unwrap();
+    let (dev, extra) = (listener_addr(&lines, 1), listener_addr(&lines, 2));
+    let client = reqwest::Client::new();
+    let get = |url: String, token: Option<&str>| {
+        let mut rb = client.get(url);
+        if let Some(t) = token {
+            rb = rb.header("X-Vault-Token", t);
+        }
+        async move {
+            let r = rb.send().await.expect("send");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("body"))
+        }
+    };
+
+    // The dev listener serves metrics without a token; the file's telemetry turned Prometheus off.
+    let (status, body) = get(format!("{dev}/v1/sys/metrics"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(format!("{dev}/v1/sys/metrics?format=prometheus"), None).await;
+    assert_eq!((status, body.as_str()), (400, "prometheus is not enabled"));
+    // The file's listener serves too, with its own telemetry settings: a token is needed.
+    let (status, _) = get(format!("{extra}/v1/sys/metrics"), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = get(format!("{extra}/v1/sys/metrics"), Some(root_token)).await;
+    assert_eq!(status, 200);
+    let put = client
+        .put(format!("{extra}/v1/secret/data/app"))
+        .header("X-Vault-Token", root_token)
+        .body(json!({"data": {"password": secret}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let (status, body) = get(format!("{extra}/v1/secret/data/app"), Some(root_token)).await;
+    assert_eq!(status, 200);
+    let request_id = serde_json::from_str::<Value>(&body).unwrap()["request_id"]
+        .as_str()
+        .expect("request_id")
+        .to_owned();
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    for canary in [root_token, secret] {
+        assert!(!log.contains(canary), "{canary} in the log:\n{log}");
+    }
+    let events: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["config.setting"] == "telemetry.statsd_address"),
+        "{log}"
+    );
+    let requests: Vec<&Value> = events
+        .iter()
+        .map(|e| &e["fields"])
+        .filter(|f| f.get("request.method").is_some())
+        .collect();
+    let kv: Vec<_> = requests
+        .iter()
+        .filter(|f| f["request.path"] == "/v1/secret/data/app")
+        .collect();
+    assert_eq!(kv.len(), 2, "{log}");
+    let read = kv
+        .iter()
+        .find(|f| f["request.method"] == "GET")
+        .expect("the read's line");
+    assert_eq!(read["request.id"], request_id.as_str());
+    assert_eq!(read["response.status"], 200);
+    assert!(read["duration_ms"].as_f64().is_some_and(|d| d > 0.0));
+    let denied = requests
+        .iter()
+        .filter(|f| f["request.path"] == "/v1/sys/metrics" && f["response.status"] == 403)
+        .count();
+    assert_eq!(denied, 1, "{log}");
+}
