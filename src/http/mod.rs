@@ -226,15 +226,12 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
     let resp = serve_request(&state, req, &mut facts).await;
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
-    let mount_type = facts.mount_type.unwrap_or("none");
-    let code = crate::telemetry::code_label(status);
-    let labels = [
-        ("code", code),
-        ("method", method),
-        ("mount_type", mount_type),
-    ];
-    metrics::counter!(crate::telemetry::HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(crate::telemetry::REQUEST_DURATION, &labels).record(elapsed.as_secs_f64());
+    crate::telemetry::count_request(
+        method,
+        facts.mount_type.unwrap_or("none"),
+        status,
+        elapsed.as_secs_f64(),
+    );
     if let Some(path) = logged_path {
         tracing::debug!(
             request.id = facts.request_id.as_deref().unwrap_or(""),

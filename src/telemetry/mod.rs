@@ -20,7 +20,7 @@
 
 mod sink;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -265,20 +265,20 @@ pub fn respond(format: &str, prometheus_enabled: bool, now_unix: i64) -> Metrics
 /// A mount path or policy name as a label value or name part: itself while fewer than
 /// `maximum_gauge_cardinality` distinct values of `family` were seen, else `other`.
 pub fn bounded(family: &'static str, value: &str) -> String {
-    static SEEN: OnceLock<Mutex<HashSet<(&'static str, String)>>> = OnceLock::new();
+    static SEEN: OnceLock<Mutex<HashMap<&'static str, HashSet<String>>>> = OnceLock::new();
     let cap = installed().map_or(DEFAULT_MAXIMUM_GAUGE_CARDINALITY, |i| i.cardinality);
     let mut seen = SEEN
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let key = (family, value.to_owned());
-    if seen.contains(&key) {
-        return key.1;
+    let values = seen.entry(family).or_default();
+    if values.contains(value) {
+        return value.to_owned();
     }
-    if seen.len() >= cap {
+    if values.len() >= cap {
         return "other".to_owned();
     }
-    seen.insert(key);
+    values.insert(value.to_owned());
     value.to_owned()
 }
 
@@ -351,7 +351,13 @@ pub fn ttl_bucket(ttl_secs: i64) -> &'static str {
         .map_or("+Inf", |(_, name)| name)
 }
 
-/// A status code as a label value (the codes Coffer answers with), without allocating.
+/// Status codes with their own label value; others are counted by class (`4xx`).
+const CODES: [&str; 21] = [
+    "200", "202", "204", "307", "400", "403", "404", "405", "409", "412", "413", "429", "431",
+    "500", "501", "502", "503", "2xx", "3xx", "4xx", "5xx",
+];
+
+/// A status code as a label value (one of [`CODES`]), without allocating.
 pub fn code_label(status: u16) -> &'static str {
     match status {
         200 => "200",
@@ -376,6 +382,62 @@ pub fn code_label(status: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
+}
+
+/// Method label values.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "LIST", "OPTIONS", "other",
+];
+/// Mount type label values with cached handles (the built-in types, `none` for unrouted).
+const MOUNT_TYPES: [&str; 7] = [
+    "system",
+    "token",
+    "identity",
+    "cubbyhole",
+    "kv",
+    "approle",
+    "none",
+];
+
+type RequestHandles = (metrics::Counter, metrics::Histogram);
+
+/// Records one finished request into [`HTTP_REQUESTS`] and [`REQUEST_DURATION`]. The handles of
+/// the label combinations are registered once and kept in a fixed table, so the request path
+/// neither allocates nor hashes a key.
+pub fn count_request(method: &'static str, mount_type: &'static str, status: u16, secs: f64) {
+    const SLOTS: usize = METHODS.len() * MOUNT_TYPES.len() * CODES.len();
+    static TABLE: [OnceLock<RequestHandles>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+    let code = code_label(status);
+    let register = || -> RequestHandles {
+        let labels = [
+            ("code", code),
+            ("method", method),
+            ("mount_type", mount_type),
+        ];
+        (
+            metrics::counter!(HTTP_REQUESTS, &labels),
+            metrics::histogram!(REQUEST_DURATION, &labels),
+        )
+    };
+    let position = |all: &[&str], v: &str| all.iter().position(|x| *x == v);
+    let slot = match (
+        position(&METHODS, method),
+        position(&MOUNT_TYPES, mount_type),
+        position(&CODES, code),
+    ) {
+        (Some(m), Some(t), Some(c)) => TABLE.get((m * MOUNT_TYPES.len() + t) * CODES.len() + c),
+        _ => None,
+    };
+    let registered;
+    let (counter, histogram) = match slot {
+        Some(cell) if installed().is_some() => cell.get_or_init(register),
+        _ => {
+            registered = register();
+            &registered
+        }
+    };
+    counter.increment(1);
+    histogram.record(secs);
 }
 
 /// Process gauges, set when metrics are scraped: Vault's `vault.runtime.*` names with Rust
@@ -436,6 +498,24 @@ mod tests {
             format_from_accept(["text/html", "application/openmetrics-text"]),
             ""
         );
+    }
+
+    #[test]
+    fn every_code_label_has_a_slot() {
+        for status in 100..1000 {
+            assert!(CODES.contains(&code_label(status)), "{status}");
+        }
+        assert_eq!(code_label(418), "4xx");
+    }
+
+    #[test]
+    fn bounded_values_fall_back_to_other() {
+        let cap = DEFAULT_MAXIMUM_GAUGE_CARDINALITY;
+        for i in 0..cap {
+            assert_eq!(bounded("test", &format!("m{i}/")), format!("m{i}/"));
+        }
+        assert_eq!(bounded("test", "m3/"), "m3/");
+        assert_eq!(bounded("test", "late/"), "other");
     }
 
     #[test]
