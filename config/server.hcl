@@ -39,6 +39,14 @@ api_addr = "https://coffer.example.com:8200"
 default_lease_ttl = "768h"
 max_lease_ttl     = "768h"
 
+# Metrics at GET /v1/sys/metrics?format=prometheus, for a token allowed to read sys/metrics (add
+# `telemetry { unauthenticated_metrics_access = true }` to a listener to scrape without one).
+# A series that sees no update for prometheus_retention_time leaves the output; "0" turns the
+# Prometheus format off (the JSON format stays).
+telemetry {
+  prometheus_retention_time = "24h"
+}
+
 # Logging: one of trace, debug, info, warn, error; "standard" lines or "json" objects.
 log_level  = "info"
 log_format = "standard"

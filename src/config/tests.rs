@@ -335,6 +335,7 @@ fn example_configs_mean_what_their_comments_say() {
     assert_eq!(tls.cert_file, Path::new("/etc/coffer/tls/cert.pem"));
     assert_eq!(tls.key_file, Path::new("/etc/coffer/tls/key.pem"));
     assert_eq!(server.ignored, ["disable_mlock"]);
+    assert_eq!(server.telemetry, Some(Telemetry::dev()));
 
     let notls = ok(&read("server-notls.hcl"));
     assert_eq!(notls.storage, file_storage);
