@@ -19,8 +19,8 @@ use crate::token::TokenEntry;
 pub struct CoreTelemetry {
     /// The `cluster` label value (the cluster name), known once unsealed.
     cluster: ArcSwapOption<String>,
-    /// When the token count gauges were last computed.
-    usage_done: tokio::sync::Mutex<Option<Instant>>,
+    /// When the token count gauges were last computed, and what they said.
+    usage_done: tokio::sync::Mutex<Option<(Instant, TokenUsage)>>,
 }
 
 /// Route timers of one mounted backend, one per operation, registered on first use.
@@ -133,13 +133,17 @@ impl Core {
         let Ok(mut done) = self.telemetry.usage_done.try_lock() else {
             return;
         };
-        if done.is_some_and(|at| at.elapsed() < Duration::from_secs(period)) {
+        if done
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(period))
+        {
             return;
         }
         match self.token_usage().await {
             Ok(usage) => {
-                usage.emit(&self.cluster_label());
-                *done = Some(Instant::now());
+                let before = done.take().map(|(_, u)| u).unwrap_or_default();
+                usage.emit(&self.cluster_label(), &before);
+                *done = Some((Instant::now(), usage));
             }
             Err(e) => tracing::warn!(error = %e, "counting tokens for the usage gauges failed"),
         }
@@ -180,7 +184,8 @@ struct TokenUsage {
 }
 
 impl TokenUsage {
-    fn emit(&self, cluster: &str) {
+    /// Sets the gauges; a dimension value counted `before` but gone now drops to 0.
+    fn emit(&self, cluster: &str, before: &TokenUsage) {
         let labels = |k: &'static str, v: String| {
             [
                 (k, v),
@@ -190,13 +195,32 @@ impl TokenUsage {
         };
         metrics::gauge!(t::TOKEN_COUNT, "cluster" => cluster.to_owned(), "namespace" => "root")
             .set(self.total as f64);
-        for (auth, n) in &self.by_auth {
-            metrics::gauge!(t::TOKEN_COUNT_BY_AUTH, &labels("auth_method", auth.clone()))
-                .set(*n as f64);
+        let now_or_zero = |now: &BTreeMap<String, u64>, old: &BTreeMap<String, u64>| {
+            let gone = old
+                .keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(|k| (k.clone(), 0));
+            now.iter()
+                .map(|(k, n)| (k.clone(), *n))
+                .chain(gone)
+                .collect::<Vec<_>>()
+        };
+        for (auth, n) in now_or_zero(&self.by_auth, &before.by_auth) {
+            metrics::gauge!(t::TOKEN_COUNT_BY_AUTH, &labels("auth_method", auth)).set(n as f64);
         }
-        for (policy, n) in &self.by_policy {
-            metrics::gauge!(t::TOKEN_COUNT_BY_POLICY, &labels("policy", policy.clone()))
-                .set(*n as f64);
+        for (policy, n) in now_or_zero(&self.by_policy, &before.by_policy) {
+            metrics::gauge!(t::TOKEN_COUNT_BY_POLICY, &labels("policy", policy)).set(n as f64);
+        }
+        for ttl in before
+            .by_ttl
+            .keys()
+            .filter(|k| !self.by_ttl.contains_key(*k))
+        {
+            metrics::gauge!(
+                t::TOKEN_COUNT_BY_TTL,
+                &labels("creation_ttl", (*ttl).to_owned())
+            )
+            .set(0.0);
         }
         for (ttl, n) in &self.by_ttl {
             metrics::gauge!(

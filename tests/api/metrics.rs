@@ -651,3 +651,32 @@ log_format = "json"
         .count();
     assert_eq!(denied, 1, "{log}");
 }
+
+#[tokio::test]
+async fn token_count_gauges_follow_tokens_once_per_usage_gauge_period() {
+    let telemetry = Telemetry {
+        usage_gauge_period_secs: Some(1),
+        ..Telemetry::dev()
+    };
+    let srv = server_with(telemetry, HttpOptions::default()).await;
+    let token = approle_login(&srv).await;
+    let cluster = srv.get("sys/seal-status", &srv.root).await.body["cluster_name"]
+        .as_str()
+        .expect("cluster_name")
+        .to_owned();
+    let approle = [("auth_method", "approle"), ("cluster", cluster.as_str())];
+    let here = [("cluster", cluster.as_str())];
+    let families = parse(scrape(&srv, None).await).await;
+    assert_eq!(sum(&families, "vault_token_count_by_auth", &approle), 1.0);
+    let total = sum(&families, "vault_token_count", &here);
+
+    srv.put("auth/token/revoke-self", &token, json!({}))
+        .await
+        .assert_status(204);
+    // Once the period has passed since the last computation, the next scrape computes again
+    // and the approle dimension, now empty, drops to 0.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let families = parse(scrape(&srv, None).await).await;
+    assert_eq!(sum(&families, "vault_token_count_by_auth", &approle), 0.0);
+    assert_eq!(sum(&families, "vault_token_count", &here), total - 1.0);
+}
