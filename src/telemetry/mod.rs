@@ -39,8 +39,6 @@ pub const HANDLE_LOGIN_REQUEST: &str = "vault.core.handle_login_request";
 pub const CORE_UNSEALED: &str = "vault.core.unsealed";
 /// 1 on the active node (Coffer has no standbys yet: 1 while unsealed; label `cluster`).
 pub const CORE_ACTIVE: &str = "vault.core.active";
-/// Requests being served right now (label `cluster`).
-pub const CORE_IN_FLIGHT: &str = "vault.core.in_flight_requests";
 /// Tokens issued (labels `cluster`, `namespace`, `auth_method`, `mount_point`,
 /// `creation_ttl`, `token_type`).
 pub const TOKEN_CREATION: &str = "vault.token.creation";
