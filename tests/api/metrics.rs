@@ -368,7 +368,8 @@ async fn no_token_accessor_secret_or_path_in_the_output_and_label_values_stay_fe
         }
     }
 
-    // 200 more keys (read and written) add no series: no label grows with keys or paths.
+    // 200 more keys (read and written) add no series: no label grows with keys or paths. (The
+    // recorder is process-wide; nextest, the project's runner, gives each test its own process.)
     let series = |text: &str| {
         text.lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
