@@ -1325,3 +1325,470 @@ async fn jwks_url_config_checks_and_logins() {
     assert_eq!(read.body["data"]["jwks_ca_pem"], json!(tls.ca_pem));
     assert_eq!(read.body["data"]["status"], "valid");
 }
+
+async fn static_mount(srv: &TestServer, mount: &str, k: &Signer, extra: Value) {
+    enable(srv, mount, "jwt").await;
+    let mut body = json!({"jwt_validation_pubkeys": [k.pub_pem], "bound_issuer": ISSUER});
+    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    srv.post(&format!("auth/{mount}/config"), &srv.root, body)
+        .await
+        .assert_status(204);
+}
+
+/// The whole `auth` block, the token's view of it, renewal against the current role, and the
+/// role's `token_bound_cidrs` checked at login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_issues_a_token_shaped_by_the_role_and_renews_against_it() {
+    let srv = TestServer::start().await;
+    let k = Signer::p256("k");
+    static_mount(&srv, "jwt", &k, json!({})).await;
+    srv.post(
+        "auth/jwt/role/ci",
+        &srv.root,
+        json!({
+            "role_type": "jwt", "user_claim": "sub", "bound_audiences": "coffer",
+            "claim_mappings": {"project_path": "project", "/nested/env": "env"},
+            "token_policies": "ci-read", "token_ttl": "1h", "token_max_ttl": "2h",
+        }),
+    )
+    .await
+    .assert_status(204);
+    let token = k.sign(&base_claims(now(&srv)));
+    let r = login(&srv, "jwt", "ci", &token).await;
+    r.assert_status(200);
+    let auth = &r.body["auth"];
+    assert_eq!(auth["policies"], json!(["ci-read", "default"]));
+    assert_eq!(auth["token_policies"], json!(["ci-read", "default"]));
+    assert_eq!(
+        auth["metadata"],
+        json!({"role": "ci", "project": "group/app", "env": "prod"})
+    );
+    assert_eq!(auth["lease_duration"], 3600);
+    assert_eq!(auth["renewable"], true);
+    assert_eq!(auth["token_type"], "service");
+    assert_eq!(auth["orphan"], true);
+    assert!(!auth["entity_id"].as_str().unwrap().is_empty());
+    assert_eq!(r.body["lease_duration"], 0);
+    assert_eq!(r.body["renewable"], false);
+    assert!(r.body["data"].is_null());
+    let client = auth["client_token"].as_str().unwrap().to_string();
+
+    // The same subject maps to the same entity.
+    let again = login(&srv, "jwt", "ci", &token).await;
+    assert_eq!(again.body["auth"]["entity_id"], auth["entity_id"]);
+
+    let me = srv.get("auth/token/lookup-self", &client).await;
+    me.assert_status(200);
+    assert_eq!(
+        me.body["data"]["display_name"],
+        "jwt-repo:org/app:ref:refs/heads/main"
+    );
+    assert_eq!(
+        me.body["data"]["meta"],
+        json!({"role": "ci", "project": "group/app", "env": "prod"})
+    );
+    assert_eq!(me.body["data"]["path"], "auth/jwt/login");
+
+    // Renewal reads the current role.
+    srv.post(
+        "auth/jwt/role/ci",
+        &srv.root,
+        json!({"role_type": "jwt", "token_ttl": "30m"}),
+    )
+    .await
+    .assert_status(204);
+    let renewed = srv.post("auth/token/renew-self", &client, json!({})).await;
+    renewed.assert_status(200);
+    assert_eq!(renewed.body["auth"]["lease_duration"], 1800);
+    srv.delete("auth/jwt/role/ci", &srv.root)
+        .await
+        .assert_status(204);
+    let gone = srv.post("auth/token/renew-self", &client, json!({})).await;
+    assert!(
+        gone.text.contains("role ci does not exist during renewal"),
+        "{}",
+        gone.text
+    );
+
+    // token_bound_cidrs: the client address is checked at login.
+    for (cidr, status) in [("10.0.0.0/8", 403), ("127.0.0.1/32", 200)] {
+        srv.post("auth/jwt/role/net", &srv.root, json!({
+            "role_type": "jwt", "user_claim": "sub", "bound_audiences": "coffer", "token_bound_cidrs": cidr,
+        })).await.assert_status(204);
+        let r = login(&srv, "jwt", "net", &token).await;
+        r.assert_status(status);
+        if status == 403 {
+            assert_eq!(r.errors(), vec!["permission denied"]);
+        }
+    }
+}
+
+/// Role writes: Vault's validation texts, defaults re-applied on update, read-back shape, LIST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_writes_follow_vault_rules() {
+    let srv = TestServer::start().await;
+    let k = Signer::ed25519("k");
+    static_mount(&srv, "jwt", &k, json!({})).await;
+    let w = |name: &'static str, body: Value| {
+        let srv = &srv;
+        async move {
+            srv.post(&format!("auth/jwt/role/{name}"), &srv.root, body)
+                .await
+        }
+    };
+    for (body, text) in [
+        (
+            json!({"user_claim": "sub", "bound_audiences": "a"}),
+            "'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified.",
+        ),
+        (
+            json!({"role_type": "saml", "user_claim": "sub"}),
+            "invalid 'role_type': saml",
+        ),
+        (
+            json!({"role_type": "jwt", "bound_audiences": "a"}),
+            "a user claim must be defined on the role",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub"}),
+            "must have at least one bound constraint when creating/updating a role",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "a", "bound_claims_type": "regex"}),
+            "invalid 'bound_claims_type': regex",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_claims_type": "glob", "bound_claims": {"n": 42}}),
+            "claim is not a string: 42",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_claims_type": "glob", "bound_claims": {"n": {"a": "b"}}}),
+            "claim is not a string or list: map[a:b]",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "a", "claim_mappings": {"x": "role"}}),
+            "metadata key \"role\" is reserved and may not be a mapping destination",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "a", "claim_mappings": {"x": "k", "y": "k"}}),
+            "multiple keys are mapped to metadata key \"k\"",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "a", "ttl": "2h", "max_ttl": "1h"}),
+            "ttl should not be greater than max ttl",
+        ),
+        (
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "a", "token_ttl": "2h", "token_max_ttl": "1h"}),
+            "'token_ttl' cannot be greater than 'token_max_ttl'",
+        ),
+    ] {
+        let r = w("bad", body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.errors(), vec![text], "{body}");
+    }
+
+    // A jwt role without bound_audiences is accepted with a warning.
+    let r = w(
+        "subonly",
+        json!({"role_type": "jwt", "user_claim": "sub", "bound_subject": "s"}),
+    )
+    .await;
+    r.assert_status(200);
+    assert!(
+        r.body["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("role has no bound_audiences")
+    );
+
+    // Create, read back (durations as seconds, unset leeways as 0), update semantics.
+    w(
+        "CI",
+        json!({
+            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["coffer"],
+            "bound_claims_type": "glob", "bound_claims": {"sub": "repo:org/*"},
+            "claim_mappings": "project_path=project", "verbose_oidc_logging": false,
+            "policies": "legacy", "ttl": "10m", "token_max_ttl": 3600,
+        }),
+    )
+    .await
+    .assert_status(204);
+    let read = srv.get("auth/jwt/role/ci", &srv.root).await;
+    read.assert_status(200);
+    let d = &read.body["data"];
+    assert_eq!(d["role_type"], "jwt");
+    assert_eq!(d["bound_claims_type"], "glob");
+    assert_eq!(d["bound_claims"], json!({"sub": "repo:org/*"}));
+    assert_eq!(d["claim_mappings"], json!({"project_path": "project"}));
+    assert_eq!(d["clock_skew_leeway"], 0);
+    assert_eq!(d["expiration_leeway"], 0);
+    assert_eq!(d["not_before_leeway"], 0);
+    assert_eq!(d["token_policies"], json!(["legacy"]));
+    assert_eq!(d["policies"], json!(["legacy"]));
+    assert_eq!(d["token_ttl"], 600);
+    assert_eq!(d["ttl"], 600);
+    assert_eq!(d["token_max_ttl"], 3600);
+    assert_eq!(d["token_type"], "default");
+    assert_eq!(d["user_claim"], "sub");
+    assert_eq!(d["callback_mode"], "client");
+    assert_eq!(d["bound_audiences"], json!(["coffer"]));
+
+    // An update that omits role_type falls back to oidc, as in Vault.
+    let r = w("ci", json!({"bound_subject": "x"})).await;
+    assert_eq!(
+        r.errors(),
+        vec!["'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified."]
+    );
+    // One that omits bound_claims_type resets it to string, with a warning.
+    let r = w("ci", json!({"role_type": "jwt", "clock_skew_leeway": 30})).await;
+    r.assert_status(200);
+    assert!(
+        r.body["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("reset to \"string\""),
+        "{}",
+        r.text
+    );
+    let d = srv.get("auth/jwt/role/ci", &srv.root).await.body["data"].clone();
+    assert_eq!(d["bound_claims_type"], "string");
+    assert_eq!(d["clock_skew_leeway"], 30);
+    assert_eq!(
+        d["bound_claims"],
+        json!({"sub": "repo:org/*"}),
+        "kept from the stored role"
+    );
+
+    let list = srv.list("auth/jwt/role", &srv.root).await;
+    assert_eq!(list.body["data"]["keys"], json!(["ci", "subonly"]));
+    srv.delete("auth/jwt/role/ci", &srv.root)
+        .await
+        .assert_status(204);
+    srv.get("auth/jwt/role/ci", &srv.root)
+        .await
+        .assert_status(404);
+
+    // `oidc` mounts are the same backend; the browser flow is refused clearly.
+    enable(&srv, "oidc", "oidc").await;
+    let r = srv
+        .req(
+            "POST",
+            "auth/oidc/oidc/auth_url",
+            None,
+            Some(json!({"role": "x", "redirect_uri": "http://x"})),
+        )
+        .await;
+    r.assert_status(400);
+    assert!(r.errors()[0].contains("browser OIDC flow"), "{}", r.text);
+}
+
+/// Sends `request` byte for byte and returns (status, JSON body). The request must say
+/// `connection: close`.
+async fn raw_http(srv: &TestServer, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        loop {
+            let (len, after) = rest.split_once("\r\n").unwrap();
+            let n = usize::from_str_radix(len.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// hashicorp/vault-action (`method: jwt`) and the GitLab runner's `secrets:` login, replayed
+/// byte for byte, then the secret read each of them does next with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_action_and_gitlab_logins_replayed() {
+    let srv = TestServer::start().await;
+    let gh = Signer::rsa("gh-key");
+    let gl = Signer::rsa("gl-key");
+    srv.write_policy(
+        "ci-read",
+        "path \"secret/data/ci/*\" { capabilities = [\"read\"] }",
+    )
+    .await;
+    srv.post(
+        "secret/data/ci/app",
+        &srv.root,
+        json!({"data": {"password": "s3cret"}}),
+    )
+    .await
+    .assert_status(200);
+
+    // GitHub Actions: mount jwt-github, default role for `role: ""`.
+    enable(&srv, "jwt-github", "jwt").await;
+    srv.post("auth/jwt-github/config", &srv.root, json!({
+        "jwt_validation_pubkeys": [gh.pub_pem], "bound_issuer": "https://token.actions.githubusercontent.com",
+        "default_role": "deploy",
+    })).await.assert_status(204);
+    srv.post("auth/jwt-github/role/deploy", &srv.root, json!({
+        "role_type": "jwt", "user_claim": "actor", "bound_audiences": "https://github.com/org",
+        "bound_claims_type": "glob", "bound_claims": {"sub": "repo:org/app:ref:refs/heads/main", "repository": "org/*"},
+        "claim_mappings": {"repository": "repository", "ref": "ref", "sha": "sha"},
+        "token_policies": "ci-read", "token_ttl": "10m",
+    })).await.assert_status(204);
+    let iat = now(&srv);
+    let gh_token = gh.sign(&json!({
+        "jti": "7f7c4d7a", "sub": "repo:org/app:ref:refs/heads/main", "aud": "https://github.com/org",
+        "ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "repository": "org/app",
+        "repository_owner": "org", "repository_owner_id": "100", "run_id": "8000000001", "run_number": "42",
+        "run_attempt": "1", "repository_visibility": "private", "repository_id": "200", "actor_id": "300",
+        "actor": "octocat", "workflow": "deploy", "head_ref": "", "base_ref": "", "event_name": "push",
+        "ref_type": "branch", "workflow_ref": "org/app/.github/workflows/deploy.yml@refs/heads/main",
+        "job_workflow_ref": "org/app/.github/workflows/deploy.yml@refs/heads/main", "runner_environment": "github-hosted",
+        "iss": "https://token.actions.githubusercontent.com", "nbf": iat - 600, "exp": iat + 300, "iat": iat,
+    }));
+    // vault-action: got's POST of JSON.stringify({jwt, role}) to v1/auth/<path>/login.
+    let body = format!(r#"{{"jwt":"{gh_token}","role":""}}"#);
+    let req = format!(
+        "POST /v1/auth/jwt-github/login HTTP/1.1\r\nuser-agent: got (https://github.com/sindresorhus/got)\r\n\
+         content-type: application/json\r\naccept: application/json\r\ncontent-length: {}\r\n\
+         accept-encoding: gzip, deflate, br\r\nHost: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        srv.addr
+    );
+    let (status, resp) = raw_http(&srv, req.as_bytes()).await;
+    assert_eq!(status, 200, "{resp}");
+    // What vault-action reads: auth.client_token, auth.policies, auth.metadata.
+    let token = resp["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(resp["auth"]["policies"], json!(["ci-read", "default"]));
+    assert_eq!(
+        resp["auth"]["metadata"],
+        json!({"role": "deploy", "repository": "org/app", "ref": "refs/heads/main",
+               "sha": "0123456789abcdef0123456789abcdef01234567"})
+    );
+    // vault-action's next request: the secret, with X-Vault-Token.
+    let req = format!(
+        "GET /v1/secret/data/ci/app HTTP/1.1\r\nuser-agent: got (https://github.com/sindresorhus/got)\r\n\
+         x-vault-token: {token}\r\naccept: application/json\r\naccept-encoding: gzip, deflate, br\r\n\
+         Host: {}\r\nConnection: close\r\n\r\n",
+        srv.addr
+    );
+    let (status, secret) = raw_http(&srv, req.as_bytes()).await;
+    assert_eq!(status, 200, "{secret}");
+    assert_eq!(secret["data"]["data"]["password"], "s3cret");
+
+    // GitLab CI: the runner's Go client PUTs {"jwt","role"} to auth/<VAULT_AUTH_PATH>/login.
+    enable(&srv, "jwt", "jwt").await;
+    srv.post(
+        "auth/jwt/config",
+        &srv.root,
+        json!({
+            "jwt_validation_pubkeys": [gl.pub_pem], "bound_issuer": "https://gitlab.example.com",
+        }),
+    )
+    .await
+    .assert_status(204);
+    srv.post("auth/jwt/role/app-main", &srv.root, json!({
+        "role_type": "jwt", "user_claim": "user_login", "bound_audiences": "https://coffer.example",
+        "bound_claims": {"project_path": "group/app", "ref": "main", "ref_protected": "true"},
+        "claim_mappings": {"project_path": "project_path", "pipeline_id": "pipeline_id"},
+        "token_policies": "ci-read", "token_explicit_max_ttl": "1h",
+    })).await.assert_status(204);
+    let gl_token = gl.sign(&json!({
+        "namespace_id": "1", "namespace_path": "group", "project_id": "22", "project_path": "group/app",
+        "user_id": "42", "user_login": "alice", "user_email": "alice@example.com", "user_access_level": "developer",
+        "pipeline_id": "1212", "pipeline_source": "push", "job_id": "1212", "ref": "main", "ref_type": "branch",
+        "ref_path": "refs/heads/main", "ref_protected": "true", "runner_id": "1", "runner_environment": "self-hosted",
+        "sha": "714a629c0b401fdce83e847fc9589983fc6f46bc", "project_visibility": "private",
+        "ci_config_ref_uri": "gitlab.example.com/group/app//.gitlab-ci.yml@refs/heads/main",
+        "ci_config_sha": "714a629c0b401fdce83e847fc9589983fc6f46bc",
+        "jti": "235b3a54-b797-45c7-ae9a-f72d7bc6ef5b", "iss": "https://gitlab.example.com",
+        "iat": iat, "nbf": iat - 5, "exp": iat + 3600,
+        "sub": "project_path:group/app:ref_type:branch:ref:main", "aud": "https://coffer.example",
+    }));
+    let body = format!(r#"{{"jwt":"{gl_token}","role":"app-main"}}"#);
+    let req = format!(
+        "PUT /v1/auth/jwt/login HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-http-client/1.1\r\n\
+         Content-Length: {}\r\nX-Vault-Request: true\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n{body}",
+        srv.addr,
+        body.len()
+    );
+    let (status, resp) = raw_http(&srv, req.as_bytes()).await;
+    assert_eq!(status, 200, "{resp}");
+    let token = resp["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(resp["auth"]["lease_duration"], 3600);
+    assert_eq!(resp["auth"]["renewable"], true);
+    assert_eq!(resp["auth"]["metadata"]["project_path"], "group/app");
+    let req = format!(
+        "GET /v1/secret/data/ci/app HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-http-client/1.1\r\n\
+         X-Vault-Request: true\r\nX-Vault-Token: {token}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        srv.addr
+    );
+    let (status, secret) = raw_http(&srv, req.as_bytes()).await;
+    assert_eq!(status, 200, "{secret}");
+    assert_eq!(secret["data"]["data"]["password"], "s3cret");
+
+    // GitLab's documented failures: no VAULT_AUTH_ROLE, and an id_token for another audience.
+    let body = format!(r#"{{"jwt":"{gl_token}"}}"#);
+    let req = format!(
+        "PUT /v1/auth/jwt/login HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        srv.addr,
+        body.len()
+    );
+    let (status, resp) = raw_http(&srv, req.as_bytes()).await;
+    assert_eq!(
+        (status, resp["errors"].clone()),
+        (400, json!(["missing role"]))
+    );
+}
+
+/// The `bao` CLI: `bao write auth/jwt/login role=... jwt=...` and the token it prints works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bao_cli_write_login() {
+    let srv = TestServer::start().await;
+    let k = Signer::p384("k");
+    static_mount(&srv, "jwt", &k, json!({})).await;
+    srv.post("auth/jwt/role/ci", &srv.root, json!({
+        "role_type": "jwt", "user_claim": "sub", "bound_audiences": "coffer", "token_policies": "default",
+    })).await.assert_status(204);
+    let cli = crate::cli::Cli::new(&srv).unwrap();
+    let jwt = format!("jwt={}", k.sign(&base_claims(now(&srv))));
+    let out = cli
+        .ok(
+            None,
+            &["write", "-format=json", "auth/jwt/login", "role=ci", &jwt],
+        )
+        .await;
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let token = v["auth"]["client_token"].as_str().unwrap();
+    assert_eq!(v["auth"]["policies"], json!(["default"]));
+    srv.get("auth/token/lookup-self", token)
+        .await
+        .assert_status(200);
+    let bad = cli
+        .run(
+            None,
+            &["write", "auth/jwt/login", "role=ci", "jwt=a.b"],
+            None,
+        )
+        .await;
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("error validating token: error verifying token signature: go-jose/go-jose: compact JWS format must have three parts"),
+        "{}",
+        bad.stderr
+    );
+}
