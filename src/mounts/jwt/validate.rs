@@ -46,17 +46,30 @@ pub struct Compact<'a> {
     pub signature: &'a str,
 }
 
-/// Splits a compact JWS. Errors are go-jose's texts.
+/// Go's `base64.CorruptInputError` text for a failed decode.
+fn b64(segment: &str) -> Result<Vec<u8>, String> {
+    use base64::DecodeError as D;
+    URL_SAFE_NO_PAD.decode(segment).map_err(|e| {
+        let at = match e {
+            D::InvalidByte(o, _) | D::InvalidLastSymbol(o, _) => o,
+            D::InvalidLength(len) => len - len % 4,
+            D::InvalidPadding => segment.find('=').unwrap_or(0),
+        };
+        format!("illegal base64 data at input byte {at}")
+    })
+}
+
+/// Splits a compact JWS and decodes its three segments, as go-jose does before any key is
+/// tried. Errors are go-jose's texts (JSON syntax errors are serde's).
 pub fn split(token: &str) -> Result<Compact<'_>, String> {
     let parts: Vec<&str> = token.split('.').collect();
     let [header, payload, signature] = parts.as_slice() else {
         return Err("go-jose/go-jose: compact JWS format must have three parts".into());
     };
-    let raw = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|e| format!("illegal base64 data in JWS header: {e}"))?;
-    let h: Map<String, Value> = serde_json::from_slice(&raw)
-        .map_err(|e| format!("go-jose/go-jose: invalid JWS header: {e}"))?;
+    let raw = b64(header)?;
+    b64(payload)?;
+    b64(signature)?;
+    let h: Map<String, Value> = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
     let alg = h
         .get("alg")
         .and_then(Value::as_str)
@@ -87,6 +100,15 @@ pub async fn verify_signature(keys: &KeySet, token: &str) -> Result<Map<String, 
         };
         format!("error verifying token signature: {e}")
     })?;
+    // go-oidc refuses algorithms outside its list before looking for keys.
+    if remote && !DEFAULT_ALGS.contains(&c.alg.as_str()) {
+        let expected: Vec<String> = DEFAULT_ALGS.iter().map(|a| format!("{a:?}")).collect();
+        return Err(format!(
+            "error verifying token signature: oidc: malformed jwt: unexpected signature algorithm {:?}; expected [{}]",
+            c.alg,
+            expected.join(" ")
+        ));
+    }
     // `none`, HMAC and unknown algorithms have no key that verifies them; an empty signature
     // never verifies either.
     let alg = c
@@ -119,9 +141,7 @@ pub async fn verify_signature(keys: &KeySet, token: &str) -> Result<Map<String, 
             }
         ));
     }
-    let raw = URL_SAFE_NO_PAD
-        .decode(c.payload)
-        .map_err(|e| format!("error verifying token signature: illegal base64 data: {e}"))?;
+    let raw = b64(c.payload).map_err(|e| format!("error verifying token signature: {e}"))?;
     serde_json::from_slice::<Map<String, Value>>(&raw)
         .map_err(|e| format!("error verifying token signature: invalid claims JSON: {e}"))
 }
@@ -334,6 +354,19 @@ mod tests {
             validate_claims("RS512", &c, &e).unwrap_err(),
             "invalid algorithm (alg) header parameter: token signed with unexpected algorithm"
         );
+    }
+
+    #[test]
+    fn malformed_tokens_get_go_jose_texts() {
+        let e = |t: &str| split(t).err().unwrap();
+        assert_eq!(
+            e("abc.def"),
+            "go-jose/go-jose: compact JWS format must have three parts"
+        );
+        assert_eq!(e("x.y.z"), "illegal base64 data at input byte 0");
+        assert_eq!(e("abcde.e30.e30"), "illegal base64 data at input byte 4");
+        assert_eq!(e("e30.e30.a*b"), "illegal base64 data at input byte 1");
+        assert_eq!(split("e30.e30.e30").unwrap().alg, "");
     }
 
     #[test]
