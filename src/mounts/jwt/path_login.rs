@@ -108,7 +108,7 @@ impl JwtBackend {
             )
         })?;
 
-        let claims = verify_signature(&validator.keys, &token)
+        let (alg, claims) = verify_signature(&validator.keys, &token)
             .await
             .map_err(|e| {
                 bad(
@@ -119,9 +119,6 @@ impl JwtBackend {
             })?;
         check_homoglyphs(&claims)
             .map_err(|e| bad("claims", &role_name, format!("error validating token: {e}")))?;
-        let alg = super::validate::split(&token)
-            .map(|c| c.alg)
-            .unwrap_or_default();
         let default_algs: Vec<String>;
         let algorithms = if config.jwt_supported_algs.is_empty() {
             default_algs = DEFAULT_ALGS.iter().map(|a| (*a).to_string()).collect();

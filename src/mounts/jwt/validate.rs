@@ -88,9 +88,12 @@ pub fn split(token: &str) -> Result<Compact<'_>, String> {
     })
 }
 
-/// Verifies the signature with `keys` and returns the claims. `Err` is the text after
-/// `error validating token: `.
-pub async fn verify_signature(keys: &KeySet, token: &str) -> Result<Map<String, Value>, String> {
+/// Verifies the signature with `keys` and returns the `alg` header and the claims. `Err` is the
+/// text after `error validating token: `.
+pub async fn verify_signature(
+    keys: &KeySet,
+    token: &str,
+) -> Result<(String, Map<String, Value>), String> {
     let remote = matches!(keys, KeySet::Remote(_));
     let c = split(token).map_err(|e| {
         let e = if remote {
@@ -142,8 +145,9 @@ pub async fn verify_signature(keys: &KeySet, token: &str) -> Result<Map<String, 
         ));
     }
     let raw = b64(c.payload).map_err(|e| format!("error verifying token signature: {e}"))?;
-    serde_json::from_slice::<Map<String, Value>>(&raw)
-        .map_err(|e| format!("error verifying token signature: invalid claims JSON: {e}"))
+    let claims = serde_json::from_slice::<Map<String, Value>>(&raw)
+        .map_err(|e| format!("error verifying token signature: {e}"))?;
+    Ok((c.alg, claims))
 }
 
 /// Claim names registered by RFC 7519 that Vault reads.
