@@ -1392,13 +1392,18 @@ async fn login_issues_a_token_shaped_by_the_role_and_renews_against_it() {
     assert_eq!(me.body["data"]["path"], "auth/jwt/login");
 
     // Renewal reads the current role.
-    srv.post(
-        "auth/jwt/role/ci",
-        &srv.root,
-        json!({"role_type": "jwt", "token_ttl": "30m"}),
-    )
-    .await
-    .assert_status(204);
+    let r = srv
+        .post(
+            "auth/jwt/role/ci",
+            &srv.root,
+            json!({"role_type": "jwt", "token_ttl": "30m"}),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.body["warnings"],
+        json!(["bindings kept from the stored role (not in this request): bound_audiences"])
+    );
     let renewed = srv.post("auth/token/renew-self", &client, json!({})).await;
     renewed.assert_status(200);
     assert_eq!(renewed.body["auth"]["lease_duration"], 1800);
@@ -1551,6 +1556,10 @@ async fn role_writes_follow_vault_rules() {
             .contains("reset to \"string\""),
         "{}",
         r.text
+    );
+    assert_eq!(
+        r.body["warnings"][1],
+        "bindings kept from the stored role (not in this request): bound_audiences, bound_claims"
     );
     let d = srv.get("auth/jwt/role/ci", &srv.root).await.body["data"].clone();
     assert_eq!(d["bound_claims_type"], "string");

@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use super::JwtBackend;
 use super::claims::{extract_metadata, get_claim, groups, validate_bound_claims};
 use super::store::BOUND_CLAIMS_GLOB;
-use super::validate::{
-    DEFAULT_ALGS, Expected, check_homoglyphs, validate_claims, verify_signature,
-};
+use super::validate::{Expected, check_homoglyphs, validate_claims, verify_signature};
 use crate::error::{Error, Result};
 use crate::logical::{
     Auth, FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response,
@@ -119,18 +117,11 @@ impl JwtBackend {
             })?;
         check_homoglyphs(&claims)
             .map_err(|e| bad("claims", &role_name, format!("error validating token: {e}")))?;
-        let default_algs: Vec<String>;
-        let algorithms = if config.jwt_supported_algs.is_empty() {
-            default_algs = DEFAULT_ALGS.iter().map(|a| (*a).to_string()).collect();
-            &default_algs
-        } else {
-            &config.jwt_supported_algs
-        };
         let expected = Expected {
             issuer: &config.bound_issuer,
             subject: &role.bound_subject,
             audiences: &role.bound_audiences,
-            algorithms,
+            algorithms: &config.jwt_supported_algs,
             clock_skew_leeway: role.clock_skew_leeway,
             expiration_leeway: role.expiration_leeway,
             not_before_leeway: role.not_before_leeway,

@@ -4,8 +4,8 @@
 //! (default `client`), which fall back to their defaults when a write omits them.
 //!
 //! Extensions (warnings, never errors): a `jwt` role without `bound_audiences` is accepted with a
-//! warning that tokens carrying `aud` will be refused, and an update that reset a glob
-//! `bound_claims_type` to `string` says so.
+//! warning that tokens carrying `aud` will be refused, an update that reset a glob
+//! `bound_claims_type` to `string` says so, and an update names the stored bindings it kept.
 
 use serde_json::Value;
 
@@ -347,6 +347,26 @@ impl JwtBackend {
         }
         if role.verbose_oidc_logging {
             warnings.push("verbose_oidc_logging has been enabled for this role. This is not recommended in production since sensitive information may be present in OIDC responses.".into());
+        }
+        // Vault keeps stored bindings an update does not mention (vault-plugin-auth-jwt#382: a
+        // stale bound_subject looked like a token problem); say which ones were kept.
+        if let Some(old) = existing.as_deref() {
+            let kept: Vec<&str> = [
+                ("bound_audiences", !old.bound_audiences.is_empty()),
+                ("bound_subject", !old.bound_subject.is_empty()),
+                ("bound_claims", !old.bound_claims.is_empty()),
+                ("token_bound_cidrs", !old.token.token_bound_cidrs.is_empty()),
+            ]
+            .into_iter()
+            .filter(|(field, set)| *set && !d.has(field))
+            .map(|(field, _)| field)
+            .collect();
+            if !kept.is_empty() {
+                warnings.push(format!(
+                    "bindings kept from the stored role (not in this request): {}",
+                    kept.join(", ")
+                ));
+            }
         }
         if role.role_type == "jwt" && role.bound_audiences.is_empty() {
             warnings.push("role has no bound_audiences: logins with a token that carries an 'aud' claim (every GitHub, GitLab and Jenkins token does) will be refused".into());

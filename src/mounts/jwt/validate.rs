@@ -40,8 +40,8 @@ pub struct Compact<'a> {
     pub kid: Option<String>,
     /// `header.payload`, the signed bytes.
     pub signing_input: &'a str,
-    /// The payload segment (base64url).
-    pub payload: &'a str,
+    /// The payload, decoded (parsed only after the signature verified).
+    pub payload: Vec<u8>,
     /// The signature segment (base64url).
     pub signature: &'a str,
 }
@@ -67,7 +67,7 @@ pub fn split(token: &str) -> Result<Compact<'_>, String> {
         return Err("go-jose/go-jose: compact JWS format must have three parts".into());
     };
     let raw = b64(header)?;
-    b64(payload)?;
+    let payload_bytes = b64(payload)?;
     b64(signature)?;
     let h: Map<String, Value> = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
     let alg = h
@@ -83,7 +83,7 @@ pub fn split(token: &str) -> Result<Compact<'_>, String> {
         alg,
         kid,
         signing_input,
-        payload,
+        payload: payload_bytes,
         signature,
     })
 }
@@ -144,8 +144,7 @@ pub async fn verify_signature(
             }
         ));
     }
-    let raw = b64(c.payload).map_err(|e| format!("error verifying token signature: {e}"))?;
-    let claims = serde_json::from_slice::<Map<String, Value>>(&raw)
+    let claims = serde_json::from_slice::<Map<String, Value>>(&c.payload)
         .map_err(|e| format!("error verifying token signature: {e}"))?;
     Ok((c.alg, claims))
 }
@@ -186,7 +185,7 @@ pub struct Expected<'a> {
     pub subject: &'a str,
     /// `bound_audiences` (empty: not checked here).
     pub audiences: &'a [String],
-    /// Allowed algorithms (already defaulted).
+    /// `jwt_supported_algs` (empty: [`DEFAULT_ALGS`]).
     pub algorithms: &'a [String],
     /// Role leeways as stored (0 = default, negative = none).
     pub clock_skew_leeway: i64,
@@ -256,7 +255,12 @@ pub fn validate_claims(
     claims: &Map<String, Value>,
     e: &Expected<'_>,
 ) -> Result<(), String> {
-    if !e.algorithms.iter().any(|a| a == alg) {
+    let allowed = if e.algorithms.is_empty() {
+        DEFAULT_ALGS.contains(&alg)
+    } else {
+        e.algorithms.iter().any(|a| a == alg)
+    };
+    if !allowed {
         return Err(
             "invalid algorithm (alg) header parameter: token signed with unexpected algorithm"
                 .into(),
