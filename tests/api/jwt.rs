@@ -27,9 +27,12 @@ pub struct Signer {
     enc: EncodingKey,
     pub pub_pem: String,
     pub jwk: Value,
+    /// The public key bytes a verifier may hold (PKCS#1 DER for RSA, the raw point or key for
+    /// ECDSA/Ed25519): what an HS256 key-confusion forgery would use as its secret.
+    pub raw_pub: Vec<u8>,
 }
 
-fn openssl(args: &[&str], stdin: Option<&str>) -> String {
+fn openssl_bytes(args: &[&str], stdin: Option<&str>) -> Vec<u8> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("openssl")
@@ -50,7 +53,11 @@ fn openssl(args: &[&str], stdin: Option<&str>) -> String {
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out.stdout
+}
+
+fn openssl(args: &[&str], stdin: Option<&str>) -> String {
+    String::from_utf8(openssl_bytes(args, stdin)).unwrap()
 }
 
 impl Signer {
@@ -68,12 +75,17 @@ impl Signer {
         let pub_pem = openssl(&["pkey", "-pubout"], Some(&private));
         let modulus = openssl(&["rsa", "-pubin", "-noout", "-modulus"], Some(&pub_pem));
         let n = hex::decode(modulus.trim().trim_start_matches("Modulus=")).unwrap();
+        let raw_pub = openssl_bytes(
+            &["rsa", "-pubin", "-RSAPublicKey_out", "-outform", "DER"],
+            Some(&pub_pem),
+        );
         Signer {
             alg: Algorithm::RS256,
             kid: kid.into(),
             enc: EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
             pub_pem,
             jwk: json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": B64.encode(n), "e": "AQAB"}),
+            raw_pub,
         }
     }
 
@@ -91,6 +103,7 @@ impl Signer {
             pub_pem: kp.public_key_pem(),
             jwk: json!({"kty": "EC", "kid": kid, "crv": crv,
                         "x": B64.encode(&raw[1..=len]), "y": B64.encode(&raw[len + 1..])}),
+            raw_pub: raw.to_vec(),
         }
     }
 
@@ -110,6 +123,7 @@ impl Signer {
             enc: EncodingKey::from_ed_pem(kp.serialize_pem().as_bytes()).unwrap(),
             pub_pem: kp.public_key_pem(),
             jwk: json!({"kty": "OKP", "kid": kid, "crv": "Ed25519", "x": B64.encode(kp.public_key_raw())}),
+            raw_pub: kp.public_key_raw().to_vec(),
         }
     }
 
@@ -191,12 +205,12 @@ async fn provider_handle(
             .insert("content-type", "application/json".parse().unwrap());
         Ok(r)
     };
-    if !state.up.load(Ordering::SeqCst) {
-        return reply(503, "provider down".into());
-    }
     match req.uri().path() {
         "/.well-known/openid-configuration" => {
             state.discovery_hits.fetch_add(1, Ordering::SeqCst);
+            if !state.up.load(Ordering::SeqCst) {
+                return reply(503, "provider down".into());
+            }
             let issuer = state.issuer.lock().unwrap().clone();
             reply(
                 200,
@@ -205,6 +219,9 @@ async fn provider_handle(
         }
         "/jwks" => {
             state.jwks_hits.fetch_add(1, Ordering::SeqCst);
+            if !state.up.load(Ordering::SeqCst) {
+                return reply(503, "provider down".into());
+            }
             let body = state.jwks.lock().unwrap().to_string();
             reply(200, body)
         }
@@ -681,6 +698,20 @@ fn token_table(k: &Signer, other: &Signer, now: i64) -> Vec<Row> {
             "jwt",
             "ci",
             hs_token(Algorithm::HS512, k.pub_pem.as_bytes(), &base_claims(now)),
+            err(NO_KEY),
+        ),
+        (
+            "HS256 keyed with the verifier's public key bytes".into(),
+            "jwt",
+            "ci",
+            hs_token(Algorithm::HS256, &k.raw_pub, &base_claims(now)),
+            err(NO_KEY),
+        ),
+        (
+            "HS384 keyed with the verifier's public key bytes".into(),
+            "jwt",
+            "ci",
+            hs_token(Algorithm::HS384, &k.raw_pub, &base_claims(now)),
             err(NO_KEY),
         ),
         (
@@ -1162,7 +1193,24 @@ async fn discovery_over_https_caches_rotates_and_survives_outage() {
         r.body["warnings"],
         json!(["error checking oidc discovery URL"])
     );
+    // The stored config has no key set yet and the provider is down: the first login tries
+    // discovery once; the failure is then answered from memory for 10 s.
+    let before = p.state.discovery_hits.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(
+            login(&srv, "jwt", "ci", &k2.sign(&claims)).await.errors(),
+            vec!["error configuring token validator: 503 Service Unavailable: provider down"]
+        );
+    }
+    assert_eq!(p.state.discovery_hits.load(Ordering::SeqCst), before + 1);
     p.set_up(true);
+    srv.post(
+        "auth/jwt/config",
+        &srv.root,
+        json!({"oidc_discovery_url": p.base, "oidc_discovery_ca_pem": p.ca_pem}),
+    )
+    .await
+    .assert_status(204);
     login(&srv, "jwt", "ci", &k2.sign(&claims))
         .await
         .assert_status(200);

@@ -71,6 +71,7 @@ impl KeySource {
     /// Builds the key set: parses static keys, or resolves discovery and prepares the JWKS
     /// client (keys are fetched on first use unless `prefetch`).
     async fn build(&self, prefetch: bool) -> std::result::Result<KeySet, String> {
+        let started = tokio::time::Instant::now();
         if !self.pubkeys.is_empty() {
             let keys = self
                 .pubkeys
@@ -88,8 +89,19 @@ impl KeySource {
         } else {
             return Err("unsupported config type".into());
         };
-        if prefetch && let Err(e) = remote.fetch_now().await {
-            tracing::warn!(error = %e, "initial JWKS fetch failed; keys will be fetched at the first login");
+        // The first fetch shares the write's network budget with discovery; a failure (or no
+        // time left) only means the keys are fetched at the first login.
+        let left = keys::FETCH_TIMEOUT.saturating_sub(started.elapsed());
+        if prefetch {
+            match tokio::time::timeout(left, remote.fetch_now()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "initial JWKS fetch failed; keys will be fetched at the first login")
+                }
+                Err(_) => tracing::warn!(
+                    "initial JWKS fetch timed out; keys will be fetched at the first login"
+                ),
+            }
         }
         Ok(KeySet::Remote(remote))
     }
@@ -101,6 +113,10 @@ struct Validator {
     keys: KeySet,
 }
 
+/// How long a failed key-set build is answered from memory, so logins against an unreachable
+/// discovery URL fail fast instead of queueing behind one network timeout each.
+const BUILD_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The JWT/OIDC auth backend.
 pub struct JwtBackend {
     sys: Arc<dyn SystemView>,
@@ -108,8 +124,8 @@ pub struct JwtBackend {
     config_cache: DecodedCache<JwtConfig>,
     role_cache: DecodedCache<JwtRole>,
     validator: ArcSwapOption<Validator>,
-    /// Single flight for key-set builds (discovery is a network call).
-    build: tokio::sync::Mutex<()>,
+    /// Single flight for key-set builds (discovery is a network call); holds the last failure.
+    build: tokio::sync::Mutex<Option<(KeySource, tokio::time::Instant, String)>>,
     /// Serialises role read-modify-writes.
     role_write: tokio::sync::Mutex<()>,
 }
@@ -131,7 +147,7 @@ impl JwtBackend {
             config_cache: DecodedCache::new(4),
             role_cache: DecodedCache::new(ROLE_CACHE_CAP),
             validator: ArcSwapOption::empty(),
-            build: tokio::sync::Mutex::new(()),
+            build: tokio::sync::Mutex::new(None),
             role_write: tokio::sync::Mutex::new(()),
         }
     }
@@ -171,17 +187,31 @@ impl JwtBackend {
         {
             return Ok(v);
         }
-        let _guard = self.build.lock().await;
+        let mut last_failure = self.build.lock().await;
         if let Some(v) = self.validator.load_full()
             && v.source.matches(config)
         {
             return Ok(v);
         }
+        if let Some((source, at, err)) = last_failure.as_ref()
+            && source.matches(config)
+            && at.elapsed() < BUILD_RETRY_AFTER
+        {
+            return Err(err.clone());
+        }
         let source = KeySource::of(config);
-        let keys = source.build(false).await?;
-        let v = Arc::new(Validator { source, keys });
-        self.validator.store(Some(v.clone()));
-        Ok(v)
+        match source.build(false).await {
+            Ok(keys) => {
+                *last_failure = None;
+                let v = Arc::new(Validator { source, keys });
+                self.validator.store(Some(v.clone()));
+                Ok(v)
+            }
+            Err(e) => {
+                *last_failure = Some((source, tokio::time::Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
     }
 
     /// Installs a key set built by a config write.
@@ -212,12 +242,17 @@ impl Backend for JwtBackend {
         self.table.canonical_path(path)
     }
 
-    /// Refreshes a JWKS older than ten minutes (the login path never waits for this).
+    /// Refreshes a JWKS older than ten minutes, in a task of its own: neither logins nor the
+    /// core's housekeeping wait for the provider.
     async fn periodic(&self, _storage: &Storage) -> Result<usize> {
         if let Some(v) = self.validator.load_full()
-            && let KeySet::Remote(r) = &v.keys
+            && matches!(v.keys, KeySet::Remote(_))
         {
-            r.refresh_if_old().await;
+            tokio::spawn(async move {
+                if let KeySet::Remote(r) = &v.keys {
+                    r.refresh_if_old().await;
+                }
+            });
         }
         Ok(0)
     }

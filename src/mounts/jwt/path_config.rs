@@ -241,6 +241,8 @@ impl JwtBackend {
         };
 
         req.storage.put_json(CONFIG_KEY, &config).await?;
+        // An explicit write retries at once whatever failed before.
+        *self.build.lock().await = None;
         match built {
             Some(keys) => self.install(source, keys),
             None => self.validator.store(None),

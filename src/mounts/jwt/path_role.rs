@@ -19,8 +19,8 @@ use crate::mounts::token_fields::token_fields;
 
 type P = PathSpec<JwtBackend>;
 
-/// Vault's `GenericNameRegex("name")`.
-const ROLE_NAME: &str = r"(?P<name>\w(([\w.-]+)?\w)?)";
+/// Vault's `GenericNameRegex("name")` (Go's `\w` is ASCII only).
+const ROLE_NAME: &str = r"(?P<name>[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)";
 
 pub(super) fn paths() -> Vec<P> {
     vec![
