@@ -1587,6 +1587,12 @@ async fn role_writes_follow_vault_rules() {
     assert_eq!(d["user_claim"], "sub");
     assert_eq!(d["callback_mode"], "client");
     assert_eq!(d["bound_audiences"], json!(["coffer"]));
+    // Go's nil slices read back as null (OpenBao 2.7.2's shape).
+    for nil in ["allowed_redirect_uris", "oidc_scopes", "oauth2_metadata"] {
+        assert_eq!(d[nil], Value::Null, "{nil}");
+    }
+    assert_eq!(d["token_bound_cidrs"], json!([]));
+    assert_eq!(d["token_strictly_bind_ip"], false);
 
     // An update that omits role_type falls back to oidc, as in Vault.
     let r = w("ci", json!({"bound_subject": "x"})).await;

@@ -155,6 +155,11 @@ pub struct JwtRole {
     pub num_uses: i64,
 }
 
+/// A Go nil slice in JSON: `null` when empty.
+fn nil_list(v: &[String]) -> Value {
+    if v.is_empty() { Value::Null } else { json!(v) }
+}
+
 impl JwtRole {
     /// The `data` of a role read: every field, durations as seconds.
     pub fn read_data(&self) -> Map<String, Value> {
@@ -163,14 +168,14 @@ impl JwtRole {
         d.insert("expiration_leeway".into(), json!(self.expiration_leeway));
         d.insert("not_before_leeway".into(), json!(self.not_before_leeway));
         d.insert("clock_skew_leeway".into(), json!(self.clock_skew_leeway));
-        d.insert("bound_audiences".into(), json!(self.bound_audiences));
+        d.insert("bound_audiences".into(), nil_list(&self.bound_audiences));
         d.insert("bound_subject".into(), json!(self.bound_subject));
         d.insert("bound_claims_type".into(), json!(self.bound_claims_type));
         let bound = (!self.bound_claims.is_empty()).then(|| self.bound_claims.clone());
         d.insert("bound_claims".into(), json!(bound));
         let mappings = (!self.claim_mappings.is_empty()).then(|| self.claim_mappings.clone());
         d.insert("claim_mappings".into(), json!(mappings));
-        d.insert("oauth2_metadata".into(), json!(self.oauth2_metadata));
+        d.insert("oauth2_metadata".into(), nil_list(&self.oauth2_metadata));
         d.insert("user_claim".into(), json!(self.user_claim));
         d.insert(
             "user_claim_json_pointer".into(),
@@ -179,10 +184,10 @@ impl JwtRole {
         d.insert("groups_claim".into(), json!(self.groups_claim));
         d.insert(
             "allowed_redirect_uris".into(),
-            json!(self.allowed_redirect_uris),
+            nil_list(&self.allowed_redirect_uris),
         );
         d.insert("callback_mode".into(), json!(self.callback_mode));
-        d.insert("oidc_scopes".into(), json!(self.oidc_scopes));
+        d.insert("oidc_scopes".into(), nil_list(&self.oidc_scopes));
         d.insert(
             "verbose_oidc_logging".into(),
             json!(self.verbose_oidc_logging),
@@ -197,6 +202,8 @@ impl JwtRole {
             json!(self.oidc_disable_confirmation),
         );
         self.token.read_into(&mut d);
+        // OpenBao's token field; Coffer has no IP-strict binding, so it is always false.
+        d.insert("token_strictly_bind_ip".into(), json!(false));
         if self.poll_interval > 0 {
             d.insert("poll_interval".into(), json!(self.poll_interval));
         }
