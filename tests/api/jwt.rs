@@ -1855,3 +1855,63 @@ async fn bao_cli_write_login() {
         bad.stderr
     );
 }
+
+/// Single flight: a burst of concurrent logins with a freshly rotated `kid` causes exactly one
+/// JWKS fetch, and every one of them succeeds. Repeated over several rotations (fresh mounts, so
+/// each burst is outside the 10 s window of the previous one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_unknown_kid_logins_share_one_refresh() {
+    let srv = TestServer::start().await;
+    for round in 0..4 {
+        let p = provider(false).await;
+        let old = Signer::p256(&format!("old{round}"));
+        let new = Signer::ed25519(&format!("new{round}"));
+        p.set_keys(&[&old]);
+        let mount = format!("jwt-sf{round}");
+        enable(&srv, &mount, "jwt").await;
+        srv.post(
+            &format!("auth/{mount}/config"),
+            &srv.root,
+            json!({"jwks_url": format!("{}/jwks", p.base), "bound_issuer": ISSUER}),
+        )
+        .await
+        .assert_status(204);
+        srv.post(
+            &format!("auth/{mount}/role/ci"),
+            &srv.root,
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "coffer"}),
+        )
+        .await
+        .assert_status(204);
+        assert_eq!(p.hits(), 1);
+        p.set_keys(&[&old, &new]);
+        let token = new.sign(&base_claims(now(&srv)));
+        let url = srv.url(&format!("auth/{mount}/login"));
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (client, url, body) = (
+                srv.client.clone(),
+                url.clone(),
+                json!({"role": "ci", "jwt": token}).to_string(),
+            );
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200, "round {round}");
+        }
+        assert_eq!(
+            p.hits(),
+            2,
+            "round {round}: one refresh for the whole burst"
+        );
+    }
+}
