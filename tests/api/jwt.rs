@@ -1557,7 +1557,7 @@ async fn role_writes_follow_vault_rules() {
     );
 
     // Create, read back (durations as seconds, unset leeways as 0), update semantics.
-    w(
+    let r = w(
         "CI",
         json!({
             "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["coffer"],
@@ -1566,8 +1566,16 @@ async fn role_writes_follow_vault_rules() {
             "policies": "legacy", "ttl": "10m", "token_max_ttl": 3600,
         }),
     )
-    .await
-    .assert_status(204);
+    .await;
+    r.assert_status(200);
+    assert!(
+        r.body["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("bound_claims \"sub\" is a glob: '*' also matches ':' and '/'"),
+        "{}",
+        r.text
+    );
     let read = srv.get("auth/jwt/role/ci", &srv.root).await;
     read.assert_status(200);
     let d = &read.body["data"];

@@ -368,6 +368,15 @@ impl JwtBackend {
                 ));
             }
         }
+        if role.bound_claims_type == BOUND_CLAIMS_GLOB
+            && let Some(sub) = role.bound_claims.get("sub")
+            && normalize_list(sub)
+                .unwrap_or_default()
+                .iter()
+                .any(|v| v.as_str().is_some_and(|p| p.contains('*')))
+        {
+            warnings.push("bound_claims \"sub\" is a glob: '*' also matches ':' and '/', so \"repo:org/*\" admits every repository, branch, environment and pull request of org".into());
+        }
         if role.role_type == "jwt" && role.bound_audiences.is_empty() {
             warnings.push("role has no bound_audiences: logins with a token that carries an 'aud' claim (every GitHub, GitLab and Jenkins token does) will be refused".into());
         }
