@@ -134,6 +134,13 @@ impl Signer {
         jsonwebtoken::encode(&h, claims, &self.enc).unwrap()
     }
 
+    /// Signs with another algorithm of the same key family (RSA: RS*/PS*).
+    pub fn sign_as(&self, alg: Algorithm, claims: &Value) -> String {
+        let mut h = Header::new(alg);
+        h.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&h, claims, &self.enc).unwrap()
+    }
+
     /// Signs without a `kid` header.
     pub fn sign_no_kid(&self, claims: &Value) -> String {
         jsonwebtoken::encode(&Header::new(self.alg), claims, &self.enc).unwrap()
@@ -1042,6 +1049,17 @@ async fn crafted_tokens_are_accepted_or_refused_with_vault_texts() {
         }
     }
     assert!(count >= 4 * 40, "{count} rows");
+    // Every RSA algorithm, PKCS#1 v1.5 and PSS, with the same key.
+    for alg in [
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+    ] {
+        let t = signers[0].sign_as(alg, &base_claims(now));
+        login(&srv, "jwt", "ci", &t).await.assert_status(200);
+    }
     // No configuration and no role: the first two checks.
     enable(&srv, "jwt-empty", "jwt").await;
     let r = login(&srv, "jwt-empty", "ci", "x.y.z").await;
