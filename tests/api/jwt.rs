@@ -1329,6 +1329,23 @@ async fn jwks_url_config_checks_and_logins() {
             .errors(),
         vec!["error parsing public key: unexpected trailing data after parsed PEM block"]
     );
+    let short = openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+        ],
+        None,
+    );
+    let short_pub = openssl(&["pkey", "-pubout"], Some(&short));
+    assert_eq!(
+        cfg(json!({"jwt_validation_pubkeys": [short_pub]}))
+            .await
+            .errors(),
+        vec!["error parsing public key: RSA keys shorter than 2048 bits are not supported"]
+    );
     assert_eq!(
         cfg(json!({"oidc_discovery_url": format!("{}/.well-known/openid-configuration", plain.base)})).await.errors(),
         vec!["'oidc_discovery_url' contains '.well-known' component"]
@@ -1559,6 +1576,17 @@ async fn role_writes_follow_vault_rules() {
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert_eq!(r.errors(), vec![text], "{body}");
     }
+
+    let r = w(
+        "bad",
+        json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "a",
+               "token_policies": "{{identity.entity.name}}", "token_policies_template_claims": true}),
+    )
+    .await;
+    assert_eq!(
+        r.errors(),
+        vec!["'token_policies_template_claims' is not supported by this server"]
+    );
 
     // A jwt role without bound_audiences is accepted with a warning.
     let r = w(

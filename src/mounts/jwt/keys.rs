@@ -84,6 +84,9 @@ impl PublicKey {
     }
 }
 
+/// Length of the shortest RSA SubjectPublicKeyInfo accepted (2048-bit modulus).
+const MIN_RSA_SPKI_LEN: usize = 290;
+
 // DER encodings of the named-curve OIDs inside an EC SubjectPublicKeyInfo.
 const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -128,6 +131,11 @@ pub fn parse_pem(pem: &str) -> Result<PublicKey, String> {
     }
     let bytes = pem.as_bytes();
     let (key, family) = if let Ok(k) = DecodingKey::from_rsa_pem(bytes) {
+        // ring verifies RSA signatures with 2048- to 8192-bit moduli only; a shorter key would
+        // be stored and then fail every login. (A 2048-bit SubjectPublicKeyInfo is 294 bytes.)
+        if label == "PUBLIC KEY" && der.len() < MIN_RSA_SPKI_LEN {
+            return Err("RSA keys shorter than 2048 bits are not supported".into());
+        }
         (k, Family::Rsa)
     } else if let Ok(k) = DecodingKey::from_ed_pem(bytes) {
         (k, Family::Ed25519)

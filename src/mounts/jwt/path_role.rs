@@ -233,6 +233,12 @@ impl JwtBackend {
             role.max_age = v;
         }
         if let Some(v) = d.get_bool("token_policies_template_claims")? {
+            if v {
+                // Policies would be taken literally ("{{...}}"): refuse rather than mislead.
+                return Err(Error::bad(
+                    "'token_policies_template_claims' is not supported by this server",
+                ));
+            }
             role.token_policies_template_claims = v;
         }
 
