@@ -23,6 +23,8 @@ pub struct Fixtures {
     pub policy_token: String,
     pub role_id: String,
     pub secret_id: String,
+    /// The RS256 token of the `jwt-login` scenario.
+    pub jwt: String,
 }
 
 pub fn expect(what: &str, got: (u16, Value), want: &[u16]) -> R<Value> {
@@ -105,10 +107,44 @@ pub async fn setup_fixtures(addr: &str) -> R<Fixtures> {
         )
         .await?;
     let secret_id = str_at(&expect("secret-id", r, &[200])?, "/data/secret_id")?;
+    // JWT: the same static public key on both servers (no network on the login path).
+    let jwt = crate::jwt::fixture()?;
+    let r = c.call("GET", "/v1/sys/auth", Some(ROOT), None).await?;
+    if r.1.pointer("/data/jwt~1").is_none() && r.1.get("jwt/").is_none() {
+        let r = c
+            .call(
+                "POST",
+                "/v1/sys/auth/jwt",
+                Some(ROOT),
+                Some(json!({"type": "jwt"})),
+            )
+            .await?;
+        expect("jwt enable", r, &[200, 204])?;
+    }
+    let r = c
+        .call(
+            "POST",
+            "/v1/auth/jwt/config",
+            Some(ROOT),
+            Some(json!({"jwt_validation_pubkeys": [jwt.pub_pem],
+                        "bound_issuer": "https://token.actions.githubusercontent.com"})),
+        )
+        .await?;
+    expect("jwt config", r, &[200, 204])?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/auth/jwt/role/bench",
+            Some(ROOT),
+            Some(crate::jwt::role()),
+        )
+        .await?;
+    expect("jwt role", r, &[200, 204])?;
     let fx = Fixtures {
         policy_token,
         role_id,
         secret_id,
+        jwt: jwt.token.clone(),
     };
     // Sanity: every scenario's request succeeds once.
     for s in Scenario::ALL {
@@ -133,18 +169,20 @@ pub enum Scenario {
     KvWrite,
     Mix,
     Login,
+    JwtLogin,
     TokenCreate,
 }
 
 impl Scenario {
     /// The throughput scenarios of issue 8, in run order (token-creating ones last).
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::KvReadRoot,
         Scenario::KvReadPolicy,
         Scenario::LookupSelf,
         Scenario::KvWrite,
         Scenario::Mix,
         Scenario::Login,
+        Scenario::JwtLogin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -155,6 +193,7 @@ impl Scenario {
             Scenario::KvWrite => "kv-write",
             Scenario::Mix => "mix-90-10",
             Scenario::Login => "approle-login",
+            Scenario::JwtLogin => "jwt-login",
             Scenario::TokenCreate => "token-create",
         }
     }
@@ -167,6 +206,7 @@ impl Scenario {
             Scenario::KvWrite => "kv-v2 write, distinct keys",
             Scenario::Mix => "90/10 kv read/write mix",
             Scenario::Login => "AppRole login",
+            Scenario::JwtLogin => "JWT login (RS256, static key, bound claims)",
             Scenario::TokenCreate => "token create (root)",
         }
     }
@@ -205,6 +245,10 @@ impl ReqGen {
             Scenario::Login => {
                 let body = json!({"role_id": fx.role_id, "secret_id": fx.secret_id}).to_string();
                 build_request("POST", "/v1/auth/approle/login", None, Some(&body))
+            }
+            Scenario::JwtLogin => {
+                let body = json!({"role": "bench", "jwt": fx.jwt}).to_string();
+                build_request("POST", "/v1/auth/jwt/login", None, Some(&body))
             }
             Scenario::TokenCreate => build_request(
                 "POST",

@@ -21,6 +21,7 @@
 
 mod client;
 mod compare;
+mod jwt;
 mod load;
 mod process;
 mod report;
@@ -117,7 +118,7 @@ const USAGE: &str = "usage:
                        [--no-memory] [--port P] [--out FILE]
   coffer-bench load --addr 127.0.0.1:PORT [--scenario NAME] [--conns N]
                     [--duration SECS | --requests N] [--pid SERVER_PID]
-scenarios: kv-read-root kv-read-policy lookup-self kv-write mix-90-10 approle-login token-create";
+scenarios: kv-read-root kv-read-policy lookup-self kv-write mix-90-10 approle-login jwt-login token-create";
 
 fn parse_compare(args: &[String]) -> R<Opts> {
     let mut o = Opts {

@@ -2,19 +2,22 @@
 //!
 //! Each folder here is one backend type with its own path table: `sys` (system endpoints),
 //! `token` (auth/token), `identity` (placeholder so `vault secrets list` matches Vault),
-//! `cubbyhole` (per-token storage), `kv` (key/value, v1 and v2), `approle` (machine login).
+//! `cubbyhole` (per-token storage), `kv` (key/value, v1 and v2), `approle` (machine login),
+//! `jwt` (also mounted as `oidc`: CI identity tokens).
 //! [`REGISTRY`] lists them, one row per type: adding a backend type is adding a row.
 //!
-//! The engines that are plugins in Vault (kv, approle, cubbyhole) are built against a
+//! The engines that are plugins in Vault (kv, approle, jwt, cubbyhole) are built against a
 //! `logical::SystemView` alone; the system backend and the token store are part of Vault's core
 //! and are built against the `Core`.
 
 pub mod approle;
 pub mod cubbyhole;
 pub mod identity;
+pub mod jwt;
 pub mod kv;
 pub mod sys;
 pub mod token;
+pub mod token_fields;
 
 use std::sync::Arc;
 
@@ -90,6 +93,17 @@ pub static REGISTRY: &[BackendType] = &[
         kind: BackendKind::AuthMethod,
         factory: Factory::Plugin(|sys| Arc::new(approle::AppRoleBackend::new(sys))),
     },
+    BackendType {
+        name: "jwt",
+        kind: BackendKind::AuthMethod,
+        factory: Factory::Plugin(|sys| Arc::new(jwt::JwtBackend::new(sys))),
+    },
+    // Vault's `oidc` type is the same plugin; only its `role_type=jwt` logins are served here.
+    BackendType {
+        name: "oidc",
+        kind: BackendKind::AuthMethod,
+        factory: Factory::Plugin(|sys| Arc::new(jwt::JwtBackend::new(sys))),
+    },
 ];
 
 /// The registry row of a type.
@@ -148,6 +162,8 @@ mod tests {
             assert!(!is_mountable(MountTableKind::Secret, builtin));
             assert!(!is_mountable(MountTableKind::Auth, builtin));
         }
-        assert!(!is_known_type("jwt"));
+        assert!(is_mountable(MountTableKind::Auth, "jwt"));
+        assert!(is_mountable(MountTableKind::Auth, "oidc"));
+        assert!(!is_known_type("ldap"));
     }
 }

@@ -21,6 +21,7 @@ mod clients;
 mod common;
 mod http_layer;
 mod jenkins;
+mod jwt;
 mod kv;
 mod leases;
 mod metrics;

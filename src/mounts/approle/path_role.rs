@@ -5,55 +5,15 @@
 //! persisted (with its role_id index) in one batch by `save_role`.
 
 use super::store::{RoleEntry, SECRET_ID_LOCAL_PREFIX, SECRET_ID_PREFIX};
-use super::validation::{MAX_HMAC_INPUT, parse_addrs, validate_cidr_list};
+use super::validation::{MAX_HMAC_INPUT, validate_cidr_list};
 use super::{AppRoleBackend, ROLE_NAME, go_err};
 use crate::error::{Error, Result};
 use crate::logical::field::go_duration;
 use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
+use crate::mounts::token_fields::{TokenFields, token_fields};
 use crate::token::normalize_policies;
 
 type P = PathSpec<AppRoleBackend>;
-
-/// Adds Vault's shared `token_*` fields to a path.
-pub(super) fn token_fields(p: P) -> P {
-    p.field(
-        "token_bound_cidrs",
-        T::CommaStringSlice,
-        "CIDRs tokens may be used from.",
-    )
-    .field(
-        "token_explicit_max_ttl",
-        T::DurationSecond,
-        "Hard cap of token TTL.",
-    )
-    .field("token_max_ttl", T::DurationSecond, "Maximum token TTL.")
-    .field(
-        "token_no_default_policy",
-        T::Bool,
-        "Leave out the default policy.",
-    )
-    .field(
-        "token_period",
-        T::DurationSecond,
-        "Period of periodic tokens.",
-    )
-    .field(
-        "token_policies",
-        T::CommaStringSlice,
-        "Policies of issued tokens.",
-    )
-    .field(
-        "token_type",
-        T::Str,
-        "Token type: default, service or batch.",
-    )
-    .field("token_ttl", T::DurationSecond, "Initial token TTL.")
-    .field(
-        "token_num_uses",
-        T::Int,
-        "Uses of issued tokens (0 = unlimited).",
-    )
-}
 
 pub(super) fn paths() -> Vec<P> {
     vec![
@@ -108,66 +68,35 @@ pub(super) fn paths() -> Vec<P> {
     ]
 }
 
-/// Applies the `token_*` fields present in the request (Vault's `ParseTokenFields`).
+/// Applies the `token_*` fields present in the request (Vault's `ParseTokenFields`), through
+/// the shared [`TokenFields`] rules.
 pub(super) fn parse_token_fields(
     role: &mut RoleEntry,
     d: &FieldData<'_>,
     token_type: Option<String>,
 ) -> Result<()> {
-    if let Some(cidrs) = d.get_list("token_bound_cidrs")? {
-        role.token_bound_cidrs = parse_addrs(&cidrs).map_err(Error::bad)?;
-    }
-    if let Some(v) = d.get_duration("token_explicit_max_ttl")? {
-        role.token_explicit_max_ttl = v;
-    }
-    if let Some(v) = d.get_duration("token_max_ttl")? {
-        role.token_max_ttl = v;
-    }
-    if let Some(v) = d.get_bool("token_no_default_policy")? {
-        role.token_no_default_policy = v;
-    }
-    if let Some(v) = d.get_duration("token_period")? {
-        role.token_period = v;
-    }
-    if let Some(v) = d.get_list("token_policies")? {
-        role.token_policies = v;
-    }
-    if let Some(t) = token_type {
-        role.token_type = match t.as_str() {
-            "" | "default" => "default".into(),
-            // Batch tokens are accepted on the role as Vault does, but the token store only
-            // issues service tokens, so logins through such a role still get a service token.
-            "service" | "batch" => t,
-            other => return Err(Error::bad(format!("invalid 'token_type' value {other:?}"))),
-        };
-    }
-    if let Some(v) = d.get_int("token_num_uses")? {
-        role.token_num_uses = v;
-    }
-    if role.token_num_uses < 0 {
-        return Err(Error::bad("'token_num_uses' cannot be negative"));
-    }
-    if role.token_type == "batch" {
-        if role.token_period != 0 {
-            return Err(Error::bad(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
-            ));
-        }
-        if role.token_num_uses != 0 {
-            return Err(Error::bad(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
-            ));
-        }
-    }
-    if let Some(v) = d.get_duration("token_ttl")? {
-        role.token_ttl = v;
-    }
-    if role.token_ttl > 0 && role.token_max_ttl > 0 && role.token_ttl > role.token_max_ttl {
-        return Err(Error::bad(
-            "'token_ttl' cannot be greater than 'token_max_ttl'",
-        ));
-    }
-    Ok(())
+    let mut t = TokenFields {
+        token_policies: std::mem::take(&mut role.token_policies),
+        token_ttl: role.token_ttl,
+        token_max_ttl: role.token_max_ttl,
+        token_explicit_max_ttl: role.token_explicit_max_ttl,
+        token_period: role.token_period,
+        token_num_uses: role.token_num_uses,
+        token_no_default_policy: role.token_no_default_policy,
+        token_type: std::mem::take(&mut role.token_type),
+        token_bound_cidrs: std::mem::take(&mut role.token_bound_cidrs),
+    };
+    let parsed = t.parse(d, token_type);
+    role.token_policies = t.token_policies;
+    role.token_ttl = t.token_ttl;
+    role.token_max_ttl = t.token_max_ttl;
+    role.token_explicit_max_ttl = t.token_explicit_max_ttl;
+    role.token_period = t.token_period;
+    role.token_num_uses = t.token_num_uses;
+    role.token_no_default_policy = t.token_no_default_policy;
+    role.token_type = t.token_type;
+    role.token_bound_cidrs = t.token_bound_cidrs;
+    parsed
 }
 
 fn role_name(d: &FieldData<'_>) -> Result<String> {
