@@ -82,6 +82,8 @@ pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<
         dev: false,
         allow_api_audit_creation: config.unsafe_allow_api_audit_creation,
         allow_audit_log_prefixing: config.allow_audit_log_prefixing,
+        audit_timeout: config.audit_timeout,
+        plugin_directory: config.plugin_directory.clone(),
     };
     Core::new(raw, kind, clock, core_config).map_err(|e| e.to_string())
 }

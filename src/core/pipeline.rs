@@ -111,11 +111,14 @@ impl Core {
             errors: Vec::new(),
         });
         let mut revoke = None;
-        let result = self
+        let mut result = self
             .handle_traced(request_id, inc, &mut trace, &mut revoke)
             .await;
-        if let Some(t) = trace {
-            t.finish(&result);
+        if let Some(t) = trace
+            && let Err(e) = t.finish(&result).await
+            && result.is_ok()
+        {
+            result = Err(e);
         }
         if let Some(key) = revoke {
             // The token's last use: revoke it (and its children) now that the request is done.
@@ -318,7 +321,7 @@ impl Core {
         }
 
         if let Some(t) = trace.as_mut() {
-            t.announce()?;
+            t.announce().await?;
         }
         let mut response = m.backend.handle_request(&req).await?;
         let mut auth_block = None;

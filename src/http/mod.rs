@@ -216,19 +216,20 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         .map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
     // A request refused here is reported to the core's observer (audit) as well.
-    let rejected = |path: &str, e: &Error| {
+    let rejected = async |path: &str, e: &Error| {
         state
             .core
-            .observe_rejection(parts.method.as_str(), path, addr, e);
+            .observe_rejection(parts.method.as_str(), path, addr, e)
+            .await;
     };
     if let Some(problem) = check_path(parts.uri.path()) {
         if let Some(e) = problem.rejection() {
-            rejected(parts.uri.path(), &e);
+            rejected(parts.uri.path(), &e).await;
         }
         return path_problem_response(problem, &parts.method, parts.uri.query());
     }
     let Some(path) = normalize_path(parts.uri.path()) else {
-        rejected(parts.uri.path(), &Error::NotFound);
+        rejected(parts.uri.path(), &Error::NotFound).await;
         return error_response(&Error::NotFound);
     };
     // Only init and unseal read their body here; everything else streams it to the decoder.
@@ -236,7 +237,7 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         match decode::read_body(body, state.options.max_request_size).await {
             Ok(b) => (b, Body::empty()),
             Err(e) => {
-                rejected(&path, &e);
+                rejected(&path, &e).await;
                 return error_response(&e);
             }
         }
@@ -267,7 +268,7 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
     .await
     {
         Err(e) => {
-            rejected(&path, &e);
+            rejected(&path, &e).await;
             error_response(&e)
         }
         Ok(inc) => match state.core.handle_request(inc).await {
