@@ -145,6 +145,7 @@ pub async fn run(
         }
     }
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
+    crate::server::reopen_audit_on_hangup(Arc::downgrade(&core));
     print_banner(&config, &core, &lines);
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {

@@ -306,8 +306,44 @@ impl SocketOut {
     }
 }
 
+impl SocketOut {
+    /// Whether the peer of a stream connection has closed it (so a write would vanish into a
+    /// dead connection instead of failing): a non-blocking peek that sees end-of-file.
+    fn closed_by_peer(&self) -> bool {
+        fn eof<S>(
+            s: &S,
+            nb: impl Fn(&S, bool) -> io::Result<()>,
+            peek: impl Fn(&S) -> io::Result<usize>,
+        ) -> bool {
+            if nb(s, true).is_err() {
+                return false;
+            }
+            let r = peek(s);
+            let _ = nb(s, false);
+            match r {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            }
+        }
+        match &self.conn {
+            Some(Conn::Tcp(c)) => eof(c, TcpStream::set_nonblocking, |c| c.peek(&mut [0u8; 1])),
+            Some(Conn::Unix(c)) => eof(c, UnixStream::set_nonblocking, |c| {
+                use std::io::Read;
+                // A Unix stream has no peek in std: a closed peer reads as EOF, and the audit
+                // peer is never expected to send anything.
+                (&*c).read(&mut [0u8; 1])
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl Output for SocketOut {
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.closed_by_peer() {
+            self.reopen()?;
+        }
         match self.conn.as_mut() {
             None => Err(io::Error::other("not connected")),
             Some(Conn::Tcp(c)) => c.write_all(data),
