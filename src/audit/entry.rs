@@ -33,6 +33,24 @@ fn op_name(op: Operation) -> &'static str {
     }
 }
 
+/// The version every built-in mount reports (`running_plugin_version` in `sys/mounts`).
+static RUNNING_VERSION: LazyLock<String> =
+    LazyLock::new(|| format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION")));
+
+/// Vault's client id of a token: its entity, or for a token without one the base64 SHA-256 of
+/// its sorted policies (joined by U+007F) and its namespace id (after U+0000).
+fn client_id(entity_id: &str, policies: &[String]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    if !entity_id.is_empty() {
+        return entity_id.to_string();
+    }
+    let mut policies = policies.to_vec();
+    policies.sort();
+    let input = format!("{}\u{0}root", policies.join("\u{7f}"));
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(input.as_bytes()))
+}
+
 /// hashicorp/go-multierror's text, which Vault writes as an entry's `error`.
 fn multierror(errors: &[String]) -> String {
     match errors {
@@ -157,11 +175,21 @@ impl Device {
         }
     }
 
-    fn mount_fields(m: &mut Map<String, Value>, r: &RequestRecord) {
+    /// The mount fields; `version_key` is `mount_running_version` in a request object and
+    /// `mount_running_plugin_version` in a response object (as in Vault).
+    fn mount_fields(
+        m: &mut Map<String, Value>,
+        r: &RequestRecord,
+        version_key: &str,
+        accessor: bool,
+    ) {
         if let Some(mount) = &r.mount {
             put(m, "mount_point", json!(mount.path));
             put(m, "mount_type", json!(mount.kind));
-            put(m, "mount_accessor", json!(mount.accessor));
+            if accessor {
+                put(m, "mount_accessor", json!(mount.accessor));
+            }
+            put(m, version_key, json!(RUNNING_VERSION.as_str()));
             let class = if mount.path.starts_with("auth/") {
                 "auth"
             } else {
@@ -171,11 +199,23 @@ impl Device {
         }
     }
 
-    fn request_object(&self, r: &RequestRecord) -> Value {
+    /// `response`: the object inside a response entry (the request's mount accessor is known
+    /// by then); a request entry carries the mount accessor only for a create or update, whose
+    /// existence check resolved it (as OpenBao does).
+    fn request_object(&self, r: &RequestRecord, response: bool) -> Value {
         let mut m = Map::new();
         put(&mut m, "id", json!(r.request_id));
+        if let Some(t) = &r.token {
+            put(
+                &mut m,
+                "client_id",
+                json!(client_id(&t.entity_id, &t.policies)),
+            );
+        }
         put(&mut m, "operation", json!(op_name(r.operation)));
-        Self::mount_fields(&mut m, r);
+        let accessor = matches!(r.operation, Operation::Create | Operation::Update)
+            || (response && r.errors.is_empty());
+        Self::mount_fields(&mut m, r, "mount_running_version", accessor);
         put(
             &mut m,
             "client_token",
@@ -202,6 +242,8 @@ impl Device {
             "remote_address",
             json!(r.client_addr.map(|a| a.to_string())),
         );
+        put(&mut m, "remote_port", json!(r.client_port));
+        put(&mut m, "wrap_ttl", json!(r.wrap_ttl));
         Value::Object(m)
     }
 
@@ -211,7 +253,7 @@ impl Device {
         m.insert("time".into(), json!(rfc3339_nanos(SystemTime::now())));
         m.insert("type".into(), json!("request"));
         m.insert("auth".into(), self.top_auth(r));
-        m.insert("request".into(), self.request_object(r));
+        m.insert("request".into(), self.request_object(r, false));
         put(&mut m, "error", json!(multierror(&r.errors)));
         Value::Object(m)
     }
@@ -222,11 +264,16 @@ impl Device {
         m.insert("time".into(), json!(rfc3339_nanos(SystemTime::now())));
         m.insert("type".into(), json!("response"));
         m.insert("auth".into(), self.top_auth(r));
-        m.insert("request".into(), self.request_object(r));
+        m.insert("request".into(), self.request_object(r, true));
 
         let mut out = Map::new();
         let mut login_auth = None;
-        Self::mount_fields(&mut out, r);
+        Self::mount_fields(
+            &mut out,
+            r,
+            "mount_running_plugin_version",
+            r.errors.is_empty(),
+        );
         if let Some(block) = &resp.auth {
             let field = |k: &str| block.get(k).and_then(Value::as_str);
             let a = match &resp.issued_token {
@@ -252,6 +299,11 @@ impl Device {
                     ] {
                         put(&mut a, k, block.get(k).cloned().unwrap_or(Value::Null));
                     }
+                    put(
+                        &mut a,
+                        "token_ttl",
+                        block.get("lease_duration").cloned().unwrap_or(Value::Null),
+                    );
                     Value::Object(a)
                 }
             };
@@ -328,5 +380,15 @@ mod tests {
         assert!(is_timestamp("2026-11-28T10:15:30.1Z"));
         assert!(is_timestamp("2026-11-28T10:15:30+02:00"));
         assert!(!is_timestamp("hunter2"));
+    }
+
+    #[test]
+    fn client_id_of_a_token_without_entity_is_openbaos() {
+        // Observed on OpenBao 2.7.2 for the dev root token.
+        assert_eq!(
+            client_id("", &["root".into()]),
+            "0DHqvq2D77kL2/JTPSZkTMJbkFVmUu0TzMi0jiXcFy8="
+        );
+        assert_eq!(client_id("e-1", &["root".into()]), "e-1");
     }
 }

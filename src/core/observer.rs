@@ -69,6 +69,10 @@ pub struct RequestRecord {
     pub mount: Option<MountInfo>,
     /// Peer address.
     pub client_addr: Option<IpAddr>,
+    /// Peer port.
+    pub client_port: Option<u16>,
+    /// `X-Vault-Wrap-TTL` in seconds.
+    pub wrap_ttl: Option<i64>,
     /// The resolved token entry, once authenticated (the plaintext token is never recorded).
     pub token: Option<Arc<TokenEntry>>,
     /// The request parameters (for an audit device to HMAC).
@@ -254,6 +258,8 @@ impl Core {
             path: path.trim_start_matches('/').to_string(),
             mount: None,
             client_addr,
+            client_port: None,
+            wrap_ttl: None,
             token: None,
             data: Map::new(),
             client_token: None,
@@ -281,6 +287,8 @@ mod tests {
             path: "secret/data/x".into(),
             mount: None,
             client_addr: None,
+            client_port: None,
+            wrap_ttl: None,
             token: None,
             data: data.clone(),
             client_token: Some(Secret::new("hvs.client-canary")),

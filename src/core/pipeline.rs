@@ -28,6 +28,8 @@ pub struct IncomingRequest {
     pub client_token: Option<Secret>,
     /// Peer address.
     pub client_addr: Option<IpAddr>,
+    /// Peer port (for the audit log's `remote_port`).
+    pub client_port: Option<u16>,
     /// `X-Vault-Wrap-TTL` in seconds.
     pub wrap_ttl: Option<i64>,
     /// Content-Type header.
@@ -104,6 +106,8 @@ impl Core {
             path: inc.path.clone(),
             mount: None,
             client_addr: inc.client_addr,
+            client_port: inc.client_port,
+            wrap_ttl: inc.wrap_ttl,
             token: None,
             data: inc.data.clone(),
             client_token: inc.client_token.clone(),
@@ -396,6 +400,7 @@ mod tests {
             data: data.clone(),
             client_token: Some(Secret::new("hvs.token-canary")),
             client_addr: None,
+            client_port: None,
             wrap_ttl: None,
             content_type: None,
         };

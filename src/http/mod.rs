@@ -210,10 +210,11 @@ fn normalize_path(raw: &str) -> Option<String> {
 }
 
 async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> HttpResponse {
-    let addr = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| c.0);
+    let addr = peer.map(|p| p.ip());
     let (parts, body) = req.into_parts();
     // A request refused here is reported to the core's observer (audit) as well.
     let rejected = async |path: &str, e: &Error| {
@@ -271,15 +272,18 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
             rejected(&path, &e).await;
             error_response(&e)
         }
-        Ok(inc) => match state.core.handle_request(inc).await {
-            Ok(outcome) => envelope::success(&outcome),
-            Err(e) => {
-                if e.is_internal() {
-                    tracing::error!(error = %e, "request failed");
+        Ok(mut inc) => {
+            inc.client_port = peer.map(|p| p.port());
+            match state.core.handle_request(inc).await {
+                Ok(outcome) => envelope::success(&outcome),
+                Err(e) => {
+                    if e.is_internal() {
+                        tracing::error!(error = %e, "request failed");
+                    }
+                    error_response(&e)
                 }
-                error_response(&e)
             }
-        },
+        }
     }
 }
 

@@ -331,6 +331,7 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
     assert_eq!(
         keys(r),
         vec![
+            "client_id",
             "client_token",
             "client_token_accessor",
             "data",
@@ -338,12 +339,25 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
             "mount_accessor",
             "mount_class",
             "mount_point",
+            "mount_running_version",
             "mount_type",
             "namespace",
             "operation",
             "path",
-            "remote_address"
+            "remote_address",
+            "remote_port"
         ]
+    );
+    // OpenBao's client id of a token without entity: its policies and namespace, hashed (the
+    // value OpenBao 2.7.2 logs for a dev root token).
+    assert_eq!(
+        r["client_id"],
+        "0DHqvq2D77kL2/JTPSZkTMJbkFVmUu0TzMi0jiXcFy8="
+    );
+    assert!(r["remote_port"].as_u64().unwrap() > 0);
+    assert_eq!(
+        r["mount_running_version"],
+        format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(r["client_token"], root_hash);
     assert_eq!(r["client_token_accessor"], w["auth"]["accessor"]);
@@ -365,7 +379,7 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
     );
 
     // Byte layout: Go's struct field order, as OpenBao 2.7.2 wrote the same request (captured
-    // there; `client_id`, `mount_running_version` and `remote_port` are not written by Coffer).
+    // there).
     let raw = std::fs::read_to_string(&file).unwrap();
     let line = raw
         .lines()
@@ -389,10 +403,12 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
     let request = line.split(r#""request":{"#).nth(1).unwrap();
     let bao_request = [
         "id",
+        "client_id",
         "operation",
         "mount_point",
         "mount_type",
         "mount_accessor",
+        "mount_running_version",
         "mount_class",
         "client_token",
         "client_token_accessor",
@@ -400,6 +416,7 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
         "path",
         "data",
         "remote_address",
+        "remote_port",
     ];
     assert_eq!(order_in(request, &bao_request), bao_request);
     assert!(
@@ -418,6 +435,10 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
     );
     assert_eq!(wr["request"], *r);
     assert_eq!(wr["response"]["mount_type"], "kv");
+    assert_eq!(
+        wr["response"]["mount_running_plugin_version"],
+        r["mount_running_version"]
+    );
     assert_eq!(wr["response"]["data"]["version"], 1);
     // Timestamps are not hashed.
     let created = wr["response"]["data"]["created_time"].as_str().unwrap();
@@ -434,6 +455,14 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
         })
         .unwrap();
     assert_eq!(read["response"]["data"]["data"]["password"], secret_hash);
+    // As in OpenBao, a read's request entry has no mount accessor yet (no existence check
+    // resolved it); its response entry has.
+    let read_req = entries
+        .iter()
+        .find(|e| e["type"] == "request" && e["request"]["id"] == read["request"]["id"])
+        .unwrap();
+    assert!(read_req["request"].get("mount_accessor").is_none());
+    assert!(read["request"]["mount_accessor"].is_string());
 
     // AppRole login: request auth is Vault's {"token_type": "default"}; response.auth hashed.
     let lr = entry(&entries, "request", "auth/approle/login");
