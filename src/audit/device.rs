@@ -46,6 +46,8 @@ pub struct Device {
     /// Its table row.
     pub entry: AuditEntry,
     salt: String,
+    /// HMAC-SHA256 keyed with the salt (cloned per value: the key schedule runs once).
+    mac: Hmac<Sha256>,
     pub(super) hmac_accessor: bool,
     pub(super) log_raw: bool,
     pub(super) elide_list_responses: bool,
@@ -100,9 +102,12 @@ impl Device {
                 return Err(Error::bad(format!("unknown backend type: \"{other}\"")));
             }
         };
+        let mac = Hmac::<Sha256>::new_from_slice(salt.as_bytes())
+            .map_err(|_| Error::internal("audit salt cannot key an HMAC"))?;
         Ok(Device {
             entry,
             salt,
+            mac,
             hmac_accessor,
             log_raw,
             elide_list_responses,
@@ -131,12 +136,14 @@ impl Device {
 
     /// `hmac-sha256:<hex>` of `value` under this device's salt (what `sys/audit-hash` returns).
     pub fn hash(&self, value: &str) -> String {
-        // HMAC takes keys of any length: this cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.salt.as_bytes()) else {
-            return String::new();
-        };
+        let mut mac = self.mac.clone();
         mac.update(value.as_bytes());
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        let mut hex = [0u8; 64];
+        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex);
+        let mut out = String::with_capacity(12 + 64);
+        out.push_str("hmac-sha256:");
+        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+        out
     }
 
     /// Opens the output and starts its writer (a no-op for `discard` and when already
@@ -199,8 +206,10 @@ impl Device {
             "request": {"id": crate::ids::uuid_v4(), "operation": "update",
                         "namespace": {"id": "root"}, "path": "sys/audit/test"},
         });
+        let mut json = Vec::new();
+        super::format::write_entry(&mut json, &entry)?;
         let (ack, mut acks) = tokio::sync::mpsc::unbounded_channel();
-        self.submit(&entry, 0, &ack);
+        self.submit(&json, 0, &ack);
         drop(ack);
         match tokio::time::timeout(deadline, acks.recv()).await {
             Ok(Some((_, r))) => r,
@@ -208,21 +217,27 @@ impl Device {
         }
     }
 
-    /// The bytes of one entry: prefix, encoded entry, newline.
-    fn line(&self, entry: &serde_json::Value) -> std::io::Result<Vec<u8>> {
-        let mut line = self.prefix.clone().into_bytes();
+    /// The line of one entry given as Vault's JSON: prefix, the entry in the device's
+    /// format, newline.
+    pub(super) fn encode(&self, json: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut line = Vec::with_capacity(self.prefix.len() + json.len() + 1);
+        line.extend_from_slice(self.prefix.as_bytes());
         match self.format {
-            Format::Json => super::format::write_entry(&mut line, entry)?,
-            Format::Jsonx => super::format::write_jsonx(&mut line, entry)?,
+            Format::Json => line.extend_from_slice(json),
+            Format::Jsonx => {
+                let tree: serde_json::Value = serde_json::from_slice(json)?;
+                super::format::write_jsonx(&mut line, &tree)?;
+            }
         }
         line.push(b'\n');
         Ok(line)
     }
 
-    /// Hands one entry to the device; the outcome arrives on `ack` tagged `idx` (at once for
+    /// Hands one entry (Vault's JSON) to the device; the outcome arrives on `ack` tagged `idx`
+    /// (at once for
     /// `discard`, a full queue, or an output that cannot be opened).
-    pub(super) fn submit(&self, entry: &serde_json::Value, idx: usize, ack: &Ack) {
-        let line = match self.line(entry) {
+    pub(super) fn submit(&self, json: &[u8], idx: usize, ack: &Ack) {
+        let line = match self.encode(json) {
             Ok(line) => line,
             Err(e) => {
                 let _ = ack.send((idx, Err(e)));

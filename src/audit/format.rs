@@ -166,6 +166,13 @@ impl serde_json::ser::Formatter for GoFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // Most strings (HMACs, paths, ids) hold nothing Go escapes: one write.
+        if !fragment
+            .bytes()
+            .any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
+        {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             let esc = match c {
@@ -216,6 +223,112 @@ pub(super) fn write_entry(out: &mut Vec<u8>, entry: &Value) -> io::Result<()> {
     Ordered(entry, Shape::Entry)
         .serialize(&mut ser)
         .map_err(io::Error::other)
+}
+
+/// Appends `s` as a JSON string, escaped as Go's encoder does.
+pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
+    let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
+    // Writing into a Vec cannot fail.
+    let _ = s.serialize(&mut ser);
+}
+
+/// Appends `v` as JSON (maps with sorted keys), escaped as Go's encoder does.
+pub(super) fn write_value(out: &mut Vec<u8>, v: &Value) {
+    let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
+    let _ = v.serialize(&mut ser);
+}
+
+/// Writes one JSON object field by field, leaving out empty values (Go's `omitempty`).
+pub(super) struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    /// Opens an object.
+    pub(super) fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    /// Writes `"key":` and returns the buffer for the value.
+    pub(super) fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    /// Writes `"key":` for a key that may need escaping (a map key).
+    pub(super) fn key_escaped(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(self.out, k);
+        self.out.push(b':');
+        self.out
+    }
+
+    /// A string, unless empty.
+    pub(super) fn str(&mut self, k: &str, v: &str) {
+        if !v.is_empty() {
+            write_str(self.key(k), v);
+        }
+    }
+
+    /// An integer, unless zero.
+    pub(super) fn int(&mut self, k: &str, v: i64) {
+        if v != 0 {
+            let out = self.key(k);
+            out.extend_from_slice(v.to_string().as_bytes());
+        }
+    }
+
+    /// A list of strings, unless empty.
+    pub(super) fn strs(&mut self, k: &str, v: &[String]) {
+        if v.is_empty() {
+            return;
+        }
+        let out = self.key(k);
+        out.push(b'[');
+        for (i, s) in v.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, s);
+        }
+        out.push(b']');
+    }
+
+    /// A JSON value as is, unless empty (null, false, 0, "", [] or {}).
+    pub(super) fn value(&mut self, k: &str, v: &Value) {
+        let empty = match v {
+            Value::Null => true,
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+        };
+        if !empty {
+            write_value(self.key(k), v);
+        }
+    }
+
+    /// Pre-encoded JSON bytes.
+    pub(super) fn raw(&mut self, k: &str, v: &[u8]) {
+        self.key(k).extend_from_slice(v);
+    }
+
+    /// Closes the object.
+    pub(super) fn close(self) {
+        self.out.push(b'}');
+    }
 }
 
 /// Appends `entry` as Vault's `jsonx` format writes it (IBM JSONx, through the jefferai/jsonx

@@ -226,7 +226,7 @@ struct Pending {
 
 impl Pending {
     /// Hands `entries[i]` to every device `i` at once.
-    fn submit(devices: &[Arc<Device>], entries: &[serde_json::Value]) -> Pending {
+    fn submit(devices: &[Arc<Device>], entries: &[Vec<u8>]) -> Pending {
         let (ack, acks) = tokio::sync::mpsc::unbounded_channel();
         let mut p = Pending {
             ack,
@@ -239,7 +239,7 @@ impl Pending {
     }
 
     /// Hands the entries again to the devices that failed.
-    fn resubmit(&mut self, devices: &[Arc<Device>], entries: &[serde_json::Value]) {
+    fn resubmit(&mut self, devices: &[Arc<Device>], entries: &[Vec<u8>]) {
         for (i, (d, e)) in devices.iter().zip(entries).enumerate() {
             if let (Some(f), Some(a)) = (self.failed.get_mut(i), self.answered.get_mut(i))
                 && *f
@@ -306,7 +306,7 @@ impl Broker {
     /// log with its request id (never its contents).
     async fn retry_response(
         devices: Arc<Vec<Arc<Device>>>,
-        entries: Vec<serde_json::Value>,
+        entries: Vec<Vec<u8>>,
         mut pending: Pending,
         request_id: String,
         path: String,
@@ -353,8 +353,7 @@ impl RequestObserver for Broker {
             return Ok(());
         }
         let started = Instant::now();
-        let entries: Vec<serde_json::Value> =
-            devices.iter().map(|d| d.request_entry(request)).collect();
+        let entries: Vec<Vec<u8>> = devices.iter().map(|d| d.request_entry(request)).collect();
         let mut pending = Pending::submit(&devices, &entries);
         let ok = pending
             .wait(
@@ -396,7 +395,7 @@ impl RequestObserver for Broker {
             return Ok(());
         }
         let started = Instant::now();
-        let entries: Vec<serde_json::Value> = devices
+        let entries: Vec<Vec<u8>> = devices
             .iter()
             .map(|d| d.response_entry(request, response))
             .collect();
@@ -430,5 +429,117 @@ impl RequestObserver for Broker {
         Err(Error::internal(
             "no audit device accepted the response entry",
         ))
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::core::observer::MountInfo;
+    use crate::logical::Operation;
+    use crate::secret::Secret;
+
+    /// The direct writer puts every field where Go's struct order (`format::Shape`) puts it.
+    fn same_bytes_as_the_tree_encoder(d: &Device, r: &RequestRecord, resp: &ResponseRecord) {
+        for json in [d.request_entry(r), d.response_entry(r, resp)] {
+            let tree: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            let mut again = Vec::new();
+            format::write_entry(&mut again, &tree).unwrap();
+            assert_eq!(
+                String::from_utf8(json).unwrap(),
+                String::from_utf8(again).unwrap()
+            );
+        }
+    }
+
+    /// `cargo test --release --lib audit::bench -- --ignored --nocapture`: the cost of building
+    /// and encoding the two entries of a kv read.
+    fn sample() -> (Device, RequestRecord, ResponseRecord) {
+        let entry = AuditEntry {
+            path: "f/".into(),
+            kind: "file".into(),
+            description: String::new(),
+            options: [("file_path".to_string(), "discard".to_string())].into(),
+            local: false,
+            uuid: "u".into(),
+        };
+        let d = Device::new(entry, "salt".into(), None).unwrap();
+        let token: crate::token::TokenEntry = serde_json::from_value(serde_json::json!({
+            "key": "k", "accessor_key": "a", "parent_key": null, "policies": ["root"], "path": "auth/token/root",
+            "meta": null, "display_name": "token", "num_uses": 0, "creation_nanos": 1_700_000_000_000_000_000i128,
+            "creation_ttl": 0, "ttl": 0, "expire_nanos": null, "explicit_max_ttl": 0, "period": 0,
+            "renewable": false, "has_lease": false, "last_renewal_nanos": null, "entity_id": "",
+            "bound_cidrs": [], "cubbyhole_id": "c", "token_type": "service", "mount_accessor": "m", "backend_max_ttl": 0, "internal": {}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let r = RequestRecord {
+            request_id: crate::ids::uuid_v4(),
+            operation: Operation::Read,
+            path: "secret/data/mysql/db".into(),
+            mount: Some(MountInfo {
+                kind: "kv".into(),
+                accessor: "kv_12345678".into(),
+                path: "secret/".into(),
+            }),
+            client_addr: Some([127, 0, 0, 1].into()),
+            client_port: Some(40000),
+            wrap_ttl: None,
+            token: Some(Arc::new(token)),
+            data: serde_json::Map::new(),
+            client_token: Some(Secret::new("root")),
+            client_token_accessor: Some(Secret::new("accessor-xyz")),
+            errors: Vec::new(),
+        };
+        let data = serde_json::json!({"data": {"username": "jenkins", "password": "s3cr3t-p4ssw0rd-0123456789"},
+            "metadata": {"created_time": "2026-12-02T04:00:00.123Z", "custom_metadata": null,
+                         "deletion_time": "", "destroyed": false, "version": 1}});
+        let resp = ResponseRecord {
+            status: 200,
+            data: data.as_object().cloned(),
+            ..Default::default()
+        };
+        (d, r, resp)
+    }
+
+    #[test]
+    fn direct_writer_matches_the_tree_encoder() {
+        let (d, r, resp) = sample();
+        same_bytes_as_the_tree_encoder(&d, &r, &resp);
+        let mut login = r.clone();
+        login.token = None;
+        login.errors = vec!["permission denied".into()];
+        same_bytes_as_the_tree_encoder(&d, &login, &resp);
+    }
+
+    #[test]
+    #[ignore]
+    fn entry_cost() {
+        let (d, r, resp) = sample();
+        same_bytes_as_the_tree_encoder(&d, &r, &resp);
+        let n = 20_000;
+        let t = std::time::Instant::now();
+        let mut bytes = 0;
+        for _ in 0..n {
+            let a = d.request_entry(&r);
+            let b = d.response_entry(&r, &resp);
+            bytes += d.encode(&a).unwrap().len() + d.encode(&b).unwrap().len();
+        }
+        let per = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let a = d.request_entry(&r);
+            let b = d.response_entry(&r, &resp);
+            std::hint::black_box((a, b));
+        }
+        let build = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(d.hash("s3cr3t-p4ssw0rd-0123456789"));
+        }
+        let hash = t.elapsed() / n;
+        println!(
+            "two entries: {per:?} per request ({build:?} building), {} bytes; one HMAC {hash:?}",
+            bytes / n as usize
+        );
     }
 }

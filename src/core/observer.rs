@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::Core;
 use super::pipeline::Outcome;
-use super::render::render;
+use super::render::render_status;
 use crate::error::{Error, Result};
 use crate::logical::{Operation, redacted_keys};
 use crate::secret::Secret;
@@ -155,7 +155,7 @@ impl ResponseRecord {
             Ok(out) => {
                 let resp = out.response.as_ref();
                 ResponseRecord {
-                    status: render(out).status,
+                    status: render_status(out),
                     errors: Vec::new(),
                     data: resp.and_then(|r| r.data.clone()),
                     auth: out.auth.clone(),
