@@ -306,11 +306,22 @@ fn file_kind(o: &BTreeMap<String, String>, plugin_directory: Option<&Path>) -> R
 /// Whether `path` lies in `dir` (both made absolute and, as far as they exist, canonical).
 fn inside(path: &Path, dir: &Path) -> bool {
     let absolute = |p: &Path| -> PathBuf {
-        let p = if p.is_absolute() {
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             std::env::current_dir().unwrap_or_default().join(p)
         };
+        // `..` resolved lexically first, so a missing directory cannot hide it.
+        let mut p = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    p.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => p.push(other),
+            }
+        }
         // Canonicalise the longest existing ancestor, keep the rest as given.
         let mut existing = p.as_path();
         let mut rest = Vec::new();

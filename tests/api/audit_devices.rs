@@ -609,3 +609,56 @@ async fn sighup_reopens_a_renamed_file_under_load_without_losing_or_splitting_li
         "each request exactly one request and one response entry"
     );
 }
+
+#[tokio::test]
+async fn file_path_inside_the_plugin_directory_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_path_buf();
+    let p = crate::production::ProdServer::start_with(
+        data.path(),
+        coffer::clock::MockClock::new(),
+        move |c: &mut coffer::config::ServerConfig| {
+            c.unsafe_allow_api_audit_creation = true;
+            c.plugin_directory = Some(dir.clone());
+        },
+    )
+    .await;
+    let (keys, _, root) = p.init(1, 1).await;
+    p.unseal(&keys[0]).await.assert_status(200);
+    for inside in [
+        plugins.path().join("audit.log"),
+        plugins.path().join("sub/../evil"),
+        plugins.path().join("new/dir/log"),
+        // Through a directory that does not exist yet: `..` must not hide the target.
+        data.path()
+            .join("missing/../..")
+            .join(plugins.path().file_name().unwrap())
+            .join("x"),
+    ] {
+        let r = p
+            .srv
+            .put(
+                "sys/audit/file",
+                &root,
+                json!({"type": "file", "options": {"file_path": inside.to_str().unwrap(), "mode": "0777"}}),
+            )
+            .await;
+        r.assert_status(400);
+        assert_eq!(
+            r.errors(),
+            vec!["sanity check failed; cannot write audit log into the plugin directory"]
+        );
+        assert!(!inside.exists());
+    }
+    let outside = data.path().join("audit.log");
+    p.srv
+        .put(
+            "sys/audit/file",
+            &root,
+            json!({"type": "file", "options": {"file_path": outside.to_str().unwrap()}}),
+        )
+        .await
+        .assert_status(204);
+    p.stop().await;
+}
