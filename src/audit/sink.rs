@@ -59,9 +59,23 @@ impl Writer {
     /// Starts the writer thread over an opened output.
     pub(super) fn start(output: Box<dyn Output>) -> io::Result<Writer> {
         let (tx, rx) = sync_channel::<Msg>(QUEUE_DEPTH);
+        // The writer hands each batch's acknowledgements to a task on the runtime, which
+        // wakes the waiting requests from inside it: one cross-thread wake-up per batch
+        // instead of one per line.
+        let relay = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let (relay, mut batches) = tokio::sync::mpsc::unbounded_channel::<Vec<Done>>();
+            rt.spawn(async move {
+                while let Some(batch) = batches.recv().await {
+                    for (ack, idx, r) in batch {
+                        let _ = ack.send((idx, r));
+                    }
+                }
+            });
+            relay
+        });
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(output, &rx))?;
+            .spawn(move || run(output, &rx, relay.as_ref()))?;
         Ok(Writer { tx })
     }
 
@@ -84,7 +98,14 @@ impl Writer {
     }
 }
 
-fn run(mut out: Box<dyn Output>, rx: &Receiver<Msg>) {
+/// One acknowledgement to deliver.
+type Done = (Ack, usize, io::Result<()>);
+
+fn run(
+    mut out: Box<dyn Output>,
+    rx: &Receiver<Msg>,
+    relay: Option<&tokio::sync::mpsc::UnboundedSender<Vec<Done>>>,
+) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -92,7 +113,7 @@ fn run(mut out: Box<dyn Output>, rx: &Receiver<Msg>) {
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Reopen => {
-                    flush(out.as_mut(), &mut jobs, &mut buf);
+                    flush(out.as_mut(), &mut jobs, &mut buf, relay);
                     if let Err(e) = out.reopen() {
                         tracing::error!(error = %e, "cannot reopen an audit device");
                     }
@@ -100,19 +121,24 @@ fn run(mut out: Box<dyn Output>, rx: &Receiver<Msg>) {
                 Msg::Line(job) => {
                     jobs.push(job);
                     if !out.stream() || jobs.len() >= BATCH_LINES {
-                        flush(out.as_mut(), &mut jobs, &mut buf);
+                        flush(out.as_mut(), &mut jobs, &mut buf, relay);
                     }
                 }
             }
             next = rx.try_recv().ok();
         }
-        flush(out.as_mut(), &mut jobs, &mut buf);
+        flush(out.as_mut(), &mut jobs, &mut buf, relay);
     }
 }
 
 /// Writes the pending lines in one write (reopen and retry once on failure) and acknowledges
 /// each.
-fn flush(out: &mut dyn Output, jobs: &mut Vec<Job>, buf: &mut Vec<u8>) {
+fn flush(
+    out: &mut dyn Output,
+    jobs: &mut Vec<Job>,
+    buf: &mut Vec<u8>,
+    relay: Option<&tokio::sync::mpsc::UnboundedSender<Vec<Done>>>,
+) {
     if jobs.is_empty() {
         return;
     }
@@ -123,12 +149,25 @@ fn flush(out: &mut dyn Output, jobs: &mut Vec<Job>, buf: &mut Vec<u8>) {
     let result = out
         .write(buf)
         .or_else(|_| out.reopen().and_then(|()| out.write(buf)));
-    for j in jobs.drain(..) {
-        let r = match &result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        };
-        let _ = j.ack.send((j.idx, r));
+    let done: Vec<Done> = jobs
+        .drain(..)
+        .map(|j| {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            (j.ack, j.idx, r)
+        })
+        .collect();
+    let done = match relay {
+        Some(relay) => match relay.send(done) {
+            Ok(()) => return,
+            Err(tokio::sync::mpsc::error::SendError(done)) => done,
+        },
+        None => done,
+    };
+    for (ack, idx, r) in done {
+        let _ = ack.send((idx, r));
     }
 }
 
