@@ -338,6 +338,8 @@ fn dev_core_config(file: Option<&ServerConfig>) -> CoreConfig {
         }
         config.allow_api_audit_creation = f.unsafe_allow_api_audit_creation;
         config.allow_audit_log_prefixing = f.allow_audit_log_prefixing;
+        config.audit_timeout = f.audit_timeout;
+        config.plugin_directory = f.plugin_directory.clone();
         if let Some(t) = &f.telemetry {
             config.telemetry = t.clone();
         }
@@ -416,6 +418,7 @@ async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), Str
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tokio::spawn(sweep_loop(Arc::downgrade(&dev.core)));
+    coffer::server::reopen_audit_on_hangup(Arc::downgrade(&dev.core));
     let core = dev.core.clone();
     tasks.spawn(async move {
         serve_http(listener, core, &HttpOptions::default(), stop)

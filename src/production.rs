@@ -86,6 +86,8 @@ pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<
             .telemetry
             .clone()
             .unwrap_or_else(crate::telemetry::Telemetry::without_stanza),
+        audit_timeout: config.audit_timeout,
+        plugin_directory: config.plugin_directory.clone(),
     };
     Core::new(raw, kind, clock, core_config).map_err(|e| e.to_string())
 }
@@ -105,6 +107,7 @@ pub async fn run(
         lines.push(start_listener(i + 1, l, &core, &shutdown, &mut tasks)?);
     }
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
+    crate::server::reopen_audit_on_hangup(Arc::downgrade(&core));
     print_banner(&config, &core, &lines);
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {

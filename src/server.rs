@@ -101,6 +101,24 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
     }
 }
 
+/// On every SIGHUP, reopens the audit devices' files (after `logrotate` renamed them), off the
+/// runtime's worker threads. Registered at once, so a SIGHUP no longer ends the process.
+pub fn reopen_audit_on_hangup(core: std::sync::Weak<Core>) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let Some(core) = core.upgrade() else { return };
+                    tracing::info!("SIGHUP: reopening audit device files");
+                    let _ = tokio::task::spawn_blocking(move || core.audit.reopen()).await;
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+    }
+}
+
 /// Serves `core` on `listener` until `shutdown` resolves, with the expiry sweep running; the
 /// simple entry point used by `-dev` and tests.
 pub async fn serve(
@@ -109,6 +127,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
+    reopen_audit_on_hangup(Arc::downgrade(&core));
     serve_http(listener, core, &HttpOptions::default(), shutdown).await
 }
 

@@ -35,6 +35,15 @@ pub async fn compare(opts: Opts) -> R<()> {
         opts.measure.as_secs_f64()
     );
     eprintln!("{report}");
+    if opts.audit_only {
+        report.push_str(&crate::audit::audit_phase(&opts, &dir).await?);
+        println!("{report}");
+        if let Some(out) = &opts.out {
+            std::fs::write(out, &report).map_err(|e| format!("write {}: {e}", out.display()))?;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
 
     // Throughput: both servers fresh, side by side; only one is loaded at a time.
     let coffer = Server::start(Kind::Coffer, &opts.coffer, opts.port, &dir).await?;
@@ -134,6 +143,9 @@ pub async fn compare(opts: Opts) -> R<()> {
     drop(coffer);
     drop(bao);
 
+    if opts.audit {
+        report.push_str(&crate::audit::audit_phase(&opts, &dir).await?);
+    }
     if opts.memory {
         report.push_str(&memory_phase(&opts, &dir).await?);
     }

@@ -19,6 +19,7 @@
     reason = "a benchmark tool parsing its own HTTP responses; not on the server's request path"
 )]
 
+mod audit;
 mod client;
 mod compare;
 mod jwt;
@@ -45,6 +46,9 @@ struct Opts {
     scenarios: Vec<Scenario>,
     memory_count: u64,
     memory: bool,
+    /// Run the audit phase (`--no-audit` skips it; `--audit-only` runs nothing else).
+    audit: bool,
+    audit_only: bool,
     port: u16,
     out: Option<PathBuf>,
 }
@@ -115,7 +119,7 @@ async fn load(args: &[String]) -> R<()> {
 const USAGE: &str = "usage:
   coffer-bench compare --coffer BIN --bao BIN [--quick] [--rounds N] [--duration SECS]
                        [--warmup SECS] [--conns 1,16,64] [--scenarios a,b,..] [--memory-count N]
-                       [--no-memory] [--port P] [--out FILE]
+                       [--no-memory] [--no-audit] [--audit-only] [--port P] [--out FILE]
   coffer-bench load --addr 127.0.0.1:PORT [--scenario NAME] [--conns N]
                     [--duration SECS | --requests N] [--pid SERVER_PID]
 scenarios: kv-read-root kv-read-policy lookup-self kv-write mix-90-10 approle-login jwt-login token-create";
@@ -132,6 +136,8 @@ fn parse_compare(args: &[String]) -> R<Opts> {
         scenarios: Scenario::ALL.to_vec(),
         memory_count: 100_000,
         memory: true,
+        audit: true,
+        audit_only: false,
         port: 18420,
         out: None,
     };
@@ -171,6 +177,8 @@ fn parse_compare(args: &[String]) -> R<Opts> {
                 mem = Some(val()?.parse().map_err(|e| format!("--memory-count: {e}"))?)
             }
             "--no-memory" => o.memory = false,
+            "--no-audit" => o.audit = false,
+            "--audit-only" => o.audit_only = true,
             "--port" => o.port = val()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--out" => o.out = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),

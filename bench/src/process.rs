@@ -66,6 +66,17 @@ impl Server {
     }
 
     pub async fn start(kind: Kind, bin: &Path, port: u16, dir: &Path) -> R<Server> {
+        Self::start_with(kind, bin, port, dir, &[]).await
+    }
+
+    /// [`Server::start`] with extra command-line arguments (e.g. `-config=FILE`).
+    pub async fn start_with(
+        kind: Kind,
+        bin: &Path,
+        port: u16,
+        dir: &Path,
+        extra: &[String],
+    ) -> R<Server> {
         let addr = format!("127.0.0.1:{port}");
         if std::net::TcpStream::connect(&addr).is_ok() {
             return Err(format!(
@@ -83,6 +94,7 @@ impl Server {
             &format!("-dev-listen-address={addr}"),
             "-log-level=warn",
         ])
+        .args(extra)
         // The dev server stores its token in $HOME/.vault-token: keep that inside our temp dir.
         .env("HOME", dir)
         .env_remove("VAULT_ADDR")

@@ -1,27 +1,44 @@
-//! One audit device: its settings (parsed from the options), its salt and its sink.
+//! One audit device: its settings (parsed from the options), its salt, and the writer of its
+//! output (see `sink`).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::AuditEntry;
+use super::sink::{
+    Ack, FileOut, Job, Output, SocketOut, SocketType, StdoutOut, SyslogOut, Writer, facility_code,
+};
 use crate::error::{Error, Result};
 
-/// Where a device's lines go.
-enum Sink {
+/// How a device's output is opened.
+enum Kind {
     Discard,
     Stdout,
     File {
         path: PathBuf,
         /// `None`: keep the existing file's mode (`"0000"`).
         mode: Option<u32>,
-        /// The writer thread's queue, once started.
-        queue: Mutex<Option<SyncSender<Job>>>,
     },
+    Socket {
+        kind: SocketType,
+        address: String,
+        timeout: Duration,
+    },
+    Syslog {
+        facility: u8,
+        tag: String,
+    },
+}
+
+/// Entry encodings (`format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Jsonx,
 }
 
 /// An enabled device.
@@ -29,11 +46,16 @@ pub struct Device {
     /// Its table row.
     pub entry: AuditEntry,
     salt: String,
+    /// HMAC-SHA256 keyed with the salt (cloned per value: the key schedule runs once).
+    mac: Hmac<Sha256>,
     pub(super) hmac_accessor: bool,
     pub(super) log_raw: bool,
     pub(super) elide_list_responses: bool,
     prefix: String,
-    sink: Sink,
+    format: Format,
+    kind: Kind,
+    /// The writer thread's queue, once the output is open.
+    writer: Mutex<Option<Arc<Writer>>>,
 }
 
 /// Go's `strconv.ParseBool`.
@@ -48,8 +70,9 @@ fn parse_bool(v: &str) -> Result<bool> {
 }
 
 impl Device {
-    /// A device from its table row and salt; option errors are 400s.
-    pub fn new(entry: AuditEntry, salt: String) -> Result<Device> {
+    /// A device from its table row and salt; option errors are 400s. A `file_path` inside
+    /// `plugin_directory` is refused.
+    pub fn new(entry: AuditEntry, salt: String, plugin_directory: Option<&Path>) -> Result<Device> {
         let o = &entry.options;
         let flag = |name: &str, default: bool| -> Result<bool> {
             o.get(name).map_or(Ok(default), |v| parse_bool(v))
@@ -57,57 +80,41 @@ impl Device {
         let hmac_accessor = flag("hmac_accessor", true)?;
         let log_raw = flag("log_raw", false)?;
         let elide_list_responses = flag("elide_list_responses", false)?;
-        match o.get("format").map(String::as_str) {
-            None | Some("json") => {}
-            Some("jsonx") => {
-                return Err(Error::bad(
-                    "jsonx formatting has been removed, consider switching to json by omitting \"format\" or setting it to \"json\"",
-                ));
-            }
+        let format = match o.get("format").map(String::as_str) {
+            None | Some("json") => Format::Json,
+            Some("jsonx") => Format::Jsonx,
             Some(other) => return Err(Error::bad(format!("unknown format type \"{other}\""))),
-        }
+        };
         let prefix = o.get("prefix").cloned().unwrap_or_default();
-        let file_path = o
-            .get("file_path")
-            .or_else(|| o.get("path"))
-            .cloned()
-            .unwrap_or_default();
-        if file_path.is_empty() {
-            return Err(Error::bad("file_path is required"));
-        }
-        let mode = match o.get("mode") {
-            None => Some(0o600),
-            Some(m) => {
-                let bits = u32::from_str_radix(m, 8).map_err(|_| {
-                    Error::bad(format!(
-                        "strconv.ParseUint: parsing \"{m}\": invalid syntax"
-                    ))
-                })?;
-                // Go's file type bits (directory, pipe, device, ...).
-                if bits & 0xfff8_0000 != 0 {
-                    return Err(Error::bad("file mode does not represent a regular file"));
+        let kind = match entry.kind.as_str() {
+            "file" => file_kind(o, plugin_directory)?,
+            "socket" => socket_kind(o)?,
+            "syslog" => {
+                let name = o.get("facility").map_or("AUTH", String::as_str);
+                let facility = facility_code(name)
+                    .ok_or_else(|| Error::bad(format!("invalid syslog facility: {name}")))?;
+                Kind::Syslog {
+                    facility,
+                    tag: o.get("tag").cloned().unwrap_or_else(|| "vault".into()),
                 }
-                // Never executable (HCSEC-2025-14); "0000" keeps the existing mode.
-                (bits != 0).then_some(bits & 0o666)
+            }
+            other => {
+                return Err(Error::bad(format!("unknown backend type: \"{other}\"")));
             }
         };
-        let sink = match file_path.to_ascii_lowercase().as_str() {
-            "discard" => Sink::Discard,
-            "stdout" => Sink::Stdout,
-            _ => Sink::File {
-                path: PathBuf::from(file_path),
-                mode,
-                queue: Mutex::new(None),
-            },
-        };
+        let mac = Hmac::<Sha256>::new_from_slice(salt.as_bytes())
+            .map_err(|_| Error::internal("audit salt cannot key an HMAC"))?;
         Ok(Device {
             entry,
             salt,
+            mac,
             hmac_accessor,
             log_raw,
             elide_list_responses,
             prefix,
-            sink,
+            format,
+            kind,
+            writer: Mutex::new(None),
         })
     }
 
@@ -116,53 +123,82 @@ impl Device {
         &self.salt
     }
 
-    /// `hmac-sha256:<hex>` of `value` under this device's salt (what `sys/audit-hash` returns).
-    pub fn hash(&self, value: &str) -> String {
-        // HMAC takes keys of any length: this cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.salt.as_bytes()) else {
-            return String::new();
-        };
-        mac.update(value.as_bytes());
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+    /// Where the device writes, for the server log (a file path, an address, `syslog`).
+    pub(super) fn target(&self) -> String {
+        match &self.kind {
+            Kind::Discard => "discard".into(),
+            Kind::Stdout => "stdout".into(),
+            Kind::File { path, .. } => path.display().to_string(),
+            Kind::Socket { address, .. } => address.clone(),
+            Kind::Syslog { .. } => "syslog".into(),
+        }
     }
 
-    /// Opens the file and starts its writer (a no-op for `stdout`/`discard` and when already
-    /// started): the enable-time sanity check.
+    /// `hmac-sha256:<hex>` of `value` under this device's salt (what `sys/audit-hash` returns).
+    pub fn hash(&self, value: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(value.as_bytes());
+        let mut hex = [0u8; 64];
+        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex);
+        let mut out = String::with_capacity(12 + 64);
+        out.push_str("hmac-sha256:");
+        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+        out
+    }
+
+    /// Opens the output and starts its writer (a no-op for `discard` and when already
+    /// started): the enable-time sanity check, a 400 naming the reason.
     pub fn open(&self) -> Result<()> {
-        let Sink::File { path, .. } = &self.sink else {
-            return Ok(());
-        };
-        self.queue().map(|_| ()).map_err(|e| {
-            Error::bad(format!(
+        self.writer().map(|_| ()).map_err(|e| match &self.kind {
+            Kind::File { path, .. } => Error::bad(format!(
                 "sanity check failed; unable to open \"{}\" for writing: {e}",
                 path.display()
-            ))
+            )),
+            Kind::Socket { address, .. } => {
+                Error::bad(format!("error connecting to \"{address}\": {e}"))
+            }
+            _ => Error::bad(e.to_string()),
         })
     }
 
-    /// The file writer's queue, opening the file and starting the writer if needed.
-    fn queue(&self) -> std::io::Result<SyncSender<Job>> {
-        let Sink::File { path, mode, queue } = &self.sink else {
-            return Err(std::io::Error::other("not a file device"));
-        };
-        let mut slot = queue
+    /// The writer, opening the output and starting it if needed (`None` for `discard`).
+    fn writer(&self) -> std::io::Result<Option<Arc<Writer>>> {
+        let mut slot = self
+            .writer
             .lock()
-            .map_err(|_| std::io::Error::other("audit queue lock poisoned"))?;
-        if let Some(tx) = slot.as_ref() {
-            return Ok(tx.clone());
+            .map_err(|_| std::io::Error::other("audit writer lock poisoned"))?;
+        if let Some(w) = slot.as_ref() {
+            return Ok(Some(w.clone()));
         }
-        let file = open_file(path, *mode)?;
-        let (tx, rx) = sync_channel::<Job>(QUEUE_DEPTH);
-        let (path, mode) = (path.clone(), *mode);
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || writer(path, mode, Some(file), &rx))?;
-        *slot = Some(tx.clone());
-        Ok(tx)
+        let output: Box<dyn Output> = match &self.kind {
+            Kind::Discard => return Ok(None),
+            Kind::Stdout => Box::new(StdoutOut),
+            Kind::File { path, mode } => Box::new(FileOut::open(path.clone(), *mode)?),
+            Kind::Socket {
+                kind,
+                address,
+                timeout,
+            } => Box::new(SocketOut::open(*kind, address.clone(), *timeout)?),
+            Kind::Syslog { facility, tag } => Box::new(SyslogOut::open(*facility, tag.clone())?),
+        };
+        let w = Arc::new(Writer::start(output)?);
+        *slot = Some(w.clone());
+        Ok(Some(w))
     }
 
-    /// Writes a synthetic request entry, as Vault does at enable time, within the deadline.
-    pub(super) fn probe(&self) -> std::io::Result<()> {
+    /// Closes and reopens a file device's file after the lines already queued (SIGHUP).
+    pub(super) fn reopen(&self) {
+        if !matches!(self.kind, Kind::File { .. }) {
+            return;
+        }
+        let w = self.writer.lock().ok().and_then(|s| s.clone());
+        if let Some(w) = w {
+            w.reopen();
+        }
+    }
+
+    /// Writes a synthetic request entry, as Vault does at enable time, within `deadline`.
+    pub(super) async fn probe(&self, deadline: Duration) -> std::io::Result<()> {
         let entry = serde_json::json!({
             "time": crate::clock::rfc3339_nanos(std::time::SystemTime::now()),
             "type": "request",
@@ -170,99 +206,158 @@ impl Device {
             "request": {"id": crate::ids::uuid_v4(), "operation": "update",
                         "namespace": {"id": "root"}, "path": "sys/audit/test"},
         });
-        let (ack, acks) = sync_channel(1);
-        self.submit(&entry, 0, &ack);
-        match acks.recv_timeout(super::DEADLINE) {
-            Ok((_, r)) => r,
-            Err(_) => Err(std::io::Error::other("timed out writing the test message")),
+        let mut json = Vec::new();
+        super::format::write_entry(&mut json, &entry)?;
+        let (ack, mut acks) = tokio::sync::mpsc::unbounded_channel();
+        self.submit(&json, 0, &ack);
+        drop(ack);
+        match tokio::time::timeout(deadline, acks.recv()).await {
+            Ok(Some((_, r))) => r,
+            _ => Err(std::io::Error::other("timed out writing the test message")),
         }
     }
 
-    /// Hands one entry to the device; the outcome arrives on `ack` tagged `idx` (at once for
-    /// `stdout`/`discard`, from the writer for files; a full queue fails at once).
-    pub(super) fn submit(&self, entry: &serde_json::Value, idx: usize, ack: &Ack) {
-        let mut line = self.prefix.clone().into_bytes();
-        if let Err(e) = super::format::write_entry(&mut line, entry) {
-            let _ = ack.try_send((idx, Err(e)));
-            return;
+    /// The line of one entry given as Vault's JSON: prefix, the entry in the device's
+    /// format, newline.
+    pub(super) fn encode(&self, json: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut line = Vec::with_capacity(self.prefix.len() + json.len() + 1);
+        line.extend_from_slice(self.prefix.as_bytes());
+        match self.format {
+            Format::Json => line.extend_from_slice(json),
+            Format::Jsonx => {
+                let tree: serde_json::Value = serde_json::from_slice(json)?;
+                super::format::write_jsonx(&mut line, &tree)?;
+            }
         }
         line.push(b'\n');
-        let result = match &self.sink {
-            Sink::Discard => Ok(()),
-            Sink::Stdout => std::io::stdout().lock().write_all(&line),
-            Sink::File { .. } => match self.queue() {
-                Err(e) => Err(e),
-                Ok(tx) => match tx.try_send(Job {
-                    line,
-                    idx,
-                    ack: ack.clone(),
-                }) {
-                    Ok(()) => return,
-                    Err(TrySendError::Full(_)) => Err(std::io::Error::other("audit queue full")),
-                    Err(TrySendError::Disconnected(_)) => {
-                        Err(std::io::Error::other("audit writer stopped"))
-                    }
-                },
-            },
-        };
-        let _ = ack.try_send((idx, result));
+        Ok(line)
     }
-}
 
-/// Acknowledgements: (device index, outcome).
-pub(super) type Ack = SyncSender<(usize, std::io::Result<()>)>;
-
-/// Entries a file device may have queued before further ones fail at once.
-const QUEUE_DEPTH: usize = 1024;
-
-/// One line for the writer.
-struct Job {
-    line: Vec<u8>,
-    idx: usize,
-    ack: Ack,
-}
-
-/// A file device's writer thread: one `write` per line, reopen and retry once on failure (as
-/// Vault does). Ends when the device is dropped.
-fn writer(path: PathBuf, mode: Option<u32>, mut file: Option<File>, rx: &Receiver<Job>) {
-    while let Ok(job) = rx.recv() {
-        let mut result = match file.as_mut() {
-            Some(f) => f.write_all(&job.line),
-            None => Err(std::io::Error::other("not open")),
+    /// Hands one entry (Vault's JSON) to the device; the outcome arrives on `ack` tagged `idx`
+    /// (at once for
+    /// `discard`, a full queue, or an output that cannot be opened).
+    pub(super) fn submit(&self, json: &[u8], idx: usize, ack: &Ack) {
+        let line = match self.encode(json) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = ack.send((idx, Err(e)));
+                return;
+            }
         };
-        if result.is_err() {
-            file = None;
-            result = open_file(&path, mode).and_then(|mut f| {
-                let r = f.write_all(&job.line);
-                file = Some(f);
-                r
-            });
+        match self.writer() {
+            Ok(Some(w)) => w.submit(Job {
+                line,
+                idx,
+                ack: ack.clone(),
+            }),
+            Ok(None) => {
+                let _ = ack.send((idx, Ok(())));
+            }
+            Err(e) => {
+                let _ = ack.send((idx, Err(e)));
+            }
         }
-        let _ = job.ack.try_send((job.idx, result));
     }
 }
 
-fn open_file(path: &std::path::Path, mode: Option<u32>) -> std::io::Result<File> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
+/// The output of a `file` device.
+fn file_kind(o: &BTreeMap<String, String>, plugin_directory: Option<&Path>) -> Result<Kind> {
+    let file_path = o
+        .get("file_path")
+        .or_else(|| o.get("path"))
+        .cloned()
+        .unwrap_or_default();
+    if file_path.is_empty() {
+        return Err(Error::bad("file_path is required"));
     }
-    let mut opts = OpenOptions::new();
-    opts.append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode.unwrap_or(0o600));
+    let mode = match o.get("mode") {
+        None => Some(0o600),
+        Some(m) => {
+            let bits = u32::from_str_radix(m, 8).map_err(|_| {
+                Error::bad(format!(
+                    "strconv.ParseUint: parsing \"{m}\": invalid syntax"
+                ))
+            })?;
+            // Go's file type bits (directory, pipe, device, ...).
+            if bits & 0xfff8_0000 != 0 {
+                return Err(Error::bad("file mode does not represent a regular file"));
+            }
+            // Never executable (HCSEC-2025-14); "0000" keeps the existing mode.
+            (bits != 0).then_some(bits & 0o666)
+        }
+    };
+    Ok(match file_path.to_ascii_lowercase().as_str() {
+        "discard" => Kind::Discard,
+        "stdout" => Kind::Stdout,
+        _ => {
+            let path = PathBuf::from(file_path);
+            if let Some(dir) = plugin_directory
+                && inside(&path, dir)
+            {
+                return Err(Error::bad(
+                    "sanity check failed; cannot write audit log into the plugin directory",
+                ));
+            }
+            Kind::File { path, mode }
+        }
+    })
+}
+
+/// Whether `path` lies in `dir` (both made absolute and, as far as they exist, canonical).
+fn inside(path: &Path, dir: &Path) -> bool {
+    let absolute = |p: &Path| -> PathBuf {
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        // `..` resolved lexically first, so a missing directory cannot hide it.
+        let mut p = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    p.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => p.push(other),
+            }
+        }
+        // Canonicalise the longest existing ancestor, keep the rest as given.
+        let mut existing = p.as_path();
+        let mut rest = Vec::new();
+        loop {
+            if let Ok(c) = existing.canonicalize() {
+                return rest.iter().rev().fold(c, |acc: PathBuf, r| acc.join(r));
+            }
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => return p.clone(),
+            }
+        }
+    };
+    absolute(path).starts_with(absolute(dir))
+}
+
+/// The output of a `socket` device: `address` (required), `socket_type` (`tcp`),
+/// `write_timeout` (`2s`, for the dial and each write).
+fn socket_kind(o: &BTreeMap<String, String>) -> Result<Kind> {
+    let address = o.get("address").cloned().unwrap_or_default();
+    if address.is_empty() {
+        return Err(Error::bad("address is required"));
     }
-    let f = opts.open(path)?;
-    #[cfg(unix)]
-    if let Some(m) = mode
-        && path != std::path::Path::new("/dev/null")
-        && f.metadata()?.is_file()
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(m))?;
-    }
-    Ok(f)
+    let socket_type = o.get("socket_type").map_or("tcp", String::as_str);
+    let kind = SocketType::parse(socket_type)
+        .ok_or_else(|| Error::bad(format!("dial {socket_type}: unknown network {socket_type}")))?;
+    let timeout = o.get("write_timeout").map_or("2s", String::as_str);
+    let nanos = crate::logical::duration::parse_duration_nanos(timeout).map_err(Error::bad)?;
+    // A zero or negative timeout would mean "none" to the socket calls: keep a floor.
+    let nanos = u64::try_from(nanos).unwrap_or(0).max(1_000_000);
+    Ok(Kind::Socket {
+        kind,
+        address,
+        timeout: Duration::from_nanos(nanos),
+    })
 }

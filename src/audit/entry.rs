@@ -1,24 +1,51 @@
 //! Vault's audit entry format: `request` and `response` JSON lines, empty fields omitted,
 //! client tokens, accessors and every string leaf of request/response data HMAC'd.
 
-use regex::Regex;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
 use super::Device;
+use super::format::{Obj, write_str, write_value};
 use crate::clock::{from_unix_nanos, rfc3339_nanos};
 use crate::core::observer::{RequestRecord, ResponseRecord};
 use crate::logical::Operation;
 use crate::token::TokenEntry;
 
-/// Go's `time.Parse(time.RFC3339, s)` succeeds: such strings are not hashed.
-static RFC3339: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$").ok()
-});
-
+/// Go's `time.Parse(time.RFC3339, s)` succeeds: such strings are not hashed. Checked by hand
+/// (every string leaf of every entry passes here): `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
 fn is_timestamp(s: &str) -> bool {
-    RFC3339.as_ref().is_some_and(|r| r.is_match(s))
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !(digits(0..4)
+            && b.get(4) == Some(&b'-')
+            && digits(5..7)
+            && b.get(7) == Some(&b'-')
+            && digits(8..10)
+            && b.get(10) == Some(&b'T')
+            && digits(11..13)
+            && b.get(13) == Some(&b':')
+            && digits(14..16)
+            && b.get(16) == Some(&b':')
+            && digits(17..19))
+    {
+        return false;
+    }
+    let mut rest = b.get(19..).unwrap_or_default();
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
+        }
+        rest = frac.get(n..).unwrap_or_default();
+    }
+    match rest {
+        [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
 }
 
 fn op_name(op: Operation) -> &'static str {
@@ -31,6 +58,24 @@ fn op_name(op: Operation) -> &'static str {
         Operation::Patch => "patch",
         Operation::Help => "help",
     }
+}
+
+/// The version every built-in mount reports (`running_plugin_version` in `sys/mounts`).
+static RUNNING_VERSION: LazyLock<String> =
+    LazyLock::new(|| format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION")));
+
+/// Vault's client id of a token: its entity, or for a token without one the base64 SHA-256 of
+/// its sorted policies (joined by U+007F) and its namespace id (after U+0000).
+fn client_id(entity_id: &str, policies: &[String]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    if !entity_id.is_empty() {
+        return entity_id.to_string();
+    }
+    let mut policies = policies.to_vec();
+    policies.sort();
+    let input = format!("{}\u{0}root", policies.join("\u{7f}"));
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(input.as_bytes()))
 }
 
 /// hashicorp/go-multierror's text, which Vault writes as an entry's `error`.
@@ -51,21 +96,6 @@ fn multierror(errors: &[String]) -> String {
     }
 }
 
-/// Inserts `v` unless it is empty (Go's `omitempty`).
-fn put(m: &mut Map<String, Value>, k: &str, v: Value) {
-    let empty = match &v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-    };
-    if !empty {
-        m.insert(k.to_string(), v);
-    }
-}
-
 impl Device {
     fn hash_accessor(&self, accessor: &str) -> String {
         if self.hmac_accessor && !self.log_raw {
@@ -83,227 +113,286 @@ impl Device {
         }
     }
 
-    /// Every string leaf hashed (timestamps excepted), unless `log_raw`.
-    fn hash_data(&self, v: &Value) -> Value {
-        if self.log_raw {
-            return v.clone();
-        }
+    /// Writes `v` with every string leaf hashed (timestamps excepted), unless `log_raw`.
+    fn write_hashed(&self, out: &mut Vec<u8>, v: &Value) {
         match v {
-            Value::String(s) if !is_timestamp(s) => Value::String(self.hash(s)),
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.hash_data(x)).collect()),
-            Value::Object(o) => Value::Object(
-                o.iter()
-                    .map(|(k, x)| (k.clone(), self.hash_data(x)))
-                    .collect(),
-            ),
-            other => other.clone(),
+            Value::String(s) if !self.log_raw && !is_timestamp(s) => write_str(out, &self.hash(s)),
+            Value::Array(a) => {
+                out.push(b'[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.write_hashed(out, x);
+                }
+                out.push(b']');
+            }
+            Value::Object(o) => self.write_hashed_map(out, o, None),
+            other => write_value(out, other),
         }
     }
 
-    /// The `auth` object for a token entry (`client_token`/`accessor` given in clear).
-    fn auth_object(
+    /// A map with hashed leaves; `elide` replaces `keys` and `key_info` by their sizes.
+    fn write_hashed_map(
         &self,
+        out: &mut Vec<u8>,
+        m: &serde_json::Map<String, Value>,
+        elide: Option<()>,
+    ) {
+        let mut o = Obj::open(out);
+        for (k, x) in m {
+            let out = o.key_escaped(k);
+            match (elide, k.as_str(), x) {
+                (Some(()), "keys", Value::Array(a)) => {
+                    out.extend_from_slice(a.len().to_string().as_bytes())
+                }
+                (Some(()), "key_info", Value::Object(i)) => {
+                    out.extend_from_slice(i.len().to_string().as_bytes());
+                }
+                _ => self.write_hashed(out, x),
+            }
+        }
+        o.close();
+    }
+
+    /// The `auth` object of a token entry, `token`/`accessor` already hashed; `allowed` adds
+    /// `policy_results`, `issue_time` the token's issue time.
+    fn write_auth(
+        out: &mut Vec<u8>,
         t: &TokenEntry,
         token: Option<&str>,
         accessor: Option<&str>,
+        allowed: Option<bool>,
         issue_time: bool,
-    ) -> Value {
-        let mut m = Map::new();
-        put(
-            &mut m,
-            "client_token",
-            json!(token.map(|x| self.hash_token(x))),
-        );
-        put(
-            &mut m,
-            "accessor",
-            json!(accessor.map(|x| self.hash_accessor(x))),
-        );
-        put(&mut m, "display_name", json!(t.display_name));
-        put(&mut m, "policies", json!(t.policies));
-        put(&mut m, "token_policies", json!(t.policies));
-        put(&mut m, "metadata", json!(t.meta));
-        put(&mut m, "remaining_uses", json!(t.num_uses));
-        put(&mut m, "entity_id", json!(t.entity_id));
-        put(&mut m, "token_type", json!(t.token_type));
-        put(&mut m, "token_ttl", json!(t.ttl));
-        if issue_time && t.creation_nanos != 0 {
-            let secs = t.creation_nanos - t.creation_nanos.rem_euclid(1_000_000_000);
-            put(
-                &mut m,
-                "token_issue_time",
-                json!(rfc3339_nanos(from_unix_nanos(secs))),
+    ) {
+        let mut o = Obj::open(out);
+        o.str("client_token", token.unwrap_or_default());
+        o.str("accessor", accessor.unwrap_or_default());
+        o.str("display_name", &t.display_name);
+        o.strs("policies", &t.policies);
+        o.strs("token_policies", &t.policies);
+        if let Some(a) = allowed {
+            o.raw(
+                "policy_results",
+                if a {
+                    br#"{"allowed":true}"#
+                } else {
+                    br#"{"allowed":false}"#
+                },
             );
         }
-        Value::Object(m)
+        if let Some(meta) = t.meta.as_ref().filter(|m| !m.is_empty()) {
+            let out = o.key("metadata");
+            let mut m = Obj::open(out);
+            for (k, v) in meta {
+                write_str(m.key_escaped(k), v);
+            }
+            m.close();
+        }
+        o.int("remaining_uses", t.num_uses);
+        o.str("entity_id", &t.entity_id);
+        o.str("token_type", &t.token_type);
+        o.int("token_ttl", t.ttl);
+        if issue_time && t.creation_nanos != 0 {
+            let secs = t.creation_nanos - t.creation_nanos.rem_euclid(1_000_000_000);
+            o.str("token_issue_time", &rfc3339_nanos(from_unix_nanos(secs)));
+        }
+        o.close();
     }
 
-    fn top_auth(&self, r: &RequestRecord) -> Value {
+    /// The entry's top-level `auth`: the request's token (hashes given), or Vault's
+    /// `{"policy_results":..., "token_type":"default"}` without one.
+    fn write_top_auth(
+        out: &mut Vec<u8>,
+        r: &RequestRecord,
+        token: Option<&str>,
+        accessor: Option<&str>,
+    ) {
         let allowed = !r.errors.iter().any(|e| e.contains("permission denied"));
         match &r.token {
-            Some(t) => {
-                let mut a = self.auth_object(
-                    t,
-                    r.client_token.as_ref().map(|s| s.expose()),
-                    r.client_token_accessor.as_ref().map(|s| s.expose()),
-                    true,
-                );
-                if let Some(m) = a.as_object_mut() {
-                    m.insert("policy_results".into(), json!({"allowed": allowed}));
-                }
-                a
-            }
-            None => json!({"policy_results": {"allowed": allowed}, "token_type": "default"}),
+            Some(t) => Self::write_auth(out, t, token, accessor, Some(allowed), true),
+            None => out.extend_from_slice(if allowed {
+                br#"{"policy_results":{"allowed":true},"token_type":"default"}"#
+            } else {
+                br#"{"policy_results":{"allowed":false},"token_type":"default"}"#
+            }),
         }
     }
 
-    fn mount_fields(m: &mut Map<String, Value>, r: &RequestRecord) {
+    /// The mount fields; `version_key` is `mount_running_version` in a request object and
+    /// `mount_running_plugin_version` in a response object (as in Vault).
+    fn write_mount(o: &mut Obj<'_>, r: &RequestRecord, version_key: &str, accessor: bool) {
         if let Some(mount) = &r.mount {
-            put(m, "mount_point", json!(mount.path));
-            put(m, "mount_type", json!(mount.kind));
-            put(m, "mount_accessor", json!(mount.accessor));
+            o.str("mount_point", &mount.path);
+            o.str("mount_type", &mount.kind);
+            if accessor {
+                o.str("mount_accessor", &mount.accessor);
+            }
+            o.str(version_key, RUNNING_VERSION.as_str());
             let class = if mount.path.starts_with("auth/") {
                 "auth"
             } else {
                 "secret"
             };
-            put(m, "mount_class", json!(class));
+            o.str("mount_class", class);
         }
     }
 
-    fn request_object(&self, r: &RequestRecord) -> Value {
-        let mut m = Map::new();
-        put(&mut m, "id", json!(r.request_id));
-        put(&mut m, "operation", json!(op_name(r.operation)));
-        Self::mount_fields(&mut m, r);
-        put(
-            &mut m,
-            "client_token",
-            json!(r.client_token.as_ref().map(|s| self.hash_token(s.expose()))),
-        );
-        put(
-            &mut m,
-            "client_token_accessor",
-            json!(
-                r.client_token_accessor
-                    .as_ref()
-                    .map(|s| self.hash_accessor(s.expose()))
-            ),
-        );
-        m.insert("namespace".into(), json!({"id": "root"}));
-        put(&mut m, "path", json!(r.path));
-        put(
-            &mut m,
-            "data",
-            self.hash_data(&Value::Object(r.data.clone())),
-        );
-        put(
-            &mut m,
-            "remote_address",
-            json!(r.client_addr.map(|a| a.to_string())),
-        );
-        Value::Object(m)
-    }
-
-    /// The `request` entry.
-    pub(super) fn request_entry(&self, r: &RequestRecord) -> Value {
-        let mut m = Map::new();
-        m.insert("time".into(), json!(rfc3339_nanos(SystemTime::now())));
-        m.insert("type".into(), json!("request"));
-        m.insert("auth".into(), self.top_auth(r));
-        m.insert("request".into(), self.request_object(r));
-        put(&mut m, "error", json!(multierror(&r.errors)));
-        Value::Object(m)
-    }
-
-    /// The `response` entry.
-    pub(super) fn response_entry(&self, r: &RequestRecord, resp: &ResponseRecord) -> Value {
-        let mut m = Map::new();
-        m.insert("time".into(), json!(rfc3339_nanos(SystemTime::now())));
-        m.insert("type".into(), json!("response"));
-        m.insert("auth".into(), self.top_auth(r));
-        m.insert("request".into(), self.request_object(r));
-
-        let mut out = Map::new();
-        let mut login_auth = None;
-        Self::mount_fields(&mut out, r);
-        if let Some(block) = &resp.auth {
-            let field = |k: &str| block.get(k).and_then(Value::as_str);
-            let a = match &resp.issued_token {
-                Some(t) => self.auth_object(t, field("client_token"), field("accessor"), false),
-                None => {
-                    let mut a = Map::new();
-                    put(
-                        &mut a,
-                        "client_token",
-                        json!(field("client_token").map(|x| self.hash_token(x))),
-                    );
-                    put(
-                        &mut a,
-                        "accessor",
-                        json!(field("accessor").map(|x| self.hash_accessor(x))),
-                    );
-                    for k in [
-                        "policies",
-                        "token_policies",
-                        "metadata",
-                        "entity_id",
-                        "token_type",
-                    ] {
-                        put(&mut a, k, block.get(k).cloned().unwrap_or(Value::Null));
-                    }
-                    Value::Object(a)
-                }
-            };
-            if r.token.is_none() && resp.issued_token.is_some() {
-                // A login's response entry shows the issued token as its `auth` (as Vault).
-                login_auth = Some(a.clone());
-            }
-            put(&mut out, "auth", a);
+    /// The `request` object. `response`: inside a response entry (the request's mount accessor
+    /// is known by then); a request entry carries the mount accessor only for a create or
+    /// update, whose existence check resolved it (as OpenBao does).
+    fn write_request(
+        &self,
+        out: &mut Vec<u8>,
+        r: &RequestRecord,
+        response: bool,
+        token: Option<&str>,
+        accessor: Option<&str>,
+    ) {
+        let mut o = Obj::open(out);
+        o.str("id", &r.request_id);
+        if let Some(t) = &r.token {
+            o.str("client_id", &client_id(&t.entity_id, &t.policies));
         }
-        if let Some(data) = &resp.data {
-            let mut data = data.clone();
-            if self.elide_list_responses && r.operation == Operation::List {
-                if let Some(keys) = data.get("keys").and_then(Value::as_array) {
-                    let n = keys.len();
-                    data.insert("keys".into(), json!(n));
-                }
-                if let Some(info) = data.get("key_info").and_then(Value::as_object) {
-                    let n = info.len();
-                    data.insert("key_info".into(), json!(n));
-                }
-            }
-            put(&mut out, "data", self.hash_data(&Value::Object(data)));
+        o.str("operation", op_name(r.operation));
+        let with_accessor = matches!(r.operation, Operation::Create | Operation::Update)
+            || (response && r.errors.is_empty());
+        Self::write_mount(&mut o, r, "mount_running_version", with_accessor);
+        o.str("client_token", token.unwrap_or_default());
+        o.str("client_token_accessor", accessor.unwrap_or_default());
+        o.raw("namespace", br#"{"id":"root"}"#);
+        o.str("path", &r.path);
+        if !r.data.is_empty() {
+            self.write_hashed_map(o.key("data"), &r.data, None);
+        }
+        if let Some(a) = r.client_addr {
+            o.str("remote_address", &a.to_string());
+        }
+        o.int("remote_port", r.client_port.map_or(0, i64::from));
+        o.int("wrap_ttl", r.wrap_ttl.unwrap_or(0));
+        o.close();
+    }
+
+    /// The request's token and accessor, hashed.
+    fn request_hashes(&self, r: &RequestRecord) -> (Option<String>, Option<String>) {
+        (
+            r.client_token.as_ref().map(|s| self.hash_token(s.expose())),
+            r.client_token_accessor
+                .as_ref()
+                .map(|s| self.hash_accessor(s.expose())),
+        )
+    }
+
+    /// The `request` entry, as JSON (no prefix, no newline).
+    pub(super) fn request_entry(&self, r: &RequestRecord) -> Vec<u8> {
+        let (token, accessor) = self.request_hashes(r);
+        let (token, accessor) = (token.as_deref(), accessor.as_deref());
+        let mut out = Vec::with_capacity(1024);
+        let mut o = Obj::open(&mut out);
+        o.str("time", &rfc3339_nanos(SystemTime::now()));
+        o.str("type", "request");
+        Self::write_top_auth(o.key("auth"), r, token, accessor);
+        self.write_request(o.key("request"), r, false, token, accessor);
+        o.str("error", &multierror(&r.errors));
+        o.close();
+        out
+    }
+
+    /// The `auth` object of a response: the issued token's entry, else the fields of the
+    /// response's `auth` block.
+    fn write_response_auth(&self, out: &mut Vec<u8>, block: &Value, issued: Option<&TokenEntry>) {
+        let field = |k: &str| block.get(k).and_then(Value::as_str);
+        let token = field("client_token").map(|x| self.hash_token(x));
+        let accessor = field("accessor").map(|x| self.hash_accessor(x));
+        if let Some(t) = issued {
+            return Self::write_auth(out, t, token.as_deref(), accessor.as_deref(), None, false);
+        }
+        let mut o = Obj::open(out);
+        o.str("client_token", token.as_deref().unwrap_or_default());
+        o.str("accessor", accessor.as_deref().unwrap_or_default());
+        for k in [
+            "policies",
+            "token_policies",
+            "metadata",
+            "entity_id",
+            "token_type",
+        ] {
+            o.value(k, block.get(k).unwrap_or(&Value::Null));
+        }
+        o.value(
+            "token_ttl",
+            block.get("lease_duration").unwrap_or(&Value::Null),
+        );
+        o.close();
+    }
+
+    /// The `response` entry, as JSON (no prefix, no newline).
+    pub(super) fn response_entry(&self, r: &RequestRecord, resp: &ResponseRecord) -> Vec<u8> {
+        let (token, accessor) = self.request_hashes(r);
+        let (token, accessor) = (token.as_deref(), accessor.as_deref());
+        let response_auth = resp.auth.as_ref().map(|block| {
+            let mut a = Vec::with_capacity(512);
+            self.write_response_auth(&mut a, block, resp.issued_token.as_deref());
+            a
+        });
+        let mut out = Vec::with_capacity(2048);
+        let mut o = Obj::open(&mut out);
+        o.str("time", &rfc3339_nanos(SystemTime::now()));
+        o.str("type", "response");
+        match &response_auth {
+            // A login's entry shows the issued token as its `auth` (as Vault).
+            Some(a) if r.token.is_none() && resp.issued_token.is_some() => o.raw("auth", a),
+            _ => Self::write_top_auth(o.key("auth"), r, token, accessor),
+        }
+        self.write_request(o.key("request"), r, true, token, accessor);
+
+        let mut response = Vec::with_capacity(1024);
+        let mut ro = Obj::open(&mut response);
+        if let Some(a) = &response_auth {
+            ro.raw("auth", a);
+        }
+        Self::write_mount(
+            &mut ro,
+            r,
+            "mount_running_plugin_version",
+            r.errors.is_empty(),
+        );
+        if let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) {
+            let elide = (self.elide_list_responses && r.operation == Operation::List).then_some(());
+            self.write_hashed_map(ro.key("data"), data, elide);
         }
         if let Some(w) = &resp.wrap_info {
-            let mut wi = Map::new();
             let s = |k: &str| w.get(k).and_then(Value::as_str);
-            put(&mut wi, "ttl", w.get("ttl").cloned().unwrap_or(Value::Null));
-            put(
-                &mut wi,
+            let out = ro.key("wrap_info");
+            let mut wo = Obj::open(out);
+            wo.value("ttl", w.get("ttl").unwrap_or(&Value::Null));
+            wo.str(
                 "token",
-                json!(s("token").map(|x| self.hash_token(x))),
+                &s("token").map(|x| self.hash_token(x)).unwrap_or_default(),
             );
-            put(
-                &mut wi,
+            wo.str(
                 "accessor",
-                json!(s("accessor").map(|x| self.hash_accessor(x))),
+                &s("accessor")
+                    .map(|x| self.hash_accessor(x))
+                    .unwrap_or_default(),
             );
-            put(&mut wi, "creation_time", json!(s("creation_time")));
-            put(&mut wi, "creation_path", json!(s("creation_path")));
-            put(
-                &mut wi,
+            wo.str("creation_time", s("creation_time").unwrap_or_default());
+            wo.str("creation_path", s("creation_path").unwrap_or_default());
+            wo.str(
                 "wrapped_accessor",
-                json!(s("wrapped_accessor").map(|x| self.hash_accessor(x))),
+                &s("wrapped_accessor")
+                    .map(|x| self.hash_accessor(x))
+                    .unwrap_or_default(),
             );
-            put(&mut out, "wrap_info", Value::Object(wi));
+            wo.close();
         }
-        put(&mut m, "response", Value::Object(out));
-        if let Some(a) = login_auth {
-            m.insert("auth".into(), a);
+        ro.close();
+        if response != b"{}" {
+            o.raw("response", &response);
         }
-        put(&mut m, "error", json!(multierror(&resp.errors)));
-        Value::Object(m)
+        o.str("error", &multierror(&resp.errors));
+        o.close();
+        out
     }
 }
 
@@ -328,5 +417,19 @@ mod tests {
         assert!(is_timestamp("2026-11-28T10:15:30.1Z"));
         assert!(is_timestamp("2026-11-28T10:15:30+02:00"));
         assert!(!is_timestamp("hunter2"));
+        assert!(is_timestamp("2026-11-28T10:15:30Z"));
+        assert!(!is_timestamp("2026-11-28T10:15:30.Z"));
+        assert!(!is_timestamp("2026-11-28T10:15:30+0200"));
+        assert!(!is_timestamp("2026-11-28 10:15:30Z"));
+    }
+
+    #[test]
+    fn client_id_of_a_token_without_entity_is_openbaos() {
+        // Observed on OpenBao 2.7.2 for the dev root token.
+        assert_eq!(
+            client_id("", &["root".into()]),
+            "0DHqvq2D77kL2/JTPSZkTMJbkFVmUu0TzMi0jiXcFy8="
+        );
+        assert_eq!(client_id("e-1", &["root".into()]), "e-1");
     }
 }

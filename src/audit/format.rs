@@ -166,6 +166,13 @@ impl serde_json::ser::Formatter for GoFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // Most strings (HMACs, paths, ids) hold nothing Go escapes: one write.
+        if !fragment
+            .bytes()
+            .any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
+        {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             let esc = match c {
@@ -218,6 +225,202 @@ pub(super) fn write_entry(out: &mut Vec<u8>, entry: &Value) -> io::Result<()> {
         .map_err(io::Error::other)
 }
 
+/// Appends `s` as a JSON string, escaped as Go's encoder does.
+pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
+    let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
+    // Writing into a Vec cannot fail.
+    let _ = s.serialize(&mut ser);
+}
+
+/// Appends `v` as JSON (maps with sorted keys), escaped as Go's encoder does.
+pub(super) fn write_value(out: &mut Vec<u8>, v: &Value) {
+    let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
+    let _ = v.serialize(&mut ser);
+}
+
+/// Writes one JSON object field by field, leaving out empty values (Go's `omitempty`).
+pub(super) struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    /// Opens an object.
+    pub(super) fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    /// Writes `"key":` and returns the buffer for the value.
+    pub(super) fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    /// Writes `"key":` for a key that may need escaping (a map key).
+    pub(super) fn key_escaped(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(self.out, k);
+        self.out.push(b':');
+        self.out
+    }
+
+    /// A string, unless empty.
+    pub(super) fn str(&mut self, k: &str, v: &str) {
+        if !v.is_empty() {
+            write_str(self.key(k), v);
+        }
+    }
+
+    /// An integer, unless zero.
+    pub(super) fn int(&mut self, k: &str, v: i64) {
+        if v != 0 {
+            let out = self.key(k);
+            out.extend_from_slice(v.to_string().as_bytes());
+        }
+    }
+
+    /// A list of strings, unless empty.
+    pub(super) fn strs(&mut self, k: &str, v: &[String]) {
+        if v.is_empty() {
+            return;
+        }
+        let out = self.key(k);
+        out.push(b'[');
+        for (i, s) in v.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, s);
+        }
+        out.push(b']');
+    }
+
+    /// A JSON value as is, unless empty (null, false, 0, "", [] or {}).
+    pub(super) fn value(&mut self, k: &str, v: &Value) {
+        let empty = match v {
+            Value::Null => true,
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+        };
+        if !empty {
+            write_value(self.key(k), v);
+        }
+    }
+
+    /// Pre-encoded JSON bytes.
+    pub(super) fn raw(&mut self, k: &str, v: &[u8]) {
+        self.key(k).extend_from_slice(v);
+    }
+
+    /// Closes the object.
+    pub(super) fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Appends `entry` as Vault's `jsonx` format writes it (IBM JSONx, through the jefferai/jsonx
+/// encoder): the entry's members, in sorted key order, as `json:object`, `json:array`,
+/// `json:string`, `json:number`, `json:boolean` and `json:null` elements named by a `name`
+/// attribute; no XML declaration and no enclosing root element (Vault writes each entry as a
+/// fragment). Unlike that encoder, which writes string values unescaped, Coffer escapes `<`,
+/// `&` and friends in values as well as in names, so every entry is well-formed XML.
+pub(super) fn write_jsonx(out: &mut Vec<u8>, entry: &Value) -> io::Result<()> {
+    let Value::Object(m) = entry else {
+        return Err(io::Error::other("an audit entry is an object"));
+    };
+    for (k, v) in m {
+        jsonx_value(out, Some(k), v);
+    }
+    Ok(())
+}
+
+fn jsonx_value(out: &mut Vec<u8>, name: Option<&str>, v: &Value) {
+    let named = |out: &mut Vec<u8>, tag: &str| {
+        out.extend_from_slice(b"<json:");
+        out.extend_from_slice(tag.as_bytes());
+        if let Some(n) = name {
+            out.extend_from_slice(b" name=\"");
+            xml_escape(out, n);
+            out.push(b'"');
+        }
+    };
+    match v {
+        Value::Null => {
+            named(out, "null");
+            out.extend_from_slice(b" />");
+        }
+        Value::Bool(b) => {
+            named(out, "boolean");
+            out.push(b'>');
+            out.extend_from_slice(if *b { b"true" } else { b"false" });
+            out.extend_from_slice(b"</json:boolean>");
+        }
+        Value::Number(n) => {
+            named(out, "number");
+            out.push(b'>');
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"</json:number>");
+        }
+        Value::String(s) => {
+            named(out, "string");
+            out.push(b'>');
+            xml_escape(out, s);
+            out.extend_from_slice(b"</json:string>");
+        }
+        Value::Array(a) => {
+            named(out, "array");
+            out.push(b'>');
+            for x in a {
+                jsonx_value(out, None, x);
+            }
+            out.extend_from_slice(b"</json:array>");
+        }
+        Value::Object(m) => {
+            named(out, "object");
+            out.push(b'>');
+            for (k, x) in m {
+                jsonx_value(out, Some(k), x);
+            }
+            out.extend_from_slice(b"</json:object>");
+        }
+    }
+}
+
+/// Go's `xml.EscapeText`.
+fn xml_escape(out: &mut Vec<u8>, s: &str) {
+    for c in s.chars() {
+        let esc: &str = match c {
+            '"' => "&#34;",
+            '\'' => "&#39;",
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '\t' => "&#x9;",
+            '\n' => "&#xA;",
+            '\r' => "&#xD;",
+            _ => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+        };
+        out.extend_from_slice(esc.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +439,20 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"time":"t","type":"request","auth":{"policy_results":{"allowed":true},"token_type":"default"},"request":{"id":"i","namespace":{"id":"root"},"path":"p","data":{"a":{"b":3,"y":2},"z":1}},"error":"a\u003cb\u003e\u0026c\u2028\u0008\n\u0001"}"#
+        );
+    }
+
+    #[test]
+    fn jsonx_is_vaults_fragment_with_escaped_text() {
+        let e = json!({
+            "type": "request", "time": "t",
+            "request": {"path": "a<b", "data": {"n": 1, "l": ["x", null, true]}},
+        });
+        let mut out = Vec::new();
+        write_jsonx(&mut out, &e).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"<json:object name="request"><json:object name="data"><json:array name="l"><json:string>x</json:string><json:null /><json:boolean>true</json:boolean></json:array><json:number name="n">1</json:number></json:object><json:string name="path">a&lt;b</json:string></json:object><json:string name="time">t</json:string><json:string name="type">request</json:string>"#
         );
     }
 }

@@ -2,28 +2,39 @@
 //! request's backend runs and a `response` entry after, to every enabled device, and refuses a
 //! request whose request entry no device accepted (fail-closed).
 //!
-//! This slice has the `file` device (`file_path`, `stdout`, `discard`), written synchronously
-//! under a per-device lock. The audit table lives at `core/audit`, each device's salt at
-//! `audit/<uuid>/salt`, both through the barrier.
+//! Devices: `file` (`file_path`, `stdout`, `discard`), `socket` (tcp, udp, unix) and `syslog`.
+//! Each has its own writer thread behind a bounded queue (`sink`); a request hands its entry to
+//! every queue at once and awaits, without blocking a runtime thread, the first acknowledgement
+//! for at most the `audit_timeout` deadline (250 ms by default). A stuck device thus costs a
+//! request at most the deadline, and nothing when another device answers. The audit table lives
+//! at `core/audit`, each device's salt at `audit/<uuid>/salt`, both through the barrier.
 
 mod device;
 mod entry;
 mod format;
+mod sink;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::core::observer::{RequestObserver, RequestRecord, ResponseRecord};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::telemetry;
 pub use device::Device;
+pub use sink::SYSLOG_SOCKET_ENV;
 
-/// How long a request waits for the first device to accept its entry (the issue's
-/// `audit_timeout`, not yet a setting).
-pub const DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long a request waits for the first device to accept its entry by default
+/// (`audit_timeout`).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(250);
+
+/// How long a response entry no device accepted in time is retried before it is reported lost
+/// in the server log.
+const RESPONSE_RETRY_WINDOW: Duration = Duration::from_secs(5);
 
 /// Storage key of the audit table (relative to the barrier root).
 const TABLE_KEY: &str = "core/audit";
@@ -47,11 +58,20 @@ pub struct AuditEntry {
 }
 
 /// The enabled devices; an observer on the core while at least one is enabled.
-#[derive(Default)]
 pub struct Broker {
     devices: ArcSwap<Vec<Arc<Device>>>,
     /// Serialises enable/disable/load (never held across device I/O of requests).
     lock: tokio::sync::Mutex<()>,
+    /// How long a request waits for the first acknowledgement.
+    deadline: Duration,
+    /// Device files may not be written here (`plugin_directory`).
+    plugin_directory: Option<PathBuf>,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker::new(DEFAULT_DEADLINE, None)
+    }
 }
 
 fn salt_key(uuid: &str) -> String {
@@ -59,6 +79,29 @@ fn salt_key(uuid: &str) -> String {
 }
 
 impl Broker {
+    /// A broker without devices.
+    pub fn new(deadline: Duration, plugin_directory: Option<PathBuf>) -> Broker {
+        Broker {
+            devices: ArcSwap::default(),
+            lock: tokio::sync::Mutex::new(()),
+            deadline,
+            plugin_directory,
+        }
+    }
+
+    /// The deadline a request waits for the first acknowledgement.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Closes and reopens every file device's file after the lines already queued (SIGHUP,
+    /// after `logrotate` renamed it): each line lands whole in exactly one of the two files.
+    pub fn reopen(&self) {
+        for d in self.devices().iter() {
+            d.reopen();
+        }
+    }
+
     /// The enabled devices.
     pub fn devices(&self) -> Arc<Vec<Arc<Device>>> {
         self.devices.load_full()
@@ -84,7 +127,7 @@ impl Broker {
                 Some(s) => String::from_utf8(s).map_err(Error::internal)?,
                 None => return Err(Error::internal("audit device salt missing")),
             };
-            let device = Device::new(entry, salt)?;
+            let device = Device::new(entry, salt, self.plugin_directory.as_deref())?;
             if let Err(e) = device.open() {
                 tracing::error!(audit.path = %device.entry.path, error = %e, "cannot open audit device");
             }
@@ -107,7 +150,7 @@ impl Broker {
         skip_test: bool,
     ) -> Result<()> {
         entry.path = normalize(&entry.path);
-        if entry.kind != "file" {
+        if !matches!(entry.kind.as_str(), "file" | "socket" | "syslog") {
             return Err(Error::bad(format!(
                 "unknown backend type: \"{}\"",
                 entry.kind
@@ -123,11 +166,12 @@ impl Broker {
         }
         entry.uuid = crate::ids::uuid_v4();
         let salt = crate::ids::uuid_v4();
-        let device = Device::new(entry, salt)?;
+        let device = Device::new(entry, salt, self.plugin_directory.as_deref())?;
         device.open()?;
         if !skip_test {
             device
-                .probe()
+                .probe(self.deadline)
+                .await
                 .map_err(|e| Error::bad(format!("audit backend failed test message: {e}")))?;
         }
         let mut table: Vec<AuditEntry> = current.iter().map(|d| d.entry.clone()).collect();
@@ -171,87 +215,338 @@ pub fn normalize(path: &str) -> String {
     format!("{p}/")
 }
 
-/// Hands `entry(device)` to every device at once and waits until one accepted it, all
-/// answered, or the deadline passed; true when one accepted. Failures are logged with the
-/// request id and the device path.
-fn deliver(
-    devices: &[Arc<Device>],
-    request_id: &str,
-    what: &str,
-    entry: impl Fn(&Device) -> serde_json::Value,
-) -> bool {
-    let (ack, acks) = std::sync::mpsc::sync_channel(devices.len());
-    for (i, d) in devices.iter().enumerate() {
-        d.submit(&entry(d), i, &ack);
-    }
-    drop(ack);
-    let deadline = std::time::Instant::now() + DEADLINE;
-    let mut answered = vec![false; devices.len()];
-    let mut ok = false;
-    while !ok && answered.iter().any(|a| !a) {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let Ok((i, result)) = acks.recv_timeout(left) else {
-            break;
-        };
-        if let Some(a) = answered.get_mut(i) {
-            *a = true;
-        }
-        match result {
-            Ok(()) => ok = true,
-            Err(e) => {
-                let path = devices.get(i).map_or("", |d| d.entry.path.as_str());
-                tracing::error!(audit.path = %path, request.id = %request_id, error = %e, "audit device failed to log the {what}");
-            }
-        }
-    }
-    if !ok {
-        for (i, d) in devices.iter().enumerate() {
-            if !answered.get(i).copied().unwrap_or(true) {
-                tracing::error!(audit.path = %d.entry.path, request.id = %request_id, "audit device did not log the {what} within {DEADLINE:?}");
-            }
-        }
-    }
-    ok
+/// Acknowledgements still expected for one entry.
+struct Pending {
+    ack: sink::Ack,
+    acks: tokio::sync::mpsc::UnboundedReceiver<(usize, std::io::Result<()>)>,
+    /// Per device: answered yet.
+    answered: Vec<bool>,
+    /// Per device: answered with an error.
+    failed: Vec<bool>,
 }
 
+impl Pending {
+    /// Hands `entries[i]` to every device `i` at once.
+    fn submit(devices: &[Arc<Device>], entries: &[Vec<u8>]) -> Pending {
+        let (ack, acks) = tokio::sync::mpsc::unbounded_channel();
+        let mut p = Pending {
+            ack,
+            acks,
+            answered: vec![true; devices.len()],
+            failed: vec![true; devices.len()],
+        };
+        p.resubmit(devices, entries);
+        p
+    }
+
+    /// Hands the entries again to the devices that failed.
+    fn resubmit(&mut self, devices: &[Arc<Device>], entries: &[Vec<u8>]) {
+        for (i, (d, e)) in devices.iter().zip(entries).enumerate() {
+            if let (Some(f), Some(a)) = (self.failed.get_mut(i), self.answered.get_mut(i))
+                && *f
+            {
+                *f = false;
+                *a = false;
+                d.submit(e, i, &self.ack);
+            }
+        }
+    }
+
+    /// Waits until one device accepted (true), all answered, or `until` passed. Failures are
+    /// logged with the request id and the device path.
+    async fn wait(
+        &mut self,
+        devices: &[Arc<Device>],
+        until: Instant,
+        request_id: &str,
+        what: &str,
+    ) -> bool {
+        while self.answered.iter().any(|a| !a) {
+            let left = until.saturating_duration_since(Instant::now());
+            let Ok(Some((i, result))) = tokio::time::timeout(left, self.acks.recv()).await else {
+                return false;
+            };
+            if let Some(a) = self.answered.get_mut(i) {
+                *a = true;
+            }
+            match result {
+                Ok(()) => return true,
+                Err(e) => {
+                    if let Some(f) = self.failed.get_mut(i) {
+                        *f = true;
+                    }
+                    let path = devices.get(i).map_or("", |d| d.entry.path.as_str());
+                    tracing::error!(audit.path = %path, request.id = %request_id, error = %e, "audit device failed to log the {what}");
+                }
+            }
+        }
+        false
+    }
+
+    /// The paths of the devices that have not answered.
+    fn silent(&self, devices: &[Arc<Device>]) -> Vec<String> {
+        devices
+            .iter()
+            .zip(&self.answered)
+            .filter(|(_, a)| !**a)
+            .map(|(d, _)| d.entry.path.clone())
+            .collect()
+    }
+}
+
+/// `sys/audit` and `sys/audit/<path>`: device management, which must work while devices are
+/// stuck (hashicorp/vault#15932).
+fn is_management(path: &str) -> bool {
+    path == "sys/audit" || path.starts_with("sys/audit/")
+}
+
+impl Broker {
+    /// Writes a response entry no device accepted within the deadline: waits for late
+    /// acknowledgements and retries the devices that failed, for up to
+    /// [`RESPONSE_RETRY_WINDOW`]; a response entry still not written is reported in the server
+    /// log with its request id (never its contents).
+    async fn retry_response(
+        devices: Arc<Vec<Arc<Device>>>,
+        entries: Vec<Vec<u8>>,
+        mut pending: Pending,
+        request_id: String,
+        path: String,
+        started: Instant,
+    ) {
+        let until = started + RESPONSE_RETRY_WINDOW;
+        let mut attempt = 0u64;
+        loop {
+            if pending.wait(&devices, until, &request_id, "response").await {
+                tracing::warn!(request.id = %request_id, request.path = %path, "audit response entry written late (after the deadline)");
+                return;
+            }
+            if Instant::now() >= until
+                || pending.answered.iter().all(|a| *a) && !pending.failed.iter().any(|f| *f)
+            {
+                tracing::error!(
+                    request.id = %request_id,
+                    request.path = %path,
+                    audit.devices = ?devices.iter().map(|d| format!("{} ({})", d.entry.path, d.target())).collect::<Vec<_>>(),
+                    audit.still_queued = ?pending.silent(&devices),
+                    "audit response entry lost: no audit device accepted it within {RESPONSE_RETRY_WINDOW:?}"
+                );
+                metrics::counter!("vault.audit.log_response_lost").increment(1);
+                return;
+            }
+            if pending.failed.iter().any(|f| *f) {
+                // Back off a little, then try the devices that failed again (a device still
+                // silent keeps its queued copy: no duplicates).
+                attempt += 1;
+                let pause = Duration::from_millis(50 * attempt.min(10));
+                tokio::time::sleep(pause.min(until.saturating_duration_since(Instant::now())))
+                    .await;
+                pending.resubmit(&devices, &entries);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
 impl RequestObserver for Broker {
-    fn on_request(&self, request: &RequestRecord) -> Result<()> {
+    async fn on_request(&self, request: &RequestRecord) -> Result<()> {
         let devices = self.devices();
-        let start = std::time::Instant::now();
-        let delivered = devices.is_empty()
-            || deliver(&devices, &request.request_id, "request", |d| {
-                d.request_entry(request)
-            });
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let entries: Vec<Vec<u8>> = devices.iter().map(|d| d.request_entry(request)).collect();
+        let mut pending = Pending::submit(&devices, &entries);
+        let ok = pending
+            .wait(
+                &devices,
+                started + self.deadline,
+                &request.request_id,
+                "request",
+            )
+            .await;
         telemetry::audited(
             telemetry::AUDIT_LOG_REQUEST,
             telemetry::AUDIT_LOG_REQUEST_FAILURE,
-            start,
-            delivered,
+            started,
+            ok,
         );
-        if delivered {
-            Ok(())
-        } else {
-            Err(Error::internal(
-                "no audit device accepted the request entry",
-            ))
+        if ok {
+            return Ok(());
         }
+        let silent = pending.silent(&devices);
+        if !silent.is_empty() {
+            tracing::error!(audit.devices = ?silent, request.id = %request.request_id, "audit devices did not log the request within {:?}", self.deadline);
+        }
+        if request.errors.is_empty() && is_management(&request.path) {
+            // The operator repairing the devices is not locked out by them; the server log
+            // keeps the record.
+            tracing::warn!(
+                request.id = %request.request_id,
+                request.path = %request.path,
+                request.operation = ?request.operation,
+                "no audit device accepted the request entry; audit device management proceeds"
+            );
+            return Ok(());
+        }
+        Err(Error::internal(
+            "no audit device accepted the request entry",
+        ))
     }
 
-    fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) {
+    async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()> {
         let devices = self.devices();
-        let start = std::time::Instant::now();
-        let delivered = devices.is_empty()
-            || deliver(&devices, &request.request_id, "response", |d| {
-                d.response_entry(request, response)
-            });
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let entries: Vec<Vec<u8>> = devices
+            .iter()
+            .map(|d| d.response_entry(request, response))
+            .collect();
+        let mut pending = Pending::submit(&devices, &entries);
+        let ok = pending
+            .wait(
+                &devices,
+                started + self.deadline,
+                &request.request_id,
+                "response",
+            )
+            .await;
         telemetry::audited(
             telemetry::AUDIT_LOG_RESPONSE,
             telemetry::AUDIT_LOG_RESPONSE_FAILURE,
-            start,
-            delivered,
+            started,
+            ok,
         );
-        if !delivered {
-            tracing::error!(request.id = %request.request_id, "no audit device accepted the response entry");
+        if ok {
+            return Ok(());
         }
+        // Not lost yet: retried in the background; the client gets Vault's 500 now.
+        tokio::spawn(Self::retry_response(
+            devices,
+            entries,
+            pending,
+            request.request_id.clone(),
+            request.path.clone(),
+            started,
+        ));
+        if request.errors.is_empty() && is_management(&request.path) {
+            return Ok(());
+        }
+        Err(Error::internal(
+            "no audit device accepted the response entry",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::core::observer::MountInfo;
+    use crate::logical::Operation;
+    use crate::secret::Secret;
+
+    /// The direct writer puts every field where Go's struct order (`format::Shape`) puts it.
+    fn same_bytes_as_the_tree_encoder(d: &Device, r: &RequestRecord, resp: &ResponseRecord) {
+        for json in [d.request_entry(r), d.response_entry(r, resp)] {
+            let tree: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            let mut again = Vec::new();
+            format::write_entry(&mut again, &tree).unwrap();
+            assert_eq!(
+                String::from_utf8(json).unwrap(),
+                String::from_utf8(again).unwrap()
+            );
+        }
+    }
+
+    /// `cargo test --release --lib audit::bench -- --ignored --nocapture`: the cost of building
+    /// and encoding the two entries of a kv read.
+    fn sample() -> (Device, RequestRecord, ResponseRecord) {
+        let entry = AuditEntry {
+            path: "f/".into(),
+            kind: "file".into(),
+            description: String::new(),
+            options: [("file_path".to_string(), "discard".to_string())].into(),
+            local: false,
+            uuid: "u".into(),
+        };
+        let d = Device::new(entry, "salt".into(), None).unwrap();
+        let token: crate::token::TokenEntry = serde_json::from_value(serde_json::json!({
+            "key": "k", "accessor_key": "a", "parent_key": null, "policies": ["root"], "path": "auth/token/root",
+            "meta": null, "display_name": "token", "num_uses": 0, "creation_nanos": 1_700_000_000_000_000_000i128,
+            "creation_ttl": 0, "ttl": 0, "expire_nanos": null, "explicit_max_ttl": 0, "period": 0,
+            "renewable": false, "has_lease": false, "last_renewal_nanos": null, "entity_id": "",
+            "bound_cidrs": [], "cubbyhole_id": "c", "token_type": "service", "mount_accessor": "m", "backend_max_ttl": 0, "internal": {}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let r = RequestRecord {
+            request_id: crate::ids::uuid_v4(),
+            operation: Operation::Read,
+            path: "secret/data/mysql/db".into(),
+            mount: Some(MountInfo {
+                kind: "kv".into(),
+                accessor: "kv_12345678".into(),
+                path: "secret/".into(),
+            }),
+            client_addr: Some([127, 0, 0, 1].into()),
+            client_port: Some(40000),
+            wrap_ttl: None,
+            token: Some(Arc::new(token)),
+            data: serde_json::Map::new(),
+            client_token: Some(Secret::new("root")),
+            client_token_accessor: Some(Secret::new("accessor-xyz")),
+            errors: Vec::new(),
+        };
+        let data = serde_json::json!({"data": {"username": "jenkins", "password": "s3cr3t-p4ssw0rd-0123456789"},
+            "metadata": {"created_time": "2026-12-02T04:00:00.123Z", "custom_metadata": null,
+                         "deletion_time": "", "destroyed": false, "version": 1}});
+        let resp = ResponseRecord {
+            status: 200,
+            data: data.as_object().cloned(),
+            ..Default::default()
+        };
+        (d, r, resp)
+    }
+
+    #[test]
+    fn direct_writer_matches_the_tree_encoder() {
+        let (d, r, resp) = sample();
+        same_bytes_as_the_tree_encoder(&d, &r, &resp);
+        let mut login = r.clone();
+        login.token = None;
+        login.errors = vec!["permission denied".into()];
+        same_bytes_as_the_tree_encoder(&d, &login, &resp);
+    }
+
+    #[test]
+    #[ignore]
+    fn entry_cost() {
+        let (d, r, resp) = sample();
+        same_bytes_as_the_tree_encoder(&d, &r, &resp);
+        let n = 20_000;
+        let t = std::time::Instant::now();
+        let mut bytes = 0;
+        for _ in 0..n {
+            let a = d.request_entry(&r);
+            let b = d.response_entry(&r, &resp);
+            bytes += d.encode(&a).unwrap().len() + d.encode(&b).unwrap().len();
+        }
+        let per = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let a = d.request_entry(&r);
+            let b = d.response_entry(&r, &resp);
+            std::hint::black_box((a, b));
+        }
+        let build = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(d.hash("s3cr3t-p4ssw0rd-0123456789"));
+        }
+        let hash = t.elapsed() / n;
+        println!(
+            "two entries: {per:?} per request ({build:?} building), {} bytes; one HMAC {hash:?}",
+            bytes / n as usize
+        );
     }
 }

@@ -39,6 +39,8 @@ const TOP: Schema = Schema {
         "log_format",
         "unsafe_allow_api_audit_creation",
         "allow_audit_log_prefixing",
+        "audit_timeout",
+        "plugin_directory",
     ],
     ignored: &[
         "disable_mlock",
@@ -46,7 +48,6 @@ const TOP: Schema = Schema {
         "cluster_name",
         "disable_cache",
         "cache_size",
-        "plugin_directory",
         "pid_file",
         "raw_storage_endpoint",
         "disable_clustering",
@@ -100,6 +101,12 @@ pub struct ServerConfig {
     /// The `telemetry` stanza; without one Prometheus is disabled (as in Vault), except in dev
     /// mode, which brings its own.
     pub telemetry: Option<crate::telemetry::Telemetry>,
+    /// `audit_timeout` (Coffer's): how long a request waits for the first audit device to
+    /// accept its entry; `"250ms"` by default.
+    pub audit_timeout: std::time::Duration,
+    /// `plugin_directory`: Coffer runs no plugins, but audit device files may not be written
+    /// there (HCSEC-2025-14).
+    pub plugin_directory: Option<std::path::PathBuf>,
     /// Settings present in the file that Coffer accepts without effect, each once: top-level ones
     /// in file order, then `cluster_addr`, then listener ones (`listener "tcp".cluster_address`).
     /// The server logs one line for each.
@@ -200,6 +207,8 @@ impl ServerConfig {
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
             telemetry: None,
+            audit_timeout: crate::audit::DEFAULT_DEADLINE,
+            plugin_directory: None,
             ignored: Vec::new(),
         }
     }
@@ -328,8 +337,26 @@ fn parse_text(
             .unwrap_or(false),
         allow_audit_log_prefixing: top.boolean("allow_audit_log_prefixing")?.unwrap_or(false),
         telemetry,
+        audit_timeout: audit_timeout(&top)?,
+        plugin_directory: top
+            .string("plugin_directory")?
+            .map(|(d, _)| std::path::PathBuf::from(d))
+            .filter(|d| !d.as_os_str().is_empty()),
         ignored,
     })
+}
+
+/// `audit_timeout`: a Go duration (`"250ms"`, `"1s"`), more than zero.
+fn audit_timeout(top: &Section<'_>) -> Result<std::time::Duration, ConfigError> {
+    let Some((text, line)) = top.string("audit_timeout")? else {
+        return Ok(crate::audit::DEFAULT_DEADLINE);
+    };
+    let nanos = crate::logical::duration::parse_duration_nanos(&text)
+        .map_err(|e| top.error("audit_timeout", line, format!("invalid duration: {e}")))?;
+    match u64::try_from(nanos) {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_nanos(n)),
+        _ => Err(top.error("audit_timeout", line, "must be more than zero")),
+    }
 }
 
 /// `api_addr` must be an http(s) URL with a host: clients are sent there.

@@ -100,6 +100,8 @@ fn vault_example_expected() -> ServerConfig {
             prometheus_retention_secs: 30,
             ..Telemetry::dev()
         }),
+        audit_timeout: crate::audit::DEFAULT_DEADLINE,
+        plugin_directory: None,
         ignored: vec![
             "ui".into(),
             "disable_mlock".into(),
@@ -141,7 +143,6 @@ fn ignored_settings_are_listed_once_in_order() {
         "pid_file",
         "ui",
         "cluster_name",
-        "plugin_directory",
         "raw_storage_endpoint",
         "disable_clustering",
         "log_file",
@@ -152,6 +153,25 @@ fn ignored_settings_are_listed_once_in_order() {
     assert_eq!(config.ignored, want);
     assert_eq!(config.listeners.len(), 3);
     assert_eq!(config.cluster_addr.as_deref(), Some("https://x:8201"));
+    assert_eq!(
+        config.plugin_directory,
+        Some(std::path::PathBuf::from("/p"))
+    );
+}
+
+#[test]
+fn audit_timeout_is_a_positive_go_duration() {
+    let config = ok(&base("audit_timeout = \"1s500ms\"\n"));
+    assert_eq!(config.audit_timeout, std::time::Duration::from_millis(1500));
+    assert_eq!(
+        ok(&base("")).audit_timeout,
+        std::time::Duration::from_millis(250)
+    );
+    for bad in ["\"0s\"", "\"-1s\"", "\"soon\""] {
+        let text = base(&format!("audit_timeout = {bad}\n"));
+        let err = ServerConfig::parse_unchecked(&text, "server.hcl").unwrap_err();
+        assert!(err.message().contains("audit_timeout"), "{err}");
+    }
 }
 
 #[test]

@@ -74,6 +74,11 @@ pub struct CoreConfig {
     pub allow_audit_log_prefixing: bool,
     /// The `telemetry` stanza (dev mode: Prometheus with 24h retention).
     pub telemetry: crate::telemetry::Telemetry,
+    /// `audit_timeout`: how long a request waits for the first audit device to accept its
+    /// entry.
+    pub audit_timeout: std::time::Duration,
+    /// `plugin_directory`: audit device files may not be written there.
+    pub plugin_directory: Option<std::path::PathBuf>,
 }
 
 impl Default for CoreConfig {
@@ -85,6 +90,8 @@ impl Default for CoreConfig {
             allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
             telemetry: crate::telemetry::Telemetry::dev(),
+            audit_timeout: crate::audit::DEFAULT_DEADLINE,
+            plugin_directory: None,
         }
     }
 }
@@ -137,6 +144,10 @@ impl Core {
         let sys = Storage::new(physical.clone(), "sys/", locks.clone());
         let policies = PolicyStore::new(sys.sub("policy/"))?;
         let tokens = TokenStore::new(sys.sub("token/"), clock.clone());
+        let audit = Arc::new(crate::audit::Broker::new(
+            config.audit_timeout,
+            config.plugin_directory.clone(),
+        ));
         let core = Arc::new_cyclic(|weak| Core {
             clock,
             physical,
@@ -146,7 +157,7 @@ impl Core {
             config,
             policies,
             tokens,
-            audit: Arc::default(),
+            audit,
             mounts: ArcSwap::from_pointee(MountTable::default()),
             mount_lock: tokio::sync::Mutex::new(()),
             sealed: AtomicBool::new(true),

@@ -13,30 +13,35 @@ use std::sync::Arc;
 
 use super::Core;
 use super::pipeline::Outcome;
-use super::render::render;
+use super::render::render_status;
 use crate::error::{Error, Result};
 use crate::logical::{Operation, redacted_keys};
 use crate::secret::Secret;
 use crate::token::TokenEntry;
 
-/// Sees every request before its backend runs, and its outcome after.
+/// Sees every request before its backend runs, and its outcome after. Both hooks are async:
+/// an observer that waits (an audit device's acknowledgement) never blocks a runtime thread.
+#[async_trait::async_trait]
 pub trait RequestObserver: Send + Sync {
     /// Called once per request, before the backend runs (after routing, authentication and the
     /// ACL check). An error refuses the request with that error (a fail-closed audit device).
     /// For a request rejected earlier it is called at the rejection, and its result ignored.
-    fn on_request(&self, request: &RequestRecord) -> Result<()>;
+    async fn on_request(&self, request: &RequestRecord) -> Result<()>;
 
-    /// Called once per request with its outcome, after [`RequestObserver::on_request`].
-    fn on_response(&self, request: &RequestRecord, response: &ResponseRecord);
+    /// Called once per request with its outcome, after [`RequestObserver::on_request`]. An
+    /// error turns a successful outcome into that error (the operation has taken effect: a
+    /// fail-closed audit device that could not record the response).
+    async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()>;
 }
 
+#[async_trait::async_trait]
 impl<T: RequestObserver + ?Sized> RequestObserver for Arc<T> {
-    fn on_request(&self, request: &RequestRecord) -> Result<()> {
-        (**self).on_request(request)
+    async fn on_request(&self, request: &RequestRecord) -> Result<()> {
+        (**self).on_request(request).await
     }
 
-    fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) {
-        (**self).on_response(request, response);
+    async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()> {
+        (**self).on_response(request, response).await
     }
 }
 
@@ -64,6 +69,10 @@ pub struct RequestRecord {
     pub mount: Option<MountInfo>,
     /// Peer address.
     pub client_addr: Option<IpAddr>,
+    /// Peer port.
+    pub client_port: Option<u16>,
+    /// `X-Vault-Wrap-TTL` in seconds.
+    pub wrap_ttl: Option<i64>,
     /// The resolved token entry, once authenticated (the plaintext token is never recorded).
     pub token: Option<Arc<TokenEntry>>,
     /// The request parameters (for an audit device to HMAC).
@@ -146,7 +155,7 @@ impl ResponseRecord {
             Ok(out) => {
                 let resp = out.response.as_ref();
                 ResponseRecord {
-                    status: render(out).status,
+                    status: render_status(out),
                     errors: Vec::new(),
                     data: resp.and_then(|r| r.data.clone()),
                     auth: out.auth.clone(),
@@ -183,25 +192,26 @@ impl Trace {
     }
 
     /// The request is about to reach its backend: `on_request`, whose error refuses it.
-    pub(super) fn announce(&mut self) -> Result<()> {
+    pub(super) async fn announce(&mut self) -> Result<()> {
         if self.announced {
             return Ok(());
         }
         self.announced = true;
-        self.observer.on_request(&self.record)
+        self.observer.on_request(&self.record).await
     }
 
-    /// The request is done: `on_request` if it never reached the backend, then `on_response`.
-    pub(super) fn finish(mut self, result: &Result<Outcome>) {
+    /// The request is done: `on_request` if it never reached the backend, then `on_response`,
+    /// whose error replaces a successful outcome.
+    pub(super) async fn finish(mut self, result: &Result<Outcome>) -> Result<()> {
         // A request rejected before its backend: its refusal is already decided.
         if !self.announced
             && let Err(e) = result
         {
             self.record.errors = e.messages();
         }
-        let _ = self.announce();
+        let _ = self.announce().await;
         let response = ResponseRecord::of_result(result, self.issued_token.take());
-        self.observer.on_response(&self.record, &response);
+        self.observer.on_response(&self.record, &response).await
     }
 }
 
@@ -232,7 +242,7 @@ impl Core {
     /// Reports a request the HTTP layer rejected before it reached the pipeline (bad path,
     /// undecodable body, JSON limits, body too large): the observer sees it as a request with a
     /// fresh id and no token, and its error.
-    pub fn observe_rejection(
+    pub async fn observe_rejection(
         &self,
         method: &str,
         path: &str,
@@ -248,14 +258,18 @@ impl Core {
             path: path.trim_start_matches('/').to_string(),
             mount: None,
             client_addr,
+            client_port: None,
+            wrap_ttl: None,
             token: None,
             data: Map::new(),
             client_token: None,
             client_token_accessor: None,
             errors: error.messages(),
         };
-        let _ = observer.on_request(&record);
-        observer.on_response(&record, &ResponseRecord::of_error(error));
+        let _ = observer.on_request(&record).await;
+        let _ = observer
+            .on_response(&record, &ResponseRecord::of_error(error))
+            .await;
     }
 }
 
@@ -273,6 +287,8 @@ mod tests {
             path: "secret/data/x".into(),
             mount: None,
             client_addr: None,
+            client_port: None,
+            wrap_ttl: None,
             token: None,
             data: data.clone(),
             client_token: Some(Secret::new("hvs.client-canary")),

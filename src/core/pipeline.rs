@@ -30,6 +30,8 @@ pub struct IncomingRequest {
     pub client_token: Option<Secret>,
     /// Peer address.
     pub client_addr: Option<IpAddr>,
+    /// Peer port (for the audit log's `remote_port`).
+    pub client_port: Option<u16>,
     /// `X-Vault-Wrap-TTL` in seconds.
     pub wrap_ttl: Option<i64>,
     /// Content-Type header.
@@ -152,6 +154,8 @@ impl Core {
             path: inc.path.clone(),
             mount: None,
             client_addr: inc.client_addr,
+            client_port: inc.client_port,
+            wrap_ttl: inc.wrap_ttl,
             token: None,
             data: inc.data.clone(),
             client_token: inc.client_token.clone(),
@@ -159,11 +163,14 @@ impl Core {
             errors: Vec::new(),
         });
         let mut revoke = None;
-        let result = self
+        let mut result = self
             .handle_traced(request_id, inc, &mut trace, &mut revoke, facts)
             .await;
-        if let Some(t) = trace {
-            t.finish(&result);
+        if let Some(t) = trace
+            && let Err(e) = t.finish(&result).await
+            && result.is_ok()
+        {
+            result = Err(e);
         }
         if let Some(key) = revoke {
             // The token's last use: revoke it (and its children) now that the request is done.
@@ -374,7 +381,7 @@ impl Core {
         }
 
         if let Some(t) = trace.as_mut() {
-            t.announce()?;
+            t.announce().await?;
         }
         let route_start = std::time::Instant::now();
         let routed = m.backend.handle_request(&req).await;
@@ -454,6 +461,7 @@ mod tests {
             data: data.clone(),
             client_token: Some(Secret::new("hvs.token-canary")),
             client_addr: None,
+            client_port: None,
             wrap_ttl: None,
             content_type: None,
         };

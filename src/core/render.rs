@@ -38,6 +38,47 @@ pub fn render_error(e: &Error) -> Rendered {
     }
 }
 
+/// A list without keys (and nothing else): Vault's 404.
+fn empty_list(out: &Outcome, resp: &crate::logical::Response) -> bool {
+    out.operation == Operation::List
+        && resp.warnings.is_empty()
+        && resp.data.as_ref().is_none_or(|d| {
+            d.get("keys")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+                && d.len() <= 1
+        })
+}
+
+/// The status [`render`] gives `out`, without building the body (for observers).
+pub fn render_status(out: &Outcome) -> u16 {
+    let empty = if matches!(out.operation, Operation::Read | Operation::List) {
+        404
+    } else {
+        204
+    };
+    let Some(resp) = &out.response else {
+        return empty;
+    };
+    if resp.raw_body.is_some() {
+        return resp.status.unwrap_or(200);
+    }
+    if resp.wrap_info.is_some() {
+        return 200;
+    }
+    if empty_list(out, resp) {
+        return 404;
+    }
+    if resp.data.is_none()
+        && out.auth.is_none()
+        && resp.warnings.is_empty()
+        && resp.status.is_none()
+    {
+        return empty;
+    }
+    resp.status.unwrap_or(200)
+}
+
 /// The wire form of a successful outcome.
 pub fn render(out: &Outcome) -> Rendered {
     let read_like = matches!(out.operation, Operation::Read | Operation::List);
@@ -77,15 +118,7 @@ pub fn render(out: &Outcome) -> Rendered {
             body: serde_json::to_string(&env).ok(),
         };
     }
-    let empty_list = out.operation == Operation::List
-        && resp.warnings.is_empty()
-        && resp.data.as_ref().is_none_or(|d| {
-            d.get("keys")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty)
-                && d.len() <= 1
-        });
-    if empty_list {
+    if empty_list(out, resp) {
         return render_error(&Error::NotFound);
     }
     if resp.data.is_none()

@@ -421,6 +421,7 @@ pub async fn incoming(
         data,
         client_token: client_token(headers),
         client_addr: addr,
+        client_port: None,
         wrap_ttl: wrap_ttl(headers)?,
         content_type,
     })

@@ -279,25 +279,27 @@ async fn serve_request(
     req: HttpRequest<Body>,
     facts: &mut RequestFacts,
 ) -> HttpResponse {
-    let addr = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| c.0);
+    let addr = peer.map(|p| p.ip());
     let (parts, body) = req.into_parts();
     // A request refused here is reported to the core's observer (audit) as well.
-    let rejected = |path: &str, e: &Error| {
+    let rejected = async |path: &str, e: &Error| {
         state
             .core
-            .observe_rejection(parts.method.as_str(), path, addr, e);
+            .observe_rejection(parts.method.as_str(), path, addr, e)
+            .await;
     };
     if let Some(problem) = check_path(parts.uri.path()) {
         if let Some(e) = problem.rejection() {
-            rejected(parts.uri.path(), &e);
+            rejected(parts.uri.path(), &e).await;
         }
         return path_problem_response(problem, &parts.method, parts.uri.query());
     }
     let Some(path) = normalize_path(parts.uri.path()) else {
-        rejected(parts.uri.path(), &Error::NotFound);
+        rejected(parts.uri.path(), &Error::NotFound).await;
         return error_response(&Error::NotFound);
     };
     if path == "sys" || path.starts_with("sys/") {
@@ -308,7 +310,7 @@ async fn serve_request(
         match decode::read_body(body, state.options.max_request_size).await {
             Ok(b) => (b, Body::empty()),
             Err(e) => {
-                rejected(&path, &e);
+                rejected(&path, &e).await;
                 return error_response(&e);
             }
         }
@@ -339,7 +341,7 @@ async fn serve_request(
     .await
     {
         Err(e) => {
-            rejected(&path, &e);
+            rejected(&path, &e).await;
             error_response(&e)
         }
         Ok(mut inc) => {
@@ -349,6 +351,7 @@ async fn serve_request(
                     inc.data.insert("format".into(), format.into());
                 }
             }
+            inc.client_port = peer.map(|p| p.port());
             handle_logical(state, inc, facts).await
         }
     }

@@ -19,17 +19,19 @@ enum Event {
 #[derive(Default)]
 struct Recorder(Mutex<Vec<Event>>);
 
+#[async_trait::async_trait]
 impl RequestObserver for Recorder {
-    fn on_request(&self, request: &RequestRecord) -> Result<()> {
+    async fn on_request(&self, request: &RequestRecord) -> Result<()> {
         self.0.lock().unwrap().push(Event::Request(request.clone()));
         Ok(())
     }
 
-    fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) {
+    async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()> {
         self.0
             .lock()
             .unwrap()
             .push(Event::Response(request.clone(), response.clone()));
+        Ok(())
     }
 }
 

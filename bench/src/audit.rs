@@ -1,0 +1,136 @@
+//! The audit phase: kv read and write throughput with one `file` audit device on, as a ratio to
+//! the same server with no device, Coffer and OpenBao side by side in one run. Each server is
+//! a fresh dev server (OpenBao gets `unsafe_allow_api_audit_creation` through `-config`); per
+//! round and server the device is enabled for one window and disabled for the other, the order
+//! alternating between rounds.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::client::Conn;
+use crate::load::{Bound, ROOT, Scenario, expect, percentile, run_window, setup_fixtures};
+use crate::process::{Kind, Server};
+use crate::report::{Cell, fmt_ms, fmt_rps};
+use crate::{Opts, R};
+
+/// The scenarios measured with and without the device.
+const SCENARIOS: [Scenario; 2] = [Scenario::KvReadRoot, Scenario::KvWrite];
+
+/// Enables (`Some(file)`) or disables the `file/` device.
+async fn set_device(addr: &str, file: Option<&Path>) -> R<()> {
+    let mut c = Conn::connect(addr).await?;
+    let r = match file {
+        Some(f) => {
+            c.call(
+                "PUT",
+                "/v1/sys/audit/file",
+                Some(ROOT),
+                Some(json!({"type": "file", "options": {"file_path": f.display().to_string()}})),
+            )
+            .await?
+        }
+        None => {
+            c.call("DELETE", "/v1/sys/audit/file", Some(ROOT), None)
+                .await?
+        }
+    };
+    expect("audit device", r, &[200, 204])?;
+    Ok(())
+}
+
+pub async fn audit_phase(opts: &Opts, dir: &Path) -> R<String> {
+    let bao_config = dir.join("bao-audit.hcl");
+    std::fs::write(&bao_config, "unsafe_allow_api_audit_creation = true\n")
+        .map_err(|e| e.to_string())?;
+    let coffer = Server::start(Kind::Coffer, &opts.coffer, opts.port + 40, dir).await?;
+    let bao = Server::start_with(
+        Kind::Bao,
+        &opts.bao,
+        opts.port + 50,
+        dir,
+        &[format!("-config={}", bao_config.display())],
+    )
+    .await?;
+    let servers = [&coffer, &bao];
+    let mut fixtures = Vec::new();
+    for s in servers {
+        fixtures.push(setup_fixtures(&s.addr).await?);
+    }
+    let c = 16;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Audit: one file device on vs off ({c} connections)\n\n\
+         Each server fresh; per round the `file` device is enabled for one window and disabled \
+         for the other (order alternating); the log goes to a file in the temp dir.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Scenario | Server | Audit off req/s | Audit on req/s | **On/off** | p50 ms off / on | p99 ms off / on |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+    let mut window_no = 0u64;
+    for scn in SCENARIOS {
+        // [server][off, on]
+        let mut cells: [[Cell; 2]; 2] = Default::default();
+        for round in 0..opts.rounds {
+            for (i, s) in servers.iter().enumerate() {
+                let order: [bool; 2] = if round % 2 == 0 {
+                    [false, true]
+                } else {
+                    [true, false]
+                };
+                for on in order {
+                    let file = dir.join(format!("audit-{}.log", s.kind.label()));
+                    if on {
+                        set_device(&s.addr, Some(&file)).await?;
+                    }
+                    window_no += 1;
+                    let bound = Bound::Time {
+                        warmup: opts.warmup,
+                        measure: opts.measure,
+                    };
+                    let tag = format!("a{window_no}");
+                    let w = run_window(&s.addr, scn, &fixtures[i], c, bound, &tag, Some(s.pid()))
+                        .await?;
+                    if on {
+                        set_device(&s.addr, None).await?;
+                        let _ = std::fs::remove_file(&file);
+                    }
+                    eprintln!(
+                        "audit {:<15} round {} {:<8} {:<3} {:>9} req/s  p99 {:>6} ms  errors {}",
+                        scn.name(),
+                        round + 1,
+                        s.kind.label(),
+                        if on { "on" } else { "off" },
+                        fmt_rps(w.rps()),
+                        fmt_ms(percentile(&w.lat_us, 0.99)),
+                        w.errors
+                    );
+                    cells[i][usize::from(on)].windows.push(w);
+                }
+            }
+        }
+        for (i, s) in servers.iter().enumerate() {
+            let [off, on] = &cells[i];
+            let (loff, lon) = (off.merged_lat(), on.merged_lat());
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | **{:.2}** | {} / {} | {} / {} |",
+                scn.describe(),
+                s.kind.label(),
+                fmt_rps(off.mean_rps()),
+                fmt_rps(on.mean_rps()),
+                on.mean_rps() / off.mean_rps().max(1e-9),
+                fmt_ms(percentile(&loff, 0.5)),
+                fmt_ms(percentile(&lon, 0.5)),
+                fmt_ms(percentile(&loff, 0.99)),
+                fmt_ms(percentile(&lon, 0.99)),
+            );
+        }
+    }
+    let _ = writeln!(out);
+    Ok(out)
+}

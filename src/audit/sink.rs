@@ -1,0 +1,545 @@
+//! Where a device's lines go, and the writer thread each device owns: a bounded queue in front
+//! of one blocking output (a file, stdout, a socket, syslog), so a stuck output blocks only its
+//! own thread. The request path hands a line to the queue (never blocking) and awaits the
+//! writer's acknowledgement with a deadline.
+//!
+//! Stream outputs (files, stdout, TCP, Unix streams) get the lines queued so far in one `write`
+//! (batching under load); datagram outputs (UDP, Unix datagrams, syslog) one datagram per line.
+//! A failed write reopens the output and is retried once, as Vault does. A reopen request
+//! (SIGHUP) travels through the same queue, so every line lands whole in exactly one file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+/// Acknowledgements: (device index, outcome).
+pub(super) type Ack = tokio::sync::mpsc::UnboundedSender<(usize, io::Result<()>)>;
+
+/// Entries a device may have queued before further ones fail at once.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Lines written in one `write` at most (stream outputs).
+const BATCH_LINES: usize = 256;
+
+/// One line for the writer.
+pub(super) struct Job {
+    pub(super) line: Vec<u8>,
+    pub(super) idx: usize,
+    pub(super) ack: Ack,
+}
+
+enum Msg {
+    Line(Job),
+    /// Close and reopen (a file device on SIGHUP).
+    Reopen,
+}
+
+/// A blocking output.
+pub(super) trait Output: Send {
+    /// Writes `data` (whole lines) entirely.
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Closes and reopens (reconnects).
+    fn reopen(&mut self) -> io::Result<()>;
+    /// Whether several lines may go in one write.
+    fn stream(&self) -> bool {
+        true
+    }
+}
+
+/// The queue of a running writer thread; the thread ends when this is dropped.
+pub(super) struct Writer {
+    tx: SyncSender<Msg>,
+}
+
+impl Writer {
+    /// Starts the writer thread over an opened output.
+    pub(super) fn start(output: Box<dyn Output>) -> io::Result<Writer> {
+        let (tx, rx) = sync_channel::<Msg>(QUEUE_DEPTH);
+        // The writer hands each batch's acknowledgements to a task on the runtime, which
+        // wakes the waiting requests from inside it: one cross-thread wake-up per batch
+        // instead of one per line.
+        let relay = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let (relay, mut batches) = tokio::sync::mpsc::unbounded_channel::<Vec<Done>>();
+            rt.spawn(async move {
+                while let Some(batch) = batches.recv().await {
+                    for (ack, idx, r) in batch {
+                        let _ = ack.send((idx, r));
+                    }
+                }
+            });
+            relay
+        });
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || run(output, &rx, relay.as_ref()))?;
+        Ok(Writer { tx })
+    }
+
+    /// Queues a line; a full queue or a stopped writer fails at once (on `job.ack`).
+    pub(super) fn submit(&self, job: Job) {
+        let err = match self.tx.try_send(Msg::Line(job)) {
+            Ok(()) => return,
+            Err(TrySendError::Full(Msg::Line(j))) => (j, "audit queue full"),
+            Err(TrySendError::Disconnected(Msg::Line(j))) => (j, "audit writer stopped"),
+            Err(_) => return,
+        };
+        let (job, why) = err;
+        let _ = job.ack.send((job.idx, Err(io::Error::other(why))));
+    }
+
+    /// Asks the writer to reopen its output after the lines already queued (blocks while the
+    /// queue is full; called from the signal task, not from requests).
+    pub(super) fn reopen(&self) {
+        let _ = self.tx.send(Msg::Reopen);
+    }
+}
+
+/// One acknowledgement to deliver.
+type Done = (Ack, usize, io::Result<()>);
+
+fn run(
+    mut out: Box<dyn Output>,
+    rx: &Receiver<Msg>,
+    relay: Option<&tokio::sync::mpsc::UnboundedSender<Vec<Done>>>,
+) {
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Reopen => {
+                    flush(out.as_mut(), &mut jobs, &mut buf, relay);
+                    if let Err(e) = out.reopen() {
+                        tracing::error!(error = %e, "cannot reopen an audit device");
+                    }
+                }
+                Msg::Line(job) => {
+                    jobs.push(job);
+                    if !out.stream() || jobs.len() >= BATCH_LINES {
+                        flush(out.as_mut(), &mut jobs, &mut buf, relay);
+                    }
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        flush(out.as_mut(), &mut jobs, &mut buf, relay);
+    }
+}
+
+/// Writes the pending lines in one write (reopen and retry once on failure) and acknowledges
+/// each.
+fn flush(
+    out: &mut dyn Output,
+    jobs: &mut Vec<Job>,
+    buf: &mut Vec<u8>,
+    relay: Option<&tokio::sync::mpsc::UnboundedSender<Vec<Done>>>,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    buf.clear();
+    for j in jobs.iter() {
+        buf.extend_from_slice(&j.line);
+    }
+    let result = out
+        .write(buf)
+        .or_else(|_| out.reopen().and_then(|()| out.write(buf)));
+    let done: Vec<Done> = jobs
+        .drain(..)
+        .map(|j| {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            (j.ack, j.idx, r)
+        })
+        .collect();
+    let done = match relay {
+        Some(relay) => match relay.send(done) {
+            Ok(()) => return,
+            Err(tokio::sync::mpsc::error::SendError(done)) => done,
+        },
+        None => done,
+    };
+    for (ack, idx, r) in done {
+        let _ = ack.send((idx, r));
+    }
+}
+
+/// A `file` device's file.
+pub(super) struct FileOut {
+    path: PathBuf,
+    mode: Option<u32>,
+    file: Option<File>,
+}
+
+impl FileOut {
+    /// Opens (creating) the file: the enable-time sanity check.
+    pub(super) fn open(path: PathBuf, mode: Option<u32>) -> io::Result<FileOut> {
+        let file = open_file(&path, mode)?;
+        Ok(FileOut {
+            path,
+            mode,
+            file: Some(file),
+        })
+    }
+}
+
+impl Output for FileOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(data),
+            None => Err(io::Error::other("not open")),
+        }
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.file = None;
+        self.file = Some(open_file(&self.path, self.mode)?);
+        Ok(())
+    }
+}
+
+/// Opens for appending, creating the file (and its directory) with `mode`, and sets `mode` on
+/// an existing regular file (`None`: keep its mode).
+fn open_file(path: &Path, mode: Option<u32>) -> io::Result<File> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = OpenOptions::new();
+    opts.append(true).create(true);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode.unwrap_or(0o600));
+    }
+    let f = opts.open(path)?;
+    if let Some(m) = mode
+        && path != Path::new("/dev/null")
+        && f.metadata()?.is_file()
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(m))?;
+    }
+    Ok(f)
+}
+
+/// `file_path = "stdout"`.
+pub(super) struct StdoutOut;
+
+impl Output for StdoutOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(data)?;
+        out.flush()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The socket kinds of a `socket` device (Go's network names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SocketType {
+    Tcp,
+    Udp,
+    Unix,
+    Unixgram,
+}
+
+impl SocketType {
+    /// Go's names: `tcp`, `tcp4`, `tcp6`, `udp`, `udp4`, `udp6`, `unix`, `unixgram`.
+    pub(super) fn parse(s: &str) -> Option<SocketType> {
+        match s {
+            "tcp" | "tcp4" | "tcp6" => Some(SocketType::Tcp),
+            "udp" | "udp4" | "udp6" => Some(SocketType::Udp),
+            "unix" => Some(SocketType::Unix),
+            "unixgram" => Some(SocketType::Unixgram),
+            _ => None,
+        }
+    }
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+    Unix(UnixStream),
+    Unixgram(UnixDatagram),
+}
+
+/// A `socket` device's connection; `write_timeout` bounds the dial and each write.
+pub(super) struct SocketOut {
+    kind: SocketType,
+    address: String,
+    timeout: Duration,
+    conn: Option<Conn>,
+}
+
+impl SocketOut {
+    /// Dials `address`.
+    pub(super) fn open(kind: SocketType, address: String, timeout: Duration) -> io::Result<Self> {
+        let mut s = SocketOut {
+            kind,
+            address,
+            timeout,
+            conn: None,
+        };
+        s.conn = Some(s.dial()?);
+        Ok(s)
+    }
+
+    fn dial(&self) -> io::Result<Conn> {
+        let t = Some(self.timeout);
+        Ok(match self.kind {
+            SocketType::Tcp => {
+                let mut last = io::Error::other(format!("no address for {}", self.address));
+                let mut conn = None;
+                for addr in self.address.to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&addr, self.timeout) {
+                        Ok(c) => {
+                            conn = Some(c);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                let c = conn.ok_or(last)?;
+                c.set_write_timeout(t)?;
+                let _ = c.set_nodelay(true);
+                Conn::Tcp(c)
+            }
+            SocketType::Udp => {
+                let target =
+                    self.address.to_socket_addrs()?.next().ok_or_else(|| {
+                        io::Error::other(format!("no address for {}", self.address))
+                    })?;
+                let local = if target.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                };
+                let s = UdpSocket::bind(local)?;
+                s.connect(target)?;
+                s.set_write_timeout(t)?;
+                Conn::Udp(s)
+            }
+            SocketType::Unix => {
+                let c = UnixStream::connect(&self.address)?;
+                c.set_write_timeout(t)?;
+                Conn::Unix(c)
+            }
+            SocketType::Unixgram => {
+                let s = UnixDatagram::unbound()?;
+                s.connect(&self.address)?;
+                s.set_write_timeout(t)?;
+                Conn::Unixgram(s)
+            }
+        })
+    }
+}
+
+impl SocketOut {
+    /// Whether the peer of a stream connection has closed it (so a write would vanish into a
+    /// dead connection instead of failing): a non-blocking peek that sees end-of-file.
+    fn closed_by_peer(&self) -> bool {
+        fn eof<S>(
+            s: &S,
+            nb: impl Fn(&S, bool) -> io::Result<()>,
+            peek: impl Fn(&S) -> io::Result<usize>,
+        ) -> bool {
+            if nb(s, true).is_err() {
+                return false;
+            }
+            let r = peek(s);
+            let _ = nb(s, false);
+            match r {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            }
+        }
+        match &self.conn {
+            Some(Conn::Tcp(c)) => eof(c, TcpStream::set_nonblocking, |c| c.peek(&mut [0u8; 1])),
+            Some(Conn::Unix(c)) => eof(c, UnixStream::set_nonblocking, |c| {
+                use std::io::Read;
+                // A Unix stream has no peek in std: a closed peer reads as EOF, and the audit
+                // peer is never expected to send anything.
+                (&*c).read(&mut [0u8; 1])
+            }),
+            _ => false,
+        }
+    }
+}
+
+impl Output for SocketOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.closed_by_peer() {
+            self.reopen()?;
+        }
+        match self.conn.as_mut() {
+            None => Err(io::Error::other("not connected")),
+            Some(Conn::Tcp(c)) => c.write_all(data),
+            Some(Conn::Unix(c)) => c.write_all(data),
+            Some(Conn::Udp(s)) => s.send(data).map(|_| ()),
+            Some(Conn::Unixgram(s)) => s.send(data).map(|_| ()),
+        }
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.conn = None;
+        self.conn = Some(self.dial()?);
+        Ok(())
+    }
+
+    fn stream(&self) -> bool {
+        matches!(self.kind, SocketType::Tcp | SocketType::Unix)
+    }
+}
+
+/// The local syslog sockets Go's `log/syslog` tries, in order.
+const SYSLOG_PATHS: &[&str] = &["/dev/log", "/var/run/syslog", "/var/run/log"];
+
+/// Overrides the local syslog socket path (a test and operations hook).
+pub const SYSLOG_SOCKET_ENV: &str = "COFFER_SYSLOG_SOCKET";
+
+/// Syslog facility codes by Vault's (go-syslog's) names.
+pub(super) fn facility_code(name: &str) -> Option<u8> {
+    let code = match name.to_ascii_uppercase().as_str() {
+        "KERN" => 0,
+        "USER" => 1,
+        "MAIL" => 2,
+        "DAEMON" => 3,
+        "AUTH" => 4,
+        "SYSLOG" => 5,
+        "LPR" => 6,
+        "NEWS" => 7,
+        "UUCP" => 8,
+        "CRON" => 9,
+        "AUTHPRIV" => 10,
+        "FTP" => 11,
+        "LOCAL0" => 16,
+        "LOCAL1" => 17,
+        "LOCAL2" => 18,
+        "LOCAL3" => 19,
+        "LOCAL4" => 20,
+        "LOCAL5" => 21,
+        "LOCAL6" => 22,
+        "LOCAL7" => 23,
+        _ => return None,
+    };
+    Some(code)
+}
+
+enum SyslogConn {
+    Dgram(UnixDatagram),
+    Stream(UnixStream),
+}
+
+/// A `syslog` device: one message per entry to the local syslog socket, in Go's `log/syslog`
+/// local format `<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG` with priority INFO.
+pub(super) struct SyslogOut {
+    priority: u8,
+    tag: String,
+    conn: Option<SyslogConn>,
+}
+
+impl SyslogOut {
+    /// Connects to the local syslog socket.
+    pub(super) fn open(facility: u8, tag: String) -> io::Result<SyslogOut> {
+        let mut s = SyslogOut {
+            priority: facility * 8 + 6,
+            tag,
+            conn: None,
+        };
+        s.conn = Some(Self::dial()?);
+        Ok(s)
+    }
+
+    fn dial() -> io::Result<SyslogConn> {
+        let paths: Vec<String> = match std::env::var(SYSLOG_SOCKET_ENV) {
+            Ok(p) if !p.is_empty() => vec![p],
+            _ => SYSLOG_PATHS.iter().map(|p| (*p).to_string()).collect(),
+        };
+        for p in &paths {
+            if let Ok(s) = UnixDatagram::unbound()
+                && s.connect(p).is_ok()
+            {
+                let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                return Ok(SyslogConn::Dgram(s));
+            }
+            if let Ok(s) = UnixStream::connect(p) {
+                let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                return Ok(SyslogConn::Stream(s));
+            }
+        }
+        Err(io::Error::other("Unix syslog delivery error"))
+    }
+}
+
+impl Output for SyslogOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let stamp = syslog_stamp(std::time::SystemTime::now());
+        let mut msg = format!(
+            "<{}>{stamp} {}[{}]: ",
+            self.priority,
+            self.tag,
+            std::process::id()
+        )
+        .into_bytes();
+        msg.extend_from_slice(data);
+        if !msg.ends_with(b"\n") {
+            msg.push(b'\n');
+        }
+        match self.conn.as_mut() {
+            None => Err(io::Error::other("not connected")),
+            Some(SyslogConn::Dgram(s)) => s.send(&msg).map(|_| ()),
+            Some(SyslogConn::Stream(s)) => s.write_all(&msg),
+        }
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.conn = None;
+        self.conn = Some(Self::dial()?);
+        Ok(())
+    }
+
+    fn stream(&self) -> bool {
+        false
+    }
+}
+
+/// Go's `time.Stamp` (`Jan _2 15:04:05`), in UTC.
+fn syslog_stamp(t: std::time::SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // 2026-12-02T04:40:00Z
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    let month = s
+        .get(5..7)
+        .and_then(|m| m.parse::<usize>().ok())
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+        .copied()
+        .unwrap_or("Jan");
+    let day = s.get(8..10).and_then(|d| d.parse::<u8>().ok()).unwrap_or(1);
+    let clock = s.get(11..19).unwrap_or("00:00:00");
+    format!("{month} {day:>2} {clock}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syslog_stamp_is_go_time_stamp() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_796_186_096);
+        assert_eq!(syslog_stamp(t), "Dec  2 04:34:56");
+    }
+}
