@@ -1,6 +1,6 @@
 # Coffer on PostgreSQL (single node): the data lives in the table vault_kv_store, Vault's layout,
 # created when missing. Every value is encrypted by Coffer before it reaches the database.
-# HA (ha_enabled = "true") is not available yet and is refused at start-up.
+# For several nodes sharing the database (HA), see config/ha-postgresql.hcl.
 
 storage "postgresql" {
   # Or leave this out and set VAULT_PG_CONNECTION_URL (which wins when both are set), so the

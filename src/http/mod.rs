@@ -8,6 +8,7 @@
 mod conn;
 mod decode;
 mod envelope;
+mod forward;
 mod sys_raw;
 
 use axum::Router;
@@ -231,6 +232,13 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         rejected(parts.uri.path(), &Error::NotFound);
         return error_response(&Error::NotFound);
     };
+    // HA standby: everything but the seal/health family goes to the active node.
+    if let Some(ha) = state.core.ha()
+        && state.core.is_standby()
+        && !forward::answered_locally(&path)
+    {
+        return forward::standby(&state, ha, parts, body).await;
+    }
     // Only init and unseal read their body here; everything else streams it to the decoder.
     let (raw_body, body) = if sys_raw::wants_body(&state, &path) {
         match decode::read_body(body, state.options.max_request_size).await {

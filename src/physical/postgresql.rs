@@ -1,5 +1,6 @@
 //! The PostgreSQL engine: Vault's table layout (`vault_kv_store`), a pool of long-lived
-//! connections (`deadpool-postgres` over `tokio-postgres`), single node (HA comes later).
+//! connections (`deadpool-postgres` over `tokio-postgres`); with HA, every write is fenced by the
+//! lock row of `pg_lock.rs`.
 //!
 //! A logical key `a/b/c` is stored as `parent_path = "/a/"`, `path = "/a/b/"`, `key = "c"` (a key
 //! without `/` has `path = "/"` and `parent_path = ""`), so a database written by Vault reads the
@@ -7,11 +8,23 @@
 //! by a byte-order range on `path` (the primary key's first column, `COLLATE "C"`), so `_`, `%` and
 //! `\` in keys are ordinary characters.
 //!
-//! Every write is a committed statement (or one transaction for a batch) before it returns, with
-//! PostgreSQL's default `synchronous_commit = on`.
+//! Every write is one committed statement (a batch too) before it returns, with PostgreSQL's
+//! default `synchronous_commit = on`.
+//!
+//! Fencing (HA): every write statement starts with a CTE that locks the lock row `FOR KEY SHARE`
+//! where `ha_identity` is ours and the lease has not run out (`clock_timestamp()`), and writes
+//! only rows joined with it. No row, no write — decided inside the statement that writes, not by
+//! a check before it. `FOR KEY SHARE` does not conflict with the holder's own renewals (a non-key
+//! update of `valid_until`), but does with a takeover (which rewrites `ha_identity`, unique, so a
+//! key update), `DELETE` and `TRUNCATE`: those wait until in-flight fenced writes commit, and
+//! every later write of the old holder finds no row. So every committed write is ordered before
+//! any change of ownership.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::{PhysicalBackend, StorageError, WriteOp, children};
@@ -39,6 +52,42 @@ pub struct PostgresqlOptions {
     pub max_parallel: usize,
     /// Create the table (and its index) when it does not exist.
     pub create_table: bool,
+    /// HA: the lock table; every write is then fenced by it.
+    pub ha_table: Option<String>,
+}
+
+/// The identity under which this node holds the HA lock, shared by the engine (which conditions
+/// every write on it) and the HA loop (which sets it on acquisition and clears it on release).
+#[derive(Debug, Default)]
+pub struct Fence {
+    identity: ArcSwapOption<String>,
+    lost: tokio::sync::Notify,
+}
+
+impl Fence {
+    /// Sets (or clears) the identity writes are fenced with.
+    pub fn hold(&self, identity: Option<String>) {
+        self.identity.store(identity.map(Arc::new));
+    }
+
+    /// The current identity.
+    pub fn identity(&self) -> Option<Arc<String>> {
+        self.identity.load_full()
+    }
+
+    /// Notified when a write found the lock no longer ours.
+    pub fn lost(&self) -> &tokio::sync::Notify {
+        &self.lost
+    }
+
+    /// A write under `identity` was refused by the database: forget it (unless a newer one was
+    /// set meanwhile) and tell the HA loop.
+    fn refused(&self, identity: &Arc<String>) {
+        let previous = self.identity.compare_and_swap(identity, None);
+        if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, identity)) {
+            self.lost.notify_one();
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresqlOptions {
@@ -48,6 +97,7 @@ impl std::fmt::Debug for PostgresqlOptions {
             .field("table", &self.table)
             .field("max_parallel", &self.max_parallel)
             .field("create_table", &self.create_table)
+            .field("ha_table", &self.ha_table)
             .finish()
     }
 }
@@ -111,21 +161,63 @@ struct Statements {
     get: String,
     put: String,
     delete: String,
+    batch: String,
     list_keys: String,
     list_folders: String,
     scan: String,
 }
 
 impl Statements {
-    fn new(table: &str) -> Self {
+    /// With `ha_table`, writes take the lock key and our identity as `$1`, `$2` and are fenced;
+    /// they all answer one row: the number of lock rows matched (0 = fenced, nothing written).
+    fn new(table: &str, ha_table: Option<&str>) -> Self {
         let t = quote_identifier(table);
+        let (lock, o) = match ha_table {
+            Some(ha) => (
+                format!(
+                    "SELECT 1 FROM {} WHERE ha_key = $1 AND ha_identity = $2 \
+                     AND valid_until > clock_timestamp() FOR KEY SHARE",
+                    quote_identifier(ha)
+                ),
+                2,
+            ),
+            None => ("SELECT 1".to_owned(), 0),
+        };
+        let p = |i: usize| format!("${}", i + o);
+        let upsert = "ON CONFLICT (path, key) DO UPDATE SET parent_path = EXCLUDED.parent_path, value = EXCLUDED.value";
         Statements {
             get: format!("SELECT value FROM {t} WHERE path = $1 AND key = $2"),
             put: format!(
-                "INSERT INTO {t} (parent_path, path, key, value) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (path, key) DO UPDATE SET parent_path = EXCLUDED.parent_path, value = EXCLUDED.value"
+                "WITH l AS ({lock}), w AS (INSERT INTO {t} (parent_path, path, key, value) \
+                 SELECT {}::text, {}::text, {}::text, {}::bytea FROM l {upsert}) \
+                 SELECT count(*) FROM l",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
             ),
-            delete: format!("DELETE FROM {t} WHERE path = $1 AND key = $2"),
+            delete: format!(
+                "WITH l AS ({lock}), w AS (DELETE FROM {t} WHERE path = {} AND key = {} \
+                 AND EXISTS (SELECT 1 FROM l)) SELECT count(*) FROM l",
+                p(1),
+                p(2)
+            ),
+            // Deletes and puts of distinct keys (the batch is reduced to the last op per key).
+            batch: format!(
+                "WITH l AS ({lock}), \
+                 d AS (DELETE FROM {t} USING unnest({}::text[], {}::text[]) AS x(p, k) \
+                   WHERE {t}.path = x.p AND {t}.key = x.k AND EXISTS (SELECT 1 FROM l)), \
+                 w AS (INSERT INTO {t} (parent_path, path, key, value) \
+                   SELECT u.pp, u.p, u.k, u.v FROM unnest({}::text[], {}::text[], {}::text[], {}::bytea[]) \
+                   AS u(pp, p, k, v) WHERE EXISTS (SELECT 1 FROM l) {upsert}) \
+                 SELECT count(*) FROM l",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6)
+            ),
             list_keys: format!("SELECT key FROM {t} WHERE path = $1"),
             // Every path strictly below the folder $1 (byte order, via the primary key), reduced
             // to its first segment.
@@ -148,6 +240,9 @@ pub struct PostgresqlBackend {
     pool: Pool,
     sql: Statements,
     table: String,
+    config: tokio_postgres::Config,
+    ha_table: Option<String>,
+    fence: Option<Arc<Fence>>,
 }
 
 impl std::fmt::Debug for PostgresqlBackend {
@@ -180,7 +275,7 @@ impl PostgresqlBackend {
             config.application_name("coffer");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -195,8 +290,14 @@ impl PostgresqlBackend {
             .map_err(|e| format!("connection pool: {e}"))?;
         let backend = PostgresqlBackend {
             pool,
-            sql: Statements::new(&options.table),
+            sql: Statements::new(&options.table, options.ha_table.as_deref()),
             table: options.table.clone(),
+            config,
+            ha_table: options.ha_table.clone(),
+            fence: options
+                .ha_table
+                .as_ref()
+                .map(|_| Arc::new(Fence::default())),
         };
         backend
             .prepare(options.create_table)
@@ -219,6 +320,26 @@ impl PostgresqlBackend {
         }
         if !create_table {
             return Ok(());
+        }
+        if let Some(ha) = &self.ha_table {
+            let h = quote_identifier(ha);
+            let pkey = quote_identifier(&format!("{ha}_pkey"));
+            let idx = quote_identifier(&format!("{ha}_identity_idx"));
+            // The unique index makes a takeover (which rewrites ha_identity) a key update, which
+            // conflicts with the fenced writers' FOR KEY SHARE (see the module docs).
+            let create = format!(
+                "CREATE TABLE IF NOT EXISTS {h} (\
+                   ha_key TEXT COLLATE \"C\" NOT NULL, \
+                   ha_identity TEXT COLLATE \"C\" NOT NULL, \
+                   ha_value TEXT COLLATE \"C\", \
+                   valid_until TIMESTAMP WITH TIME ZONE NOT NULL, \
+                   CONSTRAINT {pkey} PRIMARY KEY (ha_key)); \
+                 CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {h} (ha_identity);"
+            );
+            // Nodes starting together may race on CREATE ... IF NOT EXISTS: one retry settles it.
+            if client.batch_execute(&create).await.is_err() {
+                client.batch_execute(&create).await.map_err(engine)?;
+            }
         }
         let exists = client
             .query_one(
@@ -252,6 +373,53 @@ impl PostgresqlBackend {
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
         self.pool.get().await.map_err(engine)
+    }
+
+    /// The HA fence, when the engine was opened with a lock table.
+    pub fn fence(&self) -> Option<Arc<Fence>> {
+        self.fence.clone()
+    }
+
+    /// The HA lock over this engine's lock table, on its own connection to the same database.
+    pub fn lock(&self, timings: super::pg_lock::LockTimings) -> Option<super::pg_lock::PgLock> {
+        let table = self.ha_table.as_deref()?;
+        Some(super::pg_lock::PgLock::new(
+            self.config.clone(),
+            table,
+            timings,
+        ))
+    }
+
+    /// Runs a write statement whose parameters follow the fence's (`$1` lock key, `$2` our
+    /// identity, when fenced); fails with [`StorageError::Fenced`] when the lock row did not
+    /// match, in which case nothing was written.
+    async fn write(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), StorageError> {
+        let identity = match &self.fence {
+            None => None,
+            Some(fence) => Some(fence.identity().ok_or(StorageError::Fenced)?),
+        };
+        let key = super::pg_lock::LOCK_KEY;
+        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        if let Some(id) = &identity {
+            all.push(&key);
+            all.push(id.as_ref());
+        }
+        all.extend_from_slice(params);
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(engine)?;
+        let row = client.query_one(&stmt, &all).await.map_err(engine)?;
+        let matched: i64 = row.try_get(0).map_err(engine)?;
+        if matched == 0 {
+            if let (Some(fence), Some(id)) = (&self.fence, &identity) {
+                fence.refused(id);
+            }
+            return Err(StorageError::Fenced);
+        }
+        Ok(())
     }
 
     /// Full keys under `prefix` in byte order, at most `limit`.
@@ -299,24 +467,13 @@ impl PhysicalBackend for PostgresqlBackend {
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         let (parent, path, k) = split_key(key);
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(&self.sql.put).await.map_err(engine)?;
-        client
-            .execute(&stmt, &[&parent, &path, &k, &value])
+        self.write(&self.sql.put, &[&parent, &path, &k, &value])
             .await
-            .map_err(engine)?;
-        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let (_, path, k) = split_key(key);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.delete)
-            .await
-            .map_err(engine)?;
-        client.execute(&stmt, &[&path, &k]).await.map_err(engine)?;
-        Ok(())
+        self.write(&self.sql.delete, &[&path, &k]).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -357,26 +514,38 @@ impl PhysicalBackend for PostgresqlBackend {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(engine)?;
-        let put = tx.prepare_cached(&self.sql.put).await.map_err(engine)?;
-        let delete = tx.prepare_cached(&self.sql.delete).await.map_err(engine)?;
+        // The last operation on each key decides; puts and deletes then touch distinct rows,
+        // as one statement needs.
+        let mut last: HashMap<&str, Option<&[u8]>> = HashMap::new();
         for op in &ops {
             match op {
-                WriteOp::Put(key, value) => {
-                    let (parent, path, k) = split_key(key);
-                    tx.execute(&put, &[&parent, &path, &k, value])
-                        .await
-                        .map_err(engine)?;
+                WriteOp::Put(key, value) => last.insert(key, Some(value.as_slice())),
+                WriteOp::Delete(key) => last.insert(key, None),
+            };
+        }
+        let (mut del_path, mut del_key) = (Vec::new(), Vec::new());
+        let (mut parents, mut paths, mut keys, mut values) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in last {
+            let (parent, path, k) = split_key(key);
+            match value {
+                None => {
+                    del_path.push(path);
+                    del_key.push(k);
                 }
-                WriteOp::Delete(key) => {
-                    let (_, path, k) = split_key(key);
-                    tx.execute(&delete, &[&path, &k]).await.map_err(engine)?;
+                Some(v) => {
+                    parents.push(parent);
+                    paths.push(path);
+                    keys.push(k);
+                    values.push(v);
                 }
             }
         }
-        tx.commit().await.map_err(engine)?;
-        Ok(())
+        self.write(
+            &self.sql.batch,
+            &[&del_path, &del_key, &parents, &paths, &keys, &values],
+        )
+        .await
     }
 
     async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {

@@ -35,6 +35,7 @@ async fn open(table: &str) -> PostgresqlBackend {
         table: table.to_owned(),
         max_parallel: 8,
         create_table: true,
+        ha_table: None,
     })
     .await
     .unwrap()
@@ -238,13 +239,7 @@ fn refused(config_body: &str, env_url: &str) -> String {
 
 #[tokio::test]
 async fn postgresql_refuses_what_it_cannot_do_yet() {
-    let url = database_url();
     let port = free_port();
-    let out = refused(&config_text(port, "  ha_enabled = \"true\"\n"), &url);
-    assert!(
-        out.contains("ha_enabled = \"true\" is not available yet"),
-        "{out}"
-    );
     let out = refused(
         &config_text(port, ""),
         "postgres://coffer:hunter2@127.0.0.1:1/db?sslmode=verify-full",

@@ -1,0 +1,156 @@
+//! HA standbys: every request a standby does not answer itself (see [`answered_locally`]) is
+//! passed to the active node's `api_addr` — method, path, query, headers (token included) and
+//! body — and the active node's answer is relayed unchanged (status, headers, body), so clients
+//! that do not follow redirects work through any node. With `X-Vault-No-Request-Forwarding` the
+//! client gets Vault's 307 to the same path on the active node instead. While no node is active
+//! (or the active one cannot be reached): 503 `no active node` with `Retry-After: 1`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response as HttpResponse;
+
+use super::{AppState, decode, error_response};
+use crate::error::{Error, NO_ACTIVE_NODE};
+use crate::ha::Ha;
+
+/// Marks a request a standby forwarded: the receiver never forwards it again.
+const FORWARDED: &str = "x-coffer-forwarded";
+/// Vault's opt-out of forwarding: answer 307 instead.
+const NO_FORWARDING: &str = "x-vault-no-request-forwarding";
+/// How long a forwarded request may take in all.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Paths a standby answers itself.
+pub(super) fn answered_locally(path: &str) -> bool {
+    matches!(
+        path,
+        "sys/health" | "sys/leader" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/seal"
+    )
+}
+
+/// 503 `no active node`, `Retry-After: 1`.
+pub(super) fn no_active_node() -> HttpResponse {
+    let mut resp = error_response(&Error::Coded(503, NO_ACTIVE_NODE.to_owned()));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+fn client() -> Option<&'static reqwest::Client> {
+    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(FORWARD_TIMEOUT)
+                .build()
+                .map_err(|e| tracing::error!(error = %e, "HA: cannot build the forwarding client"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the HTTP stack sets itself.
+fn hop_by_hop(name: &header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !hop_by_hop(name) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Serves a request on a standby by forwarding it (or redirecting) to the active node.
+pub(super) async fn standby(
+    state: &AppState,
+    ha: &Ha,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> HttpResponse {
+    if parts.headers.contains_key(FORWARDED) {
+        // The sender thought this node active; it is not (any more).
+        return no_active_node();
+    }
+    let Some(leader) = ha.leader_address() else {
+        return no_active_node();
+    };
+    if leader == ha.settings().api_addr {
+        return no_active_node();
+    }
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", axum::http::uri::PathAndQuery::as_str);
+    let target = format!("{}{path_and_query}", leader.trim_end_matches('/'));
+    if parts
+        .headers
+        .get(NO_FORWARDING)
+        .is_some_and(|v| !v.is_empty())
+    {
+        let mut resp = HttpResponse::new(Body::empty());
+        *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        if let Ok(v) = HeaderValue::from_str(&target) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return resp;
+    }
+    let bytes = match decode::read_body(body, state.options.max_request_size).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    let Some(client) = client() else {
+        return no_active_node();
+    };
+    let mut headers = HeaderMap::new();
+    copy_headers(&parts.headers, &mut headers);
+    headers.insert(FORWARDED, HeaderValue::from_static("1"));
+    let sent = client
+        .request(parts.method.clone(), &target)
+        .headers(headers)
+        .body(bytes)
+        .send()
+        .await;
+    let answer = match sent {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::warn!(error = %e, leader = %leader, "HA: forwarding to the active node failed");
+            return no_active_node();
+        }
+    };
+    let status = answer.status();
+    let mut out_headers = HeaderMap::new();
+    copy_headers(answer.headers(), &mut out_headers);
+    let body = match answer.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "HA: reading the active node's answer failed");
+            return no_active_node();
+        }
+    };
+    let mut resp = HttpResponse::new(Body::from(body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = out_headers;
+    resp
+}

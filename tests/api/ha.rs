@@ -1,0 +1,900 @@
+//! HA on PostgreSQL with real processes: two (or one) real `coffer` binaries sharing a real
+//! database (`TEST_POSTGRES_URL` from `bash scripts/test.sh`; the restart test runs a throwaway
+//! cluster of its own). Short lock timings (2 s lease, 500 ms renewal, 200 ms poll) keep them
+//! fast; every wait polls against a deadline.
+
+use crate::production::crash::{call, free_port};
+use coffer::physical::PhysicalBackend;
+use coffer::physical::pg_lock::{LockTimings, PgLock};
+use coffer::physical::postgresql::{PostgresqlBackend, PostgresqlOptions};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const TTL: Duration = Duration::from_secs(2);
+const RENEW: Duration = Duration::from_millis(500);
+
+fn database_url() -> String {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "TEST_POSTGRES_URL is not set: the HA tests need a real database; run them with \
+             `bash scripts/test.sh`, which starts a throwaway PostgreSQL cluster"
+        ),
+    }
+}
+
+fn fresh_table() -> String {
+    format!("coffer_ha_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// One `coffer server` process of a cluster.
+struct Node {
+    child: Option<Child>,
+    port: u16,
+    config: std::path::PathBuf,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    fn api_addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> String {
+        self.child.as_ref().map(|c| c.id().to_string()).unwrap()
+    }
+
+    /// Writes the config and starts the process (waits for the banner).
+    fn start(url: &str, table: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("ha.hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "storage \"postgresql\" {{\n  table = \"{table}\"\n  ha_table = \"{table}_locks\"\n  \
+                 ha_enabled = \"true\"\n  max_parallel = \"16\"\n  ha_lock_ttl = \"2s\"\n  \
+                 ha_lock_renew_interval = \"500ms\"\n  ha_lock_retry_interval = \"200ms\"\n}}\n\
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+                 api_addr = \"http://127.0.0.1:{port}\"\n"
+            ),
+        )
+        .unwrap();
+        let mut node = Node {
+            child: None,
+            port,
+            config,
+            url: url.to_owned(),
+            _dir: dir,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["server", &format!("-config={}", self.config.display())])
+            .env("VAULT_PG_CONNECTION_URL", &self.url)
+            .env("VAULT_LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(self.config.with_extension("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut started = false;
+        for line in BufReader::new(out).lines() {
+            if line.unwrap().contains("Coffer server started") {
+                started = true;
+                break;
+            }
+        }
+        assert!(started, "the server did not start");
+        self.child = Some(child);
+    }
+
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .unwrap();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    async fn health(&self, c: &reqwest::Client) -> u16 {
+        call(
+            c,
+            Method::GET,
+            format!("{}/sys/health", self.base()),
+            None,
+            Value::Null,
+        )
+        .await
+        .0
+    }
+
+    async fn unseal(&self, c: &reqwest::Client, key: &str) {
+        let (st, body) = call(
+            c,
+            Method::PUT,
+            format!("{}/sys/unseal", self.base()),
+            None,
+            json!({ "key": key }),
+        )
+        .await;
+        assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default();
+            eprintln!("---- log of the node on port {} ----\n{log}", self.port);
+        }
+    }
+}
+
+/// Polls `f` until it is true; panics with `what` after `limit`.
+async fn wait_for<F, Fut>(limit: Duration, what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Index of the active node among `nodes` (health 200), polling up to `limit`.
+async fn active_of(c: &reqwest::Client, nodes: &[&Node], limit: Duration) -> usize {
+    let found = std::sync::Mutex::new(None);
+    wait_for(limit, "a node to become active", || async {
+        for (i, n) in nodes.iter().enumerate() {
+            if n.health(c).await == 200 {
+                *found.lock().unwrap() = Some(i);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    found.into_inner().unwrap().unwrap()
+}
+
+/// Two nodes over one fresh table, initialised through the first, both unsealed, kv-v2 at
+/// `secret/`; returns them with the unseal key and root token.
+async fn cluster(c: &reqwest::Client, url: &str) -> (Node, Node, String, String, String) {
+    let table = fresh_table();
+    let a = Node::start(url, &table);
+    let b = Node::start(url, &table);
+    let (st, init) = call(
+        c,
+        Method::PUT,
+        format!("{}/sys/init", a.base()),
+        None,
+        json!({"secret_shares": 1, "secret_threshold": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{init}");
+    let key = init["keys"][0].as_str().unwrap().to_owned();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    a.unseal(c, &key).await;
+    b.unseal(c, &key).await;
+    let i = active_of(c, &[&a, &b], Duration::from_secs(10)).await;
+    let active = [&a, &b][i];
+    let (st, body) = call(
+        c,
+        Method::POST,
+        format!("{}/sys/mounts/secret", active.base()),
+        Some(&root),
+        json!({"type": "kv-v2"}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    (a, b, key, root, table)
+}
+
+async fn put(c: &reqwest::Client, base: &str, root: &str, key: &str, v: Value) -> (u16, Value) {
+    call(
+        c,
+        Method::PUT,
+        format!("{base}/secret/data/{key}"),
+        Some(root),
+        json!({ "data": v }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_standby_answers_forwards_redirects_and_steps_down() {
+    let url = database_url();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let (active, standby) = (nodes[i], nodes[1 - i]);
+
+    // Health: 200 / 429; standbyok=true turns the standby's into the active code.
+    assert_eq!(active.health(&c).await, 200);
+    assert_eq!(standby.health(&c).await, 429);
+    let (st, body) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/health?standbyok=true", standby.base()),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        (body["standby"].clone(), body["sealed"].clone()),
+        (json!(true), json!(false))
+    );
+    let (st, _) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/health?standbyok=maybe", standby.base()),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 400);
+
+    // Leader: both name the active node; only the active is itself.
+    for (n, is_self) in [(active, true), (standby, false)] {
+        let (st, body) = call(
+            &c,
+            Method::GET,
+            format!("{}/sys/leader", n.base()),
+            None,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(body["ha_enabled"], json!(true), "{body}");
+        assert_eq!(body["is_self"], json!(is_self), "{body}");
+        assert_eq!(body["leader_address"], json!(active.api_addr()), "{body}");
+    }
+    let (_, status) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/seal-status", standby.base()),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status["sealed"], json!(false), "{status}");
+
+    // Forwarding: a write and a read through the standby, token and body carried, the answer
+    // relayed unchanged.
+    let (st, body) = put(&c, &standby.base(), &root, "via-standby", json!({"x": "1"})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["version"], json!(1));
+    let resp = c
+        .get(format!("{}/secret/data/via-standby", standby.base()))
+        .header("X-Vault-Token", &root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap()),
+        Some("application/json")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["data"], json!({"x": "1"}));
+    let (st, _) = call(
+        &c,
+        Method::GET,
+        format!("{}/secret/data/via-standby", standby.base()),
+        Some("bogus"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 403);
+
+    // X-Vault-No-Request-Forwarding: a 307 to the same path and query on the active node.
+    let resp = c
+        .get(format!(
+            "{}/secret/data/via-standby?version=1",
+            standby.base()
+        ))
+        .header("X-Vault-Token", &root)
+        .header("X-Vault-No-Request-Forwarding", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 307);
+    assert_eq!(
+        resp.headers().get("location").unwrap().to_str().unwrap(),
+        format!("{}/secret/data/via-standby?version=1", active.base())
+    );
+
+    // A standby refuses to seal, as Vault's does.
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/seal", standby.base()),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 500, "{body}");
+    assert_eq!(
+        body["errors"][0],
+        json!("vault cannot seal when in standby mode; please restart instead")
+    );
+
+    // Step-down needs sudo; sent to the standby it is forwarded; the other node then takes
+    // over and acknowledges a write within 1.5 s.
+    let (st, _) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/step-down", standby.base()),
+        Some("bogus"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/step-down", standby.base()),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let stepped = Instant::now();
+    let took = wait_for(
+        Duration::from_secs(5),
+        "a write on the new active",
+        || async {
+            put(
+                &c,
+                &standby.base(),
+                &root,
+                "after-step-down",
+                json!({"y": "2"}),
+            )
+            .await
+            .0 == 200
+        },
+    )
+    .await;
+    eprintln!("step-down -> write acknowledged by the other node after {took:?}");
+    assert!(
+        stepped.elapsed() <= Duration::from_millis(1500),
+        "step-down failover took {took:?}"
+    );
+    assert_eq!(standby.health(&c).await, 200);
+    assert_eq!(active.health(&c).await, 429);
+    // Everything written before is there on the new active (loaded from storage), also when
+    // read through the node that stepped down (a standby now, forwarding).
+    wait_for(
+        Duration::from_secs(2),
+        "a read through the old active",
+        || async {
+            let (st, body) = call(
+                &c,
+                Method::GET,
+                format!("{}/secret/data/via-standby", active.base()),
+                Some(&root),
+                Value::Null,
+            )
+            .await;
+            assert!(st == 200 || st == 503, "{st} {body}");
+            st == 200 && body["data"]["data"] == json!({"x": "1"})
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_graceful_shutdown_hands_over_within_1_5_s() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let started = Instant::now();
+    active.stop();
+    let base = standby.base();
+    wait_for(
+        Duration::from_secs(5),
+        "a write on the other node",
+        || async {
+            put(&c, &base, &root, "after-shutdown", json!({"z": "3"}))
+                .await
+                .0
+                == 200
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    eprintln!("graceful shutdown -> write acknowledged by the other node after {took:?}");
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_sigkill_of_the_active_loses_no_acknowledged_write() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    // Four writers through the standby's address (forwarded while the other is active).
+    let stop = Arc::new(AtomicBool::new(false));
+    let killed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let first_after: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (c, base, root) = (c.clone(), standby.base(), root.clone());
+        let (stop, killed_at, first_after) = (stop.clone(), killed_at.clone(), first_after.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0_i64.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let key = format!("w{w}/k{i}");
+                let started = Instant::now();
+                let (st, _) = put(&c, &base, &root, &key, json!({ "i": i })).await;
+                if st == 200 {
+                    acked.push((key, i));
+                    // The first acknowledged write sent after the kill.
+                    let killed = *killed_at.lock().unwrap();
+                    if killed.is_some_and(|k| started >= k) {
+                        first_after.lock().unwrap().get_or_insert_with(Instant::now);
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            acked
+        }));
+    }
+    let acked_so_far = || async {
+        call(
+            &c,
+            Method::GET,
+            format!("{}/secret/metadata/w0?list=true", standby.base()),
+            Some(&root),
+            Value::Null,
+        )
+        .await
+        .1["data"]["keys"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "writes before the kill",
+        || async { acked_so_far().await >= 10 },
+    )
+    .await;
+    let pid = active.pid();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let killed = Instant::now();
+    *killed_at.lock().unwrap() = Some(killed);
+    active.kill();
+    wait_for(
+        Duration::from_secs(10),
+        "a write after the kill",
+        || async { first_after.lock().unwrap().is_some() },
+    )
+    .await;
+    let failover = first_after.lock().unwrap().unwrap() - killed;
+    // A few more writes on the new active, then stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    eprintln!(
+        "SIGKILL of the active -> first acknowledged write after {failover:?} ({} writes acknowledged)",
+        acked.len()
+    );
+    assert!(failover <= TTL + Duration::from_secs(3), "{failover:?}");
+    for (key, i) in &acked {
+        let (st, body) = call(
+            &c,
+            Method::GET,
+            format!("{}/secret/data/{key}", standby.base()),
+            Some(&root),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(st, 200, "acknowledged write {key} lost");
+        assert_eq!(body["data"]["data"]["i"], json!(i));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_frozen_active_commits_nothing_after_takeover() {
+    let url = database_url();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let (frozen, other) = (nodes[i], nodes[1 - i]);
+    frozen.signal("-STOP");
+    // The other node takes over once the lease has run out.
+    let took = wait_for(Duration::from_secs(10), "takeover", || async {
+        other.health(&c).await == 200
+    })
+    .await;
+    eprintln!("SIGSTOP of the active -> other node active after {took:?}");
+    // Writes sent to the frozen node directly (queued while it is stopped), then more after it
+    // resumes. Forwarding is refused so a write can only land by the deposed node's own hand.
+    let mut queued = Vec::new();
+    for n in 0..8 {
+        let (c, base, root) = (c.clone(), frozen.base(), root.clone());
+        queued.push(tokio::spawn(async move {
+            let resp = c
+                .put(format!("{base}/secret/data/frozen{n}"))
+                .header("X-Vault-Token", &root)
+                .header("X-Vault-No-Request-Forwarding", "true")
+                .body(json!({"data": {"n": n}}).to_string())
+                .send()
+                .await;
+            resp.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    frozen.signal("-CONT");
+    let mut statuses = Vec::new();
+    for q in queued {
+        statuses.push(q.await.unwrap());
+    }
+    for n in 8..16 {
+        let resp = c
+            .put(format!("{}/secret/data/frozen{n}", frozen.base()))
+            .header("X-Vault-Token", &root)
+            .header("X-Vault-No-Request-Forwarding", "true")
+            .body(json!({"data": {"n": n}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| !(200..300).contains(s)),
+        "the deposed node acknowledged writes: {statuses:?}"
+    );
+    for n in 0..16 {
+        let (st, _) = call(
+            &c,
+            Method::GET,
+            format!("{}/secret/data/frozen{n}", other.base()),
+            Some(&root),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(st, 404, "write frozen{n} landed");
+    }
+    assert_eq!(other.health(&c).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_truncating_the_lock_table_demotes_within_one_renewal() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, _root, table) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let active = nodes[i];
+    let leader = |n: &Node| {
+        let c = c.clone();
+        let base = n.base();
+        async move {
+            call(
+                &c,
+                Method::GET,
+                format!("{base}/sys/leader"),
+                None,
+                Value::Null,
+            )
+            .await
+            .1
+        }
+    };
+    let before = leader(active).await;
+    assert_eq!(before["is_self"], json!(true));
+    let db = sql(&url).await;
+    db.batch_execute(&format!("TRUNCATE \"{table}_locks\""))
+        .await
+        .unwrap();
+    let truncated = Instant::now();
+    // The holder's next renewal finds no row: it stops being active (a new term, on either
+    // node, has a new active_time).
+    wait_for(RENEW + Duration::from_secs(1), "demotion", || async {
+        leader(active).await["active_time"] != before["active_time"]
+    })
+    .await;
+    eprintln!(
+        "TRUNCATE of the lock table -> old term ended after {:?}",
+        truncated.elapsed()
+    );
+    active_of(&c, &nodes, Duration::from_secs(5)).await;
+}
+
+/// Storage level: a write under an identity that no longer holds the lock commits nothing, and
+/// a renewal never re-creates a deleted lock row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_fence_refuses_writes_of_a_deposed_holder() {
+    let url = database_url();
+    let table = fresh_table();
+    let ha_table = format!("{table}_locks");
+    let open = || async {
+        PostgresqlBackend::open(&PostgresqlOptions {
+            connection_url: url.clone(),
+            table: table.clone(),
+            max_parallel: 4,
+            create_table: true,
+            ha_table: Some(ha_table.clone()),
+        })
+        .await
+        .unwrap()
+    };
+    let (a, b) = (open().await, open().await);
+    let timings = LockTimings {
+        ttl: TTL,
+        renew: RENEW,
+        retry: Duration::from_millis(200),
+    };
+    let (lock_a, lock_b): (PgLock, PgLock) = (a.lock(timings).unwrap(), b.lock(timings).unwrap());
+    // Without the lock nothing is written.
+    assert!(a.put("k", b"0".to_vec()).await.is_err());
+    assert!(lock_a.try_acquire("id-a", "http://a").await.unwrap());
+    assert!(!lock_b.try_acquire("id-b", "http://b").await.unwrap());
+    a.fence().unwrap().hold(Some("id-a".to_owned()));
+    b.fence().unwrap().hold(Some("id-b".to_owned()));
+    a.put("k", b"1".to_vec()).await.unwrap();
+    assert!(b.put("k", b"b".to_vec()).await.is_err());
+    assert!(b.delete("k").await.is_err());
+    // The lease runs out (as if a froze); b takes over; a's writes are refused from then on.
+    let db = sql(&url).await;
+    db.execute(
+        &format!("UPDATE \"{ha_table}\" SET valid_until = now() - interval '1 second'"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(a.put("k", b"2".to_vec()).await.is_err());
+    assert!(lock_b.try_acquire("id-b", "http://b").await.unwrap());
+    // (b's refused writes above made it forget its identity, as the HA loop would on demotion.)
+    assert!(b.fence().unwrap().identity().is_none());
+    b.fence().unwrap().hold(Some("id-b".to_owned()));
+    assert!(!lock_a.renew("id-a").await.unwrap());
+    a.fence().unwrap().hold(Some("id-a".to_owned()));
+    for _ in 0..20 {
+        assert!(a.put("k", b"3".to_vec()).await.is_err());
+        assert!(a.delete("k").await.is_err());
+        assert!(
+            a.write_batch(vec![coffer::physical::WriteOp::Put(
+                "k".into(),
+                b"4".to_vec()
+            )])
+            .await
+            .is_err()
+        );
+    }
+    assert_eq!(b.get("k").await.unwrap(), Some(b"1".to_vec()));
+    b.put("k", b"5".to_vec()).await.unwrap();
+    // A deleted row is never re-created by a renewal.
+    db.batch_execute(&format!("TRUNCATE \"{ha_table}\""))
+        .await
+        .unwrap();
+    assert!(!lock_b.renew("id-b").await.unwrap());
+    assert!(b.put("k", b"6".to_vec()).await.is_err());
+    assert_eq!(a.get("k").await.unwrap(), Some(b"5".to_vec()));
+}
+
+/// Restarting PostgreSQL under an active node: an active node again within the lease plus 2 s
+/// after the database accepts connections. Runs its own throwaway cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_postgresql_restart_recovers_within_the_lease() {
+    let Some(pg) = ThrowawayPg::start() else {
+        panic!("no PostgreSQL binaries under /usr/lib/postgresql/*/bin for the restart test");
+    };
+    let url = pg.url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    active_of(&c, &nodes, Duration::from_secs(5)).await;
+    pg.restart();
+    let up = Instant::now();
+    let took = wait_for(
+        TTL + Duration::from_secs(2),
+        "an active node after restart",
+        || async {
+            for n in nodes {
+                if put(&c, &n.base(), &root, "after-restart", json!({"r": 1}))
+                    .await
+                    .0
+                    == 200
+                {
+                    return true;
+                }
+            }
+            false
+        },
+    )
+    .await;
+    eprintln!("PostgreSQL restart -> acknowledged write {took:?} after it accepted connections");
+    assert!(up.elapsed() <= TTL + Duration::from_secs(2));
+}
+
+/// A PostgreSQL cluster of this test's own (initdb + pg_ctl, as `nobody` when root).
+struct ThrowawayPg {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+    as_nobody: bool,
+}
+
+impl ThrowawayPg {
+    fn start() -> Option<ThrowawayPg> {
+        let mut bins: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop()?;
+        let dir = std::env::temp_dir().join(format!("coffer-ha-pg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let as_nobody = rustix::process::geteuid().is_root();
+        if as_nobody {
+            Command::new("chown")
+                .args(["nobody", dir.to_str().unwrap()])
+                .status()
+                .unwrap();
+        }
+        let pg = ThrowawayPg {
+            bin,
+            dir,
+            port: free_port(),
+            as_nobody,
+        };
+        let data = pg.dir.join("data");
+        assert!(pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "coffer",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync"
+            ]
+        ));
+        assert!(pg.ctl("start"));
+        Some(pg)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_nobody {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "nobody", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn ctl(&self, action: &str) -> bool {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let opts = format!(
+            "-k {} -p {} -c listen_addresses=127.0.0.1",
+            self.dir.display(),
+            self.port
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-o",
+                &opts,
+                action,
+            ],
+        )
+    }
+
+    /// `pg_ctl restart -w`: returns once the server accepts connections again.
+    fn restart(&self) {
+        assert!(self.ctl("restart"));
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://coffer@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for ThrowawayPg {
+    fn drop(&mut self) {
+        self.ctl("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
