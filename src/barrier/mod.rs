@@ -185,6 +185,20 @@ impl Barrier {
         Ok(())
     }
 
+    /// A key for `label` derived from the root key (HMAC-SHA256): the same on every node
+    /// unsealed with the same keys, never stored. HA nodes sign forwarded client addresses
+    /// with it.
+    pub fn derive_key(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, StorageError> {
+        use hmac::Mac;
+        let current = self.current()?;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&current.root_key[..])
+            .map_err(StorageError::other)?;
+        mac.update(label);
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        Ok(out)
+    }
+
     /// Drops the keyring and root key (zeroized once in-flight operations release them).
     pub fn seal(&self) {
         *self.write_state() = None;

@@ -13,11 +13,57 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response as HttpResponse;
 
 use super::{AppState, decode, error_response};
+use crate::core::Core;
 use crate::error::{Error, NO_ACTIVE_NODE};
 use crate::ha::Ha;
+use std::net::IpAddr;
 
 /// Marks a request a standby forwarded: the receiver never forwards it again.
 const FORWARDED: &str = "x-coffer-forwarded";
+/// The client's address as the forwarding standby saw it: `<ip> <unix secs> <hex mac>`, signed
+/// with a key derived from the root key (so only a node unsealed with the cluster's keys can
+/// vouch for an address; bound CIDRs see the real client, never the standby).
+const FORWARDED_FOR: &str = "x-coffer-forwarded-for";
+/// How old a signed address may be.
+const FORWARDED_FOR_MAX_AGE: i64 = 60;
+const FORWARDING_KEY_LABEL: &[u8] = b"coffer ha forwarded-for v1";
+
+fn address_mac(key: &[u8; 32], ip: &str, at: i64) -> Option<String> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+    mac.update(format!("{ip}|{at}").as_bytes());
+    Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+fn signed_address(core: &Core, ip: IpAddr) -> Option<HeaderValue> {
+    let key = core.barrier.derive_key(FORWARDING_KEY_LABEL).ok()?;
+    let at = crate::clock::unix_secs(core.clock.now());
+    let ip = ip.to_string();
+    let mac = address_mac(&key, &ip, at)?;
+    HeaderValue::from_str(&format!("{ip} {at} {mac}")).ok()
+}
+
+/// The client address a standby vouched for, when the signature checks out (else `None`: the
+/// peer address stands).
+pub(super) fn vouched_client_addr(core: &Core, headers: &HeaderMap) -> Option<IpAddr> {
+    let value = headers.get(FORWARDED_FOR)?.to_str().ok()?;
+    let mut parts = value.split(' ');
+    let (ip, at, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    let at: i64 = at.parse().ok()?;
+    let now = crate::clock::unix_secs(core.clock.now());
+    if (now - at).abs() > FORWARDED_FOR_MAX_AGE {
+        return None;
+    }
+    let key = core.barrier.derive_key(FORWARDING_KEY_LABEL).ok()?;
+    let want = address_mac(&key, ip, at)?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        want.as_bytes(),
+        mac.as_bytes(),
+    )) {
+        return None;
+    }
+    ip.parse().ok()
+}
 /// Vault's opt-out of forwarding: answer 307 instead.
 const NO_FORWARDING: &str = "x-vault-no-request-forwarding";
 /// How long a forwarded request may take in all.
@@ -39,7 +85,7 @@ pub(super) fn no_active_node() -> HttpResponse {
     resp
 }
 
-fn client() -> Option<&'static reqwest::Client> {
+fn http_client() -> Option<&'static reqwest::Client> {
     static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
@@ -86,6 +132,7 @@ pub(super) async fn standby(
     ha: &Ha,
     parts: axum::http::request::Parts,
     body: Body,
+    client: Option<IpAddr>,
 ) -> HttpResponse {
     if parts.headers.contains_key(FORWARDED) {
         // The sender thought this node active; it is not (any more).
@@ -120,13 +167,17 @@ pub(super) async fn standby(
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
-    let Some(client) = client() else {
+    let Some(http) = http_client() else {
         return no_active_node();
     };
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
     headers.insert(FORWARDED, HeaderValue::from_static("1"));
-    let sent = client
+    headers.remove(FORWARDED_FOR);
+    if let Some(v) = client.and_then(|ip| signed_address(&state.core, ip)) {
+        headers.insert(FORWARDED_FOR, v);
+    }
+    let sent = http
         .request(parts.method.clone(), &target)
         .headers(headers)
         .body(bytes)

@@ -237,8 +237,10 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         && state.core.is_standby()
         && !forward::answered_locally(&path)
     {
-        return forward::standby(&state, ha, parts, body).await;
+        return forward::standby(&state, ha, parts, body, addr).await;
     }
+    // A request a standby forwarded carries the client's address, signed.
+    let addr = forward::vouched_client_addr(&state.core, &parts.headers).or(addr);
     // Only init and unseal read their body here; everything else streams it to the decoder.
     let (raw_body, body) = if sys_raw::wants_body(&state, &path) {
         match decode::read_body(body, state.options.max_request_size).await {

@@ -342,6 +342,57 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
     .await;
     assert_eq!(st, 403);
 
+    // The client's address survives forwarding (signed by the standby); a forged one sent
+    // directly is ignored.
+    for (i, (cidr, via, forged, want)) in [
+        ("127.0.0.1/32", standby, None, 200),
+        ("127.0.0.1/32", active, Some("10.1.1.1"), 200),
+        ("10.0.0.0/8", active, Some("10.1.1.1"), 403),
+        ("10.0.0.0/8", standby, Some("10.1.1.1"), 403),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (st, body) = call(
+            &c,
+            Method::POST,
+            format!("{}/auth/token/roles/bound{i}", active.base()),
+            Some(&root),
+            json!({"token_bound_cidrs": [cidr]}),
+        )
+        .await;
+        assert_eq!(st, 204, "{body}");
+        let (st, body) = call(
+            &c,
+            Method::POST,
+            format!("{}/auth/token/create/bound{i}", active.base()),
+            Some(&root),
+            json!({"ttl": "1h"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let mut rb = c
+            .get(format!("{}/auth/token/lookup-self", via.base()))
+            .header("X-Vault-Token", &token);
+        if let Some(ip) = forged {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            rb = rb.header(
+                "X-Coffer-Forwarded-For",
+                format!("{ip} {now} {}", "0".repeat(64)),
+            );
+        }
+        let st = rb.send().await.unwrap().status().as_u16();
+        assert_eq!(
+            st, want,
+            "token bound to {cidr}, via {}, forged {forged:?}",
+            via.port
+        );
+    }
+
     // X-Vault-No-Request-Forwarding: a 307 to the same path and query on the active node.
     let resp = c
         .get(format!(
