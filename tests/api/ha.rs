@@ -490,6 +490,96 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
     .await;
 }
 
+/// The AppRole guide with the real CLI, every command sent to a standby's address (forwarded),
+/// and `operator step-down` half-way through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_cli_guide_through_a_standby() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let standby = nodes[1 - i];
+    let Some(cli) = crate::cli::Cli::at(standby.api_addr()) else {
+        return;
+    };
+    let admin = Some(root.as_str());
+    let status = cli.run(None, &["status"], None).await;
+    assert!(
+        status.stdout.contains("HA Enabled") && status.stdout.contains("standby"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&nodes[i].api_addr()),
+        "{}",
+        status.stdout
+    );
+    cli.ok(admin, &["auth", "enable", "approle"]).await;
+    std::fs::write(
+        cli.home.path().join("app.hcl"),
+        "path \"secret/data/app/*\" { capabilities = [\"create\", \"read\", \"update\"] }\n",
+    )
+    .unwrap();
+    cli.ok(admin, &["policy", "write", "app", "app.hcl"]).await;
+    cli.ok(
+        admin,
+        &[
+            "write",
+            "auth/approle/role/app",
+            "token_policies=app",
+            "token_ttl=1h",
+        ],
+    )
+    .await;
+    let role_id = cli
+        .json(admin, &["read"], &["auth/approle/role/app/role-id"])
+        .await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = cli
+        .json(
+            admin,
+            &["write"],
+            &["-f", "auth/approle/role/app/secret-id"],
+        )
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = cli
+        .json(
+            None,
+            &["write"],
+            &[
+                "auth/approle/login",
+                &format!("role_id={role_id}"),
+                &format!("secret_id={secret_id}"),
+            ],
+        )
+        .await;
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    let app = Some(token.as_str());
+    cli.ok(app, &["kv", "put", "secret/app/db", "password=s3cret"])
+        .await;
+    let got = cli.json(app, &["kv", "get"], &["secret/app/db"]).await;
+    assert_eq!(got["data"]["data"]["password"], json!("s3cret"));
+
+    // Step-down through the standby; the CLI keeps working against the same address.
+    cli.ok(admin, &["operator", "step-down"]).await;
+    wait_for(
+        Duration::from_secs(5),
+        "the standby to become active",
+        || async { standby.health(&c).await == 200 },
+    )
+    .await;
+    let got = cli.json(app, &["kv", "get"], &["secret/app/db"]).await;
+    assert_eq!(got["data"]["data"]["password"], json!("s3cret"));
+    let status = cli.run(None, &["status"], None).await;
+    assert!(status.stdout.contains("active"), "{}", status.stdout);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ha_graceful_shutdown_hands_over_within_1_5_s() {
     let url = database_url();
