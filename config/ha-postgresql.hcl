@@ -5,7 +5,7 @@
 
 storage "postgresql" {
   # Or leave this out and set VAULT_PG_CONNECTION_URL (which wins when both are set).
-  connection_url = "postgres://coffer:CHANGE-ME@db.example.com:5432/coffer?sslmode=disable"
+  connection_url = "postgres://coffer:CHANGE-ME@db.example.com:5432/coffer?sslmode=verify-full&sslrootcert=/etc/coffer/pg-ca.pem"
 
   ha_enabled = "true"            # exactly "true"
   ha_table   = "vault_ha_locks"  # Vault's default; created when missing

@@ -7,6 +7,7 @@
 
 pub mod inmem;
 pub mod pg_lock;
+pub mod pg_tls;
 pub mod postgresql;
 pub mod redb;
 pub mod testing;

@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use super::StorageError;
+use super::pg_tls::RustlsConnector;
 use super::postgresql::quote_identifier;
 
 /// The lock's key, as in Vault.
@@ -89,6 +90,7 @@ struct Sql {
 /// The lock (one per node).
 pub struct PgLock {
     config: tokio_postgres::Config,
+    tls: RustlsConnector,
     sql: Sql,
     channel: String,
     timings: LockTimings,
@@ -116,11 +118,17 @@ fn channel_name(table: &str) -> String {
 
 impl PgLock {
     /// A lock over `table` reached with `config` (no connection is opened yet).
-    pub fn new(config: tokio_postgres::Config, table: &str, timings: LockTimings) -> Self {
+    pub fn new(
+        config: tokio_postgres::Config,
+        tls: RustlsConnector,
+        table: &str,
+        timings: LockTimings,
+    ) -> Self {
         let t = quote_identifier(table);
         let channel = channel_name(table);
         PgLock {
             config,
+            tls,
             sql: Sql {
                 // A new holder wakes the standbys too, so they learn where to forward at once.
                 acquire: format!(
@@ -164,7 +172,11 @@ impl PgLock {
 
     /// Opens the dedicated connection: statement timeout, `LISTEN`.
     async fn connect(&self) -> Result<Client, StorageError> {
-        let (client, mut connection) = self.config.connect(NoTls).await.map_err(engine)?;
+        let (client, mut connection) = self
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(engine)?;
         let wake = self.wake.clone();
         tokio::spawn(async move {
             loop {

@@ -134,28 +134,6 @@ fn folder_end(folder: &str) -> String {
     end
 }
 
-/// Refuses `sslmode` values that need TLS: Coffer does not speak TLS to PostgreSQL yet, and
-/// silently connecting in plain text where the operator asked for TLS would be worse.
-fn check_sslmode(url: &str) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    let Some(at) = lower.find("sslmode=") else {
-        return Ok(());
-    };
-    let value: String = lower
-        .get(at + "sslmode=".len()..)
-        .unwrap_or_default()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    match value.as_str() {
-        "disable" | "prefer" => Ok(()),
-        other => Err(format!(
-            "sslmode={other} is not available: Coffer does not support TLS connections to PostgreSQL yet; \
-             use sslmode=disable (for example over a loopback or otherwise protected network)"
-        )),
-    }
-}
-
 /// The SQL statements for one table.
 struct Statements {
     get: String,
@@ -241,6 +219,7 @@ pub struct PostgresqlBackend {
     sql: Statements,
     table: String,
     config: tokio_postgres::Config,
+    connector: super::pg_tls::RustlsConnector,
     ha_table: Option<String>,
     fence: Option<Arc<Fence>>,
 }
@@ -262,12 +241,13 @@ impl PostgresqlBackend {
                 "missing connection_url (set it in the storage block or in {URL_ENV})"
             ));
         }
-        check_sslmode(&options.connection_url)?;
-        let mut config: tokio_postgres::Config = options
-            .connection_url
+        let (url, tls) = super::pg_tls::split_url(&options.connection_url)
+            .map_err(|e| format!("invalid connection_url: {e}"))?;
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| format!("invalid connection_url: {e}"))?;
-        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        config.ssl_mode(tls.driver_mode());
+        let connector = tls.connector()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -276,7 +256,7 @@ impl PostgresqlBackend {
         }
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -293,6 +273,7 @@ impl PostgresqlBackend {
             sql: Statements::new(&options.table, options.ha_table.as_deref()),
             table: options.table.clone(),
             config,
+            connector,
             ha_table: options.ha_table.clone(),
             fence: options
                 .ha_table
@@ -385,6 +366,7 @@ impl PostgresqlBackend {
         let table = self.ha_table.as_deref()?;
         Some(super::pg_lock::PgLock::new(
             self.config.clone(),
+            self.connector.clone(),
             table,
             timings,
         ))
@@ -579,22 +561,5 @@ mod tests {
     fn identifiers_are_quoted() {
         assert_eq!(quote_identifier("vault_kv_store"), "\"vault_kv_store\"");
         assert_eq!(quote_identifier("my.\"t"), "\"my.\"\"t\"");
-    }
-
-    #[test]
-    fn tls_modes_are_refused_clearly() {
-        assert_eq!(check_sslmode("postgres://u@h/db"), Ok(()));
-        assert_eq!(check_sslmode("postgres://u@h/db?sslmode=disable"), Ok(()));
-        assert_eq!(check_sslmode("host=h sslmode=prefer"), Ok(()));
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let err = check_sslmode(&format!("postgres://u:pw@h/db?sslmode={mode}"))
-                .err()
-                .unwrap_or_default();
-            assert!(
-                err.starts_with(&format!("sslmode={mode} is not available")),
-                "{err}"
-            );
-            assert!(!err.contains("pw"), "{err}");
-        }
     }
 }

@@ -897,7 +897,7 @@ async fn ha_fence_refuses_writes_of_a_deposed_holder() {
 /// after the database accepts connections. Runs its own throwaway cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ha_postgresql_restart_recovers_within_the_lease() {
-    let Some(pg) = ThrowawayPg::start() else {
+    let Some(pg) = ThrowawayPg::start(&[]) else {
         panic!("no PostgreSQL binaries under /usr/lib/postgresql/*/bin for the restart test");
     };
     let url = pg.url();
@@ -934,10 +934,17 @@ struct ThrowawayPg {
     dir: std::path::PathBuf,
     port: u16,
     as_nobody: bool,
+    settings: String,
 }
 
 impl ThrowawayPg {
-    fn start() -> Option<ThrowawayPg> {
+    fn start(settings: &[&str]) -> Option<ThrowawayPg> {
+        Self::start_with(&[], settings)
+    }
+
+    /// Starts a cluster; `files` are written into its directory first (owned by the server's
+    /// user, mode 0600) and `settings` passed as `-c` options.
+    fn start_with(files: &[(&str, String)], settings: &[&str]) -> Option<ThrowawayPg> {
         let mut bins: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -954,11 +961,28 @@ impl ThrowawayPg {
                 .status()
                 .unwrap();
         }
+        for (name, text) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if as_nobody {
+                Command::new("chown")
+                    .args(["nobody", path.to_str().unwrap()])
+                    .status()
+                    .unwrap();
+            }
+        }
+        let settings = settings
+            .iter()
+            .map(|s| format!(" -c {}", s.replace("$DIR", dir.to_str().unwrap())))
+            .collect();
         let pg = ThrowawayPg {
             bin,
             dir,
             port: free_port(),
             as_nobody,
+            settings,
         };
         let data = pg.dir.join("data");
         assert!(pg.run(
@@ -999,9 +1023,10 @@ impl ThrowawayPg {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
         let opts = format!(
-            "-k {} -p {} -c listen_addresses=127.0.0.1",
+            "-k {} -p {} -c listen_addresses=127.0.0.1{}",
             self.dir.display(),
-            self.port
+            self.port,
+            self.settings
         );
         self.run(
             "pg_ctl",
@@ -1025,6 +1050,10 @@ impl ThrowawayPg {
         assert!(self.ctl("restart"));
     }
 
+    fn url_with(&self, host: &str, query: &str) -> String {
+        format!("postgres://coffer@{host}:{}/postgres?{query}", self.port)
+    }
+
     fn url(&self) -> String {
         format!(
             "postgres://coffer@127.0.0.1:{}/postgres?sslmode=disable",
@@ -1038,4 +1067,116 @@ impl Drop for ThrowawayPg {
         self.ctl("stop");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// TLS to PostgreSQL (rustls): each `sslmode` against a server with a certificate for
+/// `localhost` only, signed by our own CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_tls_modes_verify_as_libpq_does() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let Some(pg) = ThrowawayPg::start_with(
+        &[
+            ("server.crt", server_cert.pem()),
+            ("server.key", server_key.serialize_pem()),
+        ],
+        &[
+            "ssl=on",
+            "ssl_cert_file=$DIR/server.crt",
+            "ssl_key_file=$DIR/server.key",
+        ],
+    ) else {
+        panic!("no PostgreSQL binaries under /usr/lib/postgresql/*/bin for the TLS test");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let wrong = dir.path().join("other.pem");
+    std::fs::write(&wrong, other.cert.pem()).unwrap();
+    let (ca, wrong) = (ca.to_str().unwrap(), wrong.to_str().unwrap());
+    let cases = [
+        ("localhost", "sslmode=require".to_owned(), true),
+        (
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+            true,
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+            false,
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-ca&sslrootcert={ca}"),
+            true,
+        ),
+        (
+            "localhost",
+            format!("sslmode=verify-ca&sslrootcert={wrong}"),
+            false,
+        ),
+        (
+            "localhost",
+            format!("sslmode=require&sslrootcert={wrong}"),
+            false,
+        ),
+        ("localhost", "sslmode=verify-full".to_owned(), false),
+    ];
+    for (host, query, ok) in cases {
+        let opened = PostgresqlBackend::open(&PostgresqlOptions {
+            connection_url: pg.url_with(host, &query),
+            table: fresh_table(),
+            max_parallel: 2,
+            create_table: true,
+            ha_table: Some(format!("{}_locks", fresh_table())),
+        })
+        .await;
+        match opened {
+            Ok(b) => {
+                assert!(ok, "{host} {query}: connected");
+                b.put("k", b"v".to_vec()).await.unwrap_err();
+                let lock = b.lock(LockTimings::default()).unwrap();
+                assert!(lock.try_acquire("id", "http://x").await.unwrap(), "{query}");
+                b.fence().unwrap().hold(Some("id".into()));
+                b.put("k", b"v".to_vec()).await.unwrap();
+                assert_eq!(b.get("k").await.unwrap(), Some(b"v".to_vec()));
+            }
+            Err(e) => assert!(!ok, "{host} {query}: {e}"),
+        }
+    }
+    // The server really speaks TLS to us: pg_stat_ssl says so.
+    let b = PostgresqlBackend::open(&PostgresqlOptions {
+        connection_url: pg.url_with(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        table: fresh_table(),
+        max_parallel: 1,
+        create_table: true,
+        ha_table: None,
+    })
+    .await
+    .unwrap();
+    b.get("nothing").await.unwrap();
+    let plain = sql(&pg.url_with("127.0.0.1", "sslmode=disable")).await;
+    let row = plain
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tls_sessions: i64 = row.get(0);
+    assert!(tls_sessions >= 1, "no TLS session on the server");
+    drop(b);
 }
