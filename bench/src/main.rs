@@ -22,6 +22,7 @@
 mod client;
 mod compare;
 mod load;
+mod pg;
 mod process;
 mod report;
 
