@@ -75,8 +75,12 @@ pub struct Holder {
     pub live: bool,
 }
 
-fn engine(e: impl std::fmt::Display) -> StorageError {
-    StorageError::other(format!("postgresql lock: {e}"))
+fn engine(e: impl std::error::Error) -> StorageError {
+    failed(super::postgresql::error_chain(&e))
+}
+
+fn failed(what: impl std::fmt::Display) -> StorageError {
+    StorageError::other(format!("postgresql lock: {what}"))
 }
 
 struct Sql {
@@ -214,18 +218,18 @@ impl PgLock {
             match tokio::time::timeout(self.timings.ttl, self.connect()).await {
                 Ok(Ok(client)) => *slot = Some(client),
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(engine("connecting timed out")),
+                Err(_) => return Err(failed("connecting timed out")),
             }
         }
         let attempt = async {
             match slot.as_ref() {
                 Some(client) => client.query(sql, params).await.map_err(engine),
-                None => Err(engine("no connection")),
+                None => Err(failed("no connection")),
             }
         };
         let result = match tokio::time::timeout(deadline, attempt).await {
             Ok(r) => r,
-            Err(_) => Err(engine(format!("no answer within {deadline:?}"))),
+            Err(_) => Err(failed(format!("no answer within {deadline:?}"))),
         };
         if result.is_err() {
             *slot = None;

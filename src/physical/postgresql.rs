@@ -102,8 +102,21 @@ impl std::fmt::Debug for PostgresqlOptions {
     }
 }
 
-fn engine(e: impl std::fmt::Display) -> StorageError {
-    StorageError::other(format!("postgresql: {e}"))
+fn engine(e: impl std::error::Error) -> StorageError {
+    StorageError::other(format!("postgresql: {}", error_chain(&e)))
+}
+
+/// An error with its sources (`db error: ERROR: relation ... does not exist`): the driver's own
+/// text for a server error is only `db error`. None of them holds the connection string.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// `name` as one SQL identifier: in double quotes, inner quotes doubled (as Vault does).
@@ -288,15 +301,15 @@ impl PostgresqlBackend {
     }
 
     async fn prepare(&self, create_table: bool) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let row = client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .await
             .map_err(engine)?;
         let version: i32 = row.try_get(0).map_err(engine)?;
         if version < 90500 {
-            return Err(engine(format!(
-                "PostgreSQL version must be at least 9.5 (server_version_num {version})"
+            return Err(StorageError::other(format!(
+                "postgresql: PostgreSQL version must be at least 9.5 (server_version_num {version})"
             )));
         }
         if !create_table {
@@ -335,19 +348,20 @@ impl PostgresqlBackend {
         let t = quote_identifier(&self.table);
         let pkey = quote_identifier(&format!("{}_pkey", self.table));
         let idx = quote_identifier(&format!("{}_parent_path_idx", self.table));
-        let tx = client.transaction().await.map_err(engine)?;
-        tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {t} (\
+        let create = format!(
+            "BEGIN; CREATE TABLE IF NOT EXISTS {t} (\
                parent_path TEXT COLLATE \"C\" NOT NULL, \
                path TEXT COLLATE \"C\", \
                key TEXT COLLATE \"C\", \
                value BYTEA, \
                CONSTRAINT {pkey} PRIMARY KEY (path, key)); \
-             CREATE INDEX IF NOT EXISTS {idx} ON {t} (parent_path);"
-        ))
-        .await
-        .map_err(engine)?;
-        tx.commit().await.map_err(engine)?;
+             CREATE INDEX IF NOT EXISTS {idx} ON {t} (parent_path); COMMIT;"
+        );
+        // Nodes starting together may race on CREATE ... IF NOT EXISTS: one retry settles it.
+        if client.batch_execute(&create).await.is_err() {
+            client.batch_execute("ROLLBACK").await.map_err(engine)?;
+            client.batch_execute(&create).await.map_err(engine)?;
+        }
         tracing::info!(storage.table = %self.table, "created the PostgreSQL table");
         Ok(())
     }
