@@ -177,12 +177,29 @@ pub(super) async fn standby(
     if let Some(v) = client.and_then(|ip| signed_address(&state.core, ip)) {
         headers.insert(FORWARDED_FOR, v);
     }
-    let sent = http
+    let send = http
         .request(parts.method.clone(), &target)
         .headers(headers)
         .body(bytes)
-        .send()
-        .await;
+        .send();
+    // Never wait on a leader that has lost the lock (frozen, partitioned): once this node no
+    // longer sees it as the live holder, the client gets a 503 to retry (a write still pending
+    // there cannot commit any more: it is fenced).
+    let deposed = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if ha.leader_address().as_deref() != Some(leader.as_str()) {
+                break;
+            }
+        }
+    };
+    let sent = tokio::select! {
+        sent = send => sent,
+        () = deposed => {
+            tracing::warn!(leader = %leader, "HA: the active node lost the lock while a forwarded request was pending");
+            return no_active_node();
+        }
+    };
     let answer = match sent {
         Ok(answer) => answer,
         Err(e) => {
