@@ -132,9 +132,21 @@ fn ha_settings(config: &ServerConfig, env_api_addr: Option<String>) -> HaSetting
             Some((head, port)) => format!("{head}:{}", port.saturating_add(1)),
             None => String::new(),
         });
+    let mut trusted_pem_files: Vec<std::path::PathBuf> = std::env::var_os("VAULT_CACERT")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .collect();
+    trusted_pem_files.extend(
+        config
+            .listeners
+            .iter()
+            .filter_map(|l| l.tls.as_ref().map(|t| t.cert_file.clone())),
+    );
     HaSettings {
         api_addr,
         cluster_addr,
+        trusted_pem_files,
     }
 }
 

@@ -31,6 +31,10 @@ pub struct HaSettings {
     pub api_addr: String,
     /// This node's cluster address (shown by `sys/leader`).
     pub cluster_addr: String,
+    /// PEM files whose certificates the forwarding client trusts besides the public roots
+    /// (`VAULT_CACERT`, and this node's own listener certificates: a shared self-signed
+    /// certificate, or a chain that includes its CA).
+    pub trusted_pem_files: Vec<std::path::PathBuf>,
 }
 
 /// What a standby knows about the active node.

@@ -85,14 +85,31 @@ pub(super) fn no_active_node() -> HttpResponse {
     resp
 }
 
-fn http_client() -> Option<&'static reqwest::Client> {
+/// The forwarding client (one per process, like the HA state it serves).
+fn http_client(ha: &Ha) -> Option<&'static reqwest::Client> {
     static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(2))
-                .timeout(FORWARD_TIMEOUT)
+                .timeout(FORWARD_TIMEOUT);
+            for file in &ha.settings().trusted_pem_files {
+                let certs = std::fs::read(file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|pem| {
+                        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+                    });
+                match certs {
+                    Ok(certs) => {
+                        for cert in certs {
+                            builder = builder.add_root_certificate(cert);
+                        }
+                    }
+                    Err(e) => tracing::warn!(file = %file.display(), error = %e, "HA: cannot read certificates to trust for forwarding"),
+                }
+            }
+            builder
                 .build()
                 .map_err(|e| tracing::error!(error = %e, "HA: cannot build the forwarding client"))
                 .ok()
@@ -167,7 +184,7 @@ pub(super) async fn standby(
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
-    let Some(http) = http_client() else {
+    let Some(http) = http_client(ha) else {
         return no_active_node();
     };
     let mut headers = HeaderMap::new();

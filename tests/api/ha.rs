@@ -64,8 +64,29 @@ impl Node {
 
     /// Writes the config and starts the process (waits for the banner).
     fn start(url: &str, table: &str) -> Node {
+        Self::start_tls(url, table, None)
+    }
+
+    /// With `tls = Some((cert PEM, key PEM))` the listener serves HTTPS.
+    fn start_tls(url: &str, table: &str, tls: Option<(&str, &str)>) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let (scheme, listener_tls) = match tls {
+            None => ("http", "  tls_disable = true\n".to_owned()),
+            Some((cert, key)) => {
+                let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+                std::fs::write(&c, cert).unwrap();
+                std::fs::write(&k, key).unwrap();
+                (
+                    "https",
+                    format!(
+                        "  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n",
+                        c.display(),
+                        k.display()
+                    ),
+                )
+            }
+        };
         let config = dir.path().join("ha.hcl");
         std::fs::write(
             &config,
@@ -73,8 +94,8 @@ impl Node {
                 "storage \"postgresql\" {{\n  table = \"{table}\"\n  ha_table = \"{table}_locks\"\n  \
                  ha_enabled = \"true\"\n  max_parallel = \"16\"\n  ha_lock_ttl = \"2s\"\n  \
                  ha_lock_renew_interval = \"500ms\"\n  ha_lock_retry_interval = \"200ms\"\n}}\n\
-                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
-                 api_addr = \"http://127.0.0.1:{port}\"\n"
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n{listener_tls}}}\n\
+                 api_addr = \"{scheme}://127.0.0.1:{port}\"\n"
             ),
         )
         .unwrap();
@@ -1200,4 +1221,76 @@ async fn pg_tls_modes_verify_as_libpq_does() {
     let tls_sessions: i64 = row.get(0);
     assert!(tls_sessions >= 1, "no TLS session on the server");
     drop(b);
+}
+
+/// Standbys forward over HTTPS to a leader whose certificate is not from a public CA: the nodes'
+/// shared self-signed certificate (their own listener certificate) is trusted for forwarding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_forwarding_over_tls() {
+    let url = database_url();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (pem, key) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let c = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let table = fresh_table();
+    let a = Node::start_tls(&url, &table, Some((&pem, &key)));
+    let b = Node::start_tls(&url, &table, Some((&pem, &key)));
+    let https = |n: &Node| format!("https://127.0.0.1:{}/v1", n.port);
+    let (st, init) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/init", https(&a)),
+        None,
+        json!({"secret_shares": 1, "secret_threshold": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{init}");
+    let key0 = init["keys"][0].as_str().unwrap().to_owned();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    for n in [&a, &b] {
+        let (st, body) = call(
+            &c,
+            Method::PUT,
+            format!("{}/sys/unseal", https(n)),
+            None,
+            json!({ "key": key0 }),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+    }
+    let active = std::sync::Mutex::new(None);
+    wait_for(Duration::from_secs(10), "an active node", || async {
+        for n in [&a, &b] {
+            let (st, _) = call(
+                &c,
+                Method::GET,
+                format!("{}/sys/health", https(n)),
+                None,
+                Value::Null,
+            )
+            .await;
+            if st == 200 {
+                *active.lock().unwrap() = Some(n.port);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let active = active.into_inner().unwrap().unwrap();
+    let standby = if a.port == active { &b } else { &a };
+    let (st, body) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/mounts", https(standby)),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body["data"]["sys/"].is_object(), "{body}");
 }
