@@ -286,7 +286,15 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
                 if e.is_internal() {
                     tracing::error!(error = %e, "request failed");
                 }
-                error_response(&e)
+                let mut resp = error_response(&e);
+                // HA: a write refused by the lock (this node was deposed mid-request).
+                if matches!(&e, Error::Coded(503, m) if m == crate::error::NO_ACTIVE_NODE) {
+                    resp.headers_mut().insert(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from_static("1"),
+                    );
+                }
+                resp
             }
         },
     }

@@ -330,8 +330,17 @@ impl PostgresqlBackend {
                    CONSTRAINT {pkey} PRIMARY KEY (ha_key)); \
                  CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {h} (ha_identity);"
             );
+            let exists = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                    &[&h, &idx],
+                )
+                .await
+                .map_err(engine)?;
             // Nodes starting together may race on CREATE ... IF NOT EXISTS: one retry settles it.
-            if client.batch_execute(&create).await.is_err() {
+            if !exists.try_get::<_, bool>(0).map_err(engine)?
+                && client.batch_execute(&create).await.is_err()
+            {
                 client.batch_execute(&create).await.map_err(engine)?;
             }
         }
