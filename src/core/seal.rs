@@ -373,7 +373,9 @@ impl Core {
 
     /// `sys/health`: the body and the default status (200 active, 503 sealed, 501 uninitialised).
     pub async fn health(&self) -> Result<(Value, &'static str)> {
-        let initialized = self.is_initialized().await?;
+        // An unsealed barrier was initialised: no storage read (health must answer while the
+        // database is unreachable, e.g. so a standby reports itself as one).
+        let initialized = !self.barrier.is_sealed() || self.is_initialized().await?;
         let sealed = self.reported_sealed();
         let standby = !sealed && self.is_standby();
         let mut v = json!({

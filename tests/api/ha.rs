@@ -968,6 +968,46 @@ async fn ha_postgresql_restart_recovers_within_the_lease() {
     .await;
     eprintln!("PostgreSQL restart -> acknowledged write {took:?} after it accepted connections");
     assert!(up.elapsed() <= TTL + Duration::from_secs(2));
+
+    // Down for longer than the lease: the active node demotes itself (it cannot renew), and once
+    // the database is back a node is active again within the lease plus 2 s.
+    assert!(pg.ctl("stop"));
+    let demoted = wait_for(
+        TTL + Duration::from_secs(2),
+        "demotion while PostgreSQL is down",
+        || async {
+            let mut any_active = false;
+            for n in nodes {
+                any_active |= n.health(&c).await == 200;
+            }
+            !any_active
+        },
+    )
+    .await;
+    eprintln!("PostgreSQL stopped -> no active node after {demoted:?}");
+    let (st, body) = put(&c, &a.base(), &root, "while-down", json!({"d": 1})).await;
+    assert_eq!(st, 503, "{body}");
+    assert!(pg.ctl("start"));
+    let up = Instant::now();
+    let took = wait_for(
+        TTL + Duration::from_secs(2),
+        "an active node after start",
+        || async {
+            for n in nodes {
+                if put(&c, &n.base(), &root, "after-start", json!({"r": 2}))
+                    .await
+                    .0
+                    == 200
+                {
+                    return true;
+                }
+            }
+            false
+        },
+    )
+    .await;
+    eprintln!("PostgreSQL down past the lease, started -> acknowledged write after {took:?}");
+    assert!(up.elapsed() <= TTL + Duration::from_secs(2));
 }
 
 /// A PostgreSQL cluster of this test's own (initdb + pg_ctl, as `nobody` when root).
