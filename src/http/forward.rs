@@ -220,6 +220,8 @@ pub(super) async fn standby(
     let answer = match sent {
         Ok(answer) => answer,
         Err(e) => {
+            // Without the URL: its path can name secrets.
+            let e = e.without_url();
             tracing::warn!(error = %e, leader = %leader, "HA: forwarding to the active node failed");
             return no_active_node();
         }
@@ -230,6 +232,7 @@ pub(super) async fn standby(
     let body = match answer.bytes().await {
         Ok(b) => b,
         Err(e) => {
+            let e = e.without_url();
             tracing::warn!(error = %e, "HA: reading the active node's answer failed");
             return no_active_node();
         }
