@@ -313,7 +313,7 @@ impl PostgresqlBackend {
             )));
         }
         if !create_table {
-            return Ok(());
+            return self.check_fence_index(&client).await;
         }
         if let Some(ha) = &self.ha_table {
             let h = quote_identifier(ha);
@@ -373,6 +373,30 @@ impl PostgresqlBackend {
         }
         tracing::info!(storage.table = %self.table, "created the PostgreSQL table");
         Ok(())
+    }
+
+    /// HA with `skip_create_table`: fencing is only sound with the unique index on
+    /// `ha_identity` (a takeover must be a key update), so its absence stops the start.
+    async fn check_fence_index(
+        &self,
+        client: &deadpool_postgres::Client,
+    ) -> Result<(), StorageError> {
+        let Some(ha) = &self.ha_table else {
+            return Ok(());
+        };
+        let idx = quote_identifier(&format!("{ha}_identity_idx"));
+        let row = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&idx])
+            .await
+            .map_err(engine)?;
+        if row.try_get::<_, bool>(0).map_err(engine)? {
+            return Ok(());
+        }
+        Err(StorageError::other(format!(
+            "postgresql: HA needs a unique index on {h}(ha_identity) for write fencing; create it with \
+             CREATE UNIQUE INDEX {idx} ON {h} (ha_identity), or let Coffer create its tables (skip_create_table = false)",
+            h = quote_identifier(ha)
+        )))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {

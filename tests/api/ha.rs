@@ -1334,3 +1334,37 @@ async fn ha_forwarding_over_tls() {
     assert_eq!(st, 200, "{body}");
     assert!(body["data"]["sys/"].is_object(), "{body}");
 }
+
+/// Fencing needs the unique index on `ha_identity`: with `skip_create_table` and no index, the
+/// engine refuses to start instead of fencing unsoundly.
+#[tokio::test]
+async fn ha_without_the_fencing_index_refuses_to_start() {
+    let url = database_url();
+    let table = fresh_table();
+    let ha_table = format!("{table}_locks");
+    let db = sql(&url).await;
+    db.batch_execute(&format!(
+        "CREATE TABLE \"{table}\" (parent_path TEXT COLLATE \"C\" NOT NULL, path TEXT COLLATE \"C\", \
+         key TEXT COLLATE \"C\", value BYTEA, PRIMARY KEY (path, key)); \
+         CREATE TABLE \"{ha_table}\" (ha_key TEXT COLLATE \"C\" NOT NULL PRIMARY KEY, \
+         ha_identity TEXT COLLATE \"C\" NOT NULL, ha_value TEXT COLLATE \"C\", \
+         valid_until TIMESTAMP WITH TIME ZONE NOT NULL);"
+    ))
+    .await
+    .unwrap();
+    let options = PostgresqlOptions {
+        connection_url: url.clone(),
+        table: table.clone(),
+        max_parallel: 2,
+        create_table: false,
+        ha_table: Some(ha_table.clone()),
+    };
+    let err = PostgresqlBackend::open(&options).await.unwrap_err();
+    assert!(err.contains("unique index"), "{err}");
+    db.batch_execute(&format!(
+        "CREATE UNIQUE INDEX \"{ha_table}_identity_idx\" ON \"{ha_table}\" (ha_identity)"
+    ))
+    .await
+    .unwrap();
+    PostgresqlBackend::open(&options).await.unwrap();
+}
