@@ -8,6 +8,7 @@
 pub mod inmem;
 pub mod pg_lock;
 pub mod pg_tls;
+mod pg_write;
 pub mod postgresql;
 pub mod redb;
 pub mod testing;

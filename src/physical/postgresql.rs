@@ -8,8 +8,9 @@
 //! by a byte-order range on `path` (the primary key's first column, `COLLATE "C"`), so `_`, `%` and
 //! `\` in keys are ordinary characters.
 //!
-//! Every write is one committed statement (a batch too) before it returns, with PostgreSQL's
-//! default `synchronous_commit = on`.
+//! Every write is committed (with PostgreSQL's default `synchronous_commit = on`) before it
+//! returns, as one statement — together with concurrent writes of other callers (group commit,
+//! `pg_write.rs`).
 //!
 //! Fencing (HA): every write statement starts with a CTE that locks the lock row `FOR KEY SHARE`
 //! where `ha_identity` is ours and the lease has not run out (`clock_timestamp()`), and writes
@@ -20,7 +21,6 @@
 //! every later write of the old holder finds no row. So every committed write is ordered before
 //! any change of ownership.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +82,7 @@ impl Fence {
 
     /// A write under `identity` was refused by the database: forget it (unless a newer one was
     /// set meanwhile) and tell the HA loop.
-    fn refused(&self, identity: &Arc<String>) {
+    pub(super) fn refused(&self, identity: &Arc<String>) {
         let previous = self.identity.compare_and_swap(identity, None);
         if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, identity)) {
             self.lost.notify_one();
@@ -102,7 +102,7 @@ impl std::fmt::Debug for PostgresqlOptions {
     }
 }
 
-fn engine(e: impl std::error::Error) -> StorageError {
+pub(super) fn engine(e: impl std::error::Error) -> StorageError {
     StorageError::other(format!("postgresql: {}", error_chain(&e)))
 }
 
@@ -230,6 +230,7 @@ impl Statements {
 pub struct PostgresqlBackend {
     pool: Pool,
     sql: Statements,
+    writer: super::pg_write::Writer,
     table: String,
     config: tokio_postgres::Config,
     connector: super::pg_tls::RustlsConnector,
@@ -281,17 +282,29 @@ impl PostgresqlBackend {
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| format!("connection pool: {e}"))?;
+        let fence = options
+            .ha_table
+            .as_ref()
+            .map(|_| Arc::new(Fence::default()));
+        let sql = Statements::new(&options.table, options.ha_table.as_deref());
+        let writer = super::pg_write::Writer::new(
+            pool.clone(),
+            super::pg_write::WriteSql {
+                put: sql.put.clone(),
+                delete: sql.delete.clone(),
+                batch: sql.batch.clone(),
+            },
+            fence.clone(),
+        );
         let backend = PostgresqlBackend {
             pool,
-            sql: Statements::new(&options.table, options.ha_table.as_deref()),
+            sql,
+            writer,
             table: options.table.clone(),
             config,
             connector,
             ha_table: options.ha_table.clone(),
-            fence: options
-                .ha_table
-                .as_ref()
-                .map(|_| Arc::new(Fence::default())),
+            fence,
         };
         backend
             .prepare(options.create_table)
@@ -419,38 +432,6 @@ impl PostgresqlBackend {
         ))
     }
 
-    /// Runs a write statement whose parameters follow the fence's (`$1` lock key, `$2` our
-    /// identity, when fenced); fails with [`StorageError::Fenced`] when the lock row did not
-    /// match, in which case nothing was written.
-    async fn write(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<(), StorageError> {
-        let identity = match &self.fence {
-            None => None,
-            Some(fence) => Some(fence.identity().ok_or(StorageError::Fenced)?),
-        };
-        let key = super::pg_lock::LOCK_KEY;
-        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
-        if let Some(id) = &identity {
-            all.push(&key);
-            all.push(id.as_ref());
-        }
-        all.extend_from_slice(params);
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(sql).await.map_err(engine)?;
-        let row = client.query_one(&stmt, &all).await.map_err(engine)?;
-        let matched: i64 = row.try_get(0).map_err(engine)?;
-        if matched == 0 {
-            if let (Some(fence), Some(id)) = (&self.fence, &identity) {
-                fence.refused(id);
-            }
-            return Err(StorageError::Fenced);
-        }
-        Ok(())
-    }
-
     /// Full keys under `prefix` in byte order, at most `limit`.
     async fn keys_under(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
         // Only rows whose folder starts with the prefix's folder part can match.
@@ -495,14 +476,15 @@ impl PhysicalBackend for PostgresqlBackend {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
-        let (parent, path, k) = split_key(key);
-        self.write(&self.sql.put, &[&parent, &path, &k, &value])
+        self.writer
+            .submit(vec![WriteOp::Put(key.to_owned(), value)])
             .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let (_, path, k) = split_key(key);
-        self.write(&self.sql.delete, &[&path, &k]).await
+        self.writer
+            .submit(vec![WriteOp::Delete(key.to_owned())])
+            .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -543,38 +525,7 @@ impl PhysicalBackend for PostgresqlBackend {
         if ops.is_empty() {
             return Ok(());
         }
-        // The last operation on each key decides; puts and deletes then touch distinct rows,
-        // as one statement needs.
-        let mut last: HashMap<&str, Option<&[u8]>> = HashMap::new();
-        for op in &ops {
-            match op {
-                WriteOp::Put(key, value) => last.insert(key, Some(value.as_slice())),
-                WriteOp::Delete(key) => last.insert(key, None),
-            };
-        }
-        let (mut del_path, mut del_key) = (Vec::new(), Vec::new());
-        let (mut parents, mut paths, mut keys, mut values) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (key, value) in last {
-            let (parent, path, k) = split_key(key);
-            match value {
-                None => {
-                    del_path.push(path);
-                    del_key.push(k);
-                }
-                Some(v) => {
-                    parents.push(parent);
-                    paths.push(path);
-                    keys.push(k);
-                    values.push(v);
-                }
-            }
-        }
-        self.write(
-            &self.sql.batch,
-            &[&del_path, &del_key, &parents, &paths, &keys, &values],
-        )
-        .await
+        self.writer.submit(ops).await
     }
 
     async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
