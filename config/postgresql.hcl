@@ -1,12 +1,12 @@
 # Coffer on PostgreSQL (single node): the data lives in the table vault_kv_store, Vault's layout,
 # created when missing. Every value is encrypted by Coffer before it reaches the database.
-# HA (ha_enabled = "true") is not available yet and is refused at start-up.
+# For several nodes sharing the database (HA), see config/ha-postgresql.hcl.
 
 storage "postgresql" {
   # Or leave this out and set VAULT_PG_CONNECTION_URL (which wins when both are set), so the
-  # password stays out of the file. TLS to the database is not supported yet: sslmode=disable
-  # (a loopback or otherwise protected network); require/verify-ca/verify-full are refused.
-  connection_url = "postgres://coffer:CHANGE-ME@127.0.0.1:5432/coffer?sslmode=disable"
+  # password stays out of the file. TLS as libpq's sslmode: disable, prefer (default, unchecked),
+  # require, verify-ca, verify-full; sslrootcert names the CA file (PEM) to trust.
+  connection_url = "postgres://coffer:CHANGE-ME@db.example.com:5432/coffer?sslmode=verify-full&sslrootcert=/etc/coffer/pg-ca.pem"
 
   # Vault's defaults, shown for reference.
   table        = "vault_kv_store"

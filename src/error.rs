@@ -11,6 +11,9 @@ fn multierror(msg: &str) -> String {
     format!("1 error occurred:\n\t* {msg}\n\n")
 }
 
+/// The answer while no node of an HA cluster is active (503, with `Retry-After`).
+pub const NO_ACTIVE_NODE: &str = "no active node";
+
 /// Errors that mean something to a caller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -65,6 +68,7 @@ impl From<crate::physical::StorageError> for Error {
     fn from(e: crate::physical::StorageError) -> Self {
         match e {
             crate::physical::StorageError::Sealed => Error::Sealed,
+            crate::physical::StorageError::Fenced => Error::Coded(503, NO_ACTIVE_NODE.to_owned()),
             other @ crate::physical::StorageError::Other(_) => Error::Storage(other),
         }
     }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod ha;
 pub(crate) mod hcl;
 pub mod http;
 pub mod ids;

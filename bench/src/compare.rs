@@ -157,6 +157,7 @@ pub async fn compare(opts: Opts) -> R<()> {
         }
         None => report.push_str(&durable_phase(&opts, &dir).await?),
     }
+    report.push_str(&crate::pg::postgresql_phase(&opts, &dir).await?);
     println!("{report}");
     if let Some(out) = &opts.out {
         std::fs::write(out, &report).map_err(|e| format!("write {}: {e}", out.display()))?;

@@ -24,6 +24,7 @@ mod client;
 mod compare;
 mod jwt;
 mod load;
+mod pg;
 mod process;
 mod report;
 

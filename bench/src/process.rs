@@ -149,7 +149,6 @@ impl Server {
         let addr = format!("127.0.0.1:{port}");
         let data = dir.join(format!("{}-data-{port}", kind.label()));
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-        let config = dir.join(format!("{}-{port}.hcl", kind.label()));
         let storage = match kind {
             Kind::Coffer => format!("storage \"file\" {{ path = \"{}\" }}", data.display()),
             Kind::Bao => format!(
@@ -158,6 +157,20 @@ impl Server {
                 port + 1
             ),
         };
+        Self::start_with_storage(kind, bin, port, dir, &storage).await
+    }
+
+    /// Production mode with the given storage text (and whatever top-level settings it adds):
+    /// initialised, unsealed, active, with the bench root token and kv-v2 at `secret/`.
+    pub async fn start_with_storage(
+        kind: Kind,
+        bin: &Path,
+        port: u16,
+        dir: &Path,
+        storage: &str,
+    ) -> R<(Server, String)> {
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.join(format!("{}-{port}.hcl", kind.label()));
         let text = format!(
             "{storage}\nlistener \"tcp\" {{\n  address = \"{addr}\"\n  tls_disable = true\n}}\n"
         );

@@ -159,6 +159,47 @@ impl Barrier {
         Ok(())
     }
 
+    /// Reads the stored keyring again with the root key held (HA step-up: the active node may
+    /// have rotated it since this node unsealed). [`BarrierError::InvalidKey`] when the root key
+    /// no longer opens it (a rekey happened elsewhere): the node must be unsealed again.
+    pub async fn reload(&self) -> Result<(), BarrierError> {
+        let _guard = self.keyring_lock.lock().await;
+        let current = self.current()?;
+        let blob = self
+            .inner
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        let keyring = match Keyring::open(&current.root_key, &blob) {
+            Ok(k) => k,
+            Err(KeyringError::InvalidKey) => return Err(BarrierError::InvalidKey),
+            Err(e) => return Err(BarrierError::Storage(storage_err(e))),
+        };
+        let mut state = self.write_state();
+        if state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &current)) {
+            *state = Some(Arc::new(Unsealed {
+                root_key: current.root_key.clone(),
+                keyring,
+                encryptions: AtomicU64::new(0),
+            }));
+        }
+        Ok(())
+    }
+
+    /// A key for `label` derived from the root key (HMAC-SHA256): the same on every node
+    /// unsealed with the same keys, never stored. HA nodes sign forwarded client addresses
+    /// with it.
+    pub fn derive_key(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, StorageError> {
+        use hmac::Mac;
+        let current = self.current()?;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&current.root_key[..])
+            .map_err(StorageError::other)?;
+        mac.update(label);
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        Ok(out)
+    }
+
     /// Drops the keyring and root key (zeroized once in-flight operations release them).
     pub fn seal(&self) {
         *self.write_state() = None;

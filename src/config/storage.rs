@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::ConfigError;
 use super::file::{Block, Schema, Section};
 use crate::hcl::Node;
+use crate::physical::pg_lock::LockTimings;
 use crate::physical::postgresql::{DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL, DEFAULT_TABLE};
 
 /// Storage types Coffer has, as named in messages.
@@ -39,6 +40,9 @@ const POSTGRESQL: Schema = Schema {
         "ha_enabled",
         "ha_table",
         "skip_create_table",
+        "ha_lock_ttl",
+        "ha_lock_renew_interval",
+        "ha_lock_retry_interval",
     ],
     ignored: &[],
     unsupported: &[],
@@ -63,6 +67,9 @@ pub struct PostgresqlConfig {
     pub ha_table: String,
     /// OpenBao's `skip_create_table`: do not create the table when it is missing.
     pub skip_create_table: bool,
+    /// Coffer's HA lock timings (`ha_lock_ttl`, `ha_lock_renew_interval`,
+    /// `ha_lock_retry_interval`); Vault's are 15s / 5s / 1s.
+    pub ha_timings: LockTimings,
 }
 
 impl std::fmt::Debug for PostgresqlConfig {
@@ -75,6 +82,7 @@ impl std::fmt::Debug for PostgresqlConfig {
             .field("ha_enabled", &self.ha_enabled)
             .field("ha_table", &self.ha_table)
             .field("skip_create_table", &self.skip_create_table)
+            .field("ha_timings", &self.ha_timings)
             .finish()
     }
 }
@@ -209,7 +217,59 @@ fn postgresql(section: &Section<'_>) -> Result<PostgresqlConfig, ConfigError> {
         ha_enabled,
         ha_table: string("ha_table", DEFAULT_HA_TABLE)?,
         skip_create_table: section.boolean("skip_create_table")?.unwrap_or(false),
+        ha_timings: lock_timings(section)?,
     })
+}
+
+/// A positive duration with sub-second precision (`"500ms"`, `"8s"`, `8`).
+fn precise_duration(
+    section: &Section<'_>,
+    key: &str,
+) -> Result<Option<(std::time::Duration, usize)>, ConfigError> {
+    let Some((value, line)) = text(section, key)? else {
+        return Ok(None);
+    };
+    let nanos = crate::logical::duration::parse_duration_nanos(&value)
+        .map_err(|e| section.error(key, line, format!("invalid duration: {e}")))?;
+    let nanos = u64::try_from(nanos)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| section.error(key, line, "must be a positive duration"))?;
+    Ok(Some((std::time::Duration::from_nanos(nanos), line)))
+}
+
+/// The lock timings: defaults from [`LockTimings::default`]; the renewal must come well before
+/// the lease ends (at most a third of it), and the retry interval within the lease.
+fn lock_timings(section: &Section<'_>) -> Result<LockTimings, ConfigError> {
+    let default = LockTimings::default();
+    let ttl = precise_duration(section, "ha_lock_ttl")?;
+    let renew = precise_duration(section, "ha_lock_renew_interval")?;
+    let retry = precise_duration(section, "ha_lock_retry_interval")?;
+    let timings = LockTimings {
+        ttl: ttl.map_or(default.ttl, |t| t.0),
+        renew: renew.map_or(default.renew, |t| t.0),
+        retry: retry.map_or(default.retry, |t| t.0),
+    };
+    if timings.renew.saturating_mul(3) > timings.ttl {
+        let line = renew.or(ttl).map_or(0, |t| t.1);
+        return Err(section.error(
+            "ha_lock_renew_interval",
+            line,
+            format!(
+                "must be at most a third of ha_lock_ttl ({:?} renewal, {:?} lease)",
+                timings.renew, timings.ttl
+            ),
+        ));
+    }
+    if timings.retry > timings.ttl {
+        let line = retry.map_or(0, |t| t.1);
+        return Err(section.error(
+            "ha_lock_retry_interval",
+            line,
+            "must not be longer than ha_lock_ttl",
+        ));
+    }
+    Ok(timings)
 }
 
 #[cfg(test)]
@@ -263,6 +323,46 @@ mod tests {
             ha_enabled: false,
             ha_table: "vault_ha_locks".to_owned(),
             skip_create_table: false,
+            ha_timings: LockTimings::default(),
+        }
+    }
+
+    #[test]
+    fn ha_lock_timings() {
+        let parsed = |body: &str| match storage(&format!("storage \"postgresql\" {{\n{body}\n}}")) {
+            Ok(StorageConfig::Postgresql(c)) => Ok(c.ha_timings),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(e) => Err(e),
+        };
+        let s = std::time::Duration::from_millis;
+        assert_eq!(parsed(""), Ok(LockTimings::default()));
+        assert_eq!(
+            parsed(
+                "ha_lock_ttl = \"15s\"\nha_lock_renew_interval = \"5s\"\nha_lock_retry_interval = \"1s\""
+            ),
+            Ok(LockTimings {
+                ttl: s(15_000),
+                renew: s(5_000),
+                retry: s(1_000)
+            })
+        );
+        assert_eq!(
+            parsed(
+                "ha_lock_ttl = 3\nha_lock_renew_interval = \"500ms\"\nha_lock_retry_interval = \"200ms\""
+            ),
+            Ok(LockTimings {
+                ttl: s(3_000),
+                renew: s(500),
+                retry: s(200)
+            })
+        );
+        for bad in [
+            "ha_lock_ttl = \"3s\"",
+            "ha_lock_ttl = \"0s\"",
+            "ha_lock_renew_interval = \"abc\"",
+            "ha_lock_retry_interval = \"1m\"",
+        ] {
+            assert!(parsed(bad).is_err(), "{bad}");
         }
     }
 

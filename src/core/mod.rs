@@ -124,6 +124,7 @@ pub struct Core {
     generate_root: tokio::sync::Mutex<Option<generate_root::Attempt>>,
     observer: arc_swap::ArcSwapOption<Box<dyn observer::RequestObserver>>,
     telemetry: telemetry::CoreTelemetry,
+    ha: std::sync::OnceLock<Arc<crate::ha::Ha>>,
     weak: Weak<Core>,
 }
 
@@ -166,6 +167,7 @@ impl Core {
             generate_root: tokio::sync::Mutex::new(None),
             observer: arc_swap::ArcSwapOption::empty(),
             telemetry: telemetry::CoreTelemetry::default(),
+            ha: std::sync::OnceLock::new(),
             weak: weak.clone(),
         });
         Ok(core)
@@ -187,12 +189,69 @@ impl Core {
     /// Stops serving and drops every in-memory cache of stored data.
     pub fn pre_seal(&self) -> Result<()> {
         self.sealed.store(true, Ordering::SeqCst);
-        self.telemetry_sealed();
+        self.telemetry_sealed(false);
         self.audit.clear();
         self.install_audit();
         self.mounts.store(Arc::new(MountTable::default()));
         self.tokens.clear();
         self.policies.clear()
+    }
+
+    /// Makes this core one node of an HA cluster (once, before serving).
+    pub fn set_ha(&self, ha: Arc<crate::ha::Ha>) {
+        let _ = self.ha.set(ha);
+    }
+
+    /// The HA state, when HA is enabled.
+    pub fn ha(&self) -> Option<&Arc<crate::ha::Ha>> {
+        self.ha.get()
+    }
+
+    /// HA: this node took the lock. Everything is loaded from storage afresh (the keyring as
+    /// stored now, policies, token salt, mounts, audit devices); nothing from an earlier term
+    /// survives. Tokens and the expiry index are read from storage on use, so the time taken
+    /// does not grow with the number of tokens.
+    pub async fn step_up(&self) -> Result<()> {
+        let _ = self.pre_seal();
+        match self.barrier.reload().await {
+            Ok(()) => {}
+            Err(crate::barrier::BarrierError::InvalidKey) => {
+                self.barrier.seal();
+                return Err(Error::internal(
+                    "the unseal keys changed (rekey on another node): this node sealed itself; unseal it with the new keys",
+                ));
+            }
+            Err(e) => return Err(Error::internal(e.to_string())),
+        }
+        if let Err(e) = self.post_unseal().await {
+            let _ = self.pre_seal();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// HA: this node stopped being active. It stops serving and forgets every cache, as at
+    /// seal, but keeps its keys (the barrier stays unsealed) so it can step up again.
+    pub fn step_down(&self) {
+        let _ = self.pre_seal();
+        // No storage read here: demotion must not wait on a database that may be down.
+        self.telemetry_sealed(!self.barrier.is_sealed());
+    }
+
+    /// Sealed as clients see it: in an HA cluster a standby is unsealed although it serves
+    /// nothing itself.
+    pub fn reported_sealed(&self) -> bool {
+        if self.ha().is_some() {
+            self.barrier.is_sealed()
+        } else {
+            self.is_sealed()
+        }
+    }
+
+    /// HA: an unsealed node that is not active.
+    pub fn is_standby(&self) -> bool {
+        self.ha()
+            .is_some_and(|ha| !self.barrier.is_sealed() && !ha.is_active())
     }
 
     /// Installs the audit broker as the request observer while a device is enabled (and

@@ -182,6 +182,34 @@ impl Core {
     /// root token. The server stays sealed, as Vault's does.
     pub async fn init(&self, shares: i64, threshold: i64) -> Result<InitResult> {
         let mut progress = self.unseal_progress.lock().await;
+        // HA: every write is fenced by the lock, and no node is active before init: hold the
+        // lock for the duration (it is released before anyone can unseal).
+        let held = match self.ha() {
+            None => None,
+            Some(ha) => {
+                if self.is_initialized().await? {
+                    return Err(Error::bad("Vault is already initialized"));
+                }
+                Some(
+                    ha.hold_for_init()
+                        .await
+                        .map_err(|e| Error::Coded(503, format!("cannot initialize now: {e}")))?,
+                )
+            }
+        };
+        let result = self.init_locked(&mut progress, shares, threshold).await;
+        if let (Some(ha), Some(identity)) = (self.ha(), held) {
+            ha.release_after_init(&identity).await;
+        }
+        result
+    }
+
+    async fn init_locked(
+        &self,
+        progress: &mut Progress,
+        shares: i64,
+        threshold: i64,
+    ) -> Result<InitResult> {
         if self.is_initialized().await? {
             return Err(Error::bad("Vault is already initialized"));
         }
@@ -227,7 +255,7 @@ impl Core {
             let Some(config) = self.seal_config().await? else {
                 return Err(Error::bad("Vault is not initialized"));
             };
-            if !self.is_sealed() {
+            if !self.reported_sealed() {
                 drop(progress);
                 return self.seal_status().await;
             }
@@ -269,6 +297,13 @@ impl Core {
             }
             Err(BarrierError::Storage(e)) => return Err(e.into()),
         }
+        if let Some(ha) = self.ha() {
+            // A standby now: the HA loop takes the lock when it can and steps up.
+            ha.poke();
+            self.telemetry_standby().await;
+            tracing::info!("unsealed (HA standby)");
+            return Ok(());
+        }
         if let Err(e) = self.post_unseal().await {
             let _ = self.pre_seal();
             self.barrier.seal();
@@ -285,13 +320,17 @@ impl Core {
         self.forget_operator_attempts().await;
         self.pre_seal()?;
         self.barrier.seal();
+        if let Some(ha) = self.ha() {
+            // The HA loop sees the barrier sealed, steps down and releases the lock.
+            ha.poke();
+        }
         tracing::info!("sealed");
         Ok(())
     }
 
     /// The cluster name and id, while unsealed.
     pub(crate) async fn cluster(&self) -> Option<(String, String)> {
-        if self.is_sealed() {
+        if self.reported_sealed() {
             return None;
         }
         let v: Value = self
@@ -314,7 +353,7 @@ impl Core {
         let mut v = json!({
             "type": "shamir",
             "initialized": config.is_some(),
-            "sealed": self.is_sealed(),
+            "sealed": self.reported_sealed(),
             "t": t,
             "n": n,
             "progress": progress.parts.len(),
@@ -337,12 +376,15 @@ impl Core {
 
     /// `sys/health`: the body and the default status (200 active, 503 sealed, 501 uninitialised).
     pub async fn health(&self) -> Result<(Value, &'static str)> {
-        let initialized = self.is_initialized().await?;
-        let sealed = self.is_sealed();
+        // An unsealed barrier was initialised: no storage read (health must answer while the
+        // database is unreachable, e.g. so a standby reports itself as one).
+        let initialized = !self.barrier.is_sealed() || self.is_initialized().await?;
+        let sealed = self.reported_sealed();
+        let standby = !sealed && self.is_standby();
         let mut v = json!({
             "initialized": initialized,
             "sealed": sealed,
-            "standby": false,
+            "standby": standby,
             "performance_standby": false,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
@@ -359,6 +401,8 @@ impl Core {
             "uninitcode"
         } else if sealed {
             "sealedcode"
+        } else if standby {
+            "standbycode"
         } else {
             "activecode"
         };

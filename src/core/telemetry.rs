@@ -60,28 +60,39 @@ impl Core {
     /// Unsealed (and when `init` has just named the cluster): learns the cluster name and sets
     /// the seal and active gauges.
     pub(super) async fn telemetry_unsealed(&self) {
+        self.learn_cluster().await;
+        self.set_seal_gauges(true, true);
+    }
+
+    /// HA standby (unsealed, serving nothing itself): unsealed 1, active 0.
+    pub(super) async fn telemetry_standby(&self) {
+        self.learn_cluster().await;
+        self.set_seal_gauges(true, false);
+    }
+
+    async fn learn_cluster(&self) {
         if let Some((name, _)) = self.cluster().await {
             self.telemetry
                 .cluster
                 .store(Some(std::sync::Arc::new(name)));
         }
-        self.set_seal_gauges(true);
     }
 
-    /// Sealed: the gauges drop to 0.
-    pub(super) fn telemetry_sealed(&self) {
-        self.set_seal_gauges(false);
+    /// Sealed: the gauges drop to 0. An HA standby (keys kept, serving nothing itself) reports
+    /// unsealed but not active.
+    pub(super) fn telemetry_sealed(&self, standby: bool) {
+        self.set_seal_gauges(standby, false);
     }
 
-    fn set_seal_gauges(&self, unsealed: bool) {
+    fn set_seal_gauges(&self, unsealed: bool, active: bool) {
         let cluster = self.cluster_label();
         if cluster.is_empty() {
             // Before `init` named the cluster.
             return;
         }
-        let v = if unsealed { 1.0 } else { 0.0 };
-        metrics::gauge!(t::CORE_UNSEALED, "cluster" => cluster.clone()).set(v);
-        metrics::gauge!(t::CORE_ACTIVE, "cluster" => cluster).set(v);
+        let one = |b: bool| if b { 1.0 } else { 0.0 };
+        metrics::gauge!(t::CORE_UNSEALED, "cluster" => cluster.clone()).set(one(unsealed));
+        metrics::gauge!(t::CORE_ACTIVE, "cluster" => cluster).set(one(active));
     }
 
     /// The auth method type and mount path that issued tokens of `mount_accessor` (the token
@@ -116,7 +127,7 @@ impl Core {
     /// counts when due), then the recorder rendered.
     pub async fn metrics_response(&self, format: &str) -> MetricsResponse {
         if !self.is_sealed() {
-            self.set_seal_gauges(true);
+            self.set_seal_gauges(true, true);
             self.refresh_usage_gauges().await;
         }
         t::sample_runtime();

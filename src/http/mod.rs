@@ -8,6 +8,7 @@
 mod conn;
 mod decode;
 mod envelope;
+mod forward;
 mod sys_raw;
 
 use axum::Router;
@@ -305,6 +306,17 @@ async fn serve_request(
     if path == "sys" || path.starts_with("sys/") {
         facts.mount_type = Some("system");
     }
+    // HA standby: everything but the seal/health family goes to the active node.
+    if let Some(ha) = state.core.ha()
+        && state.core.is_standby()
+        && !forward::answered_locally(&path)
+        // A scrape without a token is each node's own (as in Vault); with one it is forwarded.
+        && !(path == "sys/metrics" && state.options.unauthenticated_metrics)
+    {
+        return forward::standby(&state, ha, parts, body, addr).await;
+    }
+    // A request a standby forwarded carries the client's address, signed.
+    let addr = forward::vouched_client_addr(&state.core, &parts.headers).or(addr);
     // Only init and unseal read their body here; everything else streams it to the decoder.
     let (raw_body, body) = if sys_raw::wants_body(state, &path) {
         match decode::read_body(body, state.options.max_request_size).await {
@@ -368,7 +380,15 @@ async fn handle_logical(
             if e.is_internal() {
                 tracing::error!(error = %e, "request failed");
             }
-            error_response(&e)
+            let mut resp = error_response(&e);
+            // HA: a write refused by the lock (this node was deposed mid-request).
+            if matches!(&e, Error::Coded(503, m) if m == crate::error::NO_ACTIVE_NODE) {
+                resp.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+            }
+            resp
         }
     }
 }

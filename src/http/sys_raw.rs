@@ -35,15 +35,7 @@ pub async fn handle(
         ("sys/health", true) => health(state, method, query).await,
         ("sys/health", false) => Err(Error::MethodNotAllowed),
         ("sys/seal-status", _) => state.core.seal_status().await.map(ok),
-        ("sys/leader", _) => Ok(ok(json!({
-            "ha_enabled": false,
-            "is_self": false,
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
-            "performance_standby": false,
-            "performance_standby_last_remote_wal": 0,
-        }))),
+        ("sys/leader", _) => leader(state),
         ("sys/init", true) => state
             .core
             .is_initialized()
@@ -52,7 +44,12 @@ pub async fn handle(
         ("sys/init", false) => init(state, body).await,
         ("sys/unseal", false) => unseal(state, body).await,
         ("sys/unseal", true) => Err(Error::MethodNotAllowed),
-        // Sealing a sealed server is a no-op, as in Vault; otherwise it goes through the pipeline.
+        // Sealing a sealed server is a no-op, as in Vault; a standby refuses, as Vault's does;
+        // otherwise it goes through the pipeline.
+        ("sys/seal", false) if state.core.is_standby() => Err(Error::Coded(
+            500,
+            "vault cannot seal when in standby mode; please restart instead".to_owned(),
+        )),
         ("sys/seal", false) if state.core.is_sealed() => return Some(no_content()),
         _ => return None,
     };
@@ -217,12 +214,70 @@ async fn unseal(state: &AppState, body: &[u8]) -> Result<HttpResponse> {
         .map(ok)
 }
 
+/// `sys/leader`: Vault's fields; with HA, the active node's address as this node knows it.
+fn leader(state: &AppState) -> Result<HttpResponse> {
+    let Some(ha) = state.core.ha() else {
+        return Ok(ok(json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        })));
+    };
+    if state.core.reported_sealed() {
+        return Err(Error::Sealed);
+    }
+    let since = ha.active_since();
+    let is_self = since.is_some();
+    let active_time = since.map_or_else(
+        || "0001-01-01T00:00:00Z".to_owned(),
+        crate::clock::rfc3339_nanos,
+    );
+    let (address, cluster) = if is_self {
+        (
+            ha.settings().api_addr.clone(),
+            ha.settings().cluster_addr.clone(),
+        )
+    } else {
+        (ha.leader_address().unwrap_or_default(), String::new())
+    };
+    Ok(ok(json!({
+        "ha_enabled": true,
+        "is_self": is_self,
+        "active_time": active_time,
+        "leader_address": address,
+        "leader_cluster_address": cluster,
+        "performance_standby": false,
+        "performance_standby_last_remote_wal": 0,
+    })))
+}
+
+/// Go's `strconv.ParseBool` of a query flag (absent = false).
+fn query_flag(q: &serde_json::Map<String, Value>, name: &str) -> Result<bool> {
+    match q.get(name).and_then(Value::as_str) {
+        None => Ok(false),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(Error::bad(format!(
+            "bad value for {name} parameter: strconv.ParseBool: parsing {other:?}: invalid syntax"
+        ))),
+    }
+}
+
 async fn health(state: &AppState, method: &Method, query: Option<&str>) -> Result<HttpResponse> {
     let q = parse_query(query)?;
-    let (body, which) = state.core.health().await?;
+    let (body, mut which) = state.core.health().await?;
+    if which == "standbycode" && query_flag(&q, "standbyok")? {
+        which = "activecode";
+    }
+    query_flag(&q, "perfstandbyok")?;
     let default = match which {
         "uninitcode" => 501,
         "sealedcode" => 503,
+        "standbycode" => 429,
         _ => 200,
     };
     let code = q

@@ -6,6 +6,9 @@
 //! same conformance suite (`testing.rs`).
 
 pub mod inmem;
+pub mod pg_lock;
+pub mod pg_tls;
+mod pg_write;
 pub mod postgresql;
 pub mod redb;
 pub mod testing;
@@ -18,6 +21,10 @@ pub enum StorageError {
     /// The barrier is sealed: nothing can be read or written.
     #[error("Vault is sealed")]
     Sealed,
+    /// HA: this node does not hold the lock, so the write was refused (inside the same
+    /// statement that would have written: nothing was stored).
+    #[error("lock has changed ownership: this node is not the active node")]
+    Fenced,
     /// Anything else (I/O, corruption, engine errors).
     #[error("{0}")]
     Other(String),

@@ -1,5 +1,6 @@
 //! The PostgreSQL engine: Vault's table layout (`vault_kv_store`), a pool of long-lived
-//! connections (`deadpool-postgres` over `tokio-postgres`), single node (HA comes later).
+//! connections (`deadpool-postgres` over `tokio-postgres`); with HA, every write is fenced by the
+//! lock row of `pg_lock.rs`.
 //!
 //! A logical key `a/b/c` is stored as `parent_path = "/a/"`, `path = "/a/b/"`, `key = "c"` (a key
 //! without `/` has `path = "/"` and `parent_path = ""`), so a database written by Vault reads the
@@ -7,11 +8,23 @@
 //! by a byte-order range on `path` (the primary key's first column, `COLLATE "C"`), so `_`, `%` and
 //! `\` in keys are ordinary characters.
 //!
-//! Every write is a committed statement (or one transaction for a batch) before it returns, with
-//! PostgreSQL's default `synchronous_commit = on`.
+//! Every write is committed (with PostgreSQL's default `synchronous_commit = on`) before it
+//! returns, as one statement — together with concurrent writes of other callers (group commit,
+//! `pg_write.rs`).
+//!
+//! Fencing (HA): every write statement starts with a CTE that locks the lock row `FOR KEY SHARE`
+//! where `ha_identity` is ours and the lease has not run out (`clock_timestamp()`), and writes
+//! only rows joined with it. No row, no write — decided inside the statement that writes, not by
+//! a check before it. `FOR KEY SHARE` does not conflict with the holder's own renewals (a non-key
+//! update of `valid_until`), but does with a takeover (which rewrites `ha_identity`, unique, so a
+//! key update), `DELETE` and `TRUNCATE`: those wait until in-flight fenced writes commit, and
+//! every later write of the old holder finds no row. So every committed write is ordered before
+//! any change of ownership.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::{PhysicalBackend, StorageError, WriteOp, children};
@@ -39,6 +52,42 @@ pub struct PostgresqlOptions {
     pub max_parallel: usize,
     /// Create the table (and its index) when it does not exist.
     pub create_table: bool,
+    /// HA: the lock table; every write is then fenced by it.
+    pub ha_table: Option<String>,
+}
+
+/// The identity under which this node holds the HA lock, shared by the engine (which conditions
+/// every write on it) and the HA loop (which sets it on acquisition and clears it on release).
+#[derive(Debug, Default)]
+pub struct Fence {
+    identity: ArcSwapOption<String>,
+    lost: tokio::sync::Notify,
+}
+
+impl Fence {
+    /// Sets (or clears) the identity writes are fenced with.
+    pub fn hold(&self, identity: Option<String>) {
+        self.identity.store(identity.map(Arc::new));
+    }
+
+    /// The current identity.
+    pub fn identity(&self) -> Option<Arc<String>> {
+        self.identity.load_full()
+    }
+
+    /// Notified when a write found the lock no longer ours.
+    pub fn lost(&self) -> &tokio::sync::Notify {
+        &self.lost
+    }
+
+    /// A write under `identity` was refused by the database: forget it (unless a newer one was
+    /// set meanwhile) and tell the HA loop.
+    pub(super) fn refused(&self, identity: &Arc<String>) {
+        let previous = self.identity.compare_and_swap(identity, None);
+        if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, identity)) {
+            self.lost.notify_one();
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresqlOptions {
@@ -48,12 +97,26 @@ impl std::fmt::Debug for PostgresqlOptions {
             .field("table", &self.table)
             .field("max_parallel", &self.max_parallel)
             .field("create_table", &self.create_table)
+            .field("ha_table", &self.ha_table)
             .finish()
     }
 }
 
-fn engine(e: impl std::fmt::Display) -> StorageError {
-    StorageError::other(format!("postgresql: {e}"))
+pub(super) fn engine(e: impl std::error::Error) -> StorageError {
+    StorageError::other(format!("postgresql: {}", error_chain(&e)))
+}
+
+/// An error with its sources (`db error: ERROR: relation ... does not exist`): the driver's own
+/// text for a server error is only `db error`. None of them holds the connection string.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// `name` as one SQL identifier: in double quotes, inner quotes doubled (as Vault does).
@@ -84,48 +147,68 @@ fn folder_end(folder: &str) -> String {
     end
 }
 
-/// Refuses `sslmode` values that need TLS: Coffer does not speak TLS to PostgreSQL yet, and
-/// silently connecting in plain text where the operator asked for TLS would be worse.
-fn check_sslmode(url: &str) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    let Some(at) = lower.find("sslmode=") else {
-        return Ok(());
-    };
-    let value: String = lower
-        .get(at + "sslmode=".len()..)
-        .unwrap_or_default()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    match value.as_str() {
-        "disable" | "prefer" => Ok(()),
-        other => Err(format!(
-            "sslmode={other} is not available: Coffer does not support TLS connections to PostgreSQL yet; \
-             use sslmode=disable (for example over a loopback or otherwise protected network)"
-        )),
-    }
-}
-
 /// The SQL statements for one table.
 struct Statements {
     get: String,
     put: String,
     delete: String,
+    batch: String,
     list_keys: String,
     list_folders: String,
     scan: String,
 }
 
 impl Statements {
-    fn new(table: &str) -> Self {
+    /// With `ha_table`, writes take the lock key and our identity as `$1`, `$2` and are fenced;
+    /// they all answer one row: the number of lock rows matched (0 = fenced, nothing written).
+    fn new(table: &str, ha_table: Option<&str>) -> Self {
         let t = quote_identifier(table);
+        let (lock, o) = match ha_table {
+            Some(ha) => (
+                format!(
+                    "SELECT 1 FROM {} WHERE ha_key = $1 AND ha_identity = $2 \
+                     AND valid_until > clock_timestamp() FOR KEY SHARE",
+                    quote_identifier(ha)
+                ),
+                2,
+            ),
+            None => ("SELECT 1".to_owned(), 0),
+        };
+        let p = |i: usize| format!("${}", i + o);
+        let upsert = "ON CONFLICT (path, key) DO UPDATE SET parent_path = EXCLUDED.parent_path, value = EXCLUDED.value";
         Statements {
             get: format!("SELECT value FROM {t} WHERE path = $1 AND key = $2"),
             put: format!(
-                "INSERT INTO {t} (parent_path, path, key, value) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (path, key) DO UPDATE SET parent_path = EXCLUDED.parent_path, value = EXCLUDED.value"
+                "WITH l AS ({lock}), w AS (INSERT INTO {t} (parent_path, path, key, value) \
+                 SELECT {}::text, {}::text, {}::text, {}::bytea FROM l {upsert}) \
+                 SELECT count(*) FROM l",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
             ),
-            delete: format!("DELETE FROM {t} WHERE path = $1 AND key = $2"),
+            delete: format!(
+                "WITH l AS ({lock}), w AS (DELETE FROM {t} WHERE path = {} AND key = {} \
+                 AND EXISTS (SELECT 1 FROM l)) SELECT count(*) FROM l",
+                p(1),
+                p(2)
+            ),
+            // Deletes and puts of distinct keys (the batch is reduced to the last op per key).
+            batch: format!(
+                "WITH l AS ({lock}), \
+                 d AS (DELETE FROM {t} USING unnest({}::text[], {}::text[]) AS x(p, k) \
+                   WHERE {t}.path = x.p AND {t}.key = x.k AND EXISTS (SELECT 1 FROM l)), \
+                 w AS (INSERT INTO {t} (parent_path, path, key, value) \
+                   SELECT u.pp, u.p, u.k, u.v FROM unnest({}::text[], {}::text[], {}::text[], {}::bytea[]) \
+                   AS u(pp, p, k, v) WHERE EXISTS (SELECT 1 FROM l) {upsert}) \
+                 SELECT count(*) FROM l",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6)
+            ),
             list_keys: format!("SELECT key FROM {t} WHERE path = $1"),
             // Every path strictly below the folder $1 (byte order, via the primary key), reduced
             // to its first segment.
@@ -147,7 +230,12 @@ impl Statements {
 pub struct PostgresqlBackend {
     pool: Pool,
     sql: Statements,
+    writer: super::pg_write::Writer,
     table: String,
+    config: tokio_postgres::Config,
+    connector: super::pg_tls::RustlsConnector,
+    ha_table: Option<String>,
+    fence: Option<Arc<Fence>>,
 }
 
 impl std::fmt::Debug for PostgresqlBackend {
@@ -167,12 +255,13 @@ impl PostgresqlBackend {
                 "missing connection_url (set it in the storage block or in {URL_ENV})"
             ));
         }
-        check_sslmode(&options.connection_url)?;
-        let mut config: tokio_postgres::Config = options
-            .connection_url
+        let (url, tls) = super::pg_tls::split_url(&options.connection_url)
+            .map_err(|e| format!("invalid connection_url: {e}"))?;
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| format!("invalid connection_url: {e}"))?;
-        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        config.ssl_mode(tls.driver_mode());
+        let connector = tls.connector()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -180,8 +269,8 @@ impl PostgresqlBackend {
             config.application_name("coffer");
         }
         let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
+            config.clone(),
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -193,10 +282,29 @@ impl PostgresqlBackend {
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| format!("connection pool: {e}"))?;
+        let fence = options
+            .ha_table
+            .as_ref()
+            .map(|_| Arc::new(Fence::default()));
+        let sql = Statements::new(&options.table, options.ha_table.as_deref());
+        let writer = super::pg_write::Writer::new(
+            pool.clone(),
+            super::pg_write::WriteSql {
+                put: sql.put.clone(),
+                delete: sql.delete.clone(),
+                batch: sql.batch.clone(),
+            },
+            fence.clone(),
+        );
         let backend = PostgresqlBackend {
             pool,
-            sql: Statements::new(&options.table),
+            sql,
+            writer,
             table: options.table.clone(),
+            config,
+            connector,
+            ha_table: options.ha_table.clone(),
+            fence,
         };
         backend
             .prepare(options.create_table)
@@ -206,19 +314,48 @@ impl PostgresqlBackend {
     }
 
     async fn prepare(&self, create_table: bool) -> Result<(), StorageError> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let row = client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .await
             .map_err(engine)?;
         let version: i32 = row.try_get(0).map_err(engine)?;
         if version < 90500 {
-            return Err(engine(format!(
-                "PostgreSQL version must be at least 9.5 (server_version_num {version})"
+            return Err(StorageError::other(format!(
+                "postgresql: PostgreSQL version must be at least 9.5 (server_version_num {version})"
             )));
         }
         if !create_table {
-            return Ok(());
+            return self.check_fence_index(&client).await;
+        }
+        if let Some(ha) = &self.ha_table {
+            let h = quote_identifier(ha);
+            let pkey = quote_identifier(&format!("{ha}_pkey"));
+            let idx = quote_identifier(&format!("{ha}_identity_idx"));
+            // The unique index makes a takeover (which rewrites ha_identity) a key update, which
+            // conflicts with the fenced writers' FOR KEY SHARE (see the module docs).
+            let create = format!(
+                "CREATE TABLE IF NOT EXISTS {h} (\
+                   ha_key TEXT COLLATE \"C\" NOT NULL, \
+                   ha_identity TEXT COLLATE \"C\" NOT NULL, \
+                   ha_value TEXT COLLATE \"C\", \
+                   valid_until TIMESTAMP WITH TIME ZONE NOT NULL, \
+                   CONSTRAINT {pkey} PRIMARY KEY (ha_key)); \
+                 CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {h} (ha_identity);"
+            );
+            let exists = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                    &[&h, &idx],
+                )
+                .await
+                .map_err(engine)?;
+            // Nodes starting together may race on CREATE ... IF NOT EXISTS: one retry settles it.
+            if !exists.try_get::<_, bool>(0).map_err(engine)?
+                && client.batch_execute(&create).await.is_err()
+            {
+                client.batch_execute(&create).await.map_err(engine)?;
+            }
         }
         let exists = client
             .query_one(
@@ -233,25 +370,66 @@ impl PostgresqlBackend {
         let t = quote_identifier(&self.table);
         let pkey = quote_identifier(&format!("{}_pkey", self.table));
         let idx = quote_identifier(&format!("{}_parent_path_idx", self.table));
-        let tx = client.transaction().await.map_err(engine)?;
-        tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {t} (\
+        let create = format!(
+            "BEGIN; CREATE TABLE IF NOT EXISTS {t} (\
                parent_path TEXT COLLATE \"C\" NOT NULL, \
                path TEXT COLLATE \"C\", \
                key TEXT COLLATE \"C\", \
                value BYTEA, \
                CONSTRAINT {pkey} PRIMARY KEY (path, key)); \
-             CREATE INDEX IF NOT EXISTS {idx} ON {t} (parent_path);"
-        ))
-        .await
-        .map_err(engine)?;
-        tx.commit().await.map_err(engine)?;
+             CREATE INDEX IF NOT EXISTS {idx} ON {t} (parent_path); COMMIT;"
+        );
+        // Nodes starting together may race on CREATE ... IF NOT EXISTS: one retry settles it.
+        if client.batch_execute(&create).await.is_err() {
+            client.batch_execute("ROLLBACK").await.map_err(engine)?;
+            client.batch_execute(&create).await.map_err(engine)?;
+        }
         tracing::info!(storage.table = %self.table, "created the PostgreSQL table");
         Ok(())
     }
 
+    /// HA with `skip_create_table`: fencing is only sound with the unique index on
+    /// `ha_identity` (a takeover must be a key update), so its absence stops the start.
+    async fn check_fence_index(
+        &self,
+        client: &deadpool_postgres::Client,
+    ) -> Result<(), StorageError> {
+        let Some(ha) = &self.ha_table else {
+            return Ok(());
+        };
+        let idx = quote_identifier(&format!("{ha}_identity_idx"));
+        let row = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&idx])
+            .await
+            .map_err(engine)?;
+        if row.try_get::<_, bool>(0).map_err(engine)? {
+            return Ok(());
+        }
+        Err(StorageError::other(format!(
+            "postgresql: HA needs a unique index on {h}(ha_identity) for write fencing; create it with \
+             CREATE UNIQUE INDEX {idx} ON {h} (ha_identity), or let Coffer create its tables (skip_create_table = false)",
+            h = quote_identifier(ha)
+        )))
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
         self.pool.get().await.map_err(engine)
+    }
+
+    /// The HA fence, when the engine was opened with a lock table.
+    pub fn fence(&self) -> Option<Arc<Fence>> {
+        self.fence.clone()
+    }
+
+    /// The HA lock over this engine's lock table, on its own connection to the same database.
+    pub fn lock(&self, timings: super::pg_lock::LockTimings) -> Option<super::pg_lock::PgLock> {
+        let table = self.ha_table.as_deref()?;
+        Some(super::pg_lock::PgLock::new(
+            self.config.clone(),
+            self.connector.clone(),
+            table,
+            timings,
+        ))
     }
 
     /// Full keys under `prefix` in byte order, at most `limit`.
@@ -298,25 +476,15 @@ impl PhysicalBackend for PostgresqlBackend {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
-        let (parent, path, k) = split_key(key);
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(&self.sql.put).await.map_err(engine)?;
-        client
-            .execute(&stmt, &[&parent, &path, &k, &value])
+        self.writer
+            .submit(vec![WriteOp::Put(key.to_owned(), value)])
             .await
-            .map_err(engine)?;
-        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let (_, path, k) = split_key(key);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.delete)
+        self.writer
+            .submit(vec![WriteOp::Delete(key.to_owned())])
             .await
-            .map_err(engine)?;
-        client.execute(&stmt, &[&path, &k]).await.map_err(engine)?;
-        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -357,26 +525,7 @@ impl PhysicalBackend for PostgresqlBackend {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(engine)?;
-        let put = tx.prepare_cached(&self.sql.put).await.map_err(engine)?;
-        let delete = tx.prepare_cached(&self.sql.delete).await.map_err(engine)?;
-        for op in &ops {
-            match op {
-                WriteOp::Put(key, value) => {
-                    let (parent, path, k) = split_key(key);
-                    tx.execute(&put, &[&parent, &path, &k, value])
-                        .await
-                        .map_err(engine)?;
-                }
-                WriteOp::Delete(key) => {
-                    let (_, path, k) = split_key(key);
-                    tx.execute(&delete, &[&path, &k]).await.map_err(engine)?;
-                }
-            }
-        }
-        tx.commit().await.map_err(engine)?;
-        Ok(())
+        self.writer.submit(ops).await
     }
 
     async fn scan(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
@@ -410,22 +559,5 @@ mod tests {
     fn identifiers_are_quoted() {
         assert_eq!(quote_identifier("vault_kv_store"), "\"vault_kv_store\"");
         assert_eq!(quote_identifier("my.\"t"), "\"my.\"\"t\"");
-    }
-
-    #[test]
-    fn tls_modes_are_refused_clearly() {
-        assert_eq!(check_sslmode("postgres://u@h/db"), Ok(()));
-        assert_eq!(check_sslmode("postgres://u@h/db?sslmode=disable"), Ok(()));
-        assert_eq!(check_sslmode("host=h sslmode=prefer"), Ok(()));
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let err = check_sslmode(&format!("postgres://u:pw@h/db?sslmode={mode}"))
-                .err()
-                .unwrap_or_default();
-            assert!(
-                err.starts_with(&format!("sslmode={mode} is not available")),
-                "{err}"
-            );
-            assert!(!err.contains("pw"), "{err}");
-        }
     }
 }

@@ -42,9 +42,14 @@ pub struct Cli {
 
 impl Cli {
     pub fn new(srv: &TestServer) -> Option<Cli> {
+        Self::at(format!("http://{}", srv.addr))
+    }
+
+    /// The CLI against any address (`http://host:port`).
+    pub fn at(addr: String) -> Option<Cli> {
         Some(Cli {
             bin: bao_bin()?,
-            addr: format!("http://{}", srv.addr),
+            addr,
             home: tempfile::tempdir().unwrap(),
         })
     }

@@ -20,6 +20,7 @@ mod cli_guide;
 mod clients;
 #[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
+mod ha;
 mod http_layer;
 mod jenkins;
 mod jwt;

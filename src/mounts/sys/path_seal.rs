@@ -1,4 +1,4 @@
-//! `sys/seal`, `sys/key-status` and `sys/rotate`: the authenticated side of the seal.
+//! `sys/seal`, `sys/step-down`, `sys/key-status` and `sys/rotate`: the authenticated side of the seal.
 
 use serde_json::json;
 
@@ -11,6 +11,7 @@ type P = PathSpec<SystemBackend>;
 pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
     vec![
         P::new("seal$").on(Op::Update, |b, r, d| Box::pin(b.seal(r, d))),
+        P::new("step-down$").on(Op::Update, |b, r, d| Box::pin(b.step_down(r, d))),
         P::new("key-status$").on(Op::Read, |b, r, d| Box::pin(b.key_status(r, d))),
         P::new("rotate(?:/keyring)?$").on(Op::Update, |b, r, d| Box::pin(b.rotate(r, d))),
     ]
@@ -19,6 +20,15 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
 impl SystemBackend {
     async fn seal(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         self.core()?.seal().await?;
+        Ok(None)
+    }
+
+    /// `sys/step-down`: the active node gives up the lock (a standby forwards this to it); a
+    /// no-op without HA, as in Vault.
+    async fn step_down(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        if let Some(ha) = self.core()?.ha() {
+            ha.request_step_down();
+        }
         Ok(None)
     }
 

@@ -1,0 +1,1370 @@
+//! HA on PostgreSQL with real processes: two (or one) real `coffer` binaries sharing a real
+//! database (`TEST_POSTGRES_URL` from `bash scripts/test.sh`; the restart test runs a throwaway
+//! cluster of its own). Short lock timings (2 s lease, 500 ms renewal, 200 ms poll) keep them
+//! fast; every wait polls against a deadline.
+
+use crate::production::crash::{call, free_port};
+use coffer::physical::PhysicalBackend;
+use coffer::physical::pg_lock::{LockTimings, PgLock};
+use coffer::physical::postgresql::{PostgresqlBackend, PostgresqlOptions};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const TTL: Duration = Duration::from_secs(2);
+const RENEW: Duration = Duration::from_millis(500);
+
+fn database_url() -> String {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "TEST_POSTGRES_URL is not set: the HA tests need a real database; run them with \
+             `bash scripts/test.sh`, which starts a throwaway PostgreSQL cluster"
+        ),
+    }
+}
+
+fn fresh_table() -> String {
+    format!("coffer_ha_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// One `coffer server` process of a cluster.
+struct Node {
+    child: Option<Child>,
+    port: u16,
+    config: std::path::PathBuf,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    fn api_addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> String {
+        self.child.as_ref().map(|c| c.id().to_string()).unwrap()
+    }
+
+    /// Writes the config and starts the process (waits for the banner).
+    fn start(url: &str, table: &str) -> Node {
+        Self::start_tls(url, table, None)
+    }
+
+    /// With `tls = Some((cert PEM, key PEM))` the listener serves HTTPS.
+    fn start_tls(url: &str, table: &str, tls: Option<(&str, &str)>) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let (scheme, listener_tls) = match tls {
+            None => ("http", "  tls_disable = true\n".to_owned()),
+            Some((cert, key)) => {
+                let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+                std::fs::write(&c, cert).unwrap();
+                std::fs::write(&k, key).unwrap();
+                (
+                    "https",
+                    format!(
+                        "  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n",
+                        c.display(),
+                        k.display()
+                    ),
+                )
+            }
+        };
+        let config = dir.path().join("ha.hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "storage \"postgresql\" {{\n  table = \"{table}\"\n  ha_table = \"{table}_locks\"\n  \
+                 ha_enabled = \"true\"\n  max_parallel = \"16\"\n  ha_lock_ttl = \"2s\"\n  \
+                 ha_lock_renew_interval = \"500ms\"\n  ha_lock_retry_interval = \"200ms\"\n}}\n\
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n{listener_tls}}}\n\
+                 api_addr = \"{scheme}://127.0.0.1:{port}\"\n"
+            ),
+        )
+        .unwrap();
+        let mut node = Node {
+            child: None,
+            port,
+            config,
+            url: url.to_owned(),
+            _dir: dir,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["server", &format!("-config={}", self.config.display())])
+            .env("VAULT_PG_CONNECTION_URL", &self.url)
+            .env("VAULT_LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(self.config.with_extension("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut started = false;
+        for line in BufReader::new(out).lines() {
+            if line.unwrap().contains("Coffer server started") {
+                started = true;
+                break;
+            }
+        }
+        assert!(started, "the server did not start");
+        self.child = Some(child);
+    }
+
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .unwrap();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    async fn health(&self, c: &reqwest::Client) -> u16 {
+        call(
+            c,
+            Method::GET,
+            format!("{}/sys/health", self.base()),
+            None,
+            Value::Null,
+        )
+        .await
+        .0
+    }
+
+    async fn unseal(&self, c: &reqwest::Client, key: &str) {
+        let (st, body) = call(
+            c,
+            Method::PUT,
+            format!("{}/sys/unseal", self.base()),
+            None,
+            json!({ "key": key }),
+        )
+        .await;
+        assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default();
+            eprintln!("---- log of the node on port {} ----\n{log}", self.port);
+        }
+    }
+}
+
+/// Polls `f` until it is true; panics with `what` after `limit`.
+async fn wait_for<F, Fut>(limit: Duration, what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Index of the active node among `nodes` (health 200), polling up to `limit`.
+async fn active_of(c: &reqwest::Client, nodes: &[&Node], limit: Duration) -> usize {
+    let found = std::sync::Mutex::new(None);
+    wait_for(limit, "a node to become active", || async {
+        for (i, n) in nodes.iter().enumerate() {
+            if n.health(c).await == 200 {
+                *found.lock().unwrap() = Some(i);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    found.into_inner().unwrap().unwrap()
+}
+
+/// Two nodes over one fresh table, initialised through the first, both unsealed, kv-v2 at
+/// `secret/`; returns them with the unseal key and root token.
+async fn cluster(c: &reqwest::Client, url: &str) -> (Node, Node, String, String, String) {
+    let table = fresh_table();
+    let a = Node::start(url, &table);
+    let b = Node::start(url, &table);
+    let (st, init) = call(
+        c,
+        Method::PUT,
+        format!("{}/sys/init", a.base()),
+        None,
+        json!({"secret_shares": 1, "secret_threshold": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{init}");
+    let key = init["keys"][0].as_str().unwrap().to_owned();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    a.unseal(c, &key).await;
+    b.unseal(c, &key).await;
+    let i = active_of(c, &[&a, &b], Duration::from_secs(10)).await;
+    let active = [&a, &b][i];
+    let (st, body) = call(
+        c,
+        Method::POST,
+        format!("{}/sys/mounts/secret", active.base()),
+        Some(&root),
+        json!({"type": "kv-v2"}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    (a, b, key, root, table)
+}
+
+async fn put(c: &reqwest::Client, base: &str, root: &str, key: &str, v: Value) -> (u16, Value) {
+    call(
+        c,
+        Method::PUT,
+        format!("{base}/secret/data/{key}"),
+        Some(root),
+        json!({ "data": v }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_standby_answers_forwards_redirects_and_steps_down() {
+    let url = database_url();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let (active, standby) = (nodes[i], nodes[1 - i]);
+
+    // Health: 200 / 429; standbyok=true turns the standby's into the active code.
+    assert_eq!(active.health(&c).await, 200);
+    assert_eq!(standby.health(&c).await, 429);
+    let (st, body) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/health?standbyok=true", standby.base()),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        (body["standby"].clone(), body["sealed"].clone()),
+        (json!(true), json!(false))
+    );
+    let (st, _) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/health?standbyok=maybe", standby.base()),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 400);
+
+    // Leader: both name the active node; only the active is itself.
+    for (n, is_self) in [(active, true), (standby, false)] {
+        let (st, body) = call(
+            &c,
+            Method::GET,
+            format!("{}/sys/leader", n.base()),
+            None,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(body["ha_enabled"], json!(true), "{body}");
+        assert_eq!(body["is_self"], json!(is_self), "{body}");
+        assert_eq!(body["leader_address"], json!(active.api_addr()), "{body}");
+    }
+    let (_, status) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/seal-status", standby.base()),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status["sealed"], json!(false), "{status}");
+
+    // Forwarding: a write and a read through the standby, token and body carried, the answer
+    // relayed unchanged.
+    let (st, body) = put(&c, &standby.base(), &root, "via-standby", json!({"x": "1"})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["version"], json!(1));
+    let resp = c
+        .get(format!("{}/secret/data/via-standby", standby.base()))
+        .header("X-Vault-Token", &root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap()),
+        Some("application/json")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["data"], json!({"x": "1"}));
+    let (st, _) = call(
+        &c,
+        Method::GET,
+        format!("{}/secret/data/via-standby", standby.base()),
+        Some("bogus"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 403);
+
+    // The client's address survives forwarding (signed by the standby); a forged one sent
+    // directly is ignored.
+    for (i, (cidr, via, forged, want)) in [
+        ("127.0.0.1/32", standby, None, 200),
+        ("127.0.0.1/32", active, Some("10.1.1.1"), 200),
+        ("10.0.0.0/8", active, Some("10.1.1.1"), 403),
+        ("10.0.0.0/8", standby, Some("10.1.1.1"), 403),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (st, body) = call(
+            &c,
+            Method::POST,
+            format!("{}/auth/token/roles/bound{i}", active.base()),
+            Some(&root),
+            json!({"token_bound_cidrs": [cidr]}),
+        )
+        .await;
+        assert_eq!(st, 204, "{body}");
+        let (st, body) = call(
+            &c,
+            Method::POST,
+            format!("{}/auth/token/create/bound{i}", active.base()),
+            Some(&root),
+            json!({"ttl": "1h"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let mut rb = c
+            .get(format!("{}/auth/token/lookup-self", via.base()))
+            .header("X-Vault-Token", &token);
+        if let Some(ip) = forged {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            rb = rb.header(
+                "X-Coffer-Forwarded-For",
+                format!("{ip} {now} {}", "0".repeat(64)),
+            );
+        }
+        let st = rb.send().await.unwrap().status().as_u16();
+        assert_eq!(
+            st, want,
+            "token bound to {cidr}, via {}, forged {forged:?}",
+            via.port
+        );
+    }
+
+    // X-Vault-No-Request-Forwarding: a 307 to the same path and query on the active node.
+    let resp = c
+        .get(format!(
+            "{}/secret/data/via-standby?version=1",
+            standby.base()
+        ))
+        .header("X-Vault-Token", &root)
+        .header("X-Vault-No-Request-Forwarding", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 307);
+    assert_eq!(
+        resp.headers().get("location").unwrap().to_str().unwrap(),
+        format!("{}/secret/data/via-standby?version=1", active.base())
+    );
+
+    // A standby refuses to seal, as Vault's does.
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/seal", standby.base()),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 500, "{body}");
+    assert_eq!(
+        body["errors"][0],
+        json!("vault cannot seal when in standby mode; please restart instead")
+    );
+
+    // Step-down needs sudo; sent to the standby it is forwarded; the other node then takes
+    // over and acknowledges a write within 1.5 s.
+    let (st, _) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/step-down", standby.base()),
+        Some("bogus"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/step-down", standby.base()),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let stepped = Instant::now();
+    let took = wait_for(
+        Duration::from_secs(5),
+        "a write on the new active",
+        || async {
+            put(
+                &c,
+                &standby.base(),
+                &root,
+                "after-step-down",
+                json!({"y": "2"}),
+            )
+            .await
+            .0 == 200
+        },
+    )
+    .await;
+    eprintln!("step-down -> write acknowledged by the other node after {took:?}");
+    assert!(
+        stepped.elapsed() <= Duration::from_millis(1500),
+        "step-down failover took {took:?}"
+    );
+    assert_eq!(standby.health(&c).await, 200);
+    assert_eq!(active.health(&c).await, 429);
+    // Everything written before is there on the new active (loaded from storage), also when
+    // read through the node that stepped down (a standby now, forwarding).
+    wait_for(
+        Duration::from_secs(2),
+        "a read through the old active",
+        || async {
+            let (st, body) = call(
+                &c,
+                Method::GET,
+                format!("{}/secret/data/via-standby", active.base()),
+                Some(&root),
+                Value::Null,
+            )
+            .await;
+            assert!(st == 200 || st == 503, "{st} {body}");
+            st == 200 && body["data"]["data"] == json!({"x": "1"})
+        },
+    )
+    .await;
+}
+
+/// The AppRole guide with the real CLI, every command sent to a standby's address (forwarded),
+/// and `operator step-down` half-way through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_cli_guide_through_a_standby() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let standby = nodes[1 - i];
+    let Some(cli) = crate::cli::Cli::at(standby.api_addr()) else {
+        return;
+    };
+    let admin = Some(root.as_str());
+    let status = cli.run(None, &["status"], None).await;
+    assert!(
+        status.stdout.contains("HA Enabled") && status.stdout.contains("standby"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&nodes[i].api_addr()),
+        "{}",
+        status.stdout
+    );
+    cli.ok(admin, &["auth", "enable", "approle"]).await;
+    std::fs::write(
+        cli.home.path().join("app.hcl"),
+        "path \"secret/data/app/*\" { capabilities = [\"create\", \"read\", \"update\"] }\n",
+    )
+    .unwrap();
+    cli.ok(admin, &["policy", "write", "app", "app.hcl"]).await;
+    cli.ok(
+        admin,
+        &[
+            "write",
+            "auth/approle/role/app",
+            "token_policies=app",
+            "token_ttl=1h",
+        ],
+    )
+    .await;
+    let role_id = cli
+        .json(admin, &["read"], &["auth/approle/role/app/role-id"])
+        .await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = cli
+        .json(
+            admin,
+            &["write"],
+            &["-f", "auth/approle/role/app/secret-id"],
+        )
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = cli
+        .json(
+            None,
+            &["write"],
+            &[
+                "auth/approle/login",
+                &format!("role_id={role_id}"),
+                &format!("secret_id={secret_id}"),
+            ],
+        )
+        .await;
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    let app = Some(token.as_str());
+    cli.ok(app, &["kv", "put", "secret/app/db", "password=s3cret"])
+        .await;
+    let got = cli.json(app, &["kv", "get"], &["secret/app/db"]).await;
+    assert_eq!(got["data"]["data"]["password"], json!("s3cret"));
+
+    // Step-down through the standby; the CLI keeps working against the same address.
+    cli.ok(admin, &["operator", "step-down"]).await;
+    wait_for(
+        Duration::from_secs(5),
+        "the standby to become active",
+        || async { standby.health(&c).await == 200 },
+    )
+    .await;
+    let got = cli.json(app, &["kv", "get"], &["secret/app/db"]).await;
+    assert_eq!(got["data"]["data"]["password"], json!("s3cret"));
+    let status = cli.run(None, &["status"], None).await;
+    assert!(status.stdout.contains("active"), "{}", status.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_graceful_shutdown_hands_over_within_1_5_s() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let started = Instant::now();
+    active.stop();
+    let base = standby.base();
+    wait_for(
+        Duration::from_secs(5),
+        "a write on the other node",
+        || async {
+            put(&c, &base, &root, "after-shutdown", json!({"z": "3"}))
+                .await
+                .0
+                == 200
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    eprintln!("graceful shutdown -> write acknowledged by the other node after {took:?}");
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_sigkill_of_the_active_loses_no_acknowledged_write() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    // Four writers through the standby's address (forwarded while the other is active).
+    let stop = Arc::new(AtomicBool::new(false));
+    let killed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let first_after: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (c, base, root) = (c.clone(), standby.base(), root.clone());
+        let (stop, killed_at, first_after) = (stop.clone(), killed_at.clone(), first_after.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0_i64.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let key = format!("w{w}/k{i}");
+                let started = Instant::now();
+                let (st, _) = put(&c, &base, &root, &key, json!({ "i": i })).await;
+                if st == 200 {
+                    acked.push((key, i));
+                    // The first acknowledged write sent after the kill.
+                    let killed = *killed_at.lock().unwrap();
+                    if killed.is_some_and(|k| started >= k) {
+                        first_after.lock().unwrap().get_or_insert_with(Instant::now);
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            acked
+        }));
+    }
+    let acked_so_far = || async {
+        call(
+            &c,
+            Method::GET,
+            format!("{}/secret/metadata/w0?list=true", standby.base()),
+            Some(&root),
+            Value::Null,
+        )
+        .await
+        .1["data"]["keys"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "writes before the kill",
+        || async { acked_so_far().await >= 10 },
+    )
+    .await;
+    let pid = active.pid();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let killed = Instant::now();
+    *killed_at.lock().unwrap() = Some(killed);
+    active.kill();
+    wait_for(
+        Duration::from_secs(10),
+        "a write after the kill",
+        || async { first_after.lock().unwrap().is_some() },
+    )
+    .await;
+    let failover = first_after.lock().unwrap().unwrap() - killed;
+    // A few more writes on the new active, then stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    eprintln!(
+        "SIGKILL of the active -> first acknowledged write after {failover:?} ({} writes acknowledged)",
+        acked.len()
+    );
+    assert!(failover <= TTL + Duration::from_secs(3), "{failover:?}");
+    for (key, i) in &acked {
+        let (st, body) = call(
+            &c,
+            Method::GET,
+            format!("{}/secret/data/{key}", standby.base()),
+            Some(&root),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(st, 200, "acknowledged write {key} lost");
+        assert_eq!(body["data"]["data"]["i"], json!(i));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_frozen_active_commits_nothing_after_takeover() {
+    let url = database_url();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let (frozen, other) = (nodes[i], nodes[1 - i]);
+    frozen.signal("-STOP");
+    // A request forwarded to the frozen node does not hang: once the standby sees the lease run
+    // out it answers 503 (the write, pending on the frozen node, can never commit there).
+    let sent = Instant::now();
+    let (st, body) = put(
+        &c,
+        &other.base(),
+        &root,
+        "frozen-forwarded",
+        json!({"f": 1}),
+    )
+    .await;
+    let waited = sent.elapsed();
+    eprintln!("request forwarded to the frozen node answered {st} after {waited:?}");
+    assert_eq!(st, 503, "{body}");
+    assert!(waited <= TTL + Duration::from_millis(1500), "{waited:?}");
+    // The other node takes over once the lease has run out.
+    wait_for(Duration::from_secs(10), "takeover", || async {
+        other.health(&c).await == 200
+    })
+    .await;
+    eprintln!(
+        "SIGSTOP of the active -> other node active after {:?}",
+        sent.elapsed()
+    );
+    // Writes sent to the frozen node directly (queued while it is stopped), then more after it
+    // resumes. Forwarding is refused so a write can only land by the deposed node's own hand.
+    let mut queued = Vec::new();
+    for n in 0..8 {
+        let (c, base, root) = (c.clone(), frozen.base(), root.clone());
+        queued.push(tokio::spawn(async move {
+            let resp = c
+                .put(format!("{base}/secret/data/frozen{n}"))
+                .header("X-Vault-Token", &root)
+                .header("X-Vault-No-Request-Forwarding", "true")
+                .body(json!({"data": {"n": n}}).to_string())
+                .send()
+                .await;
+            resp.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    frozen.signal("-CONT");
+    let mut statuses = Vec::new();
+    for q in queued {
+        statuses.push(q.await.unwrap());
+    }
+    for n in 8..16 {
+        let resp = c
+            .put(format!("{}/secret/data/frozen{n}", frozen.base()))
+            .header("X-Vault-Token", &root)
+            .header("X-Vault-No-Request-Forwarding", "true")
+            .body(json!({"data": {"n": n}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| !(200..300).contains(s)),
+        "the deposed node acknowledged writes: {statuses:?}"
+    );
+    for n in (0..16)
+        .map(|n| n.to_string())
+        .chain(["-forwarded".to_owned()])
+    {
+        let (st, _) = call(
+            &c,
+            Method::GET,
+            format!("{}/secret/data/frozen{n}", other.base()),
+            Some(&root),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(st, 404, "write frozen{n} landed");
+    }
+    assert_eq!(other.health(&c).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_truncating_the_lock_table_demotes_within_one_renewal() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, _root, table) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let active = nodes[i];
+    let leader = |n: &Node| {
+        let c = c.clone();
+        let base = n.base();
+        async move {
+            call(
+                &c,
+                Method::GET,
+                format!("{base}/sys/leader"),
+                None,
+                Value::Null,
+            )
+            .await
+            .1
+        }
+    };
+    let before = leader(active).await;
+    assert_eq!(before["is_self"], json!(true));
+    let db = sql(&url).await;
+    db.batch_execute(&format!("TRUNCATE \"{table}_locks\""))
+        .await
+        .unwrap();
+    let truncated = Instant::now();
+    // The holder's next renewal finds no row: it stops being active (a new term, on either
+    // node, has a new active_time).
+    wait_for(RENEW + Duration::from_secs(1), "demotion", || async {
+        leader(active).await["active_time"] != before["active_time"]
+    })
+    .await;
+    eprintln!(
+        "TRUNCATE of the lock table -> old term ended after {:?}",
+        truncated.elapsed()
+    );
+    active_of(&c, &nodes, Duration::from_secs(5)).await;
+}
+
+/// Storage level: a write under an identity that no longer holds the lock commits nothing, and
+/// a renewal never re-creates a deleted lock row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_fence_refuses_writes_of_a_deposed_holder() {
+    let url = database_url();
+    let table = fresh_table();
+    let ha_table = format!("{table}_locks");
+    let open = || async {
+        PostgresqlBackend::open(&PostgresqlOptions {
+            connection_url: url.clone(),
+            table: table.clone(),
+            max_parallel: 4,
+            create_table: true,
+            ha_table: Some(ha_table.clone()),
+        })
+        .await
+        .unwrap()
+    };
+    let (a, b) = (open().await, open().await);
+    let timings = LockTimings {
+        ttl: TTL,
+        renew: RENEW,
+        retry: Duration::from_millis(200),
+    };
+    let (lock_a, lock_b): (PgLock, PgLock) = (a.lock(timings).unwrap(), b.lock(timings).unwrap());
+    // Without the lock nothing is written.
+    assert!(a.put("k", b"0".to_vec()).await.is_err());
+    assert!(lock_a.try_acquire("id-a", "http://a").await.unwrap());
+    assert!(!lock_b.try_acquire("id-b", "http://b").await.unwrap());
+    a.fence().unwrap().hold(Some("id-a".to_owned()));
+    b.fence().unwrap().hold(Some("id-b".to_owned()));
+    a.put("k", b"1".to_vec()).await.unwrap();
+    assert!(b.put("k", b"b".to_vec()).await.is_err());
+    assert!(b.delete("k").await.is_err());
+    // The lease runs out (as if a froze); b takes over; a's writes are refused from then on.
+    let db = sql(&url).await;
+    db.execute(
+        &format!("UPDATE \"{ha_table}\" SET valid_until = now() - interval '1 second'"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(a.put("k", b"2".to_vec()).await.is_err());
+    assert!(lock_b.try_acquire("id-b", "http://b").await.unwrap());
+    // (b's refused writes above made it forget its identity, as the HA loop would on demotion.)
+    assert!(b.fence().unwrap().identity().is_none());
+    b.fence().unwrap().hold(Some("id-b".to_owned()));
+    assert!(!lock_a.renew("id-a").await.unwrap());
+    a.fence().unwrap().hold(Some("id-a".to_owned()));
+    for _ in 0..20 {
+        assert!(a.put("k", b"3".to_vec()).await.is_err());
+        assert!(a.delete("k").await.is_err());
+        assert!(
+            a.write_batch(vec![coffer::physical::WriteOp::Put(
+                "k".into(),
+                b"4".to_vec()
+            )])
+            .await
+            .is_err()
+        );
+    }
+    assert_eq!(b.get("k").await.unwrap(), Some(b"1".to_vec()));
+    b.put("k", b"5".to_vec()).await.unwrap();
+    // A deleted row is never re-created by a renewal.
+    db.batch_execute(&format!("TRUNCATE \"{ha_table}\""))
+        .await
+        .unwrap();
+    assert!(!lock_b.renew("id-b").await.unwrap());
+    assert!(b.put("k", b"6".to_vec()).await.is_err());
+    assert_eq!(a.get("k").await.unwrap(), Some(b"5".to_vec()));
+}
+
+/// Restarting PostgreSQL under an active node: an active node again within the lease plus 2 s
+/// after the database accepts connections. Runs its own throwaway cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_postgresql_restart_recovers_within_the_lease() {
+    let Some(pg) = ThrowawayPg::start(&[]) else {
+        panic!("no PostgreSQL binaries under /usr/lib/postgresql/*/bin for the restart test");
+    };
+    let url = pg.url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    active_of(&c, &nodes, Duration::from_secs(5)).await;
+    pg.restart();
+    let up = Instant::now();
+    let took = wait_for(
+        TTL + Duration::from_secs(2),
+        "an active node after restart",
+        || async {
+            for n in nodes {
+                if put(&c, &n.base(), &root, "after-restart", json!({"r": 1}))
+                    .await
+                    .0
+                    == 200
+                {
+                    return true;
+                }
+            }
+            false
+        },
+    )
+    .await;
+    eprintln!("PostgreSQL restart -> acknowledged write {took:?} after it accepted connections");
+    assert!(up.elapsed() <= TTL + Duration::from_secs(2));
+
+    // Down for longer than the lease: the active node demotes itself (it cannot renew), and once
+    // the database is back a node is active again within the lease plus 2 s.
+    assert!(pg.ctl("stop"));
+    let demoted = wait_for(
+        TTL + Duration::from_secs(2),
+        "demotion while PostgreSQL is down",
+        || async {
+            let mut any_active = false;
+            for n in nodes {
+                any_active |= n.health(&c).await == 200;
+            }
+            !any_active
+        },
+    )
+    .await;
+    eprintln!("PostgreSQL stopped -> no active node after {demoted:?}");
+    let (st, body) = put(&c, &a.base(), &root, "while-down", json!({"d": 1})).await;
+    assert_eq!(st, 503, "{body}");
+    assert!(pg.ctl("start"));
+    let up = Instant::now();
+    let took = wait_for(
+        TTL + Duration::from_secs(2),
+        "an active node after start",
+        || async {
+            for n in nodes {
+                if put(&c, &n.base(), &root, "after-start", json!({"r": 2}))
+                    .await
+                    .0
+                    == 200
+                {
+                    return true;
+                }
+            }
+            false
+        },
+    )
+    .await;
+    eprintln!("PostgreSQL down past the lease, started -> acknowledged write after {took:?}");
+    assert!(up.elapsed() <= TTL + Duration::from_secs(2));
+}
+
+/// A PostgreSQL cluster of this test's own (initdb + pg_ctl, as `nobody` when root).
+struct ThrowawayPg {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+    as_nobody: bool,
+    settings: String,
+}
+
+impl ThrowawayPg {
+    fn start(settings: &[&str]) -> Option<ThrowawayPg> {
+        Self::start_with(&[], settings)
+    }
+
+    /// Starts a cluster; `files` are written into its directory first (owned by the server's
+    /// user, mode 0600) and `settings` passed as `-c` options.
+    fn start_with(files: &[(&str, String)], settings: &[&str]) -> Option<ThrowawayPg> {
+        let mut bins: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop()?;
+        let dir = std::env::temp_dir().join(format!("coffer-ha-pg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let as_nobody = rustix::process::geteuid().is_root();
+        if as_nobody {
+            Command::new("chown")
+                .args(["nobody", dir.to_str().unwrap()])
+                .status()
+                .unwrap();
+        }
+        for (name, text) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if as_nobody {
+                Command::new("chown")
+                    .args(["nobody", path.to_str().unwrap()])
+                    .status()
+                    .unwrap();
+            }
+        }
+        let settings = settings
+            .iter()
+            .map(|s| format!(" -c {}", s.replace("$DIR", dir.to_str().unwrap())))
+            .collect();
+        let pg = ThrowawayPg {
+            bin,
+            dir,
+            port: free_port(),
+            as_nobody,
+            settings,
+        };
+        let data = pg.dir.join("data");
+        assert!(pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "coffer",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync"
+            ]
+        ));
+        assert!(pg.ctl("start"));
+        Some(pg)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_nobody {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "nobody", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn ctl(&self, action: &str) -> bool {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let opts = format!(
+            "-k {} -p {} -c listen_addresses=127.0.0.1{}",
+            self.dir.display(),
+            self.port,
+            self.settings
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-o",
+                &opts,
+                action,
+            ],
+        )
+    }
+
+    /// `pg_ctl restart -w`: returns once the server accepts connections again.
+    fn restart(&self) {
+        assert!(self.ctl("restart"));
+    }
+
+    fn url_with(&self, host: &str, query: &str) -> String {
+        format!("postgres://coffer@{host}:{}/postgres?{query}", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://coffer@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for ThrowawayPg {
+    fn drop(&mut self) {
+        self.ctl("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// TLS to PostgreSQL (rustls): each `sslmode` against a server with a certificate for
+/// `localhost` only, signed by our own CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_tls_modes_verify_as_libpq_does() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let Some(pg) = ThrowawayPg::start_with(
+        &[
+            ("server.crt", server_cert.pem()),
+            ("server.key", server_key.serialize_pem()),
+        ],
+        &[
+            "ssl=on",
+            "ssl_cert_file=$DIR/server.crt",
+            "ssl_key_file=$DIR/server.key",
+        ],
+    ) else {
+        panic!("no PostgreSQL binaries under /usr/lib/postgresql/*/bin for the TLS test");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let wrong = dir.path().join("other.pem");
+    std::fs::write(&wrong, other.cert.pem()).unwrap();
+    let (ca, wrong) = (ca.to_str().unwrap(), wrong.to_str().unwrap());
+    let cases = [
+        ("localhost", "sslmode=require".to_owned(), true),
+        (
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+            true,
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+            false,
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-ca&sslrootcert={ca}"),
+            true,
+        ),
+        (
+            "localhost",
+            format!("sslmode=verify-ca&sslrootcert={wrong}"),
+            false,
+        ),
+        (
+            "localhost",
+            format!("sslmode=require&sslrootcert={wrong}"),
+            false,
+        ),
+        ("localhost", "sslmode=verify-full".to_owned(), false),
+    ];
+    for (host, query, ok) in cases {
+        let opened = PostgresqlBackend::open(&PostgresqlOptions {
+            connection_url: pg.url_with(host, &query),
+            table: fresh_table(),
+            max_parallel: 2,
+            create_table: true,
+            ha_table: Some(format!("{}_locks", fresh_table())),
+        })
+        .await;
+        match opened {
+            Ok(b) => {
+                assert!(ok, "{host} {query}: connected");
+                b.put("k", b"v".to_vec()).await.unwrap_err();
+                let lock = b.lock(LockTimings::default()).unwrap();
+                assert!(lock.try_acquire("id", "http://x").await.unwrap(), "{query}");
+                b.fence().unwrap().hold(Some("id".into()));
+                b.put("k", b"v".to_vec()).await.unwrap();
+                assert_eq!(b.get("k").await.unwrap(), Some(b"v".to_vec()));
+            }
+            Err(e) => assert!(!ok, "{host} {query}: {e}"),
+        }
+    }
+    // The server really speaks TLS to us: pg_stat_ssl says so.
+    let b = PostgresqlBackend::open(&PostgresqlOptions {
+        connection_url: pg.url_with(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        table: fresh_table(),
+        max_parallel: 1,
+        create_table: true,
+        ha_table: None,
+    })
+    .await
+    .unwrap();
+    b.get("nothing").await.unwrap();
+    let plain = sql(&pg.url_with("127.0.0.1", "sslmode=disable")).await;
+    let row = plain
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tls_sessions: i64 = row.get(0);
+    assert!(tls_sessions >= 1, "no TLS session on the server");
+    drop(b);
+}
+
+/// Standbys forward over HTTPS to a leader whose certificate is not from a public CA: the nodes'
+/// shared self-signed certificate (their own listener certificate) is trusted for forwarding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_forwarding_over_tls() {
+    let url = database_url();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (pem, key) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let c = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let table = fresh_table();
+    let a = Node::start_tls(&url, &table, Some((&pem, &key)));
+    let b = Node::start_tls(&url, &table, Some((&pem, &key)));
+    let https = |n: &Node| format!("https://127.0.0.1:{}/v1", n.port);
+    let (st, init) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/init", https(&a)),
+        None,
+        json!({"secret_shares": 1, "secret_threshold": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{init}");
+    let key0 = init["keys"][0].as_str().unwrap().to_owned();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    for n in [&a, &b] {
+        let (st, body) = call(
+            &c,
+            Method::PUT,
+            format!("{}/sys/unseal", https(n)),
+            None,
+            json!({ "key": key0 }),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+    }
+    let active = std::sync::Mutex::new(None);
+    wait_for(Duration::from_secs(10), "an active node", || async {
+        for n in [&a, &b] {
+            let (st, _) = call(
+                &c,
+                Method::GET,
+                format!("{}/sys/health", https(n)),
+                None,
+                Value::Null,
+            )
+            .await;
+            if st == 200 {
+                *active.lock().unwrap() = Some(n.port);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let active = active.into_inner().unwrap().unwrap();
+    let standby = if a.port == active { &b } else { &a };
+    let (st, body) = call(
+        &c,
+        Method::GET,
+        format!("{}/sys/mounts", https(standby)),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body["data"]["sys/"].is_object(), "{body}");
+}
+
+/// Fencing needs the unique index on `ha_identity`: with `skip_create_table` and no index, the
+/// engine refuses to start instead of fencing unsoundly.
+#[tokio::test]
+async fn ha_without_the_fencing_index_refuses_to_start() {
+    let url = database_url();
+    let table = fresh_table();
+    let ha_table = format!("{table}_locks");
+    let db = sql(&url).await;
+    db.batch_execute(&format!(
+        "CREATE TABLE \"{table}\" (parent_path TEXT COLLATE \"C\" NOT NULL, path TEXT COLLATE \"C\", \
+         key TEXT COLLATE \"C\", value BYTEA, PRIMARY KEY (path, key)); \
+         CREATE TABLE \"{ha_table}\" (ha_key TEXT COLLATE \"C\" NOT NULL PRIMARY KEY, \
+         ha_identity TEXT COLLATE \"C\" NOT NULL, ha_value TEXT COLLATE \"C\", \
+         valid_until TIMESTAMP WITH TIME ZONE NOT NULL);"
+    ))
+    .await
+    .unwrap();
+    let options = PostgresqlOptions {
+        connection_url: url.clone(),
+        table: table.clone(),
+        max_parallel: 2,
+        create_table: false,
+        ha_table: Some(ha_table.clone()),
+    };
+    let err = PostgresqlBackend::open(&options).await.unwrap_err();
+    assert!(err.contains("unique index"), "{err}");
+    db.batch_execute(&format!(
+        "CREATE UNIQUE INDEX \"{ha_table}_identity_idx\" ON \"{ha_table}\" (ha_identity)"
+    ))
+    .await
+    .unwrap();
+    PostgresqlBackend::open(&options).await.unwrap();
+}
