@@ -313,7 +313,7 @@ async fn serve_request(
         // A scrape without a token is each node's own (as in Vault); with one it is forwarded.
         && !(path == "sys/metrics" && state.options.unauthenticated_metrics)
     {
-        return forward::standby(&state, ha, parts, body, addr).await;
+        return forward::standby(state, ha, parts, body, addr).await;
     }
     // A request a standby forwarded carries the client's address, signed.
     let addr = forward::vouched_client_addr(&state.core, &parts.headers).or(addr);
