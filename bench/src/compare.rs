@@ -35,8 +35,11 @@ pub async fn compare(opts: Opts) -> R<()> {
         opts.measure.as_secs_f64()
     );
     eprintln!("{report}");
-    if opts.audit_only {
-        report.push_str(&crate::audit::audit_phase(&opts, &dir).await?);
+    if let Some(phase) = opts.only {
+        report.push_str(&match phase {
+            crate::Only::Audit => crate::audit::audit_phase(&opts, &dir).await?,
+            crate::Only::Pg => crate::pg::postgresql_phase(&opts, &dir).await?,
+        });
         println!("{report}");
         if let Some(out) = &opts.out {
             std::fs::write(out, &report).map_err(|e| format!("write {}: {e}", out.display()))?;

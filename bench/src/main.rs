@@ -47,11 +47,19 @@ struct Opts {
     scenarios: Vec<Scenario>,
     memory_count: u64,
     memory: bool,
-    /// Run the audit phase (`--no-audit` skips it; `--audit-only` runs nothing else).
+    /// Run the audit phase (`--no-audit` skips it).
     audit: bool,
-    audit_only: bool,
+    /// `--only audit|pg` (`--audit-only` = `--only audit`): that phase and nothing else.
+    only: Option<Only>,
     port: u16,
     out: Option<PathBuf>,
+}
+
+/// A phase run alone (`--only`).
+#[derive(Clone, Copy)]
+enum Only {
+    Audit,
+    Pg,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +128,7 @@ async fn load(args: &[String]) -> R<()> {
 const USAGE: &str = "usage:
   coffer-bench compare --coffer BIN --bao BIN [--quick] [--rounds N] [--duration SECS]
                        [--warmup SECS] [--conns 1,16,64] [--scenarios a,b,..] [--memory-count N]
-                       [--no-memory] [--no-audit] [--audit-only] [--port P] [--out FILE]
+                       [--no-memory] [--no-audit] [--only audit|pg] [--port P] [--out FILE]
   coffer-bench load --addr 127.0.0.1:PORT [--scenario NAME] [--conns N]
                     [--duration SECS | --requests N] [--pid SERVER_PID]
 scenarios: kv-read-root kv-read-policy lookup-self kv-write mix-90-10 approle-login jwt-login token-create";
@@ -138,7 +146,7 @@ fn parse_compare(args: &[String]) -> R<Opts> {
         memory_count: 100_000,
         memory: true,
         audit: true,
-        audit_only: false,
+        only: None,
         port: 18420,
         out: None,
     };
@@ -179,7 +187,14 @@ fn parse_compare(args: &[String]) -> R<Opts> {
             }
             "--no-memory" => o.memory = false,
             "--no-audit" => o.audit = false,
-            "--audit-only" => o.audit_only = true,
+            "--audit-only" => o.only = Some(Only::Audit),
+            "--only" => {
+                o.only = Some(match val()?.as_str() {
+                    "audit" => Only::Audit,
+                    "pg" | "postgresql" => Only::Pg,
+                    other => return Err(format!("--only: unknown phase {other} (audit, pg)")),
+                })
+            }
             "--port" => o.port = val()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--out" => o.out = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),

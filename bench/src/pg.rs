@@ -53,7 +53,7 @@ pub async fn postgresql_phase(opts: &Opts, dir: &Path) -> R<String> {
     };
     let tck = clk_tck();
     let (cport, bport) = (opts.port + 40, opts.port + 50);
-    let (coffer, _) = Server::start_with_storage(
+    let (coffer, coffer_key) = Server::start_with_storage(
         Kind::Coffer,
         &opts.coffer,
         cport,
@@ -127,5 +127,46 @@ pub async fn postgresql_phase(opts: &Opts, dir: &Path) -> R<String> {
         }
     }
     let _ = writeln!(out);
+    drop(bao);
+
+    // Step-up with many live tokens (Coffer only; the target is absolute): fill, stop cleanly
+    // (the lock is released), start the same node again, unseal; unseal → active is the lock
+    // acquisition plus the step-up, which reads mounts, policies and the keyring but no token.
+    let count = opts.memory_count;
+    let w = run_window(
+        &coffer.addr,
+        Scenario::TokenCreate,
+        &fixtures[0],
+        16,
+        Bound::Count(count),
+        "pgtok",
+        None,
+    )
+    .await?;
+    let addr = coffer.addr.clone();
+    let config = dir.join(format!("Coffer-{cport}.hcl"));
+    coffer.stop_gracefully()?;
+    let restarted = Server::spawn_config(Kind::Coffer, &opts.coffer, &addr, &config, dir).await?;
+    let unseal = Server::unseal(&addr, &coffer_key).await?;
+    let mut c = crate::client::Conn::connect(&addr).await?;
+    let (st, _) = c
+        .call(
+            "GET",
+            "/v1/auth/token/lookup-self",
+            Some(crate::load::ROOT),
+            None,
+        )
+        .await?;
+    let started = restarted.started;
+    restarted.stop_gracefully()?;
+    let _ = writeln!(
+        out,
+        "Coffer with {count} live tokens on PostgreSQL ({} creation errors), stopped cleanly and \
+         started again: process start → serving {} ms, unseal → active (lock + step-up) **{} ms**; \
+         a token lookup afterwards answered {st}.\n",
+        w.errors,
+        started.as_millis(),
+        unseal.as_millis(),
+    );
     Ok(out)
 }
