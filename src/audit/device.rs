@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::AuditEntry;
 use super::sink::{
-    Ack, FileOut, Job, Output, SocketOut, SocketType, StdoutOut, SyslogOut, Writer, facility_code,
+    Ack, FileOut, Job, Output, SharedFile, SharedOut, SocketOut, SocketType, StdoutOut, SyslogOut,
+    Writer, facility_code,
 };
 use crate::error::{Error, Result};
 
@@ -56,6 +57,8 @@ pub struct Device {
     kind: Kind,
     /// The writer thread's queue, once the output is open.
     writer: Mutex<Option<Arc<Writer>>>,
+    /// A file device's file, for the inline fast path.
+    file: std::sync::OnceLock<Arc<SharedFile>>,
 }
 
 /// Go's `strconv.ParseBool`.
@@ -115,6 +118,7 @@ impl Device {
             format,
             kind,
             writer: Mutex::new(None),
+            file: std::sync::OnceLock::new(),
         })
     }
 
@@ -173,7 +177,11 @@ impl Device {
         let output: Box<dyn Output> = match &self.kind {
             Kind::Discard => return Ok(None),
             Kind::Stdout => Box::new(StdoutOut),
-            Kind::File { path, mode } => Box::new(FileOut::open(path.clone(), *mode)?),
+            Kind::File { path, mode } => {
+                let shared = SharedFile::new(FileOut::open(path.clone(), *mode)?);
+                let _ = self.file.set(shared.clone());
+                Box::new(SharedOut(shared))
+            }
             Kind::Socket {
                 kind,
                 address,
@@ -244,7 +252,14 @@ impl Device {
                 return;
             }
         };
-        match self.writer() {
+        let writer = self.writer();
+        if let Some(file) = self.file.get()
+            && file.try_write_inline(&line).is_some()
+        {
+            let _ = ack.send((idx, Ok(())));
+            return;
+        }
+        match writer {
             Ok(Some(w)) => w.submit(Job {
                 line,
                 idx,

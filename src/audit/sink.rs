@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
@@ -168,6 +169,92 @@ fn flush(
     };
     for (ack, idx, r) in done {
         let _ = ack.send((idx, r));
+    }
+}
+
+/// Whether some request is writing an entry inline right now (at most one in the process: a
+/// write that hangs can hold at most one runtime worker, so the server never freezes).
+static INLINE_BUSY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A write slower than this sends the file's next entries through its writer thread until a
+/// write is fast again.
+const SLOW_WRITE: Duration = Duration::from_millis(20);
+
+/// A regular file shared by its writer thread and the inline fast path: a request whose device
+/// is idle and healthy appends its line itself (one `write`, no thread hand-off), otherwise the
+/// line goes through the queue. Both take the same lock, so lines stay whole and in one file
+/// across a reopen.
+pub(super) struct SharedFile {
+    out: std::sync::Mutex<FileOut>,
+    slow: std::sync::atomic::AtomicBool,
+    /// Inline writes allowed: the runtime that opened the file has at least two workers (with
+    /// one, a hanging write would stop everything).
+    inline: bool,
+}
+
+impl SharedFile {
+    pub(super) fn new(out: FileOut) -> Arc<SharedFile> {
+        let inline = out
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.is_file())
+            && tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() >= 2);
+        Arc::new(SharedFile {
+            out: std::sync::Mutex::new(out),
+            slow: std::sync::atomic::AtomicBool::new(false),
+            inline,
+        })
+    }
+
+    /// Appends `line` on the caller's thread when that cannot stall the server: the file is a
+    /// regular file, its last write was fast, nobody else is writing it, and no other inline
+    /// write is in progress. `None`: use the writer thread.
+    pub(super) fn try_write_inline(&self, line: &[u8]) -> Option<()> {
+        use std::sync::atomic::Ordering;
+        if !self.inline || self.slow.load(Ordering::Relaxed) {
+            return None;
+        }
+        if INLINE_BUSY
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        let written = match self.out.try_lock() {
+            Ok(mut out) => self.timed(&mut out, line).ok(),
+            Err(_) => None,
+        };
+        INLINE_BUSY.store(false, Ordering::Release);
+        written
+    }
+
+    /// One write (reopen and retry once on failure), noting whether it was slow.
+    fn timed(&self, out: &mut FileOut, data: &[u8]) -> io::Result<()> {
+        let started = std::time::Instant::now();
+        let r = out
+            .write(data)
+            .or_else(|_| out.reopen().and_then(|()| out.write(data)));
+        self.slow.store(
+            started.elapsed() > SLOW_WRITE,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        r
+    }
+}
+
+/// The writer thread's side of a [`SharedFile`].
+pub(super) struct SharedOut(pub(super) Arc<SharedFile>);
+
+impl Output for SharedOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut out = self.0.out.lock().unwrap_or_else(|p| p.into_inner());
+        self.0.timed(&mut out, data)
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        let mut out = self.0.out.lock().unwrap_or_else(|p| p.into_inner());
+        out.reopen()
     }
 }
 
