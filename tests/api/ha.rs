@@ -94,7 +94,9 @@ impl Node {
                 "storage \"postgresql\" {{\n  table = \"{table}\"\n  ha_table = \"{table}_locks\"\n  \
                  ha_enabled = \"true\"\n  max_parallel = \"16\"\n  ha_lock_ttl = \"2s\"\n  \
                  ha_lock_renew_interval = \"500ms\"\n  ha_lock_retry_interval = \"200ms\"\n}}\n\
-                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n{listener_tls}}}\n\
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n{listener_tls}  \
+                 telemetry {{\n    unauthenticated_metrics_access = true\n  }}\n}}\n\
+                 telemetry {{\n  prometheus_retention_time = \"1h\"\n}}\n\
                  api_addr = \"{scheme}://127.0.0.1:{port}\"\n"
             ),
         )
@@ -322,6 +324,26 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
         assert_eq!(body["ha_enabled"], json!(true), "{body}");
         assert_eq!(body["is_self"], json!(is_self), "{body}");
         assert_eq!(body["leader_address"], json!(active.api_addr()), "{body}");
+    }
+    // Metrics: each node answers its own scrape (no token on this listener); the standby
+    // reports unsealed but not active.
+    for (n, active_value) in [(active, 1.0), (standby, 0.0)] {
+        let text = c
+            .get(format!("{}/sys/metrics?format=prometheus", n.base()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gauge = |name: &str| -> Option<f64> {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name}{{")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+        };
+        assert_eq!(gauge("vault_core_unsealed"), Some(1.0), "{text}");
+        assert_eq!(gauge("vault_core_active"), Some(active_value), "{text}");
     }
     let (_, status) = call(
         &c,
