@@ -974,18 +974,7 @@ async fn ha_postgresql_restart_recovers_within_the_lease() {
     let took = wait_for(
         TTL + Duration::from_secs(2),
         "an active node after restart",
-        || async {
-            for n in nodes {
-                if put(&c, &n.base(), &root, "after-restart", json!({"r": 1}))
-                    .await
-                    .0
-                    == 200
-                {
-                    return true;
-                }
-            }
-            false
-        },
+        || some_node_writes(&c, &nodes, &root, "after-restart", json!({"r": 1})),
     )
     .await;
     eprintln!("PostgreSQL restart -> acknowledged write {took:?} after it accepted connections");
@@ -1014,22 +1003,27 @@ async fn ha_postgresql_restart_recovers_within_the_lease() {
     let took = wait_for(
         TTL + Duration::from_secs(2),
         "an active node after start",
-        || async {
-            for n in nodes {
-                if put(&c, &n.base(), &root, "after-start", json!({"r": 2}))
-                    .await
-                    .0
-                    == 200
-                {
-                    return true;
-                }
-            }
-            false
-        },
+        || some_node_writes(&c, &nodes, &root, "after-start", json!({"r": 2})),
     )
     .await;
     eprintln!("PostgreSQL down past the lease, started -> acknowledged write after {took:?}");
     assert!(up.elapsed() <= TTL + Duration::from_secs(2));
+}
+
+/// Whether one of `nodes` acknowledged a kv write of `key`.
+async fn some_node_writes(
+    c: &reqwest::Client,
+    nodes: &[&Node],
+    root: &str,
+    key: &str,
+    v: Value,
+) -> bool {
+    for n in nodes {
+        if put(c, &n.base(), root, key, v.clone()).await.0 == 200 {
+            return true;
+        }
+    }
+    false
 }
 
 /// A PostgreSQL cluster of this test's own (initdb + pg_ctl, as `nobody` when root).
