@@ -1143,6 +1143,23 @@ impl ThrowawayPg {
         )
     }
 
+    /// `pg_ctl stop -m immediate`: the database crashes (no checkpoint; recovery replays the
+    /// WAL at the next start).
+    fn crash(&self) {
+        let data = self.dir.join("data");
+        assert!(self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop"
+            ]
+        ));
+    }
+
     /// `pg_ctl restart -w`: returns once the server accepts connections again.
     fn restart(&self) {
         assert!(self.ctl("restart"));
@@ -1383,4 +1400,129 @@ async fn ha_without_the_fencing_index_refuses_to_start() {
     .await
     .unwrap();
     PostgresqlBackend::open(&options).await.unwrap();
+}
+
+/// Without HA, one node on PostgreSQL: the database crashes (`pg_ctl stop -m immediate`) under a
+/// stream of writes and starts again; the node reconnects by itself and every write it had
+/// acknowledged is there, with its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_single_node_keeps_acknowledged_writes_across_a_database_crash() {
+    let Some(pg) = ThrowawayPg::start(&[]) else {
+        panic!("no PostgreSQL binaries under /usr/lib/postgresql/*/bin for the crash test");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("single.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"postgresql\" {{\n  table = \"{}\"\n  max_parallel = \"16\"\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+             api_addr = \"http://127.0.0.1:{port}\"\n",
+            fresh_table()
+        ),
+    )
+    .unwrap();
+    let mut node = Node {
+        child: None,
+        port,
+        config,
+        url: pg.url(),
+        _dir: dir,
+    };
+    node.spawn();
+    let c = reqwest::Client::new();
+    let (st, init) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/init", node.base()),
+        None,
+        json!({"secret_shares": 1, "secret_threshold": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{init}");
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    node.unseal(&c, init["keys"][0].as_str().unwrap()).await;
+    let (st, body) = call(
+        &c,
+        Method::POST,
+        format!("{}/sys/mounts/secret", node.base()),
+        Some(&root),
+        json!({"type": "kv-v2"}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+
+    // Eight writers, each its own keys; every acknowledged key is recorded.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<(String, u64)>::new()));
+    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..8u64 {
+        let (c, base, root) = (c.clone(), node.base(), root.clone());
+        let (stop, acked, refused) = (stop.clone(), acked.clone(), refused.clone());
+        writers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let key = format!("w{w}/k{i}");
+                let v = w * 1_000_000 + i;
+                if put(&c, &base, &root, &key, json!({ "v": v })).await.0 == 200 {
+                    acked.lock().unwrap().push((key, v));
+                } else {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                i += 1;
+            }
+        }));
+    }
+    let count = || acked.lock().unwrap().len();
+    wait_for(
+        Duration::from_secs(20),
+        "200 acknowledged writes",
+        || async { count() >= 200 },
+    )
+    .await;
+    pg.crash();
+    let at_crash = count();
+    wait_for(
+        Duration::from_secs(10),
+        "writes refused while down",
+        || async { refused.load(Ordering::SeqCst) >= 8 },
+    )
+    .await;
+    assert!(pg.ctl("start"));
+    wait_for(
+        Duration::from_secs(20),
+        "writes acknowledged again after the database came back",
+        || async { count() >= at_crash + 100 },
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let mut lost = Vec::new();
+    for (key, v) in &acked {
+        let (st, body) = call(
+            &c,
+            Method::GET,
+            format!("{}/secret/data/{key}", node.base()),
+            Some(&root),
+            Value::Null,
+        )
+        .await;
+        if st != 200 || body["data"]["data"]["v"] != json!(v) {
+            lost.push(key.clone());
+        }
+    }
+    eprintln!(
+        "{} writes acknowledged ({at_crash} before the crash), {} refused while down, {} lost",
+        acked.len(),
+        refused.load(Ordering::SeqCst),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    node.stop();
 }
