@@ -459,6 +459,98 @@ mod tests {
         assert!(parse_jwks(&json!({"nokeys": []})).is_err());
     }
 
+    /// An Ed25519 key: its JWK (with `kid`) and a signer of base64url signatures.
+    fn ed25519(kid: &str) -> (Value, impl Fn(&[u8]) -> String) {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "use": "sig",
+                         "x": URL_SAFE_NO_PAD.encode(kp.public_key_raw())});
+        let enc = jsonwebtoken::EncodingKey::from_ed_pem(kp.serialize_pem().as_bytes()).unwrap();
+        (jwk, move |m: &[u8]| {
+            jsonwebtoken::crypto::sign(m, &enc, Algorithm::EdDSA).unwrap()
+        })
+    }
+
+    /// A JWKS served over real HTTP on loopback: the document (`None`: answer 500) and the
+    /// number of fetches.
+    async fn jwks_server(
+        doc: Arc<std::sync::Mutex<Option<Value>>>,
+        hits: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> String {
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let (doc, hits) = (doc.clone(), hits.clone());
+                async move {
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    match doc.lock().unwrap().clone() {
+                        Some(d) => (axum::http::StatusCode::OK, d.to_string()),
+                        None => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down".into()),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/jwks")
+    }
+
+    /// The periodic pass picks up a rotation (a key the provider dropped stops verifying
+    /// without any unknown `kid`), does nothing while the keys are fresh, and keys that could
+    /// not be refreshed for a day verify nothing. The clock is moved with tokio's test clock;
+    /// the fetches are real HTTP.
+    #[tokio::test]
+    async fn background_refresh_follows_rotation_and_stale_keys_verify_nothing() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (jwk_a, sign_a) = ed25519("a");
+        let (jwk_b, sign_b) = ed25519("b");
+        let doc = Arc::new(std::sync::Mutex::new(Some(json!({"keys": [jwk_a]}))));
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let url = jwks_server(doc.clone(), hits.clone()).await;
+        let keys = RemoteKeys::new(url, reqwest::Client::new());
+        assert_eq!(keys.fetch_now().await, Ok(1));
+        let msg = b"header.payload";
+        let verify = |kid: &'static str, sig: String| {
+            let keys = &keys;
+            async move { keys.verify(Some(kid), Algorithm::EdDSA, msg, &sig).await }
+        };
+        assert!(verify("a", sign_a(msg)).await);
+
+        // The provider rotates: b replaces a. Fresh keys are not fetched again.
+        *doc.lock().unwrap() = Some(json!({"keys": [jwk_b]}));
+        keys.refresh_if_old().await;
+        assert_eq!(hits.load(SeqCst), 1);
+        let advance = |by: Duration| async move {
+            tokio::time::pause();
+            tokio::time::advance(by).await;
+            tokio::time::resume();
+        };
+        advance(BACKGROUND_REFRESH + Duration::from_secs(1)).await;
+        keys.refresh_if_old().await;
+        assert_eq!(hits.load(SeqCst), 2, "the periodic pass fetches old keys");
+        assert!(verify("b", sign_b(msg)).await);
+        assert_eq!(hits.load(SeqCst), 2, "a known kid needs no fetch");
+        // a is gone: its kid is unknown, one refresh (still b only), refused.
+        assert!(!verify("a", sign_a(msg)).await);
+        assert_eq!(hits.load(SeqCst), 3);
+
+        // The provider goes down: the cached keys still verify...
+        *doc.lock().unwrap() = None;
+        advance(BACKGROUND_REFRESH + Duration::from_secs(1)).await;
+        keys.refresh_if_old().await;
+        assert_eq!(hits.load(SeqCst), 4);
+        assert!(verify("b", sign_b(msg)).await);
+        // ...until they are a day old: then nothing verifies (fail closed).
+        advance(STALE_AFTER).await;
+        keys.refresh_if_old().await;
+        assert!(!verify("b", sign_b(msg)).await);
+        // Back up: the next refresh brings them back.
+        *doc.lock().unwrap() = Some(json!({"keys": [jwk_b]}));
+        keys.refresh_if_old().await;
+        assert!(verify("b", sign_b(msg)).await);
+    }
+
     #[test]
     fn pem_errors_use_vault_texts() {
         assert_eq!(
