@@ -188,6 +188,78 @@ impl Storage {
     }
 }
 
+/// Decoded values of entries that only their owner writes (an auth method's own configuration
+/// and roles): served from memory without reading storage. The owner calls
+/// [`OwnedCache::invalidate`] after every write or delete of those entries (whether or not it
+/// succeeded); a read that raced a write never keeps the value it read before it (generation
+/// check). Anything that changes the entries outside the owner makes a new owner (mounts are
+/// rebuilt at unseal and HA step-up), so nothing stale survives. When full it starts over.
+pub struct OwnedCache<T> {
+    inner: std::sync::Mutex<OwnedInner<T>>,
+    cap: usize,
+}
+
+struct OwnedInner<T> {
+    generation: u64,
+    map: std::collections::HashMap<String, Arc<T>>,
+}
+
+impl<T> std::fmt::Debug for OwnedCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedCache")
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned> OwnedCache<T> {
+    /// A cache of at most `cap` values.
+    pub fn new(cap: usize) -> Self {
+        OwnedCache {
+            inner: std::sync::Mutex::new(OwnedInner {
+                generation: 0,
+                map: std::collections::HashMap::new(),
+            }),
+            cap,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OwnedInner<T>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The decoded entry at `key` of `s` (read from storage on a miss).
+    pub async fn get_shared(&self, s: &Storage, key: &str) -> Result<Option<Arc<T>>> {
+        let full = s.full(key);
+        let generation = {
+            let inner = self.lock();
+            if let Some(v) = inner.map.get(&full) {
+                return Ok(Some(v.clone()));
+            }
+            inner.generation
+        };
+        let Some(value) = s.get_json::<T>(key).await? else {
+            return Ok(None);
+        };
+        let value = Arc::new(value);
+        let mut inner = self.lock();
+        if inner.generation == generation {
+            if inner.map.len() >= self.cap {
+                inner.map.clear();
+            }
+            inner.map.insert(full, value.clone());
+        }
+        Ok(Some(value))
+    }
+
+    /// Forgets every value; call after each write or delete of a cached entry.
+    pub fn invalidate(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.map.clear();
+    }
+}
+
 /// The stored bytes a value was decoded from, and the value.
 type Decoded<T> = (Vec<u8>, Arc<T>);
 

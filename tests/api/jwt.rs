@@ -1969,3 +1969,57 @@ async fn concurrent_unknown_kid_logins_share_one_refresh() {
         );
     }
 }
+
+/// Role writes take effect at once for every later login, while other logins keep reading the
+/// role concurrently (the login path serves the role from memory; a read that raced a write must
+/// never keep the old role). 300 rounds of: write `bound_subject = s<i>`, then a login as `s<i>`
+/// is accepted and one as `s<i-1>` refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn role_writes_are_seen_by_the_next_login_under_concurrent_logins() {
+    let srv = std::sync::Arc::new(TestServer::start().await);
+    let k = std::sync::Arc::new(Signer::p256("k"));
+    static_mount(&srv, "jwt", &k, json!({})).await;
+    let role = |sub: &str| {
+        json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "coffer",
+               "bound_subject": sub})
+    };
+    srv.post("auth/jwt/role/ci", &srv.root, role("s0"))
+        .await
+        .assert_status(204);
+    let token_for = |sub: &str| {
+        let mut claims = base_claims(now(&srv));
+        claims["sub"] = json!(sub);
+        k.sign(&claims)
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for r in 0..6 {
+        let (srv, stop, token) = (srv.clone(), stop.clone(), token_for(&format!("s{r}")));
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let st = login(&srv, "jwt", "ci", &token).await.status;
+                assert!(st == 200 || st == 400, "{st}");
+                n += 1;
+            }
+            n
+        }));
+    }
+    for i in 1..=300 {
+        srv.post("auth/jwt/role/ci", &srv.root, role(&format!("s{i}")))
+            .await
+            .assert_status(204);
+        login(&srv, "jwt", "ci", &token_for(&format!("s{i}")))
+            .await
+            .assert_status(200);
+        login(&srv, "jwt", "ci", &token_for(&format!("s{}", i - 1)))
+            .await
+            .assert_status(400);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut total = 0;
+    for r in readers {
+        total += r.await.unwrap();
+    }
+    assert!(total >= 100, "the concurrent logins ran ({total})");
+}

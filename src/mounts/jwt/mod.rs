@@ -5,7 +5,7 @@
 //!
 //! Data path: core pipeline → `JwtBackend::handle_request` → path table (`path_config`,
 //! `path_role`, `path_login`) → this mount's `Storage` (layout in `store.rs`). A login reads the
-//! config and role through decoded caches, verifies the signature with the mount's cached
+//! config and role from in-memory caches this backend invalidates at each of its writes, verifies the signature with the mount's cached
 //! [`validate::KeySet`] (`keys.rs`: static PEM keys or a JWKS kept fresh without blocking the
 //! login path), checks the claims (`validate.rs`, `claims.rs`) and returns an `Auth`; the core
 //! issues the token and calls `renew_limits` at each renewal.
@@ -27,11 +27,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPaths, SystemView};
-use crate::storage::{DecodedCache, Storage};
+use crate::storage::{OwnedCache, Storage};
 use store::{CONFIG_KEY, JwtConfig, JwtRole, ROLE_PREFIX};
 use validate::KeySet;
 
-/// Decoded roles kept in memory (validated against the stored bytes at every read).
+/// Decoded roles kept in memory.
 const ROLE_CACHE_CAP: usize = 1024;
 
 /// A Go error as Vault renders it outside the login path: 500 with the multierror text.
@@ -121,8 +121,10 @@ const BUILD_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10
 pub struct JwtBackend {
     sys: Arc<dyn SystemView>,
     table: PathTable<JwtBackend>,
-    config_cache: DecodedCache<JwtConfig>,
-    role_cache: DecodedCache<JwtRole>,
+    /// This mount's config and roles, decoded; only this backend writes them (see
+    /// [`OwnedCache`]), so a login reads no storage for them.
+    config_cache: OwnedCache<JwtConfig>,
+    role_cache: OwnedCache<JwtRole>,
     validator: ArcSwapOption<Validator>,
     /// Single flight for key-set builds (discovery is a network call); holds the last failure.
     build: tokio::sync::Mutex<Option<(KeySource, tokio::time::Instant, String)>>,
@@ -144,8 +146,8 @@ impl JwtBackend {
                     "JWT: workloads (CI jobs) log in with a signed identity token validated \
                      against a role's bound claims.",
                 ),
-            config_cache: DecodedCache::new(4),
-            role_cache: DecodedCache::new(ROLE_CACHE_CAP),
+            config_cache: OwnedCache::new(4),
+            role_cache: OwnedCache::new(ROLE_CACHE_CAP),
             validator: ArcSwapOption::empty(),
             build: tokio::sync::Mutex::new(None),
             role_write: tokio::sync::Mutex::new(()),

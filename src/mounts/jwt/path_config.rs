@@ -240,7 +240,9 @@ impl JwtBackend {
             }
         };
 
-        req.storage.put_json(CONFIG_KEY, &config).await?;
+        let written = req.storage.put_json(CONFIG_KEY, &config).await;
+        self.config_cache.invalidate();
+        written?;
         // An explicit write retries at once whatever failed before.
         *self.build.lock().await = None;
         match built {

@@ -114,7 +114,9 @@ impl JwtBackend {
             return Err(Error::bad("role name required"));
         }
         let _guard = self.role_write.lock().await;
-        req.storage.delete(&format!("{ROLE_PREFIX}{name}")).await?;
+        let deleted = req.storage.delete(&format!("{ROLE_PREFIX}{name}")).await;
+        self.role_cache.invalidate();
+        deleted?;
         Ok(None)
     }
 
@@ -387,9 +389,12 @@ impl JwtBackend {
             warnings.push("role has no bound_audiences: logins with a token that carries an 'aud' claim (every GitHub, GitLab and Jenkins token does) will be refused".into());
         }
 
-        req.storage
+        let written = req
+            .storage
             .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
-            .await?;
+            .await;
+        self.role_cache.invalidate();
+        written?;
         Ok((!warnings.is_empty()).then(|| Response {
             warnings,
             ..Default::default()
