@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::AuditEntry;
 use super::sink::{
-    Ack, FileOut, Job, Output, SharedFile, SharedOut, SocketOut, SocketType, StdoutOut, SyslogOut,
-    Writer, facility_code,
+    AckChannel, FileOut, Inline, Job, Output, SharedFile, SharedOut, SocketOut, SocketType,
+    StdoutOut, SyslogOut, Writer, facility_code,
 };
 use crate::error::{Error, Result};
 
@@ -59,6 +59,20 @@ pub struct Device {
     writer: Mutex<Option<Arc<Writer>>>,
     /// A file device's file, for the inline fast path.
     file: std::sync::OnceLock<Arc<SharedFile>>,
+}
+
+const HASH_PREFIX: &str = "hmac-sha256:";
+const HASH_LEN: usize = HASH_PREFIX.len() + 64;
+
+/// `hmac-sha256:<64 hex digits>`, on the stack.
+#[derive(Clone, Copy)]
+pub(super) struct HashText([u8; HASH_LEN]);
+
+impl HashText {
+    pub(super) fn as_str(&self) -> &str {
+        // Always ASCII (the prefix and hex digits).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Go's `strconv.ParseBool`.
@@ -140,14 +154,18 @@ impl Device {
 
     /// `hmac-sha256:<hex>` of `value` under this device's salt (what `sys/audit-hash` returns).
     pub fn hash(&self, value: &str) -> String {
+        self.hash_text(value).as_str().to_string()
+    }
+
+    /// [`Device::hash`] without an allocation.
+    pub(super) fn hash_text(&self, value: &str) -> HashText {
         let mut mac = self.mac.clone();
         mac.update(value.as_bytes());
-        let mut hex = [0u8; 64];
-        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex);
-        let mut out = String::with_capacity(12 + 64);
-        out.push_str("hmac-sha256:");
-        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
-        out
+        let mut text = [0u8; HASH_LEN];
+        let (head, hex) = text.split_at_mut(HASH_PREFIX.len());
+        head.copy_from_slice(HASH_PREFIX.as_bytes());
+        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), hex);
+        HashText(text)
     }
 
     /// Opens the output and starts its writer (a no-op for `discard` and when already
@@ -216,9 +234,10 @@ impl Device {
         });
         let mut json = Vec::new();
         super::format::write_entry(&mut json, &entry)?;
-        let (ack, mut acks) = tokio::sync::mpsc::unbounded_channel();
-        self.submit(&json, 0, &ack);
-        drop(ack);
+        let mut acks = AckChannel::default();
+        if let Some(r) = self.submit(&self.encode(&json)?, 0, &mut acks) {
+            return r;
+        }
         match tokio::time::timeout(deadline, acks.recv()).await {
             Ok(Some((_, r))) => r,
             _ => Err(std::io::Error::other("timed out writing the test message")),
@@ -229,49 +248,58 @@ impl Device {
     /// format, newline.
     pub(super) fn encode(&self, json: &[u8]) -> std::io::Result<Vec<u8>> {
         let mut line = Vec::with_capacity(self.prefix.len() + json.len() + 1);
-        line.extend_from_slice(self.prefix.as_bytes());
-        match self.format {
-            Format::Json => line.extend_from_slice(json),
-            Format::Jsonx => {
-                let tree: serde_json::Value = serde_json::from_slice(json)?;
-                super::format::write_jsonx(&mut line, &tree)?;
-            }
-        }
-        line.push(b'\n');
+        self.line(&mut line, |out| out.extend_from_slice(json))?;
         Ok(line)
     }
 
-    /// Hands one entry (Vault's JSON) to the device; the outcome arrives on `ack` tagged `idx`
-    /// (at once for
-    /// `discard`, a full queue, or an output that cannot be opened).
-    pub(super) fn submit(&self, json: &[u8], idx: usize, ack: &Ack) {
-        let line = match self.encode(json) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = ack.send((idx, Err(e)));
-                return;
+    /// Appends one entry's line to `out`: prefix, the entry `build` writes as Vault's JSON (in
+    /// the device's format), newline.
+    pub(super) fn line(
+        &self,
+        out: &mut Vec<u8>,
+        build: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<()> {
+        out.extend_from_slice(self.prefix.as_bytes());
+        match self.format {
+            Format::Json => build(out),
+            Format::Jsonx => {
+                let mut json = Vec::new();
+                build(&mut json);
+                let tree: serde_json::Value = serde_json::from_slice(&json)?;
+                super::format::write_jsonx(out, &tree)?;
             }
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+
+    /// Hands one encoded line (see [`Device::line`]) to the device. `Some`: decided at once
+    /// (written inline, `discard`, a full queue, an output that cannot be opened); `None`: the
+    /// outcome arrives on `ack` tagged `idx`.
+    pub(super) fn submit(
+        &self,
+        line: &[u8],
+        idx: usize,
+        ack: &mut AckChannel,
+    ) -> Option<std::io::Result<()>> {
+        let writer = match self.writer() {
+            Ok(Some(w)) => w,
+            Ok(None) => return Some(Ok(())),
+            Err(e) => return Some(Err(e)),
         };
-        let writer = self.writer();
-        if let Some(file) = self.file.get()
-            && file.try_write_inline(&line).is_some()
-        {
-            let _ = ack.send((idx, Ok(())));
-            return;
-        }
-        match writer {
-            Ok(Some(w)) => w.submit(Job {
-                line,
-                idx,
-                ack: ack.clone(),
-            }),
-            Ok(None) => {
-                let _ = ack.send((idx, Ok(())));
-            }
-            Err(e) => {
-                let _ = ack.send((idx, Err(e)));
+        if let Some(file) = self.file.get() {
+            match file.try_write_inline(line, idx, ack, &writer) {
+                Inline::Written => return Some(Ok(())),
+                Inline::Queued => return None,
+                Inline::Declined => {}
             }
         }
+        writer.submit(Job {
+            line: line.to_vec(),
+            idx,
+            ack: ack.sender().clone(),
+        });
+        None
     }
 }
 

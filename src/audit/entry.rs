@@ -6,8 +6,9 @@ use std::sync::LazyLock;
 use std::time::SystemTime;
 
 use super::Device;
-use super::format::{Obj, write_str, write_value};
-use crate::clock::{from_unix_nanos, rfc3339_nanos};
+use super::device::HashText;
+use super::format::{Obj, write_int, write_plain, write_str, write_value};
+use crate::clock::from_unix_nanos;
 use crate::core::observer::{RequestRecord, ResponseRecord};
 use crate::logical::Operation;
 use crate::token::TokenEntry;
@@ -66,25 +67,73 @@ static RUNNING_VERSION: LazyLock<String> =
 
 /// Vault's client id of a token: its entity, or for a token without one the base64 SHA-256 of
 /// its sorted policies (joined by U+007F) and its namespace id (after U+0000).
-fn client_id(entity_id: &str, policies: &[String]) -> String {
+fn write_client_id(o: &mut Obj<'_>, entity_id: &str, policies: &[String]) {
     use base64::Engine as _;
     use sha2::Digest as _;
     if !entity_id.is_empty() {
-        return entity_id.to_string();
+        return o.str("client_id", entity_id);
     }
-    let mut policies = policies.to_vec();
-    policies.sort();
-    let input = format!("{}\u{0}root", policies.join("\u{7f}"));
-    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(input.as_bytes()))
+    let mut h = sha2::Sha256::new();
+    let mut feed = |ps: &mut dyn Iterator<Item = &str>| {
+        for (i, p) in ps.enumerate() {
+            if i > 0 {
+                h.update("\u{7f}");
+            }
+            h.update(p);
+        }
+    };
+    if policies.is_sorted() {
+        feed(&mut policies.iter().map(String::as_str));
+    } else {
+        let mut sorted: Vec<&str> = policies.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        feed(&mut sorted.into_iter());
+    }
+    h.update("\u{0}root");
+    let mut b64 = [0u8; 44];
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(h.finalize(), &mut b64)
+        .unwrap_or_default();
+    o.str(
+        "client_id",
+        std::str::from_utf8(b64.get(..n).unwrap_or_default()).unwrap_or_default(),
+    );
+}
+
+#[cfg(test)]
+fn client_id(entity_id: &str, policies: &[String]) -> String {
+    let mut out = Vec::new();
+    let mut o = Obj::open(&mut out);
+    write_client_id(&mut o, entity_id, policies);
+    o.close();
+    let v: Value = serde_json::from_slice(&out).unwrap_or_default();
+    v["client_id"].as_str().unwrap_or_default().to_string()
+}
+
+/// The current time as Vault writes it (RFC 3339, nanoseconds, trailing zeros trimmed).
+fn write_time(o: &mut Obj<'_>, k: &str, t: SystemTime) {
+    use std::io::Write as _;
+    let mut buf = [0u8; 40];
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "{}", humantime::format_rfc3339_nanos(t));
+    let n = usize::try_from(cur.position()).unwrap_or(0);
+    let text = std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default();
+    // humantime always prints nine digits; Go trims trailing zeros (and a bare dot).
+    let trimmed = text.trim_end_matches('Z').trim_end_matches('0');
+    let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    let out = o.key(k);
+    out.push(b'"');
+    out.extend_from_slice(trimmed.as_bytes());
+    out.extend_from_slice(b"Z\"");
 }
 
 /// hashicorp/go-multierror's text, which Vault writes as an entry's `error`.
-fn multierror(errors: &[String]) -> String {
+fn multierror(errors: &[String]) -> std::borrow::Cow<'_, str> {
     match errors {
-        [] => String::new(),
+        [] => "".into(),
         // Already in multierror form (Coffer's permission denied is).
-        [one] if one.contains(" occurred:\n\t* ") => one.clone(),
-        [one] => format!("1 error occurred:\n\t* {one}\n\n"),
+        [one] if one.contains(" occurred:\n\t* ") => one.as_str().into(),
+        [one] => format!("1 error occurred:\n\t* {one}\n\n").into(),
         many => {
             let points: Vec<String> = many.iter().map(|e| format!("* {e}")).collect();
             format!(
@@ -92,31 +141,49 @@ fn multierror(errors: &[String]) -> String {
                 many.len(),
                 points.join("\n\t")
             )
+            .into()
+        }
+    }
+}
+
+/// A token or accessor as an entry shows it: hashed, or as is (`log_raw`, `hmac_accessor=false`).
+enum Shown<'a> {
+    Hashed(HashText),
+    Raw(&'a str),
+}
+
+impl Shown<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Shown::Hashed(h) => h.as_str(),
+            Shown::Raw(s) => s,
         }
     }
 }
 
 impl Device {
-    fn hash_accessor(&self, accessor: &str) -> String {
+    fn hash_accessor<'a>(&self, accessor: &'a str) -> Shown<'a> {
         if self.hmac_accessor && !self.log_raw {
-            self.hash(accessor)
+            Shown::Hashed(self.hash_text(accessor))
         } else {
-            accessor.to_string()
+            Shown::Raw(accessor)
         }
     }
 
-    fn hash_token(&self, token: &str) -> String {
+    fn hash_token<'a>(&self, token: &'a str) -> Shown<'a> {
         if self.log_raw {
-            token.to_string()
+            Shown::Raw(token)
         } else {
-            self.hash(token)
+            Shown::Hashed(self.hash_text(token))
         }
     }
 
     /// Writes `v` with every string leaf hashed (timestamps excepted), unless `log_raw`.
     fn write_hashed(&self, out: &mut Vec<u8>, v: &Value) {
         match v {
-            Value::String(s) if !self.log_raw && !is_timestamp(s) => write_str(out, &self.hash(s)),
+            Value::String(s) if !self.log_raw && !is_timestamp(s) => {
+                write_plain(out, self.hash_text(s).as_str());
+            }
             Value::Array(a) => {
                 out.push(b'[');
                 for (i, x) in a.iter().enumerate() {
@@ -144,10 +211,10 @@ impl Device {
             let out = o.key_escaped(k);
             match (elide, k.as_str(), x) {
                 (Some(()), "keys", Value::Array(a)) => {
-                    out.extend_from_slice(a.len().to_string().as_bytes())
+                    write_int(out, i64::try_from(a.len()).unwrap_or(i64::MAX));
                 }
                 (Some(()), "key_info", Value::Object(i)) => {
-                    out.extend_from_slice(i.len().to_string().as_bytes());
+                    write_int(out, i64::try_from(i.len()).unwrap_or(i64::MAX));
                 }
                 _ => self.write_hashed(out, x),
             }
@@ -195,7 +262,7 @@ impl Device {
         o.int("token_ttl", t.ttl);
         if issue_time && t.creation_nanos != 0 {
             let secs = t.creation_nanos - t.creation_nanos.rem_euclid(1_000_000_000);
-            o.str("token_issue_time", &rfc3339_nanos(from_unix_nanos(secs)));
+            write_time(&mut o, "token_issue_time", from_unix_nanos(secs));
         }
         o.close();
     }
@@ -252,7 +319,7 @@ impl Device {
         let mut o = Obj::open(out);
         o.str("id", &r.request_id);
         if let Some(t) = &r.token {
-            o.str("client_id", &client_id(&t.entity_id, &t.policies));
+            write_client_id(&mut o, &t.entity_id, &t.policies);
         }
         o.str("operation", op_name(r.operation));
         let with_accessor = matches!(r.operation, Operation::Create | Operation::Update)
@@ -266,7 +333,10 @@ impl Device {
             self.write_hashed_map(o.key("data"), &r.data, None);
         }
         if let Some(a) = r.client_addr {
-            o.str("remote_address", &a.to_string());
+            use std::io::Write as _;
+            let out = o.key("remote_address");
+            // An IP address needs no escaping.
+            let _ = write!(out, "\"{a}\"");
         }
         o.int("remote_port", r.client_port.map_or(0, i64::from));
         o.int("wrap_ttl", r.wrap_ttl.unwrap_or(0));
@@ -274,7 +344,7 @@ impl Device {
     }
 
     /// The request's token and accessor, hashed.
-    fn request_hashes(&self, r: &RequestRecord) -> (Option<String>, Option<String>) {
+    fn request_hashes<'a>(&self, r: &'a RequestRecord) -> (Option<Shown<'a>>, Option<Shown<'a>>) {
         (
             r.client_token.as_ref().map(|s| self.hash_token(s.expose())),
             r.client_token_accessor
@@ -284,18 +354,27 @@ impl Device {
     }
 
     /// The `request` entry, as JSON (no prefix, no newline).
+    #[cfg(test)]
     pub(super) fn request_entry(&self, r: &RequestRecord) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_request_entry(&mut out, r);
+        out
+    }
+
+    /// Appends the `request` entry, as JSON (no prefix, no newline).
+    pub(super) fn write_request_entry(&self, out: &mut Vec<u8>, r: &RequestRecord) {
         let (token, accessor) = self.request_hashes(r);
-        let (token, accessor) = (token.as_deref(), accessor.as_deref());
-        let mut out = Vec::with_capacity(1024);
-        let mut o = Obj::open(&mut out);
-        o.str("time", &rfc3339_nanos(SystemTime::now()));
+        let (token, accessor) = (
+            token.as_ref().map(Shown::as_str),
+            accessor.as_ref().map(Shown::as_str),
+        );
+        let mut o = Obj::open(out);
+        write_time(&mut o, "time", SystemTime::now());
         o.str("type", "request");
         Self::write_top_auth(o.key("auth"), r, token, accessor);
         self.write_request(o.key("request"), r, false, token, accessor);
         o.str("error", &multierror(&r.errors));
         o.close();
-        out
     }
 
     /// The `auth` object of a response: the issued token's entry, else the fields of the
@@ -304,12 +383,16 @@ impl Device {
         let field = |k: &str| block.get(k).and_then(Value::as_str);
         let token = field("client_token").map(|x| self.hash_token(x));
         let accessor = field("accessor").map(|x| self.hash_accessor(x));
+        let (token, accessor) = (
+            token.as_ref().map(Shown::as_str),
+            accessor.as_ref().map(Shown::as_str),
+        );
         if let Some(t) = issued {
-            return Self::write_auth(out, t, token.as_deref(), accessor.as_deref(), None, false);
+            return Self::write_auth(out, t, token, accessor, None, false);
         }
         let mut o = Obj::open(out);
-        o.str("client_token", token.as_deref().unwrap_or_default());
-        o.str("accessor", accessor.as_deref().unwrap_or_default());
+        o.str("client_token", token.unwrap_or_default());
+        o.str("accessor", accessor.unwrap_or_default());
         for k in [
             "policies",
             "token_policies",
@@ -327,17 +410,32 @@ impl Device {
     }
 
     /// The `response` entry, as JSON (no prefix, no newline).
+    #[cfg(test)]
     pub(super) fn response_entry(&self, r: &RequestRecord, resp: &ResponseRecord) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_response_entry(&mut out, r, resp);
+        out
+    }
+
+    /// Appends the `response` entry, as JSON (no prefix, no newline).
+    pub(super) fn write_response_entry(
+        &self,
+        out: &mut Vec<u8>,
+        r: &RequestRecord,
+        resp: &ResponseRecord,
+    ) {
         let (token, accessor) = self.request_hashes(r);
-        let (token, accessor) = (token.as_deref(), accessor.as_deref());
+        let (token, accessor) = (
+            token.as_ref().map(Shown::as_str),
+            accessor.as_ref().map(Shown::as_str),
+        );
         let response_auth = resp.auth.as_ref().map(|block| {
             let mut a = Vec::with_capacity(512);
             self.write_response_auth(&mut a, block, resp.issued_token.as_deref());
             a
         });
-        let mut out = Vec::with_capacity(2048);
-        let mut o = Obj::open(&mut out);
-        o.str("time", &rfc3339_nanos(SystemTime::now()));
+        let mut o = Obj::open(out);
+        write_time(&mut o, "time", SystemTime::now());
         o.str("type", "response");
         match &response_auth {
             // A login's entry shows the issued token as its `auth` (as Vault).
@@ -345,54 +443,42 @@ impl Device {
             _ => Self::write_top_auth(o.key("auth"), r, token, accessor),
         }
         self.write_request(o.key("request"), r, true, token, accessor);
-
-        let mut response = Vec::with_capacity(1024);
-        let mut ro = Obj::open(&mut response);
-        if let Some(a) = &response_auth {
-            ro.raw("auth", a);
-        }
-        Self::write_mount(
-            &mut ro,
-            r,
-            "mount_running_plugin_version",
-            r.errors.is_empty(),
-        );
-        if let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) {
-            let elide = (self.elide_list_responses && r.operation == Operation::List).then_some(());
-            self.write_hashed_map(ro.key("data"), data, elide);
-        }
-        if let Some(w) = &resp.wrap_info {
-            let s = |k: &str| w.get(k).and_then(Value::as_str);
-            let out = ro.key("wrap_info");
-            let mut wo = Obj::open(out);
-            wo.value("ttl", w.get("ttl").unwrap_or(&Value::Null));
-            wo.str(
-                "token",
-                &s("token").map(|x| self.hash_token(x)).unwrap_or_default(),
-            );
-            wo.str(
-                "accessor",
-                &s("accessor")
-                    .map(|x| self.hash_accessor(x))
-                    .unwrap_or_default(),
-            );
-            wo.str("creation_time", s("creation_time").unwrap_or_default());
-            wo.str("creation_path", s("creation_path").unwrap_or_default());
-            wo.str(
-                "wrapped_accessor",
-                &s("wrapped_accessor")
-                    .map(|x| self.hash_accessor(x))
-                    .unwrap_or_default(),
-            );
-            wo.close();
-        }
-        ro.close();
-        if response != b"{}" {
-            o.raw("response", &response);
-        }
+        o.object_unless_empty("response", |ro| {
+            if let Some(a) = &response_auth {
+                ro.raw("auth", a);
+            }
+            Self::write_mount(ro, r, "mount_running_plugin_version", r.errors.is_empty());
+            if let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) {
+                let elide =
+                    (self.elide_list_responses && r.operation == Operation::List).then_some(());
+                self.write_hashed_map(ro.key("data"), data, elide);
+            }
+            if let Some(w) = &resp.wrap_info {
+                let s = |k: &str| w.get(k).and_then(Value::as_str);
+                let shown = |h: Option<Shown<'_>>| h.as_ref().map(|h| h.as_str().to_string());
+                let out = ro.key("wrap_info");
+                let mut wo = Obj::open(out);
+                wo.value("ttl", w.get("ttl").unwrap_or(&Value::Null));
+                wo.str(
+                    "token",
+                    &shown(s("token").map(|x| self.hash_token(x))).unwrap_or_default(),
+                );
+                wo.str(
+                    "accessor",
+                    &shown(s("accessor").map(|x| self.hash_accessor(x))).unwrap_or_default(),
+                );
+                wo.str("creation_time", s("creation_time").unwrap_or_default());
+                wo.str("creation_path", s("creation_path").unwrap_or_default());
+                wo.str(
+                    "wrapped_accessor",
+                    &shown(s("wrapped_accessor").map(|x| self.hash_accessor(x)))
+                        .unwrap_or_default(),
+                );
+                wo.close();
+            }
+        });
         o.str("error", &multierror(&resp.errors));
         o.close();
-        out
     }
 }
 

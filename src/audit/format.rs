@@ -225,11 +225,50 @@ pub(super) fn write_entry(out: &mut Vec<u8>, entry: &Value) -> io::Result<()> {
         .map_err(io::Error::other)
 }
 
+/// Bytes a JSON string may hold as they are (Go's encoder escapes the others), as a bit set
+/// over ASCII.
+const PLAIN: u128 = {
+    let mut m = 0u128;
+    let mut b: u8 = 0x20;
+    while b < 0x7f {
+        if !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&') {
+            m |= 1u128 << b;
+        }
+        b += 1;
+    }
+    m
+};
+
+fn is_plain(b: u8) -> bool {
+    b < 128 && (PLAIN >> b) & 1 == 1
+}
+
+/// Appends `s`, which holds only bytes that need no escaping (an HMAC, a time), as a JSON
+/// string.
+pub(super) fn write_plain(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(s.bytes().all(is_plain));
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 /// Appends `s` as a JSON string, escaped as Go's encoder does.
 pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Most strings (paths, ids, names) need no escaping at all.
+    if s.bytes().all(is_plain) {
+        return write_plain(out, s);
+    }
     let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
     // Writing into a Vec cannot fail.
     let _ = s.serialize(&mut ser);
+}
+
+/// Appends an integer.
+pub(super) fn write_int(out: &mut Vec<u8>, v: impl Into<i64>) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{}", v.into());
 }
 
 /// Appends `v` as JSON (maps with sorted keys), escaped as Go's encoder does.
@@ -284,8 +323,7 @@ impl<'a> Obj<'a> {
     /// An integer, unless zero.
     pub(super) fn int(&mut self, k: &str, v: i64) {
         if v != 0 {
-            let out = self.key(k);
-            out.extend_from_slice(v.to_string().as_bytes());
+            write_int(self.key(k), v);
         }
     }
 
@@ -323,6 +361,19 @@ impl<'a> Obj<'a> {
     /// Pre-encoded JSON bytes.
     pub(super) fn raw(&mut self, k: &str, v: &[u8]) {
         self.key(k).extend_from_slice(v);
+    }
+
+    /// A nested object `fill` writes, left out when it writes no field.
+    pub(super) fn object_unless_empty(&mut self, k: &str, fill: impl FnOnce(&mut Obj<'_>)) {
+        let (mark, first) = (self.out.len(), self.first);
+        let mut inner = Obj::open(self.key(k));
+        fill(&mut inner);
+        let empty = inner.first;
+        inner.close();
+        if empty {
+            self.out.truncate(mark);
+            self.first = first;
+        }
     }
 
     /// Closes the object.

@@ -3,8 +3,9 @@
 //! request whose request entry no device accepted (fail-closed).
 //!
 //! Devices: `file` (`file_path`, `stdout`, `discard`), `socket` (tcp, udp, unix) and `syslog`.
-//! Each has its own writer thread behind a bounded queue (`sink`); a request hands its entry to
-//! every queue at once and awaits, without blocking a runtime thread, the first acknowledgement
+//! Each has its own writer thread behind a bounded queue (`sink`; a regular file is usually
+//! appended to inline by the request itself); a request hands its entry to every device at once
+//! and awaits, without blocking a runtime thread, the first acknowledgement
 //! for at most the `audit_timeout` deadline (250 ms by default). A stuck device thus costs a
 //! request at most the deadline, and nothing when another device answers. The audit table lives
 //! at `core/audit`, each device's salt at `audit/<uuid>/salt`, both through the barrier.
@@ -217,43 +218,99 @@ pub fn normalize(path: &str) -> String {
 
 /// Acknowledgements still expected for one entry.
 struct Pending {
-    ack: sink::Ack,
-    acks: tokio::sync::mpsc::UnboundedReceiver<(usize, std::io::Result<()>)>,
+    acks: sink::AckChannel,
+    /// Outcomes known at submission (written inline, refused at once), not yet looked at.
+    early: Vec<(usize, std::io::Result<()>)>,
     /// Per device: answered yet.
     answered: Vec<bool>,
     /// Per device: answered with an error.
     failed: Vec<bool>,
 }
 
+thread_local! {
+    /// The line being built and handed to a device: reused, so a request allocates no entry
+    /// buffer when its lines are written inline.
+    static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
+}
+
 impl Pending {
-    /// Hands `entries[i]` to every device `i` at once.
-    fn submit(devices: &[Arc<Device>], entries: &[Vec<u8>]) -> Pending {
-        let (ack, acks) = tokio::sync::mpsc::unbounded_channel();
+    /// Builds each device's line with `build` and hands it to the device at once. With `keep`,
+    /// returns a copy of each line not already written (for a retry), else nothing.
+    fn submit(
+        devices: &[Arc<Device>],
+        keep: bool,
+        build: impl Fn(&Device, &mut Vec<u8>),
+    ) -> (Pending, Vec<Option<Vec<u8>>>) {
         let mut p = Pending {
-            ack,
-            acks,
-            answered: vec![true; devices.len()],
-            failed: vec![true; devices.len()],
+            acks: sink::AckChannel::default(),
+            early: Vec::new(),
+            answered: vec![false; devices.len()],
+            failed: vec![false; devices.len()],
         };
-        p.resubmit(devices, entries);
-        p
+        let mut kept = Vec::new();
+        for (i, d) in devices.iter().enumerate() {
+            let outcome = LINE.with_borrow_mut(|line| {
+                line.clear();
+                let outcome = match d.line(line, |out| build(d, out)) {
+                    Ok(()) => d.submit(line, i, &mut p.acks),
+                    Err(e) => Some(Err(e)),
+                };
+                if keep {
+                    let written = matches!(outcome, Some(Ok(())));
+                    kept.push((!written).then(|| line.clone()));
+                }
+                outcome
+            });
+            if let Some(r) = outcome {
+                p.early.push((i, r));
+            }
+        }
+        (p, kept)
     }
 
-    /// Hands the entries again to the devices that failed.
-    fn resubmit(&mut self, devices: &[Arc<Device>], entries: &[Vec<u8>]) {
-        for (i, (d, e)) in devices.iter().zip(entries).enumerate() {
-            if let (Some(f), Some(a)) = (self.failed.get_mut(i), self.answered.get_mut(i))
+    /// Hands the lines again to the devices that failed.
+    fn resubmit(&mut self, devices: &[Arc<Device>], lines: &[Option<Vec<u8>>]) {
+        for (i, (d, line)) in devices.iter().zip(lines).enumerate() {
+            if let (Some(f), Some(a), Some(line)) =
+                (self.failed.get_mut(i), self.answered.get_mut(i), line)
                 && *f
             {
                 *f = false;
                 *a = false;
-                d.submit(e, i, &self.ack);
+                if let Some(r) = d.submit(line, i, &mut self.acks) {
+                    self.early.push((i, r));
+                }
             }
         }
     }
 
-    /// Waits until one device accepted (true), all answered, or `until` passed. Failures are
-    /// logged with the request id and the device path.
+    /// Notes device `i`'s outcome; true when it accepted the entry. A failure is logged with
+    /// the request id and the device path.
+    fn settle(
+        &mut self,
+        devices: &[Arc<Device>],
+        i: usize,
+        result: std::io::Result<()>,
+        request_id: &str,
+        what: &str,
+    ) -> bool {
+        if let Some(a) = self.answered.get_mut(i) {
+            *a = true;
+        }
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                if let Some(f) = self.failed.get_mut(i) {
+                    *f = true;
+                }
+                let path = devices.get(i).map_or("", |d| d.entry.path.as_str());
+                tracing::error!(audit.path = %path, request.id = %request_id, error = %e, "audit device failed to log the {what}");
+                false
+            }
+        }
+    }
+
+    /// Waits until one device accepted (true), all answered, or `until` passed.
     async fn wait(
         &mut self,
         devices: &[Arc<Device>],
@@ -261,23 +318,20 @@ impl Pending {
         request_id: &str,
         what: &str,
     ) -> bool {
+        let mut accepted = false;
+        for (i, r) in std::mem::take(&mut self.early) {
+            accepted |= self.settle(devices, i, r, request_id, what);
+        }
+        if accepted {
+            return true;
+        }
         while self.answered.iter().any(|a| !a) {
             let left = until.saturating_duration_since(Instant::now());
             let Ok(Some((i, result))) = tokio::time::timeout(left, self.acks.recv()).await else {
                 return false;
             };
-            if let Some(a) = self.answered.get_mut(i) {
-                *a = true;
-            }
-            match result {
-                Ok(()) => return true,
-                Err(e) => {
-                    if let Some(f) = self.failed.get_mut(i) {
-                        *f = true;
-                    }
-                    let path = devices.get(i).map_or("", |d| d.entry.path.as_str());
-                    tracing::error!(audit.path = %path, request.id = %request_id, error = %e, "audit device failed to log the {what}");
-                }
+            if self.settle(devices, i, result, request_id, what) {
+                return true;
             }
         }
         false
@@ -307,7 +361,7 @@ impl Broker {
     /// log with its request id (never its contents).
     async fn retry_response(
         devices: Arc<Vec<Arc<Device>>>,
-        entries: Vec<Vec<u8>>,
+        entries: Vec<Option<Vec<u8>>>,
         mut pending: Pending,
         request_id: String,
         path: String,
@@ -354,8 +408,9 @@ impl RequestObserver for Broker {
             return Ok(());
         }
         let started = Instant::now();
-        let entries: Vec<Vec<u8>> = devices.iter().map(|d| d.request_entry(request)).collect();
-        let mut pending = Pending::submit(&devices, &entries);
+        let (mut pending, _) = Pending::submit(&devices, false, |d, out| {
+            d.write_request_entry(out, request);
+        });
         let ok = pending
             .wait(
                 &devices,
@@ -364,12 +419,7 @@ impl RequestObserver for Broker {
                 "request",
             )
             .await;
-        telemetry::audited(
-            telemetry::AUDIT_LOG_REQUEST,
-            telemetry::AUDIT_LOG_REQUEST_FAILURE,
-            started,
-            ok,
-        );
+        telemetry::AUDITED_REQUEST.record(started, ok);
         if ok {
             return Ok(());
         }
@@ -399,11 +449,9 @@ impl RequestObserver for Broker {
             return Ok(());
         }
         let started = Instant::now();
-        let entries: Vec<Vec<u8>> = devices
-            .iter()
-            .map(|d| d.response_entry(request, response))
-            .collect();
-        let mut pending = Pending::submit(&devices, &entries);
+        let (mut pending, entries) = Pending::submit(&devices, true, |d, out| {
+            d.write_response_entry(out, request, response);
+        });
         let ok = pending
             .wait(
                 &devices,
@@ -412,12 +460,7 @@ impl RequestObserver for Broker {
                 "response",
             )
             .await;
-        telemetry::audited(
-            telemetry::AUDIT_LOG_RESPONSE,
-            telemetry::AUDIT_LOG_RESPONSE_FAILURE,
-            started,
-            ok,
-        );
+        telemetry::AUDITED_RESPONSE.record(started, ok);
         if ok {
             return Ok(());
         }
@@ -524,12 +567,18 @@ mod bench {
         let (d, r, resp) = sample();
         same_bytes_as_the_tree_encoder(&d, &r, &resp);
         let n = 20_000;
+        let mut line = Vec::new();
         let t = std::time::Instant::now();
         let mut bytes = 0;
         for _ in 0..n {
-            let a = d.request_entry(&r);
-            let b = d.response_entry(&r, &resp);
-            bytes += d.encode(&a).unwrap().len() + d.encode(&b).unwrap().len();
+            line.clear();
+            d.line(&mut line, |out| d.write_request_entry(out, &r))
+                .unwrap();
+            bytes += line.len();
+            line.clear();
+            d.line(&mut line, |out| d.write_response_entry(out, &r, &resp))
+                .unwrap();
+            bytes += line.len();
         }
         let per = t.elapsed() / n;
         let t = std::time::Instant::now();
@@ -545,7 +594,7 @@ mod bench {
         }
         let hash = t.elapsed() / n;
         println!(
-            "two entries: {per:?} per request ({build:?} building), {} bytes; one HMAC {hash:?}",
+            "two lines: {per:?} per request in a reused buffer ({build:?} into fresh ones), {} bytes; one HMAC {hash:?}",
             bytes / n as usize
         );
     }

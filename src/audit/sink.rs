@@ -172,7 +172,7 @@ fn flush(
     }
 }
 
-/// Whether some request is writing an entry inline right now (at most one in the process: a
+/// Whether some request is writing a file inline right now (at most one in the process: a
 /// write that hangs can hold at most one runtime worker, so the server never freezes).
 static INLINE_BUSY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -180,16 +180,81 @@ static INLINE_BUSY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// write is fast again.
 const SLOW_WRITE: Duration = Duration::from_millis(20);
 
-/// A regular file shared by its writer thread and the inline fast path: a request whose device
-/// is idle and healthy appends its line itself (one `write`, no thread hand-off), otherwise the
-/// line goes through the queue. Both take the same lock, so lines stay whole and in one file
-/// across a reopen.
+/// Rounds of backlog an inline writer writes before it hands the rest to the writer thread
+/// (its own request is waiting meanwhile).
+const INLINE_ROUNDS: usize = 8;
+
+/// A request's acknowledgement channel, made on first use: an entry written inline is
+/// answered at once and needs none.
+#[derive(Default)]
+pub(super) struct AckChannel(Option<(Ack, Acks)>);
+
+/// The receiving end of [`Ack`].
+type Acks = tokio::sync::mpsc::UnboundedReceiver<(usize, io::Result<()>)>;
+
+impl AckChannel {
+    /// The sender, made now if needed.
+    pub(super) fn sender(&mut self) -> &Ack {
+        &self
+            .0
+            .get_or_insert_with(tokio::sync::mpsc::unbounded_channel)
+            .0
+    }
+
+    /// The next acknowledgement (`None` only when no entry was ever queued).
+    pub(super) async fn recv(&mut self) -> Option<(usize, io::Result<()>)> {
+        match self.0.as_mut() {
+            Some((_, rx)) => rx.recv().await,
+            None => None,
+        }
+    }
+
+    /// [`AckChannel::recv`] when an entry was queued, else `None` at once.
+    #[cfg(test)]
+    async fn recv_if_made(&mut self) -> Option<(usize, io::Result<()>)> {
+        self.0.as_ref()?;
+        self.recv().await
+    }
+}
+
+/// Lines handed to the request currently writing a file inline (flat combining): it writes
+/// them in one `write` after its own and acknowledges each.
+#[derive(Default)]
+struct Backlog {
+    /// A request is writing this file inline: lines appended now are written by it.
+    active: bool,
+    lines: Vec<u8>,
+    /// (acknowledgement, device index, line length), in `lines` order.
+    waiters: Vec<(Ack, usize, usize)>,
+}
+
+/// What became of a line offered to [`SharedFile::try_write_inline`].
+pub(super) enum Inline {
+    /// Written by the caller itself.
+    Written,
+    /// Handed to the request writing the file now; the outcome arrives on the acknowledgement.
+    Queued,
+    /// Not taken: use the writer thread.
+    Declined,
+}
+
+/// A regular file shared by its writer thread and the inline path. A request finding the file
+/// idle and healthy appends its line itself (one `write`, no thread hand-off); a request
+/// arriving while another writes it inline leaves its line in the backlog, which the writing
+/// request appends right after its own (so concurrent requests share one `write` and nobody
+/// waits for a thread to wake). Otherwise lines go through the writer thread's queue. All
+/// writes take the same lock, so lines stay whole and in one file across a reopen.
 pub(super) struct SharedFile {
     out: std::sync::Mutex<FileOut>,
+    backlog: std::sync::Mutex<Backlog>,
     slow: std::sync::atomic::AtomicBool,
     /// Inline writes allowed: the runtime that opened the file has at least two workers (with
     /// one, a hanging write would stop everything).
     inline: bool,
+}
+
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SharedFile {
@@ -202,31 +267,77 @@ impl SharedFile {
             && tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() >= 2);
         Arc::new(SharedFile {
             out: std::sync::Mutex::new(out),
+            backlog: std::sync::Mutex::new(Backlog::default()),
             slow: std::sync::atomic::AtomicBool::new(false),
             inline,
         })
     }
 
-    /// Appends `line` on the caller's thread when that cannot stall the server: the file is a
-    /// regular file, its last write was fast, nobody else is writing it, and no other inline
-    /// write is in progress. `None`: use the writer thread.
-    pub(super) fn try_write_inline(&self, line: &[u8]) -> Option<()> {
+    /// Appends `line` on the caller's thread when that cannot stall the server (the file is a
+    /// regular file, its last write was fast, no other inline write is in progress), or hands
+    /// it to the request doing so now. Lines the inline writer cannot write go to `writer`.
+    pub(super) fn try_write_inline(
+        &self,
+        line: &[u8],
+        idx: usize,
+        ack: &mut AckChannel,
+        writer: &Writer,
+    ) -> Inline {
         use std::sync::atomic::Ordering;
         if !self.inline || self.slow.load(Ordering::Relaxed) {
-            return None;
+            return Inline::Declined;
         }
-        if INLINE_BUSY
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
         {
-            return None;
+            let mut b = locked(&self.backlog);
+            if b.active {
+                if b.waiters.len() >= QUEUE_DEPTH {
+                    return Inline::Declined;
+                }
+                b.lines.extend_from_slice(line);
+                b.waiters.push((ack.sender().clone(), idx, line.len()));
+                return Inline::Queued;
+            }
+            if INLINE_BUSY
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                return Inline::Declined;
+            }
+            b.active = true;
         }
-        let written = match self.out.try_lock() {
-            Ok(mut out) => self.timed(&mut out, line).ok(),
-            Err(_) => None,
-        };
-        INLINE_BUSY.store(false, Ordering::Release);
-        written
+        let own = self.timed(&mut locked(&self.out), line);
+        let mut spare = Vec::new();
+        let mut round = 0;
+        loop {
+            let mut b = locked(&self.backlog);
+            if b.waiters.is_empty() || round >= INLINE_ROUNDS || self.slow.load(Ordering::Relaxed) {
+                // Released under the backlog lock: a line queued before this point is in
+                // `rest`, a later one sees `active == false`.
+                let rest = (std::mem::take(&mut b.lines), std::mem::take(&mut b.waiters));
+                b.active = false;
+                INLINE_BUSY.store(false, Ordering::Release);
+                drop(b);
+                hand_over(writer, &rest.0, rest.1);
+                break;
+            }
+            spare.clear();
+            std::mem::swap(&mut b.lines, &mut spare);
+            let waiters = std::mem::take(&mut b.waiters);
+            drop(b);
+            round += 1;
+            if self.timed(&mut locked(&self.out), &spare).is_ok() {
+                for (a, i, _) in waiters {
+                    let _ = a.send((i, Ok(())));
+                }
+            } else {
+                hand_over(writer, &spare, waiters);
+            }
+        }
+        match own {
+            Ok(()) => Inline::Written,
+            // The writer thread retries it (after a reopen).
+            Err(_) => Inline::Declined,
+        }
     }
 
     /// One write (reopen and retry once on failure), noting whether it was slow.
@@ -243,18 +354,26 @@ impl SharedFile {
     }
 }
 
+/// Queues backlog lines (concatenated in `lines`) on the writer thread, one job per line.
+fn hand_over(writer: &Writer, lines: &[u8], waiters: Vec<(Ack, usize, usize)>) {
+    let mut at = 0;
+    for (ack, idx, len) in waiters {
+        let line = lines.get(at..at + len).unwrap_or_default().to_vec();
+        at += len;
+        writer.submit(Job { line, idx, ack });
+    }
+}
+
 /// The writer thread's side of a [`SharedFile`].
 pub(super) struct SharedOut(pub(super) Arc<SharedFile>);
 
 impl Output for SharedOut {
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut out = self.0.out.lock().unwrap_or_else(|p| p.into_inner());
-        self.0.timed(&mut out, data)
+        self.0.timed(&mut locked(&self.0.out), data)
     }
 
     fn reopen(&mut self) -> io::Result<()> {
-        let mut out = self.0.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.reopen()
+        locked(&self.0.out).reopen()
     }
 }
 
@@ -623,6 +742,140 @@ fn syslog_stamp(t: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The inline slot is process-wide: these tests take turns.
+    static INLINE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn temp_file(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "coffer-sink-{}-{}",
+            std::process::id(),
+            crate::ids::uuid_v4()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    fn open_shared(path: &Path) -> (Arc<SharedFile>, Arc<Writer>) {
+        let shared = SharedFile::new(FileOut::open(path.to_path_buf(), None).unwrap());
+        assert!(
+            shared.inline,
+            "a regular file on a 2-worker runtime is written inline"
+        );
+        let writer = Arc::new(Writer::start(Box::new(SharedOut(shared.clone()))).unwrap());
+        (shared, writer)
+    }
+
+    #[test]
+    fn a_line_offered_during_an_inline_write_is_appended_by_that_writer() {
+        let _turn = INLINE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        let path = temp_file("audit.log");
+        runtime().block_on(async {
+            let (shared, writer) = open_shared(&path);
+            // The file is busy: the first request becomes the inline writer and waits for it.
+            let held = shared.out.lock().unwrap();
+            let first = std::thread::spawn({
+                let (shared, writer) = (shared.clone(), writer.clone());
+                move || {
+                    let mut acks = AckChannel::default();
+                    matches!(
+                        shared.try_write_inline(b"first\n", 0, &mut acks, &writer),
+                        Inline::Written
+                    )
+                }
+            });
+            while !locked(&shared.backlog).active {
+                std::thread::yield_now();
+            }
+            // A second request hands its line over instead of waking the writer thread.
+            let mut acks = AckChannel::default();
+            assert!(matches!(
+                shared.try_write_inline(b"second\n", 1, &mut acks, &writer),
+                Inline::Queued
+            ));
+            drop(held);
+            assert!(first.join().unwrap(), "the first line was written inline");
+            let (idx, result) = acks.recv().await.unwrap();
+            assert_eq!(idx, 1);
+            result.unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\nsecond\n");
+            // Nobody writes now: the next line is written inline at once.
+            assert!(matches!(
+                shared.try_write_inline(b"third\n", 2, &mut AckChannel::default(), &writer),
+                Inline::Written
+            ));
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                "first\nsecond\nthird\n"
+            );
+        });
+    }
+
+    #[test]
+    fn concurrent_lines_land_whole_and_exactly_once() {
+        let _turn = INLINE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        let path = temp_file("audit.log");
+        let (tasks, per_task) = (8usize, 400usize);
+        let outcomes = runtime().block_on(async {
+            let (shared, writer) = open_shared(&path);
+            let mut handles = Vec::new();
+            for t in 0..tasks {
+                let (shared, writer) = (shared.clone(), writer.clone());
+                handles.push(tokio::spawn(async move {
+                    let mut counts = [0usize; 3];
+                    for i in 0..per_task {
+                        let line = format!("{t}-{i}-{}\n", "x".repeat(1000)).into_bytes();
+                        let mut acks = AckChannel::default();
+                        match shared.try_write_inline(&line, i, &mut acks, &writer) {
+                            Inline::Written => counts[0] += 1,
+                            Inline::Queued => counts[1] += 1,
+                            Inline::Declined => {
+                                counts[2] += 1;
+                                let ack = acks.sender().clone();
+                                writer.submit(Job { line, idx: i, ack });
+                            }
+                        }
+                        if let Some((idx, result)) = acks.recv_if_made().await {
+                            assert_eq!(idx, i);
+                            result.unwrap();
+                        }
+                        if i % 16 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    counts
+                }));
+            }
+            let mut total = [0usize; 3];
+            for h in handles {
+                for (sum, n) in total.iter_mut().zip(h.await.unwrap()) {
+                    *sum += n;
+                }
+            }
+            total
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines() {
+            let (id, pad) = line.rsplit_once('-').unwrap();
+            assert_eq!(pad.len(), 1000, "a whole line");
+            assert!(seen.insert(id.to_string()), "{id} written twice");
+        }
+        assert_eq!(seen.len(), tasks * per_task, "every line once");
+        assert_eq!(outcomes.iter().sum::<usize>(), tasks * per_task);
+        assert!(
+            outcomes[0] > 0,
+            "some lines were written inline: {outcomes:?}"
+        );
+    }
 
     #[test]
     fn syslog_stamp_is_go_time_stamp() {

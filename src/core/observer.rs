@@ -146,23 +146,36 @@ impl ResponseRecord {
         }
     }
 
-    fn of_result(result: &Result<Outcome>, issued_token: Option<Arc<TokenEntry>>) -> Self {
+    /// The record of `result`, whose response data it borrows: taken out here, given back by
+    /// [`ResponseRecord::restore`] (no copy of a large response for the observers).
+    fn of_result(result: &mut Result<Outcome>, issued_token: Option<Arc<TokenEntry>>) -> Self {
         match result {
             Err(e) => ResponseRecord {
                 issued_token,
                 ..Self::of_error(e)
             },
             Ok(out) => {
-                let resp = out.response.as_ref();
+                let status = render_status(out);
+                let resp = out.response.as_mut();
+                let wrap_info = resp.as_ref().and_then(|r| r.wrap_info.clone());
                 ResponseRecord {
-                    status: render_status(out),
+                    status,
                     errors: Vec::new(),
-                    data: resp.and_then(|r| r.data.clone()),
+                    data: resp.and_then(|r| r.data.take()),
                     auth: out.auth.clone(),
                     issued_token,
-                    wrap_info: resp.and_then(|r| r.wrap_info.clone()),
+                    wrap_info,
                 }
             }
+        }
+    }
+
+    /// Gives the data [`ResponseRecord::of_result`] took back to `result`.
+    fn restore(self, result: &mut Result<Outcome>) {
+        if let Ok(out) = result
+            && let Some(resp) = out.response.as_mut()
+        {
+            resp.data = self.data;
         }
     }
 }
@@ -202,7 +215,7 @@ impl Trace {
 
     /// The request is done: `on_request` if it never reached the backend, then `on_response`,
     /// whose error replaces a successful outcome.
-    pub(super) async fn finish(mut self, result: &Result<Outcome>) -> Result<()> {
+    pub(super) async fn finish(mut self, result: &mut Result<Outcome>) -> Result<()> {
         // A request rejected before its backend: its refusal is already decided.
         if !self.announced
             && let Err(e) = result
@@ -211,7 +224,9 @@ impl Trace {
         }
         let _ = self.announce().await;
         let response = ResponseRecord::of_result(result, self.issued_token.take());
-        self.observer.on_response(&self.record, &response).await
+        let outcome = self.observer.on_response(&self.record, &response).await;
+        response.restore(result);
+        outcome
     }
 }
 

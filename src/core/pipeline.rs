@@ -167,7 +167,7 @@ impl Core {
             .handle_traced(request_id, inc, &mut trace, &mut revoke, facts)
             .await;
         if let Some(t) = trace
-            && let Err(e) = t.finish(&result).await
+            && let Err(e) = t.finish(&mut result).await
             && result.is_ok()
         {
             result = Err(e);

@@ -314,11 +314,43 @@ impl Drop for Timer {
     }
 }
 
-/// Vault's audit broker metrics for one entry: the `timer` (ms since `start`) and, when no
-/// device accepted it, one `failure` (Vault counts the failure as 1, success as 0).
-pub fn audited(timer: &'static str, failure: &'static str, start: std::time::Instant, ok: bool) {
-    metrics::histogram!(timer).record(ms_since(start));
-    metrics::counter!(failure).increment(u64::from(!ok));
+/// Vault's audit broker metrics for one kind of entry: a timer and a failure counter, their
+/// handles registered once.
+pub struct Audited {
+    timer: &'static str,
+    failure: &'static str,
+    histogram: OnceLock<metrics::Histogram>,
+    counter: OnceLock<metrics::Counter>,
+}
+
+/// `vault.audit.log_request` and `vault.audit.log_request_failure`.
+pub static AUDITED_REQUEST: Audited = Audited::new(AUDIT_LOG_REQUEST, AUDIT_LOG_REQUEST_FAILURE);
+/// `vault.audit.log_response` and `vault.audit.log_response_failure`.
+pub static AUDITED_RESPONSE: Audited = Audited::new(AUDIT_LOG_RESPONSE, AUDIT_LOG_RESPONSE_FAILURE);
+
+impl Audited {
+    const fn new(timer: &'static str, failure: &'static str) -> Audited {
+        Audited {
+            timer,
+            failure,
+            histogram: OnceLock::new(),
+            counter: OnceLock::new(),
+        }
+    }
+
+    /// One entry: the ms since `start` and, when no device accepted it, one failure (Vault
+    /// counts the failure as 1, success as 0).
+    pub fn record(&'static self, start: std::time::Instant, ok: bool) {
+        if installed().is_none() {
+            return;
+        }
+        self.histogram
+            .get_or_init(|| metrics::histogram!(self.timer))
+            .record(ms_since(start));
+        self.counter
+            .get_or_init(|| metrics::counter!(self.failure))
+            .increment(u64::from(!ok));
+    }
 }
 
 /// Milliseconds since `start`, the unit of Vault's timers.
