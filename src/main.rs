@@ -16,6 +16,13 @@ use coffer::config::{LogFormat, ServerConfig};
 use coffer::core::CoreConfig;
 use coffer::server::{DevServer, HttpOptions, serve_http, shutdown_signal, sweep_loop};
 
+/// mimalloc instead of glibc's malloc: requests are allocated on one runtime worker and often
+/// freed on another (work stealing), which sends glibc to its locked slow paths (`_int_malloc`,
+/// `malloc_consolidate`). Measured on a JWT login: -12 to -15 % server CPU per login; idle RSS
+/// 15 -> 19 MiB (built without transparent huge pages: with them idle RSS was 49 MiB).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const VERSION: &str = concat!("Coffer v", env!("CARGO_PKG_VERSION"));
 
 const USAGE: &str = "\
