@@ -80,19 +80,32 @@ pub fn from_unix_nanos(n: i128) -> SystemTime {
 
 /// RFC 3339 in UTC with nanoseconds, as Go's `time.RFC3339Nano` prints (trailing zeros trimmed).
 pub fn rfc3339_nanos(t: SystemTime) -> String {
-    let s = humantime::format_rfc3339_nanos(t).to_string();
+    with_rfc3339_nanos(t, str::to_owned)
+}
+
+/// Calls `f` with [`rfc3339_nanos`]'s text, formatted on the stack (no allocation).
+pub fn with_rfc3339_nanos<R>(t: SystemTime, f: impl FnOnce(&str) -> R) -> R {
+    use std::io::Write as _;
+    let mut buf = [0u8; 40];
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "{}", humantime::format_rfc3339_nanos(t));
+    let n = usize::try_from(cur.position()).unwrap_or(0);
+    let text = std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default();
     // humantime always prints nine digits; Go trims trailing zeros (and the dot if nothing is left).
-    match s.rsplit_once('.') {
-        Some((head, frac)) => {
-            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
-            if digits.is_empty() {
-                format!("{head}Z")
-            } else {
-                format!("{head}.{digits}Z")
-            }
-        }
-        None => s,
+    let Some(head) = text.strip_suffix('Z') else {
+        return f(text);
+    };
+    let trimmed = head.trim_end_matches('0');
+    let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    let mut out = [0u8; 40];
+    let len = trimmed.len();
+    if let Some(dst) = out.get_mut(..=len)
+        && let Some((z, digits)) = dst.split_last_mut()
+    {
+        digits.copy_from_slice(trimmed.as_bytes());
+        *z = b'Z';
     }
+    f(std::str::from_utf8(out.get(..=len).unwrap_or_default()).unwrap_or_default())
 }
 
 /// Go's zero time as RFC 3339, which Vault prints for "no expiration".

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::Device;
 use super::device::HashText;
 use super::format::{Obj, write_int, write_plain, write_str, write_value};
-use crate::clock::from_unix_nanos;
+use crate::clock::{from_unix_nanos, with_rfc3339_nanos};
 use crate::core::observer::{RequestRecord, ResponseRecord};
 use crate::logical::Operation;
 use crate::token::TokenEntry;
@@ -110,21 +110,9 @@ fn client_id(entity_id: &str, policies: &[String]) -> String {
     v["client_id"].as_str().unwrap_or_default().to_string()
 }
 
-/// The current time as Vault writes it (RFC 3339, nanoseconds, trailing zeros trimmed).
+/// A time as Vault writes it (RFC 3339, nanoseconds, trailing zeros trimmed).
 fn write_time(o: &mut Obj<'_>, k: &str, t: SystemTime) {
-    use std::io::Write as _;
-    let mut buf = [0u8; 40];
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cur, "{}", humantime::format_rfc3339_nanos(t));
-    let n = usize::try_from(cur.position()).unwrap_or(0);
-    let text = std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default();
-    // humantime always prints nine digits; Go trims trailing zeros (and a bare dot).
-    let trimmed = text.trim_end_matches('Z').trim_end_matches('0');
-    let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
-    let out = o.key(k);
-    out.push(b'"');
-    out.extend_from_slice(trimmed.as_bytes());
-    out.extend_from_slice(b"Z\"");
+    with_rfc3339_nanos(t, |text| write_plain(o.key(k), text));
 }
 
 /// hashicorp/go-multierror's text, which Vault writes as an entry's `error`.

@@ -201,19 +201,12 @@ impl AckChannel {
             .0
     }
 
-    /// The next acknowledgement (`None` only when no entry was ever queued).
+    /// The next acknowledgement (`None` at once when no entry was ever queued).
     pub(super) async fn recv(&mut self) -> Option<(usize, io::Result<()>)> {
         match self.0.as_mut() {
             Some((_, rx)) => rx.recv().await,
             None => None,
         }
-    }
-
-    /// [`AckChannel::recv`] when an entry was queued, else `None` at once.
-    #[cfg(test)]
-    async fn recv_if_made(&mut self) -> Option<(usize, io::Result<()>)> {
-        self.0.as_ref()?;
-        self.recv().await
     }
 }
 
@@ -843,7 +836,7 @@ mod tests {
                                 writer.submit(Job { line, idx: i, ack });
                             }
                         }
-                        if let Some((idx, result)) = acks.recv_if_made().await {
+                        if let Some((idx, result)) = acks.recv().await {
                             assert_eq!(idx, i);
                             result.unwrap();
                         }
