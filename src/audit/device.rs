@@ -56,7 +56,9 @@ pub struct Device {
     format: Format,
     kind: Kind,
     /// The writer thread's queue, once the output is open.
-    writer: Mutex<Option<Arc<Writer>>>,
+    writer: std::sync::OnceLock<Arc<Writer>>,
+    /// Serialises opening the output (once).
+    opening: Mutex<()>,
     /// A file device's file, for the inline fast path.
     file: std::sync::OnceLock<Arc<SharedFile>>,
 }
@@ -131,7 +133,8 @@ impl Device {
             prefix,
             format,
             kind,
-            writer: Mutex::new(None),
+            writer: std::sync::OnceLock::new(),
+            opening: Mutex::new(()),
             file: std::sync::OnceLock::new(),
         })
     }
@@ -184,13 +187,19 @@ impl Device {
     }
 
     /// The writer, opening the output and starting it if needed (`None` for `discard`).
-    fn writer(&self) -> std::io::Result<Option<Arc<Writer>>> {
-        let mut slot = self
-            .writer
+    fn writer(&self) -> std::io::Result<Option<&Arc<Writer>>> {
+        if let Some(w) = self.writer.get() {
+            return Ok(Some(w));
+        }
+        if matches!(self.kind, Kind::Discard) {
+            return Ok(None);
+        }
+        let _opening = self
+            .opening
             .lock()
             .map_err(|_| std::io::Error::other("audit writer lock poisoned"))?;
-        if let Some(w) = slot.as_ref() {
-            return Ok(Some(w.clone()));
+        if let Some(w) = self.writer.get() {
+            return Ok(Some(w));
         }
         let output: Box<dyn Output> = match &self.kind {
             Kind::Discard => return Ok(None),
@@ -207,9 +216,8 @@ impl Device {
             } => Box::new(SocketOut::open(*kind, address.clone(), *timeout)?),
             Kind::Syslog { facility, tag } => Box::new(SyslogOut::open(*facility, tag.clone())?),
         };
-        let w = Arc::new(Writer::start(output)?);
-        *slot = Some(w.clone());
-        Ok(Some(w))
+        let _ = self.writer.set(Arc::new(Writer::start(output)?));
+        Ok(self.writer.get())
     }
 
     /// Closes and reopens a file device's file after the lines already queued (SIGHUP).
@@ -217,8 +225,7 @@ impl Device {
         if !matches!(self.kind, Kind::File { .. }) {
             return;
         }
-        let w = self.writer.lock().ok().and_then(|s| s.clone());
-        if let Some(w) = w {
+        if let Some(w) = self.writer.get() {
             w.reopen();
         }
     }
@@ -288,7 +295,7 @@ impl Device {
             Err(e) => return Some(Err(e)),
         };
         if let Some(file) = self.file.get() {
-            match file.try_write_inline(line, idx, ack, &writer) {
+            match file.try_write_inline(line, idx, ack, writer) {
                 Inline::Written => return Some(Ok(())),
                 Inline::Queued => return None,
                 Inline::Declined => {}

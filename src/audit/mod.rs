@@ -216,15 +216,67 @@ pub fn normalize(path: &str) -> String {
     format!("{p}/")
 }
 
-/// Acknowledgements still expected for one entry.
+/// One flag per device: a word on the stack for the first 64 devices, more words only beyond.
+#[derive(Default)]
+struct Flags {
+    first: u64,
+    more: Vec<u64>,
+}
+
+impl Flags {
+    fn get(&self, i: usize) -> bool {
+        let word = match i / 64 {
+            0 => self.first,
+            n => self.more.get(n - 1).copied().unwrap_or(0),
+        };
+        word & (1 << (i % 64)) != 0
+    }
+
+    fn set(&mut self, i: usize, on: bool) {
+        let word = match i / 64 {
+            0 => &mut self.first,
+            n => {
+                if self.more.len() < n {
+                    self.more.resize(n, 0);
+                }
+                match self.more.get_mut(n - 1) {
+                    Some(w) => w,
+                    None => return,
+                }
+            }
+        };
+        if on {
+            *word |= 1 << (i % 64);
+        } else {
+            *word &= !(1 << (i % 64));
+        }
+    }
+
+    /// Whether any of the first `n` flags is set.
+    fn any(&self, n: usize) -> bool {
+        (0..n).any(|i| self.get(i))
+    }
+
+    /// Whether all of the first `n` flags are set.
+    fn all(&self, n: usize) -> bool {
+        (0..n).all(|i| self.get(i))
+    }
+}
+
+/// One entry on its way to the devices: which answered, how.
 struct Pending {
     acks: sink::AckChannel,
-    /// Outcomes known at submission (written inline, refused at once), not yet looked at.
-    early: Vec<(usize, std::io::Result<()>)>,
+    /// Devices in play.
+    count: usize,
+    /// A device accepted the entry at submission (written inline, `discard`), not yet looked at.
+    accepted_early: bool,
+    /// Failures known at submission (a full queue, an output that cannot be opened), not yet
+    /// looked at.
+    early_errors: Vec<(usize, std::io::Error)>,
     /// Per device: answered yet.
-    answered: Vec<bool>,
+    answered: Flags,
     /// Per device: answered with an error.
-    failed: Vec<bool>,
+    failed: Flags,
 }
 
 thread_local! {
@@ -234,6 +286,28 @@ thread_local! {
 }
 
 impl Pending {
+    fn new(count: usize) -> Pending {
+        Pending {
+            acks: sink::AckChannel::default(),
+            count,
+            accepted_early: false,
+            early_errors: Vec::new(),
+            answered: Flags::default(),
+            failed: Flags::default(),
+        }
+    }
+
+    /// Notes an outcome known at submission.
+    fn early(&mut self, i: usize, outcome: std::io::Result<()>) {
+        match outcome {
+            Ok(()) => {
+                self.answered.set(i, true);
+                self.accepted_early = true;
+            }
+            Err(e) => self.early_errors.push((i, e)),
+        }
+    }
+
     /// Builds each device's line with `build` and hands it to the device at once. With `keep`,
     /// returns a copy of each line not already written (for a retry), else nothing.
     fn submit(
@@ -241,12 +315,7 @@ impl Pending {
         keep: bool,
         build: impl Fn(&Device, &mut Vec<u8>),
     ) -> (Pending, Vec<Option<Vec<u8>>>) {
-        let mut p = Pending {
-            acks: sink::AckChannel::default(),
-            early: Vec::new(),
-            answered: vec![false; devices.len()],
-            failed: vec![false; devices.len()],
-        };
+        let mut p = Pending::new(devices.len());
         let mut kept = Vec::new();
         for (i, d) in devices.iter().enumerate() {
             let outcome = LINE.with_borrow_mut(|line| {
@@ -262,7 +331,7 @@ impl Pending {
                 outcome
             });
             if let Some(r) = outcome {
-                p.early.push((i, r));
+                p.early(i, r);
             }
         }
         (p, kept)
@@ -271,14 +340,13 @@ impl Pending {
     /// Hands the lines again to the devices that failed.
     fn resubmit(&mut self, devices: &[Arc<Device>], lines: &[Option<Vec<u8>>]) {
         for (i, (d, line)) in devices.iter().zip(lines).enumerate() {
-            if let (Some(f), Some(a), Some(line)) =
-                (self.failed.get_mut(i), self.answered.get_mut(i), line)
-                && *f
+            if let Some(line) = line
+                && self.failed.get(i)
             {
-                *f = false;
-                *a = false;
+                self.failed.set(i, false);
+                self.answered.set(i, false);
                 if let Some(r) = d.submit(line, i, &mut self.acks) {
-                    self.early.push((i, r));
+                    self.early(i, r);
                 }
             }
         }
@@ -294,15 +362,11 @@ impl Pending {
         request_id: &str,
         what: &str,
     ) -> bool {
-        if let Some(a) = self.answered.get_mut(i) {
-            *a = true;
-        }
+        self.answered.set(i, true);
         match result {
             Ok(()) => true,
             Err(e) => {
-                if let Some(f) = self.failed.get_mut(i) {
-                    *f = true;
-                }
+                self.failed.set(i, true);
                 let path = devices.get(i).map_or("", |d| d.entry.path.as_str());
                 tracing::error!(audit.path = %path, request.id = %request_id, error = %e, "audit device failed to log the {what}");
                 false
@@ -318,14 +382,13 @@ impl Pending {
         request_id: &str,
         what: &str,
     ) -> bool {
-        let mut accepted = false;
-        for (i, r) in std::mem::take(&mut self.early) {
-            accepted |= self.settle(devices, i, r, request_id, what);
+        for (i, e) in std::mem::take(&mut self.early_errors) {
+            self.settle(devices, i, Err(e), request_id, what);
         }
-        if accepted {
+        if std::mem::take(&mut self.accepted_early) {
             return true;
         }
-        while self.answered.iter().any(|a| !a) {
+        while !self.answered.all(self.count) {
             let left = until.saturating_duration_since(Instant::now());
             let Ok(Some((i, result))) = tokio::time::timeout(left, self.acks.recv()).await else {
                 return false;
@@ -341,9 +404,9 @@ impl Pending {
     fn silent(&self, devices: &[Arc<Device>]) -> Vec<String> {
         devices
             .iter()
-            .zip(&self.answered)
-            .filter(|(_, a)| !**a)
-            .map(|(d, _)| d.entry.path.clone())
+            .enumerate()
+            .filter(|(i, _)| !self.answered.get(*i))
+            .map(|(_, d)| d.entry.path.clone())
             .collect()
     }
 }
@@ -375,7 +438,7 @@ impl Broker {
                 return;
             }
             if Instant::now() >= until
-                || pending.answered.iter().all(|a| *a) && !pending.failed.iter().any(|f| *f)
+                || pending.answered.all(pending.count) && !pending.failed.any(pending.count)
             {
                 tracing::error!(
                     request.id = %request_id,
@@ -387,7 +450,7 @@ impl Broker {
                 metrics::counter!("vault.audit.log_response_lost").increment(1);
                 return;
             }
-            if pending.failed.iter().any(|f| *f) {
+            if pending.failed.any(pending.count) {
                 // Back off a little, then try the devices that failed again (a device still
                 // silent keeps its queued copy: no duplicates).
                 attempt += 1;

@@ -34,14 +34,32 @@ pub trait RequestObserver: Send + Sync {
     async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()>;
 }
 
-#[async_trait::async_trait]
+/// The future an observer hook returns (what `async_trait` makes of the hooks).
+type Hook<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
+
+/// Forwards to the shared observer, handing on its future as is (no second box per call).
 impl<T: RequestObserver + ?Sized> RequestObserver for Arc<T> {
-    async fn on_request(&self, request: &RequestRecord) -> Result<()> {
-        (**self).on_request(request).await
+    fn on_request<'s, 'r, 'a>(&'s self, request: &'r RequestRecord) -> Hook<'a>
+    where
+        's: 'a,
+        'r: 'a,
+        Self: 'a,
+    {
+        (**self).on_request(request)
     }
 
-    async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()> {
-        (**self).on_response(request, response).await
+    fn on_response<'s, 'r, 'p, 'a>(
+        &'s self,
+        request: &'r RequestRecord,
+        response: &'p ResponseRecord,
+    ) -> Hook<'a>
+    where
+        's: 'a,
+        'r: 'a,
+        'p: 'a,
+        Self: 'a,
+    {
+        (**self).on_response(request, response)
     }
 }
 
