@@ -186,6 +186,41 @@ impl Shown<'_> {
     }
 }
 
+/// What a response entry repeats of its request entry, encoded once for the request entry:
+/// the `auth` object and the `request` object, the latter split where a response entry adds
+/// the mount accessor a request entry leaves out.
+#[derive(Default)]
+pub(super) struct Repeated {
+    bytes: Vec<u8>,
+    /// `bytes[..auth]`: the `auth` object.
+    auth: usize,
+    /// `bytes[auth..slot]`: the `request` object up to its mount type; `bytes[slot..]`: the
+    /// rest.
+    slot: usize,
+}
+
+impl Repeated {
+    fn auth(&self) -> &[u8] {
+        self.bytes.get(..self.auth).unwrap_or_default()
+    }
+
+    fn request_head(&self) -> &[u8] {
+        self.bytes.get(self.auth..self.slot).unwrap_or_default()
+    }
+
+    fn request_tail(&self) -> &[u8] {
+        self.bytes.get(self.slot..).unwrap_or_default()
+    }
+}
+
+/// Whether a request entry's `request` object carries the mount accessor (a create or update,
+/// whose existence check resolved it, as OpenBao does); a response entry's carries it too when
+/// the request succeeded.
+fn shows_mount_accessor(r: &RequestRecord, response: bool) -> bool {
+    matches!(r.operation, Operation::Create | Operation::Update)
+        || (response && r.errors.is_empty())
+}
+
 impl Device {
     fn hash_accessor<'a>(&self, accessor: &'a str) -> Shown<'a> {
         if self.hmac_accessor && !self.log_raw {
@@ -314,9 +349,21 @@ impl Device {
     /// The mount fields; `version_key` is `mount_running_version` in a request object and
     /// `mount_running_plugin_version` in a response object (as in Vault).
     fn write_mount(o: &mut Obj<'_>, r: &RequestRecord, version_key: &str, accessor: bool) {
+        Self::write_mount_at(o, r, version_key, accessor, &mut 0);
+    }
+
+    /// [`Device::write_mount`], noting in `slot` where the mount accessor goes.
+    fn write_mount_at(
+        o: &mut Obj<'_>,
+        r: &RequestRecord,
+        version_key: &str,
+        accessor: bool,
+        slot: &mut usize,
+    ) {
         if let Some(mount) = &r.mount {
             o.str("mount_point", &mount.path);
             o.str("mount_type", &mount.kind);
+            *slot = o.len();
             if accessor {
                 o.str("mount_accessor", &mount.accessor);
             }
@@ -330,9 +377,9 @@ impl Device {
         }
     }
 
-    /// The `request` object. `response`: inside a response entry (the request's mount accessor
-    /// is known by then); a request entry carries the mount accessor only for a create or
-    /// update, whose existence check resolved it (as OpenBao does).
+    /// The `request` object. `response`: inside a response entry (see
+    /// [`shows_mount_accessor`]). `slot` receives the offset in `out` where the mount accessor
+    /// goes (after the mount type).
     fn write_request(
         &self,
         out: &mut Vec<u8>,
@@ -340,6 +387,7 @@ impl Device {
         response: bool,
         token: Option<&str>,
         accessor: Option<&str>,
+        slot: &mut usize,
     ) {
         let mut o = Obj::open(out);
         o.str("id", &r.request_id);
@@ -347,9 +395,9 @@ impl Device {
             write_client_id(&mut o, &t.entity_id, &t.policies);
         }
         o.str("operation", op_name(r.operation));
-        let with_accessor = matches!(r.operation, Operation::Create | Operation::Update)
-            || (response && r.errors.is_empty());
-        Self::write_mount(&mut o, r, "mount_running_version", with_accessor);
+        *slot = o.len();
+        let with_accessor = shows_mount_accessor(r, response);
+        Self::write_mount_at(&mut o, r, "mount_running_version", with_accessor, slot);
         o.str("client_token", token.unwrap_or_default());
         o.str("client_token_accessor", accessor.unwrap_or_default());
         o.raw("namespace", br#"{"id":"root"}"#);
@@ -379,12 +427,18 @@ impl Device {
     #[cfg(test)]
     pub(super) fn request_entry(&self, r: &RequestRecord) -> Vec<u8> {
         let mut out = Vec::new();
-        self.write_request_entry(&mut out, r);
+        self.write_request_entry(&mut out, r, None);
         out
     }
 
-    /// Appends the `request` entry, as JSON (no prefix, no newline).
-    pub(super) fn write_request_entry(&self, out: &mut Vec<u8>, r: &RequestRecord) {
+    /// Appends the `request` entry, as JSON (no prefix, no newline); with `keep`, also what
+    /// the response entry repeats of it.
+    pub(super) fn write_request_entry(
+        &self,
+        out: &mut Vec<u8>,
+        r: &RequestRecord,
+        keep: Option<&mut Repeated>,
+    ) {
         let (token, accessor) = self.request_hashes(r);
         let (token, accessor) = (
             token.as_ref().map(Shown::as_str),
@@ -393,10 +447,24 @@ impl Device {
         let mut o = Obj::open(out);
         write_time(&mut o, "time", SystemTime::now());
         o.str("type", "request");
+        let auth_at = o.len() + br#","auth":"#.len();
         Self::write_top_auth(o.key("auth"), r, token, accessor);
-        self.write_request(o.key("request"), r, false, token, accessor);
+        let request_at = o.len() + br#","request":"#.len();
+        let mut slot = 0;
+        self.write_request(o.key("request"), r, false, token, accessor, &mut slot);
+        let end = o.len();
         o.str("error", &multierror(&r.errors));
         o.close();
+        if let Some(keep) = keep {
+            let part = |range: std::ops::Range<usize>| out.get(range).unwrap_or_default();
+            keep.bytes.clear();
+            keep.bytes
+                .extend_from_slice(part(auth_at..request_at - br#","request":"#.len()));
+            keep.auth = keep.bytes.len();
+            keep.bytes.extend_from_slice(part(request_at..slot));
+            keep.slot = keep.bytes.len();
+            keep.bytes.extend_from_slice(part(slot..end));
+        }
     }
 
     /// The `auth` object of a response: the issued token's entry, else the fields of the
@@ -435,18 +503,23 @@ impl Device {
     #[cfg(test)]
     pub(super) fn response_entry(&self, r: &RequestRecord, resp: &ResponseRecord) -> Vec<u8> {
         let mut out = Vec::new();
-        self.write_response_entry(&mut out, r, resp);
+        self.write_response_entry(&mut out, r, resp, None);
         out
     }
 
-    /// Appends the `response` entry, as JSON (no prefix, no newline).
+    /// Appends the `response` entry, as JSON (no prefix, no newline); `repeated`: what this
+    /// device kept of the request entry (instead of encoding it again).
     pub(super) fn write_response_entry(
         &self,
         out: &mut Vec<u8>,
         r: &RequestRecord,
         resp: &ResponseRecord,
+        repeated: Option<&Repeated>,
     ) {
-        let (token, accessor) = self.request_hashes(r);
+        let (token, accessor) = match repeated {
+            Some(_) => (None, None),
+            None => self.request_hashes(r),
+        };
         let (token, accessor) = (
             token.as_ref().map(Shown::as_str),
             accessor.as_ref().map(Shown::as_str),
@@ -462,9 +535,27 @@ impl Device {
         match &response_auth {
             // A login's entry shows the issued token as its `auth` (as Vault).
             Some(a) if r.token.is_none() && resp.issued_token.is_some() => o.raw("auth", a),
-            _ => Self::write_top_auth(o.key("auth"), r, token, accessor),
+            _ => match repeated {
+                Some(rep) => o.raw("auth", rep.auth()),
+                None => Self::write_top_auth(o.key("auth"), r, token, accessor),
+            },
         }
-        self.write_request(o.key("request"), r, true, token, accessor);
+        match repeated {
+            Some(rep) => {
+                let out = o.key("request");
+                out.extend_from_slice(rep.request_head());
+                if let Some(mount) = &r.mount
+                    && shows_mount_accessor(r, true)
+                    && !shows_mount_accessor(r, false)
+                    && !mount.accessor.is_empty()
+                {
+                    out.extend_from_slice(br#","mount_accessor":"#);
+                    write_str(out, &mount.accessor);
+                }
+                out.extend_from_slice(rep.request_tail());
+            }
+            None => self.write_request(o.key("request"), r, true, token, accessor, &mut 0),
+        }
         o.object_unless_empty("response", |ro| {
             if let Some(a) = &response_auth {
                 ro.raw("auth", a);

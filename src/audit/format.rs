@@ -264,11 +264,27 @@ pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
     let _ = s.serialize(&mut ser);
 }
 
-/// Appends an integer.
+/// Appends an integer (decimal, as `Display` writes it, without the formatting machinery).
 pub(super) fn write_int(out: &mut Vec<u8>, v: impl Into<i64>) {
-    use std::io::Write as _;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{}", v.into());
+    let v: i64 = v.into();
+    if v < 0 {
+        out.push(b'-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            // `n % 10` is a single digit.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 /// Appends `v` as JSON (maps with sorted keys), escaped as Go's encoder does.
@@ -288,6 +304,11 @@ impl<'a> Obj<'a> {
     pub(super) fn open(out: &'a mut Vec<u8>) -> Self {
         out.push(b'{');
         Obj { out, first: true }
+    }
+
+    /// Bytes in the buffer so far.
+    pub(super) fn len(&self) -> usize {
+        self.out.len()
     }
 
     /// Writes `"key":` and returns the buffer for the value.
@@ -475,6 +496,27 @@ fn xml_escape(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for v in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            -98_765,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = Vec::new();
+            write_int(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+    }
     use serde_json::json;
 
     #[test]

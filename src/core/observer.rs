@@ -101,6 +101,32 @@ pub struct RequestRecord {
     pub client_token_accessor: Option<Secret>,
     /// Why the request was refused before its backend (empty when it reached it).
     pub errors: Vec<String>,
+    /// What the observer worked out in `on_request` for its `on_response`.
+    pub scratch: Scratch,
+}
+
+/// Something an observer works out for one request in its first hook and reuses in its second
+/// (an audit device's encoding of the parts both entries share). Starts empty; a clone of a
+/// record starts empty again.
+#[derive(Default)]
+pub struct Scratch(std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Clone for Scratch {
+    fn clone(&self) -> Self {
+        Scratch::default()
+    }
+}
+
+impl Scratch {
+    /// Keeps `value` (the first kept value stays).
+    pub fn keep<T: std::any::Any + Send + Sync>(&self, value: T) {
+        let _ = self.0.set(Box::new(value));
+    }
+
+    /// The kept value, if one of type `T` was kept.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.get()?.downcast_ref()
+    }
 }
 
 /// The outcome of a request as observers see it. Its `Debug` shows keys, never values.
@@ -298,6 +324,7 @@ impl Core {
             client_token: None,
             client_token_accessor: None,
             errors: error.messages(),
+            scratch: Scratch::default(),
         };
         let _ = observer.on_request(&record).await;
         let _ = observer
@@ -327,6 +354,7 @@ mod tests {
             client_token: Some(Secret::new("hvs.client-canary")),
             client_token_accessor: None,
             errors: Vec::new(),
+            scratch: Scratch::default(),
         };
         let resp = ResponseRecord {
             status: 200,

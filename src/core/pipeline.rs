@@ -161,6 +161,7 @@ impl Core {
             client_token: inc.client_token.clone(),
             client_token_accessor: None,
             errors: Vec::new(),
+            scratch: Default::default(),
         });
         let mut revoke = None;
         let mut result = self
