@@ -85,27 +85,93 @@ pub fn rfc3339_nanos(t: SystemTime) -> String {
 
 /// Calls `f` with [`rfc3339_nanos`]'s text, formatted on the stack (no allocation).
 pub fn with_rfc3339_nanos<R>(t: SystemTime, f: impl FnOnce(&str) -> R) -> R {
-    use std::io::Write as _;
-    let mut buf = [0u8; 40];
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cur, "{}", humantime::format_rfc3339_nanos(t));
-    let n = usize::try_from(cur.position()).unwrap_or(0);
-    let text = std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default();
-    // humantime always prints nine digits; Go trims trailing zeros (and the dot if nothing is left).
-    let Some(head) = text.strip_suffix('Z') else {
-        return f(text);
+    // Seconds since the epoch (negative before it) and the nanoseconds after them.
+    let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        ),
+        Err(e) => {
+            let d = e.duration();
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            match d.subsec_nanos() {
+                0 => (-secs, 0),
+                n => (-secs - 1, 1_000_000_000 - n),
+            }
+        }
     };
-    let trimmed = head.trim_end_matches('0');
-    let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
-    let mut out = [0u8; 40];
-    let len = trimmed.len();
-    if let Some(dst) = out.get_mut(..=len)
-        && let Some((z, digits)) = dst.split_last_mut()
-    {
-        digits.copy_from_slice(trimmed.as_bytes());
-        *z = b'Z';
+    let mut buf = [0u8; 48];
+    let n = write_rfc3339(&mut buf, secs, nanos);
+    f(std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default())
+}
+
+/// The civil date of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = (yoe + era.saturating_mul(400)).saturating_add(i64::from(month <= 2));
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+/// Writes a time as Go's `time.RFC3339Nano` does (UTC: years padded to four digits, trailing
+/// zeros of the fraction trimmed); returns the length.
+fn write_rfc3339(buf: &mut [u8; 48], secs: i64, nanos: u32) -> usize {
+    /// Writes `v` as `width` digits at `at`; returns the position after them.
+    fn digits(buf: &mut [u8; 48], at: usize, v: u64, width: u32) -> usize {
+        for i in 0..width {
+            if let Some(b) = buf.get_mut(at + i as usize) {
+                // A single decimal digit.
+                *b = b'0' + (v / 10u64.pow(width - 1 - i) % 10) as u8;
+            }
+        }
+        at + width as usize
     }
-    f(std::str::from_utf8(out.get(..=len).unwrap_or_default()).unwrap_or_default())
+    fn put(buf: &mut [u8; 48], at: usize, c: u8) -> usize {
+        if let Some(b) = buf.get_mut(at) {
+            *b = c;
+        }
+        at + 1
+    }
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400).unsigned_abs();
+    let mut at = 0;
+    if year < 0 {
+        at = put(buf, at, b'-');
+    }
+    let y = year.unsigned_abs();
+    let width = y.checked_ilog10().unwrap_or(0).max(3) + 1;
+    at = digits(buf, at, y, width);
+    at = put(buf, at, b'-');
+    at = digits(buf, at, u64::from(month), 2);
+    at = put(buf, at, b'-');
+    at = digits(buf, at, u64::from(day), 2);
+    at = put(buf, at, b'T');
+    at = digits(buf, at, rem / 3600, 2);
+    at = put(buf, at, b':');
+    at = digits(buf, at, rem / 60 % 60, 2);
+    at = put(buf, at, b':');
+    at = digits(buf, at, rem % 60, 2);
+    let mut nanos = nanos % 1_000_000_000;
+    if nanos > 0 {
+        let mut width = 9;
+        while nanos.is_multiple_of(10) {
+            nanos /= 10;
+            width -= 1;
+        }
+        at = put(buf, at, b'.');
+        at = digits(buf, at, u64::from(nanos), width);
+    }
+    put(buf, at, b'Z')
 }
 
 /// Go's zero time as RFC 3339, which Vault prints for "no expiration".
@@ -114,6 +180,45 @@ pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_by_hand_is_humantimes_trimmed() {
+        // humantime's text (nine digits) trimmed as Go trims it: the oracle for 1970-9999.
+        let oracle = |t: SystemTime| {
+            let text = humantime::format_rfc3339_nanos(t).to_string();
+            let head = text.strip_suffix('Z').unwrap().trim_end_matches('0');
+            format!("{}Z", head.strip_suffix('.').unwrap_or(head))
+        };
+        let year_10000 = 253_402_300_800u64;
+        let mut cases = vec![
+            Duration::ZERO,
+            Duration::new(951_782_400, 0),             // 2000-02-29
+            Duration::new(4_107_542_400, 1),           // 2100-03-01
+            Duration::new(1_704_067_199, 999_999_999), // 2023-12-31T23:59:59.999999999
+            Duration::new(year_10000 - 1, 500_000_000),
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let nanos = match x % 4 {
+                0 => 0,
+                1 => (x >> 8) as u32 % 1_000 * 1_000_000,
+                _ => (x >> 8) as u32 % 1_000_000_000,
+            };
+            cases.push(Duration::new((x >> 20) % year_10000, nanos));
+        }
+        for d in cases {
+            let t = UNIX_EPOCH + d;
+            assert_eq!(rfc3339_nanos(t), oracle(t), "{d:?}");
+        }
+        // Beyond humantime's range, as Go prints them.
+        let before = UNIX_EPOCH - Duration::new(86_400, 250_000_000);
+        assert_eq!(rfc3339_nanos(before), "1969-12-30T23:59:59.75Z");
+        let late = UNIX_EPOCH + Duration::from_secs(year_10000);
+        assert_eq!(rfc3339_nanos(late), "10000-01-01T00:00:00Z");
+    }
 
     #[test]
     fn rfc3339_trims_like_go() {
