@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::client::Conn;
 use crate::load::{Bound, ROOT, Scenario, expect, percentile, run_window, setup_fixtures};
 use crate::process::{Kind, Server};
-use crate::report::{Cell, fmt_ms, fmt_rps};
+use crate::report::{Cell, fmt_ms, fmt_opt, fmt_rps};
 use crate::{Opts, R};
 
 /// The scenarios measured with and without the device.
@@ -68,9 +68,10 @@ pub async fn audit_phase(opts: &Opts, dir: &Path) -> R<String> {
     );
     let _ = writeln!(
         out,
-        "| Scenario | Server | Audit off req/s | Audit on req/s | **On/off** | p50 ms off / on | p99 ms off / on |"
+        "| Scenario | Server | Audit off req/s | Audit on req/s | **On/off** | p50 ms off / on | p99 ms off / on | Server CPU µs/req off / on |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let tck = crate::load::clk_tck();
     let mut window_no = 0u64;
     for scn in SCENARIOS {
         // [server][off, on]
@@ -118,7 +119,7 @@ pub async fn audit_phase(opts: &Opts, dir: &Path) -> R<String> {
             let (loff, lon) = (off.merged_lat(), on.merged_lat());
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | **{:.2}** | {} / {} | {} / {} |",
+                "| {} | {} | {} | {} | **{:.2}** | {} / {} | {} / {} | {} / {} |",
                 scn.describe(),
                 s.kind.label(),
                 fmt_rps(off.mean_rps()),
@@ -128,6 +129,8 @@ pub async fn audit_phase(opts: &Opts, dir: &Path) -> R<String> {
                 fmt_ms(percentile(&lon, 0.5)),
                 fmt_ms(percentile(&loff, 0.99)),
                 fmt_ms(percentile(&lon, 0.99)),
+                fmt_opt(off.cpu_ms_per_1k(tck), 1),
+                fmt_opt(on.cpu_ms_per_1k(tck), 1),
             );
         }
     }
