@@ -395,6 +395,7 @@ impl Device {
             write_client_id(&mut o, &t.entity_id, &t.policies);
         }
         o.str("operation", op_name(r.operation));
+        // Without a mount nothing is spliced in: any offset inside the object will do.
         *slot = o.len();
         let with_accessor = shows_mount_accessor(r, response);
         Self::write_mount_at(&mut o, r, "mount_running_version", with_accessor, slot);
@@ -447,19 +448,21 @@ impl Device {
         let mut o = Obj::open(out);
         write_time(&mut o, "time", SystemTime::now());
         o.str("type", "request");
-        let auth_at = o.len() + br#","auth":"#.len();
-        Self::write_top_auth(o.key("auth"), r, token, accessor);
-        let request_at = o.len() + br#","request":"#.len();
+        let auth = o.key("auth");
+        let auth_at = auth.len();
+        Self::write_top_auth(auth, r, token, accessor);
+        let auth_end = o.len();
+        let request = o.key("request");
+        let request_at = request.len();
         let mut slot = 0;
-        self.write_request(o.key("request"), r, false, token, accessor, &mut slot);
+        self.write_request(request, r, false, token, accessor, &mut slot);
         let end = o.len();
         o.str("error", &multierror(&r.errors));
         o.close();
         if let Some(keep) = keep {
             let part = |range: std::ops::Range<usize>| out.get(range).unwrap_or_default();
             keep.bytes.clear();
-            keep.bytes
-                .extend_from_slice(part(auth_at..request_at - br#","request":"#.len()));
+            keep.bytes.extend_from_slice(part(auth_at..auth_end));
             keep.auth = keep.bytes.len();
             keep.bytes.extend_from_slice(part(request_at..slot));
             keep.slot = keep.bytes.len();
