@@ -95,6 +95,55 @@ impl Core {
         metrics::gauge!(t::CORE_ACTIVE, "cluster" => cluster).set(one(active));
     }
 
+    /// `vault.core.mount_table.num_entries` and `.size` for the secret (`logical`) and auth
+    /// tables, split into local and shared mounts as Vault keeps them; the size is that of the
+    /// table's JSON as stored (Vault's is compressed). Sampled for a scrape.
+    fn set_mount_table_gauges(&self) {
+        let cluster = self.cluster_label();
+        if cluster.is_empty() {
+            return;
+        }
+        let table = self.mount_table();
+        for (kind, label) in [
+            (crate::logical::mount::MountTableKind::Secret, "logical"),
+            (crate::logical::mount::MountTableKind::Auth, "auth"),
+        ] {
+            for local in [false, true] {
+                let entries: Vec<&crate::logical::mount::MountEntry> = table
+                    .iter()
+                    .map(|m| &*m.entry)
+                    .filter(|e| e.table == kind && e.local == local)
+                    .collect();
+                if local && entries.is_empty() {
+                    // Vault has no local table until a local mount exists.
+                    continue;
+                }
+                let size = serde_json::to_vec(&entries).map_or(0, |b| b.len());
+                let as_f64 = |n: usize| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
+                let local = if local { "true" } else { "false" };
+                metrics::gauge!(t::MOUNT_TABLE_NUM_ENTRIES,
+                    "cluster" => cluster.clone(), "local" => local, "type" => label)
+                .set(as_f64(entries.len()));
+                metrics::gauge!(t::MOUNT_TABLE_SIZE,
+                    "cluster" => cluster.clone(), "local" => local, "type" => label)
+                .set(as_f64(size));
+            }
+        }
+    }
+
+    /// `vault.core.in_flight_requests`, sampled for a scrape: the requests served now other
+    /// than the scrape itself (Vault samples every second from a background loop, when no
+    /// scrape is in flight).
+    fn set_in_flight_gauge(&self) {
+        let cluster = self.cluster_label();
+        if cluster.is_empty() {
+            return;
+        }
+        let others = t::in_flight_requests().saturating_sub(1);
+        metrics::gauge!(t::CORE_IN_FLIGHT_REQUESTS, "cluster" => cluster)
+            .set(f64::from(u32::try_from(others).unwrap_or(u32::MAX)));
+    }
+
     /// The auth method type and mount path that issued tokens of `mount_accessor` (the token
     /// store's own for an empty accessor).
     fn auth_mount_of(&self, mount_accessor: &str) -> (String, String) {
@@ -128,6 +177,8 @@ impl Core {
     pub async fn metrics_response(&self, format: &str) -> MetricsResponse {
         if !self.is_sealed() {
             self.set_seal_gauges(true, true);
+            self.set_in_flight_gauge();
+            self.set_mount_table_gauges();
             self.refresh_usage_gauges().await;
         }
         t::sample_runtime();

@@ -220,6 +220,7 @@ fn normalize_path(raw: &str) -> Option<String> {
 /// `coffer.request_duration_seconds` by method, mount type and status) and logged at debug
 /// level as one line (request id, method, path, status, duration; never a body, query or token).
 async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> HttpResponse {
+    let _in_flight = crate::telemetry::InFlight::start();
     let start = std::time::Instant::now();
     let method = method_label(req.method());
     let logged_path = tracing::enabled!(tracing::Level::DEBUG).then(|| log_path(req.uri().path()));

@@ -39,6 +39,12 @@ pub const HANDLE_LOGIN_REQUEST: &str = "vault.core.handle_login_request";
 pub const CORE_UNSEALED: &str = "vault.core.unsealed";
 /// 1 on the active node (Coffer has no standbys yet: 1 while unsealed; label `cluster`).
 pub const CORE_ACTIVE: &str = "vault.core.active";
+/// `vault.core.mount_table.num_entries`: mounts per table (gauge, `type`, `local`, `cluster`).
+pub const MOUNT_TABLE_NUM_ENTRIES: &str = "vault.core.mount_table.num_entries";
+/// `vault.core.mount_table.size`: bytes of a stored mount table (gauge, same labels).
+pub const MOUNT_TABLE_SIZE: &str = "vault.core.mount_table.size";
+/// `vault.core.in_flight_requests`: HTTP requests being served (gauge, `cluster`).
+pub const CORE_IN_FLIGHT_REQUESTS: &str = "vault.core.in_flight_requests";
 /// Tokens issued (labels `cluster`, `namespace`, `auth_method`, `mount_point`,
 /// `creation_ttl`, `token_type`).
 pub const TOKEN_CREATION: &str = "vault.token.creation";
@@ -185,6 +191,31 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default()
+}
+
+/// HTTP requests being served now.
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One HTTP request being served: counted in [`in_flight_requests`] while it lives.
+pub struct InFlight(());
+
+impl InFlight {
+    /// Counts a request that has just arrived.
+    pub fn start() -> InFlight {
+        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// HTTP requests being served now (Vault's `vault.core.in_flight_requests`).
+pub fn in_flight_requests() -> usize {
+    IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Drains recorded histogram samples into the Prometheus summaries; the server calls it on a

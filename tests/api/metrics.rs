@@ -681,3 +681,136 @@ async fn token_count_gauges_follow_tokens_once_per_usage_gauge_period() {
     assert_eq!(sum(&families, "vault_token_count_by_auth", &approle), 0.0);
     assert_eq!(sum(&families, "vault_token_count", &here), total - 1.0);
 }
+
+/// `vault_core_in_flight_requests` counts the requests being served: three requests held open
+/// (headers sent, body still coming) show as 3 in a scrape (the scrape itself not counted), and
+/// as 0 once their connections are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_requests_gauge_counts_requests_being_served() {
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start().await;
+    let cluster = srv.get("sys/seal-status", &srv.root).await.body["cluster_name"]
+        .as_str()
+        .expect("cluster_name")
+        .to_owned();
+    let here = [("cluster", cluster.as_str())];
+    let gauge = async || {
+        let families = parse(scrape(&srv, None).await).await;
+        sum(&families, "vault_core_in_flight_requests", &here)
+    };
+    // Polls the gauge until it reads `want` (each scrape samples it anew), for at most 10 s.
+    let until = async |want: f64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let seen = gauge().await;
+            if seen == want || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(until(0.0).await, 0.0, "nothing in flight but the scrape");
+
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(srv.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "PUT /v1/secret/data/held-{i} HTTP/1.1\r\nHost: {}\r\nX-Vault-Token: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"data\":",
+            srv.addr, srv.root
+        );
+        s.write_all(head.as_bytes()).await.expect("send");
+        held.push(s);
+    }
+    assert_eq!(
+        until(3.0).await,
+        3.0,
+        "three requests wait for their bodies"
+    );
+
+    drop(held);
+    assert_eq!(
+        until(0.0).await,
+        0.0,
+        "their connections closed, they are done"
+    );
+    // Nothing was written by the abandoned requests.
+    srv.get("secret/data/held-0", &srv.root)
+        .await
+        .assert_status(404);
+}
+
+/// `vault_core_mount_table_num_entries` / `_size` follow the mount tables: they count what
+/// `sys/mounts` and `sys/auth` list, one more secret mount and one more auth method show in the
+/// next scrape, and the stored tables grow.
+#[tokio::test]
+async fn mount_table_gauges_follow_the_mount_tables() {
+    let srv = TestServer::start().await;
+    let root = srv.root.clone();
+    let cluster = srv.get("sys/seal-status", &root).await.body["cluster_name"]
+        .as_str()
+        .expect("cluster_name")
+        .to_owned();
+    let gauges = async || {
+        let families = parse(scrape(&srv, None).await).await;
+        let mut seen = BTreeMap::new();
+        for table in ["logical", "auth"] {
+            // Shared and local (cubbyhole) mounts are counted in their own tables, as in Vault.
+            let labels = |local| {
+                [
+                    ("cluster", cluster.as_str()),
+                    ("local", local),
+                    ("type", table),
+                ]
+            };
+            let entries = |local| {
+                sum(
+                    &families,
+                    "vault_core_mount_table_num_entries",
+                    &labels(local),
+                )
+            };
+            seen.insert(
+                table,
+                (
+                    entries("false") + entries("true"),
+                    sum(&families, "vault_core_mount_table_size", &labels("false")),
+                ),
+            );
+        }
+        seen
+    };
+    let before = gauges().await;
+    let mounts = srv.get("sys/mounts", &root).await.body["data"]
+        .as_object()
+        .expect("mounts")
+        .len();
+    let auths = srv.get("sys/auth", &root).await.body["data"]
+        .as_object()
+        .expect("auth methods")
+        .len();
+    assert_eq!(before["logical"].0, mounts as f64, "{before:?}");
+    assert_eq!(before["auth"].0, auths as f64, "{before:?}");
+    assert!(
+        before["logical"].1 > 0.0 && before["auth"].1 > 0.0,
+        "{before:?}"
+    );
+
+    srv.put(
+        "sys/mounts/team-kv",
+        &root,
+        json!({"type": "kv", "options": {"version": "2"}}),
+    )
+    .await
+    .assert_status(204);
+    srv.put("sys/auth/approle", &root, json!({"type": "approle"}))
+        .await
+        .assert_status(204);
+    let after = gauges().await;
+    assert_eq!(after["logical"].0, before["logical"].0 + 1.0, "{after:?}");
+    assert_eq!(after["auth"].0, before["auth"].0 + 1.0, "{after:?}");
+    assert!(after["logical"].1 > before["logical"].1, "{after:?}");
+    assert!(after["auth"].1 > before["auth"].1, "{after:?}");
+}
