@@ -68,6 +68,14 @@ pub const BARRIER_LIST: &str = "vault.barrier.list";
 pub const AUDIT_LOG_REQUEST: &str = "vault.audit.log_request";
 /// Audit response timer (ms).
 pub const AUDIT_LOG_RESPONSE: &str = "vault.audit.log_response";
+/// Policy store reads (ms).
+pub const POLICY_GET: &str = "vault.policy.get_policy";
+/// Policy store listings (ms).
+pub const POLICY_LIST: &str = "vault.policy.list_policies";
+/// Policy store writes (ms).
+pub const POLICY_SET: &str = "vault.policy.set_policy";
+/// Policy store deletions (ms).
+pub const POLICY_DELETE: &str = "vault.policy.delete_policy";
 /// Request entries no device accepted.
 pub const AUDIT_LOG_REQUEST_FAILURE: &str = "vault.audit.log_request_failure";
 /// Response entries no device accepted.

@@ -814,3 +814,45 @@ async fn mount_table_gauges_follow_the_mount_tables() {
     assert!(after["logical"].1 > before["logical"].1, "{after:?}");
     assert!(after["auth"].1 > before["auth"].1, "{after:?}");
 }
+
+/// `vault_policy_*` timers count the policy store's operations: writing, reading, listing and
+/// deleting a policy through `sys/policies/acl` each add to their summary's count.
+#[tokio::test]
+async fn policy_timers_count_policy_store_operations() {
+    let srv = TestServer::start().await;
+    let root = srv.root.clone();
+    let counts = async || {
+        let families = parse(scrape(&srv, None).await).await;
+        [
+            "vault_policy_set_policy_count",
+            "vault_policy_get_policy_count",
+            "vault_policy_list_policies_count",
+            "vault_policy_delete_policy_count",
+        ]
+        .map(|name| sum(&families, name, &[]))
+    };
+    let before = counts().await;
+    srv.put(
+        "sys/policies/acl/reader",
+        &root,
+        json!({"policy": "path \"secret/data/*\" { capabilities = [\"read\"] }"}),
+    )
+    .await
+    .assert_status(204);
+    srv.get("sys/policies/acl/reader", &root)
+        .await
+        .assert_status(200);
+    srv.req("LIST", "sys/policies/acl", Some(&root), None)
+        .await
+        .assert_status(200);
+    srv.delete("sys/policies/acl/reader", &root)
+        .await
+        .assert_status(204);
+    let after = counts().await;
+    for (i, name) in ["set", "get", "list", "delete"].iter().enumerate() {
+        assert!(
+            after[i] >= before[i] + 1.0,
+            "{name}: {before:?} -> {after:?}"
+        );
+    }
+}
