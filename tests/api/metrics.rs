@@ -160,6 +160,14 @@ async fn server_with(telemetry: Telemetry, options: HttpOptions) -> TestServer {
     srv
 }
 
+/// The server's cluster name (the `cluster` label of its gauges).
+async fn cluster_name(srv: &TestServer) -> String {
+    srv.get("sys/seal-status", &srv.root).await.body["cluster_name"]
+        .as_str()
+        .expect("cluster_name")
+        .to_owned()
+}
+
 /// AppRole enabled with a role; returns a fresh login's client token.
 async fn approle_login(srv: &TestServer) -> String {
     let root = srv.root.as_str();
@@ -269,10 +277,7 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         BTreeSet::from(["0.5".into(), "0.9".into(), "0.99".into()])
     );
     let creation = &before["vault_token_creation"].samples;
-    let cluster = srv.get("sys/seal-status", &root).await.body["cluster_name"]
-        .as_str()
-        .expect("cluster_name")
-        .to_owned();
+    let cluster = cluster_name(&srv).await;
     let approle = [
         ("auth_method", "approle"),
         ("mount_point", "auth/approle/"),
@@ -661,10 +666,7 @@ async fn token_count_gauges_follow_tokens_once_per_usage_gauge_period() {
     };
     let srv = server_with(telemetry, HttpOptions::default()).await;
     let token = approle_login(&srv).await;
-    let cluster = srv.get("sys/seal-status", &srv.root).await.body["cluster_name"]
-        .as_str()
-        .expect("cluster_name")
-        .to_owned();
+    let cluster = cluster_name(&srv).await;
     let approle = [("auth_method", "approle"), ("cluster", cluster.as_str())];
     let here = [("cluster", cluster.as_str())];
     let families = parse(scrape(&srv, None).await).await;
@@ -689,10 +691,7 @@ async fn token_count_gauges_follow_tokens_once_per_usage_gauge_period() {
 async fn in_flight_requests_gauge_counts_requests_being_served() {
     use tokio::io::AsyncWriteExt;
     let srv = TestServer::start().await;
-    let cluster = srv.get("sys/seal-status", &srv.root).await.body["cluster_name"]
-        .as_str()
-        .expect("cluster_name")
-        .to_owned();
+    let cluster = cluster_name(&srv).await;
     let here = [("cluster", cluster.as_str())];
     let gauge = async || {
         let families = parse(scrape(&srv, None).await).await;
@@ -749,10 +748,7 @@ async fn in_flight_requests_gauge_counts_requests_being_served() {
 async fn mount_table_gauges_follow_the_mount_tables() {
     let srv = TestServer::start().await;
     let root = srv.root.clone();
-    let cluster = srv.get("sys/seal-status", &root).await.body["cluster_name"]
-        .as_str()
-        .expect("cluster_name")
-        .to_owned();
+    let cluster = cluster_name(&srv).await;
     let gauges = async || {
         let families = parse(scrape(&srv, None).await).await;
         let mut seen = BTreeMap::new();
