@@ -119,14 +119,13 @@ impl Core {
                     continue;
                 }
                 let size = serde_json::to_vec(&entries).map_or(0, |b| b.len());
-                let as_f64 = |n: usize| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
                 let local = if local { "true" } else { "false" };
                 metrics::gauge!(t::MOUNT_TABLE_NUM_ENTRIES,
                     "cluster" => cluster.clone(), "local" => local, "type" => label)
-                .set(as_f64(entries.len()));
+                .set(entries.len() as f64);
                 metrics::gauge!(t::MOUNT_TABLE_SIZE,
                     "cluster" => cluster.clone(), "local" => local, "type" => label)
-                .set(as_f64(size));
+                .set(size as f64);
             }
         }
     }
@@ -140,8 +139,7 @@ impl Core {
             return;
         }
         let others = t::in_flight_requests().saturating_sub(1);
-        metrics::gauge!(t::CORE_IN_FLIGHT_REQUESTS, "cluster" => cluster)
-            .set(f64::from(u32::try_from(others).unwrap_or(u32::MAX)));
+        metrics::gauge!(t::CORE_IN_FLIGHT_REQUESTS, "cluster" => cluster).set(others as f64);
     }
 
     /// The auth method type and mount path that issued tokens of `mount_accessor` (the token
