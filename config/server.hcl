@@ -47,6 +47,18 @@ telemetry {
   prometheus_retention_time = "24h"
 }
 
+# An audit trail: every request and response as one JSON line, secrets HMAC'd. Devices declared
+# here are enabled at unseal (the API may not create them unless unsafe_allow_api_audit_creation
+# is set), cannot be disabled through the API, and are re-read on SIGHUP, which also reopens the
+# file after logrotate renamed it. Uncomment once /var/log/coffer exists and is writable by Coffer.
+# audit "file" "to-file" {
+#   description = "audit trail"
+#   options {
+#     file_path = "/var/log/coffer/audit.log"
+#     mode      = "0600"
+#   }
+# }
+
 # Logging: one of trace, debug, info, warn, error; "standard" lines or "json" objects.
 log_level  = "info"
 log_format = "standard"

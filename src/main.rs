@@ -328,7 +328,7 @@ fn run_config(path: &str, level: Option<tracing::Level>, format: Option<LogForma
             shutdown_signal().await;
             let _ = tx.send(true);
         });
-        coffer::production::run(config, rx).await
+        coffer::production::run(config, Some(std::path::PathBuf::from(path)), rx).await
     })
 }
 
@@ -347,6 +347,7 @@ fn dev_core_config(file: Option<&ServerConfig>) -> CoreConfig {
         config.allow_audit_log_prefixing = f.allow_audit_log_prefixing;
         config.audit_timeout = f.audit_timeout;
         config.plugin_directory = f.plugin_directory.clone();
+        config.declared_audit = f.audit.clone();
         if let Some(t) = &f.telemetry {
             config.telemetry = t.clone();
         }
@@ -355,6 +356,7 @@ fn dev_core_config(file: Option<&ServerConfig>) -> CoreConfig {
 }
 
 async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), String> {
+    let config_path = args.config.clone().map(std::path::PathBuf::from);
     for setting in file.iter().flat_map(|f| f.ignored.iter()) {
         tracing::info!(config.setting = %setting, "setting {setting} is accepted but has no effect in Coffer");
     }
@@ -425,7 +427,14 @@ async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), Str
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tokio::spawn(sweep_loop(Arc::downgrade(&dev.core)));
-    coffer::server::reopen_audit_on_hangup(Arc::downgrade(&dev.core));
+    let reload: Option<coffer::server::AuditReload> = config_path.map(|path| {
+        Arc::new(move || {
+            ServerConfig::from_file_for_dev(&path)
+                .map(|c| c.audit)
+                .map_err(|e| e.to_string())
+        }) as coffer::server::AuditReload
+    });
+    coffer::server::on_hangup(Arc::downgrade(&dev.core), reload);
     let core = dev.core.clone();
     tasks.spawn(async move {
         serve_http(listener, core, &HttpOptions::default(), stop)

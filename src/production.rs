@@ -103,6 +103,7 @@ pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<
             .unwrap_or_else(crate::telemetry::Telemetry::without_stanza),
         audit_timeout: config.audit_timeout,
         plugin_directory: config.plugin_directory.clone(),
+        declared_audit: config.audit.clone(),
     };
     let core = Core::new(raw, kind, clock, core_config).map_err(|e| e.to_string())?;
     if let Some(parts) = ha {
@@ -164,8 +165,10 @@ fn url_port(url: &str) -> Option<(String, u16)> {
 }
 
 /// Serves every listener of `config` until `shutdown` fires; prints Vault's start-up banner.
+/// `source`: the file `config` was read from; SIGHUP reads its `audit` blocks again.
 pub async fn run(
     config: ServerConfig,
+    source: Option<std::path::PathBuf>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     for setting in &config.ignored {
@@ -178,7 +181,14 @@ pub async fn run(
         lines.push(start_listener(i + 1, l, &core, &shutdown, &mut tasks)?);
     }
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    crate::server::reopen_audit_on_hangup(Arc::downgrade(&core));
+    let reload: Option<crate::server::AuditReload> = source.map(|path| {
+        Arc::new(move || {
+            ServerConfig::from_file(&path)
+                .map(|c| c.audit)
+                .map_err(|e| e.to_string())
+        }) as crate::server::AuditReload
+    });
+    crate::server::on_hangup(Arc::downgrade(&core), reload);
     if let Some(ha) = core.ha() {
         tokio::spawn(ha.clone().run(Arc::downgrade(&core)));
     }

@@ -101,15 +101,32 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
     }
 }
 
-/// On every SIGHUP, reopens the audit devices' files (after `logrotate` renamed them), off the
-/// runtime's worker threads. Registered at once, so a SIGHUP no longer ends the process.
-pub fn reopen_audit_on_hangup(core: std::sync::Weak<Core>) {
+/// Reads the configuration's `audit` blocks again (SIGHUP); the error names the file.
+pub type AuditReload =
+    Arc<dyn Fn() -> std::result::Result<Vec<crate::audit::Declared>, String> + Send + Sync>;
+
+/// On every SIGHUP, off the runtime's worker threads: re-reads the configuration's `audit`
+/// blocks when `reload` is given (enabling new devices, removing dropped ones; a file that
+/// does not read or a change that cannot be applied is logged and changes nothing), then
+/// reopens the audit devices' files (after `logrotate` renamed them). Registered at once, so a
+/// SIGHUP no longer ends the process.
+pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<AuditReload>) {
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(mut hup) => {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     let Some(core) = core.upgrade() else { return };
+                    if let Some(reload) = reload.clone() {
+                        tracing::info!("SIGHUP: reading the configuration's audit devices");
+                        match tokio::task::spawn_blocking(move || reload()).await {
+                            Ok(Ok(declared)) => core.reload_declared_audit(declared).await,
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "SIGHUP: could not reload the configuration");
+                            }
+                            Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed"),
+                        }
+                    }
                     tracing::info!("SIGHUP: reopening audit device files");
                     let _ = tokio::task::spawn_blocking(move || core.audit.reopen()).await;
                 }
@@ -127,7 +144,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    reopen_audit_on_hangup(Arc::downgrade(&core));
+    on_hangup(Arc::downgrade(&core), None);
     serve_http(listener, core, &HttpOptions::default(), shutdown).await
 }
 

@@ -78,7 +78,7 @@ impl HashText {
 }
 
 /// Go's `strconv.ParseBool`.
-fn parse_bool(v: &str) -> Result<bool> {
+pub(super) fn parse_bool(v: &str) -> Result<bool> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

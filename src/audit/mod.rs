@@ -56,11 +56,83 @@ pub struct AuditEntry {
     pub local: bool,
     /// Identity of this enablement: names the salt.
     pub uuid: String,
+    /// Enabled from an `audit` block of the server configuration (OpenBao's `audit-config`
+    /// table type): kept as declared, not disabled through the API, removed when the block goes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
+}
+
+/// An audit device declared in the server configuration, `audit "<type>" "<path>" { ... }`
+/// (OpenBao's declarative devices): enabled at unseal when missing, checked against the table
+/// when present, re-applied on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    /// Path, ending in `/`.
+    pub path: String,
+    /// Device type (`file`, `socket`, `syslog`).
+    pub kind: String,
+    /// Free text.
+    pub description: String,
+    /// Not replicated (kept for Vault compatibility).
+    pub local: bool,
+    /// Device options.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Declared {
+    /// Why the enabled device `entry` is not this declaration, if it is not.
+    fn difference(&self, entry: &AuditEntry) -> Option<String> {
+        let path = &self.path;
+        if entry.kind != self.kind {
+            return Some(format!(
+                "audit device {path} has different types: {} (table) vs {} (config)",
+                entry.kind, self.kind
+            ));
+        }
+        if entry.description != self.description {
+            return Some(format!(
+                "audit device {path} has different descriptions: {} (table) vs {} (config)",
+                entry.description, self.description
+            ));
+        }
+        if entry.local != self.local {
+            return Some(format!(
+                "audit device {path} has different values for local: {} (table) vs {} (config)",
+                entry.local, self.local
+            ));
+        }
+        for (key, declared) in &self.options {
+            match entry.options.get(key) {
+                None => {
+                    return Some(format!(
+                        "audit device {path} has option {key} in the config but not in the audit table"
+                    ));
+                }
+                Some(stored) if stored != declared => {
+                    return Some(format!(
+                        "audit device {path} option {key} differs: {stored} (table) vs {declared} (config)"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        entry
+            .options
+            .keys()
+            .find(|key| !self.options.contains_key(*key))
+            .map(|key| {
+                format!(
+                    "audit device {path} has option {key} in the audit table but not in the config"
+                )
+            })
+    }
 }
 
 /// The enabled devices; an observer on the core while at least one is enabled.
 pub struct Broker {
     devices: ArcSwap<Vec<Arc<Device>>>,
+    /// The devices the server configuration declares (replaced on SIGHUP).
+    declared: ArcSwap<Vec<Declared>>,
     /// Serialises enable/disable/load (never held across device I/O of requests).
     lock: tokio::sync::Mutex<()>,
     /// How long a request waits for the first acknowledgement.
@@ -84,6 +156,7 @@ impl Broker {
     pub fn new(deadline: Duration, plugin_directory: Option<PathBuf>) -> Broker {
         Broker {
             devices: ArcSwap::default(),
+            declared: ArcSwap::default(),
             lock: tokio::sync::Mutex::new(()),
             deadline,
             plugin_directory,
@@ -143,8 +216,13 @@ impl Broker {
         self.devices.store(Arc::new(Vec::new()));
     }
 
-    /// Enables a device: checks the options, opens and probes it, stores it.
-    pub async fn enable(
+    /// Enables a device through the API: checks the options, opens and probes it, stores it.
+    pub async fn enable(&self, root: &Storage, entry: AuditEntry, skip_test: bool) -> Result<()> {
+        let _g = self.lock.lock().await;
+        self.enable_locked(root, entry, skip_test).await
+    }
+
+    async fn enable_locked(
         &self,
         root: &Storage,
         mut entry: AuditEntry,
@@ -157,7 +235,6 @@ impl Broker {
                 entry.kind
             )));
         }
-        let _g = self.lock.lock().await;
         let current = self.devices();
         if current
             .iter()
@@ -189,10 +266,20 @@ impl Broker {
         Ok(())
     }
 
-    /// Disables the device at `path`; no error when none is there.
+    /// Disables the device at `path` through the API; no error when none is there. A device
+    /// the configuration declares stays (OpenBao's message).
     pub async fn disable(&self, root: &Storage, path: &str) -> Result<()> {
         let path = normalize(path);
         let _g = self.lock.lock().await;
+        if self.device(&path).is_some_and(|d| d.entry.declared) {
+            return Err(Error::bad(
+                "cannot disable configuration-managed audit device",
+            ));
+        }
+        self.disable_locked(root, &path).await
+    }
+
+    async fn disable_locked(&self, root: &Storage, path: &str) -> Result<()> {
         let current = self.devices();
         let Some(gone) = current.iter().find(|d| d.entry.path == path).cloned() else {
             return Ok(());
@@ -208,6 +295,85 @@ impl Broker {
         self.devices.store(Arc::new(next));
         Ok(())
     }
+
+    /// Replaces the devices the configuration declares (at start and on SIGHUP); they take
+    /// effect at the next [`Broker::apply_declared`].
+    pub fn set_declared(&self, declared: Vec<Declared>) {
+        self.declared.store(Arc::new(declared));
+    }
+
+    /// Brings the table in line with the configuration (after [`Broker::load`] at unseal, and on
+    /// SIGHUP): a declared device that is missing is enabled (and probed unless `skip_test`), a
+    /// declared device no longer in the configuration is disabled, one that is present must be
+    /// exactly as declared. Every declaration is checked before anything changes, so a conflict
+    /// (a device of the same path enabled through the API, changed options) changes nothing;
+    /// the error says which device and why.
+    pub async fn apply_declared(&self, root: &Storage) -> Result<()> {
+        let declared = self.declared.load_full();
+        let _g = self.lock.lock().await;
+        let current = self.devices();
+        let mut missing = Vec::new();
+        for d in declared.iter() {
+            match current.iter().find(|c| c.entry.path == d.path) {
+                None => missing.push(d),
+                Some(c) if !c.entry.declared => {
+                    return Err(config_error(format!(
+                        "audit device in configuration (path: {}) was already created by API; remove the API audit device before attempting to create a duplicate configuration-based version",
+                        d.path
+                    )));
+                }
+                Some(c) => {
+                    if let Some(why) = d.difference(&c.entry) {
+                        return Err(config_error(format!(
+                            "failed to validate audit device config {}: modifications to audit devices are not allowed: {why}",
+                            d.path
+                        )));
+                    }
+                }
+            }
+        }
+        for gone in current.iter().filter(|c| c.entry.declared) {
+            if !declared.iter().any(|d| d.path == gone.entry.path) {
+                tracing::info!(audit.path = %gone.entry.path, "disabling removed audit device");
+                self.disable_locked(root, &gone.entry.path).await?;
+            }
+        }
+        for d in missing {
+            tracing::info!(audit.path = %d.path, "adding new audit device");
+            let entry = AuditEntry {
+                path: d.path.clone(),
+                kind: d.kind.clone(),
+                description: d.description.clone(),
+                options: d.options.clone(),
+                local: d.local,
+                uuid: String::new(),
+                declared: true,
+            };
+            let skip_test = d
+                .options
+                .get("skip_test")
+                .map_or(Ok(false), |v| device::parse_bool(v));
+            let enabled = match skip_test {
+                Ok(skip_test) => self.enable_locked(root, entry, skip_test).await,
+                Err(e) => Err(e),
+            };
+            enabled.map_err(|e| {
+                let why = e.messages().join("; ");
+                config_error(format!(
+                    "failed to create new audit device {}: {why}",
+                    d.path
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A declared device that cannot be applied: a 500 that names the reason (Vault answers an
+/// unseal whose setup failed with the error's text), logged as well.
+fn config_error(message: String) -> Error {
+    tracing::error!(error = %message, "audit devices of the configuration cannot be applied");
+    Error::Coded(500, message)
 }
 
 /// `file` → `file/`.
@@ -596,6 +762,7 @@ mod bench {
             options: [("file_path".to_string(), "discard".to_string())].into(),
             local: false,
             uuid: "u".into(),
+            declared: false,
         };
         let d = Device::new(entry, "salt".into(), None).unwrap();
         let token: crate::token::TokenEntry = serde_json::from_value(serde_json::json!({

@@ -31,6 +31,8 @@ pub(super) struct Block<'a> {
     pub kind: &'a str,
     /// The label (`"tcp"`, `"file"`), if one was given.
     pub label: Option<&'a str>,
+    /// Every key as written, the keyword first (`audit "file" "to-file"` has three).
+    pub keys: &'a [String],
     /// Line of the keyword.
     pub line: usize,
     /// The body (or whatever value stood there).
@@ -104,6 +106,7 @@ impl<'a> Section<'a> {
                 section.blocks.push(Block {
                     kind,
                     label,
+                    keys: &item.keys,
                     line,
                     node,
                 });

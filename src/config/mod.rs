@@ -8,6 +8,7 @@
 //! Every error names the file, the setting and, when known, the line:
 //! `server.hcl:1: storage "raft": storage type "raft" is not supported by Coffer (supported: inmem, file)`.
 
+mod audit;
 mod file;
 pub mod listener;
 pub mod storage;
@@ -72,7 +73,7 @@ const TOP: Schema = Schema {
         "experiments",
         "user_lockout",
     ],
-    blocks: &["storage", "backend", "listener", "telemetry"],
+    blocks: &["storage", "backend", "listener", "telemetry", "audit"],
 };
 
 /// The validated server configuration.
@@ -107,6 +108,9 @@ pub struct ServerConfig {
     /// `plugin_directory`: Coffer runs no plugins, but audit device files may not be written
     /// there (HCSEC-2025-14).
     pub plugin_directory: Option<std::path::PathBuf>,
+    /// `audit "<type>" "<path>" { ... }` blocks: devices enabled at unseal and kept as declared
+    /// (re-read on SIGHUP).
+    pub audit: Vec<crate::audit::Declared>,
     /// Settings present in the file that Coffer accepts without effect, each once: top-level ones
     /// in file order, then `cluster_addr`, then listener ones (`listener "tcp".cluster_address`).
     /// The server logs one line for each.
@@ -209,6 +213,7 @@ impl ServerConfig {
             telemetry: None,
             audit_timeout: crate::audit::DEFAULT_DEADLINE,
             plugin_directory: None,
+            audit: Vec::new(),
             ignored: Vec::new(),
         }
     }
@@ -233,7 +238,7 @@ fn parse_text(
     let storage_blocks: Vec<_> = top
         .blocks
         .iter()
-        .filter(|b| b.kind != "listener" && b.kind != "telemetry")
+        .filter(|b| !matches!(b.kind, "listener" | "telemetry" | "audit"))
         .collect();
     // Dev mode is in memory whatever the file says.
     let storage = if dev {
@@ -323,6 +328,10 @@ fn parse_text(
         },
     };
 
+    let allow_audit_log_prefixing = top.boolean("allow_audit_log_prefixing")?.unwrap_or(false);
+    let audit_blocks: Vec<_> = top.blocks.iter().filter(|b| b.kind == "audit").collect();
+    let audit = audit::from_blocks(file, &audit_blocks, allow_audit_log_prefixing)?;
+
     Ok(ServerConfig {
         storage,
         listeners,
@@ -335,13 +344,14 @@ fn parse_text(
         unsafe_allow_api_audit_creation: top
             .boolean("unsafe_allow_api_audit_creation")?
             .unwrap_or(false),
-        allow_audit_log_prefixing: top.boolean("allow_audit_log_prefixing")?.unwrap_or(false),
+        allow_audit_log_prefixing,
         telemetry,
         audit_timeout: audit_timeout(&top)?,
         plugin_directory: top
             .string("plugin_directory")?
             .map(|(d, _)| std::path::PathBuf::from(d))
             .filter(|d| !d.as_os_str().is_empty()),
+        audit,
         ignored,
     })
 }

@@ -102,6 +102,7 @@ fn vault_example_expected() -> ServerConfig {
         }),
         audit_timeout: crate::audit::DEFAULT_DEADLINE,
         plugin_directory: None,
+        audit: Vec::new(),
         ignored: vec![
             "ui".into(),
             "disable_mlock".into(),
@@ -523,4 +524,121 @@ fn listener_telemetry_and_the_dev_merge_file() {
     assert_eq!(c.ignored, ["storage"]);
     assert_eq!(c.telemetry, Some(Telemetry::dev()));
     assert!(ServerConfig::from_file(&path).is_err());
+}
+
+#[test]
+fn audit_blocks_declare_devices_in_hcl_and_json() {
+    let hcl = base(
+        "audit \"file\" \"to-file\" {\n  description = \"declared\"\n  options {\n    file_path = \"/var/log/coffer/audit.log\"\n    mode = \"0600\"\n    hmac_accessor = false\n  }\n}\n\
+         audit \"socket\" \"siem/\" {\n  local = true\n  options = { address = \"127.0.0.1:9090\", socket_type = \"tcp\" }\n}\n\
+         audit \"syslog\" \"s\" { }\n",
+    );
+    let got = ok(&hcl).audit;
+    let opts = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let want = vec![
+        crate::audit::Declared {
+            path: "to-file/".into(),
+            kind: "file".into(),
+            description: "declared".into(),
+            local: false,
+            options: opts(&[
+                ("file_path", "/var/log/coffer/audit.log"),
+                ("mode", "0600"),
+                ("hmac_accessor", "false"),
+            ]),
+        },
+        crate::audit::Declared {
+            path: "siem/".into(),
+            kind: "socket".into(),
+            description: String::new(),
+            local: true,
+            options: opts(&[("address", "127.0.0.1:9090"), ("socket_type", "tcp")]),
+        },
+        crate::audit::Declared {
+            path: "s/".into(),
+            kind: "syslog".into(),
+            description: String::new(),
+            local: false,
+            options: opts(&[]),
+        },
+    ];
+    assert_eq!(got, want);
+
+    // JSON: a body of only objects is flattened one level further; the device is the same.
+    let json = r#"{"storage": {"inmem": {}}, "listener": [{"tcp": {"tls_disable": true}}],
+      "audit": [
+        {"file": {"to-file": {"options": {"file_path": "/var/log/coffer/audit.log", "mode": "0600", "hmac_accessor": false}, "description": "declared"}}},
+        {"socket": {"siem": {"options": {"address": "127.0.0.1:9090", "socket_type": "tcp"}, "local": true}}},
+        {"syslog": {"s": {}}}
+      ]}"#;
+    assert_eq!(ok(json).audit, want);
+    let only_options = r#"{"storage": {"inmem": {}}, "listener": [{"tcp": {"tls_disable": true}}],
+      "audit": {"file": {"f": {"options": {"file_path": "/x"}}}}}"#;
+    assert_eq!(
+        ok(only_options).audit,
+        vec![crate::audit::Declared {
+            path: "f/".into(),
+            kind: "file".into(),
+            description: String::new(),
+            local: false,
+            options: opts(&[("file_path", "/x")]),
+        }]
+    );
+    // Type and path as settings, as OpenBao reads them.
+    let settings = ok(&base(
+        "audit { type = \"file\" path = \"p\" options { file_path = \"stdout\" } }\n",
+    ));
+    assert_eq!(settings.audit[0].path, "p/");
+    assert_eq!(settings.audit[0].kind, "file");
+}
+
+#[test]
+fn audit_block_errors_name_the_block() {
+    let cases = [
+        (
+            "audit \"file\" { options { file_path = \"/x\" } }",
+            "server.hcl:3: audit \"file\": audit path must be specified",
+        ),
+        (
+            "audit \"kafka\" \"k\" { }",
+            "server.hcl:3: audit \"kafka\": unknown audit device type \"kafka\" (supported: file, socket, syslog)",
+        ),
+        (
+            "audit \"file\" \"a\" { options { file_path = \"/x\" } }\naudit \"file\" \"a/\" { options { file_path = \"/y\" } }",
+            "server.hcl:4: audit \"file\": two audit devices with same path (a/) exist in config",
+        ),
+        (
+            "audit \"file\" \"a\" { options { file_path = \"/x\" } }\naudit \"file\" \"a/b\" { options { file_path = \"/y\" } }",
+            "server.hcl:4: audit \"file\": path a/b/ overlaps the audit device at a/",
+        ),
+        (
+            "audit \"file\" \"a\" {\n options { file_path = \"/x\"\n prefix = \"@cee:\" }\n}",
+            "server.hcl:4: audit \"file\".options: audit log prefixing is not allowed",
+        ),
+        (
+            "audit \"file\" \"a\" { options { file_path = \"/x\" skip_test = \"maybe\" } }",
+            "server.hcl:3: audit \"file\".options: skip_test: strconv.ParseBool: parsing \"maybe\": invalid syntax",
+        ),
+        (
+            "audit \"file\" \"a\" { options { file_path = [\"/x\"] } }",
+            "server.hcl:3: audit \"file\".options.file_path: expected a string, got a list",
+        ),
+        (
+            "audit \"file\" \"a\" { option { file_path = \"/x\" } }",
+            "server.hcl:3: audit \"file\".option: unknown setting",
+        ),
+    ];
+    for (extra, want) in cases {
+        assert_eq!(err(&base(extra)), want, "{extra}");
+    }
+    // With allow_audit_log_prefixing the prefix is accepted.
+    let text = base(
+        "allow_audit_log_prefixing = true\naudit \"file\" \"a\" { options { file_path = \"/x\" prefix = \"@cee:\" } }",
+    );
+    assert_eq!(ok(&text).audit[0].options["prefix"], "@cee:");
 }

@@ -79,6 +79,9 @@ pub struct CoreConfig {
     pub audit_timeout: std::time::Duration,
     /// `plugin_directory`: audit device files may not be written there.
     pub plugin_directory: Option<std::path::PathBuf>,
+    /// The configuration's `audit` blocks: enabled at every unseal (not at init), re-applied
+    /// on SIGHUP through [`Core::reload_declared_audit`].
+    pub declared_audit: Vec<crate::audit::Declared>,
 }
 
 impl Default for CoreConfig {
@@ -92,6 +95,7 @@ impl Default for CoreConfig {
             telemetry: crate::telemetry::Telemetry::dev(),
             audit_timeout: crate::audit::DEFAULT_DEADLINE,
             plugin_directory: None,
+            declared_audit: Vec::new(),
         }
     }
 }
@@ -149,6 +153,7 @@ impl Core {
             config.audit_timeout,
             config.plugin_directory.clone(),
         ));
+        audit.set_declared(config.declared_audit.clone());
         let core = Arc::new_cyclic(|weak| Core {
             clock,
             physical,
@@ -174,12 +179,22 @@ impl Core {
     }
 
     /// Loads everything the unsealed core serves from: policies, the token salt, the mount
-    /// tables (creating the defaults on first start). Then requests are served.
+    /// tables (creating the defaults on first start), the audit devices (enabling those the
+    /// configuration declares). Then requests are served.
     pub async fn post_unseal(&self) -> Result<()> {
+        self.post_unseal_with(true).await
+    }
+
+    /// `declared_audit`: false at init, so that a declared device that cannot be opened does
+    /// not fail the init (whose keys would be lost); the first unseal applies them.
+    pub(crate) async fn post_unseal_with(&self, declared_audit: bool) -> Result<()> {
         self.policies.load().await?;
         self.tokens.load_salt().await?;
         self.load_mounts().await?;
         self.audit.load(&self.storage("")).await?;
+        if declared_audit {
+            self.audit.apply_declared(&self.storage("")).await?;
+        }
         self.install_audit();
         self.sealed.store(false, Ordering::SeqCst);
         self.telemetry_unsealed().await;
@@ -252,6 +267,22 @@ impl Core {
     pub fn is_standby(&self) -> bool {
         self.ha()
             .is_some_and(|ha| !self.barrier.is_sealed() && !ha.is_active())
+    }
+
+    /// SIGHUP: the configuration's `audit` blocks as read again. Applied at once on an active
+    /// unsealed node (a standby applies them when it steps up); an error is logged and the
+    /// devices stay as they were.
+    pub async fn reload_declared_audit(&self, declared: Vec<crate::audit::Declared>) {
+        self.audit.set_declared(declared);
+        if self.is_sealed() {
+            return;
+        }
+        match self.audit.apply_declared(&self.storage("")).await {
+            Ok(()) => self.install_audit(),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: audit devices of the configuration not applied")
+            }
+        }
     }
 
     /// Installs the audit broker as the request observer while a device is enabled (and

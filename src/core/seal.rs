@@ -224,7 +224,7 @@ impl Core {
             .await
             .map_err(|e| Error::internal(format!("unseal after init: {e}")))?;
         let setup = async {
-            self.post_unseal().await?;
+            self.post_unseal_with(false).await?;
             let cluster = json!({
                 "name": format!("coffer-cluster-{:08x}", rand::random::<u32>()),
                 "id": uuid::Uuid::new_v4().to_string(),

@@ -769,6 +769,7 @@ async fn a_stuck_device_fails_requests_within_the_deadline_and_never_slows_a_hea
         options: [("file_path".to_string(), good.to_str().unwrap().to_string())].into(),
         local: false,
         uuid: String::new(),
+        declared: false,
     };
     srv.core
         .audit

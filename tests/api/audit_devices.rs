@@ -273,7 +273,7 @@ async fn jsonx_entries_are_xml_with_the_same_hmacs() {
 }
 
 /// The file's text once `count` lines mention `needle` (5 s).
-async fn wait_for(file: &Path, needle: &str, count: usize) -> String {
+pub(crate) async fn wait_for(file: &Path, needle: &str, count: usize) -> String {
     for _ in 0..500 {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         if text.ends_with('\n') && text.lines().filter(|l| l.contains(needle)).count() >= count {
@@ -368,19 +368,25 @@ async fn a_response_entry_that_misses_the_deadline_is_written_late_not_lost() {
     assert_eq!(r.body["data"]["metadata"]["version"], 1);
 }
 
-/// A dev server of the real binary, `HOME` in a temp dir; stderr is kept for the test.
-struct Dev {
+/// A dev server of the real binary, `HOME` in a temp dir.
+pub(crate) struct Dev {
     child: Child,
-    addr: String,
-    token: String,
+    pub addr: String,
+    pub token: String,
     _home: tempfile::TempDir,
 }
 
 impl Dev {
     async fn start(env: &[(&str, &str)]) -> Dev {
+        Dev::start_with_args(&[], env).await
+    }
+
+    /// `coffer server -dev` with `args` added (such as `-config=FILE`).
+    pub(crate) async fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> Dev {
         let home = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
             .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
+            .args(args)
             .env("HOME", home.path())
             .env_remove("VAULT_DEV_ROOT_TOKEN_ID")
             .envs(env.iter().copied())
@@ -418,7 +424,12 @@ impl Dev {
         }
     }
 
-    async fn put(&self, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn put(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let r = client
             .put(format!("{}/v1/{path}", self.addr))
             .header("X-Vault-Token", &self.token)
@@ -430,7 +441,7 @@ impl Dev {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         assert!(
             Command::new("kill")
                 .args([sig, &self.child.id().to_string()])

@@ -13,6 +13,7 @@ mod acl_cost;
 mod acl_list;
 mod approle;
 mod audit;
+mod audit_declared;
 mod audit_devices;
 mod binary;
 mod cli;

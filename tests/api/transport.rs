@@ -48,7 +48,7 @@ impl ConfigServer {
         );
         let config = ServerConfig::parse(&text, "t.hcl").unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(coffer::production::run(config, rx));
+        let task = tokio::spawn(coffer::production::run(config, None, rx));
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         for _ in 0..200 {
             if TcpStream::connect(addr).await.is_ok() {

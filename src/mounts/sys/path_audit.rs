@@ -93,6 +93,7 @@ impl SystemBackend {
             options,
             local: d.get_bool("local")?.unwrap_or(false),
             uuid: String::new(),
+            declared: false,
         };
         core.audit
             .enable(&core.storage(""), entry, skip_test)
