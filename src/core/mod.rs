@@ -188,6 +188,7 @@ impl Core {
     /// `declared_audit`: false at init, so that a declared device that cannot be opened does
     /// not fail the init (whose keys would be lost); the first unseal applies them.
     pub(crate) async fn post_unseal_with(&self, declared_audit: bool) -> Result<()> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::CORE_POST_UNSEAL);
         self.policies.load().await?;
         self.tokens.load_salt().await?;
         self.load_mounts().await?;
@@ -203,6 +204,7 @@ impl Core {
 
     /// Stops serving and drops every in-memory cache of stored data.
     pub fn pre_seal(&self) -> Result<()> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::CORE_PRE_SEAL);
         self.sealed.store(true, Ordering::SeqCst);
         self.telemetry_sealed(false);
         self.audit.clear();

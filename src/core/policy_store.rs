@@ -16,22 +16,6 @@ use crate::policy::{Acl, Policy, parse_policy};
 use crate::storage::Storage;
 use crate::telemetry;
 
-/// Records the time from `start` to drop in a `vault.policy.*` timer (ms), as Vault's deferred
-/// `MeasureSince` does, whatever the outcome.
-struct Timed(&'static str, std::time::Instant);
-
-impl Timed {
-    fn start(name: &'static str) -> Timed {
-        Timed(name, std::time::Instant::now())
-    }
-}
-
-impl Drop for Timed {
-    fn drop(&mut self) {
-        metrics::histogram!(self.0).record(telemetry::ms_since(self.1));
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredPolicy {
     name: String,
@@ -99,7 +83,7 @@ impl PolicyStore {
     /// A stored or built-in policy (`vault.policy.get_policy`; the per-request ACL comes from
     /// the cache and reads no policy).
     pub fn get(&self, name: &str) -> Result<Option<Arc<Policy>>> {
-        let _timer = Timed::start(telemetry::POLICY_GET);
+        let _timer = telemetry::Timer::named(telemetry::POLICY_GET);
         if name == "response-wrapping" {
             return Ok(Some(self.response_wrapping.clone()));
         }
@@ -113,7 +97,7 @@ impl PolicyStore {
 
     /// Names of the stored policies, sorted (without `root` and `response-wrapping`).
     pub fn names(&self) -> Result<Vec<String>> {
-        let _timer = Timed::start(telemetry::POLICY_LIST);
+        let _timer = telemetry::Timer::named(telemetry::POLICY_LIST);
         let mut names: Vec<String> = self
             .policies
             .read()
@@ -127,7 +111,7 @@ impl PolicyStore {
 
     /// Parses and stores a policy (create or replace).
     pub async fn put(&self, name: &str, text: &str) -> Result<()> {
-        let _timer = Timed::start(telemetry::POLICY_SET);
+        let _timer = telemetry::Timer::named(telemetry::POLICY_SET);
         match name {
             "root" => return Err(Error::bad("cannot update \"root\" policy")),
             "response-wrapping" => {
@@ -156,7 +140,7 @@ impl PolicyStore {
 
     /// Deletes a policy (no error when absent).
     pub async fn delete(&self, name: &str) -> Result<()> {
-        let _timer = Timed::start(telemetry::POLICY_DELETE);
+        let _timer = telemetry::Timer::named(telemetry::POLICY_DELETE);
         match name {
             "root" => return Err(Error::bad("cannot delete \"root\" policy")),
             "default" => return Err(Error::bad("cannot delete default policy")),

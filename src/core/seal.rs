@@ -250,6 +250,7 @@ impl Core {
 
     /// Takes one unseal key (hex or base64); unseals when the threshold is reached.
     pub async fn unseal_part(&self, key: Option<&str>, reset: bool) -> Result<Value> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::CORE_UNSEAL);
         {
             let mut progress = self.unseal_progress.lock().await;
             let Some(config) = self.seal_config().await? else {
@@ -315,6 +316,7 @@ impl Core {
 
     /// Seals: stops serving, forgets every cached secret and the keyring.
     pub async fn seal(&self) -> Result<()> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::CORE_SEAL_INTERNAL);
         let mut progress = self.unseal_progress.lock().await;
         *progress = Progress::default();
         self.forget_operator_attempts().await;

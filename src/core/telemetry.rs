@@ -133,6 +133,14 @@ impl Core {
     /// `vault.core.in_flight_requests`, sampled for a scrape: the requests served now other
     /// than the scrape itself (Vault samples every second from a background loop, when no
     /// scrape is in flight).
+    /// `vault.expire.num_leases` (tokens holding a lease, kept by the token store) and
+    /// `vault.expire.num_irrevocable_leases` (always 0: Coffer never gives up revoking a lease).
+    /// Active node only, as in Vault (a standby is sealed here).
+    fn set_lease_gauges(&self) {
+        metrics::gauge!(t::EXPIRE_NUM_LEASES).set(self.tokens.lease_count() as f64);
+        metrics::gauge!(t::EXPIRE_NUM_IRREVOCABLE_LEASES).set(0.0);
+    }
+
     fn set_in_flight_gauge(&self) {
         let cluster = self.cluster_label();
         if cluster.is_empty() {
@@ -177,6 +185,7 @@ impl Core {
             self.set_seal_gauges(true, true);
             self.set_in_flight_gauge();
             self.set_mount_table_gauges();
+            self.set_lease_gauges();
             self.refresh_usage_gauges().await;
         }
         t::sample_runtime();

@@ -288,6 +288,8 @@ impl Ha {
         self.step_down.store(false, Ordering::SeqCst);
         let started = Instant::now();
         if let Err(e) = core.step_up().await {
+            metrics::histogram!(crate::telemetry::CORE_LEADERSHIP_SETUP_FAILED)
+                .record(crate::telemetry::ms_since(started));
             tracing::error!(error = %e, "HA: step-up failed; back to standby");
             self.leave(core, identity, Leave::Graceful).await;
             return false;
@@ -349,7 +351,11 @@ impl Ha {
     async fn leave(&self, core: &Core, identity: &str, how: Leave) {
         self.active.store(false, Ordering::SeqCst);
         self.deadline_ms.store(0, Ordering::SeqCst);
-        *lock(&self.active_since) = None;
+        if let Some(since) = lock(&self.active_since).take() {
+            let active = SystemTime::now().duration_since(since).unwrap_or_default();
+            metrics::histogram!(crate::telemetry::CORE_LEADERSHIP_LOST)
+                .record(active.as_secs_f64() * 1000.0);
+        }
         core.step_down();
         self.fence.hold(None);
         if how == Leave::Graceful

@@ -300,6 +300,9 @@ pub struct TokenStore {
     keyed: arc_swap::ArcSwap<HmacSha256>,
     decoded: crate::storage::DecodedCache<TokenEntry>,
     clock: Arc<dyn Clock>,
+    /// Tokens with a lease (Vault's `expire.num_leases`): counted from the lease index at
+    /// unseal, then moved by each create and revoke that wrote its batch.
+    leases: std::sync::atomic::AtomicI64,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -323,6 +326,7 @@ impl TokenStore {
             keyed: arc_swap::ArcSwap::from_pointee(keyed_mac(&[])),
             decoded: crate::storage::DecodedCache::new(DECODED_CACHE_CAP),
             clock,
+            leases: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -337,12 +341,31 @@ impl TokenStore {
             }
         };
         self.keyed.store(Arc::new(keyed_mac(&salt)));
-        self.backfill_lease_index().await
+        self.backfill_lease_index().await?;
+        let leases = self.storage.scan(LEASE_PREFIX, usize::MAX).await?.len();
+        self.leases.store(
+            i64::try_from(leases).unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     /// Forgets the salt (at seal).
     pub fn clear(&self) {
         self.keyed.store(Arc::new(keyed_mac(&[])));
+        self.leases.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many tokens hold a lease now (`vault.expire.num_leases`).
+    pub fn lease_count(&self) -> u64 {
+        u64::try_from(self.leases.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    fn count_leases(&self, entry: &TokenEntry, delta: i64) {
+        if entry.has_lease {
+            self.leases
+                .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn mac(&self, domain: &str, value: &str) -> Vec<u8> {
@@ -383,6 +406,9 @@ impl TokenStore {
 
     /// Creates and persists a token.
     pub async fn create(&self, n: NewToken) -> Result<Created> {
+        let _timed = n
+            .has_lease
+            .then(|| crate::telemetry::Timer::named(crate::telemetry::EXPIRE_REGISTER_AUTH));
         let token =
             n.id.unwrap_or_else(|| Secret::new(format!("hvs.{}", random_base62(24))));
         let key = self.key_of(token.expose());
@@ -467,6 +493,7 @@ impl TokenStore {
             }
             None => self.storage.batch(ops).await?,
         }
+        self.count_leases(&entry, 1);
         Ok(Created {
             token,
             accessor,
@@ -625,6 +652,8 @@ impl TokenStore {
                 Some(e) if e.expire_nanos.is_some_and(|exp| exp <= now) => {
                     // Re-checked under the entry's lock: a renewal that won the race stands.
                     if self.mark_pending(key, true).await? {
+                        let _timed =
+                            crate::telemetry::Timer::named(crate::telemetry::EXPIRE_REVOKE);
                         self.revoke_tree(key, hook).await?;
                     }
                 }
@@ -669,6 +698,7 @@ impl TokenStore {
 
     /// Revokes a token and all its descendants.
     pub async fn revoke_tree(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::EXPIRE_REVOKE_BY_TOKEN);
         // Mark top-down: a token's children are listed only after it is marked, so a child
         // created concurrently is either refused or already linked and listed here.
         let mut marked = Vec::new();
@@ -689,6 +719,7 @@ impl TokenStore {
 
     /// Revokes one token; its children become orphans.
     pub async fn revoke_orphan(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::EXPIRE_REVOKE_BY_TOKEN);
         self.mark_pending(key, false).await?;
         for child in self.storage.list(&format!("{PARENT_PREFIX}{key}/")).await? {
             let path = entry_path(&child);
@@ -733,7 +764,9 @@ impl TokenStore {
         for child in self.storage.list(&format!("{PARENT_PREFIX}{key}/")).await? {
             ops.push(WriteOp::Delete(format!("{PARENT_PREFIX}{key}/{child}")));
         }
-        self.storage.batch(ops).await
+        self.storage.batch(ops).await?;
+        self.count_leases(&entry, -1);
+        Ok(())
     }
 
     /// The token roles' storage (`roles/<name>`, names as given: Vault keeps their case).

@@ -531,6 +531,25 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
         },
     )
     .await;
+    // The node that stepped down timed the request and how long it led; the new active timed
+    // its step-up's load.
+    let count = async |node: &Node, name: &str| -> f64 {
+        let text = c
+            .get(format!("{}/sys/metrics?format=prometheus", node.base()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(count(active, "vault_core_step_down_count").await, 1.0);
+    assert_eq!(count(active, "vault_core_leadership_lost_count").await, 1.0);
+    assert!(count(standby, "vault_core_post_unseal_count").await >= 1.0);
 }
 
 /// The AppRole guide with the real CLI, every command sent to a standby's address (forwarded),

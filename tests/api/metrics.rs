@@ -852,3 +852,129 @@ async fn policy_timers_count_policy_store_operations() {
         );
     }
 }
+
+#[tokio::test]
+async fn lease_gauges_and_expire_timers_follow_token_lifecycles() {
+    let srv = TestServer::start().await;
+    let root = srv.root.clone();
+    let read = async || {
+        let f = parse(scrape(&srv, None).await).await;
+        let timers = [
+            "vault_expire_register_auth_count",
+            "vault_expire_renew_token_count",
+            "vault_expire_revoke_by_token_count",
+            "vault_expire_revoke_count",
+        ]
+        .map(|n| sum(&f, n, &[]));
+        (
+            sum(&f, "vault_expire_num_leases", &[]),
+            f.contains_key("vault_expire_num_irrevocable_leases"),
+            timers,
+        )
+    };
+    let (leases0, irrevocable, t0) = read().await;
+    assert!(
+        irrevocable,
+        "vault_expire_num_irrevocable_leases is exported"
+    );
+
+    // Three tokens with a TTL: three leases registered.
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let r = srv
+            .put("auth/token/create", &root, json!({"ttl": "1h"}))
+            .await;
+        r.assert_status(200);
+        tokens.push(r.body["auth"]["client_token"].as_str().unwrap().to_string());
+    }
+    let (leases1, _, t1) = read().await;
+    assert_eq!(leases1, leases0 + 3.0);
+    assert_eq!(t1[0], t0[0] + 3.0, "register-auth per token with a lease");
+
+    // One renewed, one revoked.
+    srv.put("auth/token/renew-self", &tokens[0], json!({}))
+        .await
+        .assert_status(200);
+    srv.put("auth/token/revoke", &root, json!({"token": tokens[1]}))
+        .await
+        .assert_status(204);
+    let (leases2, _, t2) = read().await;
+    assert_eq!(leases2, leases0 + 2.0);
+    assert_eq!(t2[1], t1[1] + 1.0, "renew-token");
+    assert_eq!(t2[2], t1[2] + 1.0, "revoke-by-token");
+
+    // Both left expire: the sweep revokes them, the gauge drops back.
+    srv.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    srv.core.sweep_expired(100).await.unwrap();
+    let (leases3, _, t3) = read().await;
+    assert_eq!(leases3, leases0);
+    assert_eq!(t3[3], t2[3] + 2.0, "revoke per expired lease");
+
+    // The count is read from storage again when the node (re)gains the active role.
+    srv.put("auth/token/create", &root, json!({"ttl": "1h"}))
+        .await
+        .assert_status(200);
+    srv.core.step_down();
+    srv.core.step_up().await.unwrap();
+    let (leases4, _, _) = read().await;
+    assert_eq!(leases4, leases0 + 1.0);
+}
+
+#[tokio::test]
+async fn seal_and_unseal_timers_count_each_transition() {
+    let clock = MockClock::new();
+    let dev = DevServer::with_config(clock.clone(), Some("root".into()), CoreConfig::default())
+        .await
+        .expect("dev server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let core = dev.core.clone();
+    tokio::spawn(async move {
+        let _ = serve_http(
+            listener,
+            core,
+            &HttpOptions::default(),
+            std::future::pending(),
+        )
+        .await;
+    });
+    let mut srv = TestServer::attach(addr, dev.core.clone(), clock);
+    srv.root = dev.root_token.expose().to_string();
+    let names = [
+        "vault_core_unseal_count",
+        "vault_core_post_unseal_count",
+        "vault_core_pre_seal_count",
+        "vault_core_seal_internal_count",
+        "vault_core_seal_with_request_count",
+        "vault_core_step_down_count",
+    ];
+    let read = async |srv: &TestServer| {
+        let f = parse(scrape(srv, Some(&srv.root)).await).await;
+        names.map(|n| sum(&f, n, &[]))
+    };
+    let before = read(&srv).await;
+    // The dev start-up unsealed (one key share) and loaded what it serves.
+    assert!(before[0] >= 1.0 && before[1] >= 1.0, "{before:?}");
+
+    srv.put("sys/step-down", &srv.root, json!({}))
+        .await
+        .assert_status(204);
+    srv.put("sys/seal", &srv.root, json!({}))
+        .await
+        .assert_status(204);
+    let r = srv
+        .req(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(json!({"key": dev.unseal_key.expose()})),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["sealed"], false);
+    let after = read(&srv).await;
+    let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(delta, vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "{names:?}");
+}

@@ -118,6 +118,7 @@ impl SystemBackend {
     }
 
     async fn lease_revoke(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::EXPIRE_REVOKE);
         let id = lease_id(d)?;
         let sync = d.get_bool("sync")?.unwrap_or(true);
         let core = self.core()?;
@@ -136,6 +137,11 @@ impl SystemBackend {
         d: &FieldData<'_>,
         force: bool,
     ) -> Result<Option<Response>> {
+        let _timed = crate::telemetry::Timer::named(if force {
+            crate::telemetry::EXPIRE_REVOKE_FORCE
+        } else {
+            crate::telemetry::EXPIRE_REVOKE_PREFIX
+        });
         let prefix = d.get_str("prefix")?.unwrap_or_default();
         let sync = force || d.get_bool("sync")?.unwrap_or(true);
         let core = self.core()?;

@@ -19,6 +19,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
 
 impl SystemBackend {
     async fn seal(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::CORE_SEAL_WITH_REQUEST);
         self.core()?.seal().await?;
         Ok(None)
     }
@@ -26,6 +27,7 @@ impl SystemBackend {
     /// `sys/step-down`: the active node gives up the lock (a standby forwards this to it); a
     /// no-op without HA, as in Vault.
     async fn step_down(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::CORE_STEP_DOWN);
         if let Some(ha) = self.core()?.ha() {
             ha.request_step_down();
         }

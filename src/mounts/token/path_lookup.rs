@@ -115,6 +115,7 @@ impl TokenBackend {
         d: &FieldData<'_>,
         which: Which,
     ) -> Result<Option<Response>> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::EXPIRE_RENEW_TOKEN);
         let core = self.core()?;
         let (entry, token_out): (TokenEntry, String) = match which {
             Which::Caller => {
