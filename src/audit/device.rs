@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::AuditEntry;
 use super::sink::{
-    AckChannel, FileOut, Inline, Job, Output, SharedFile, SharedOut, SocketOut, SocketType,
+    AckChannel, FileOut, Fsync, Inline, Job, Output, SharedFile, SharedOut, SocketOut, SocketType,
     StdoutOut, SyslogOut, Writer, facility_code,
 };
 use crate::error::{Error, Result};
@@ -23,6 +23,8 @@ enum Kind {
         path: PathBuf,
         /// `None`: keep the existing file's mode (`"0000"`).
         mode: Option<u32>,
+        /// `fsync_interval`.
+        fsync: Fsync,
     },
     Socket {
         kind: SocketType,
@@ -204,8 +206,8 @@ impl Device {
         let output: Box<dyn Output> = match &self.kind {
             Kind::Discard => return Ok(None),
             Kind::Stdout => Box::new(StdoutOut),
-            Kind::File { path, mode } => {
-                let shared = SharedFile::new(FileOut::open(path.clone(), *mode)?);
+            Kind::File { path, mode, fsync } => {
+                let shared = SharedFile::new(FileOut::open(path.clone(), *mode, *fsync)?);
                 let _ = self.file.set(shared.clone());
                 Box::new(SharedOut(shared))
             }
@@ -348,9 +350,32 @@ fn file_kind(o: &BTreeMap<String, String>, plugin_directory: Option<&Path>) -> R
                     "sanity check failed; cannot write audit log into the plugin directory",
                 ));
             }
-            Kind::File { path, mode }
+            Kind::File {
+                path,
+                mode,
+                fsync: fsync_option(o)?,
+            }
         }
     })
+}
+
+/// `fsync_interval` (Coffer's option of a `file` device): absent, the kernel writes the file to
+/// disk when it likes (Vault's behaviour: a crash of the process loses nothing, a power loss
+/// may); `"0s"`, every write is on disk before its entries are acknowledged; a longer Go
+/// duration, the writer thread syncs the file at most that long after a write.
+fn fsync_option(o: &BTreeMap<String, String>) -> Result<Fsync> {
+    let Some(text) = o.get("fsync_interval") else {
+        return Ok(Fsync::Never);
+    };
+    let nanos = crate::logical::duration::parse_duration_nanos(text)
+        .map_err(|e| Error::bad(format!("invalid fsync_interval: {e}")))?;
+    match u64::try_from(nanos) {
+        Ok(0) => Ok(Fsync::EveryWrite),
+        Ok(n) => Ok(Fsync::Within(Duration::from_nanos(n))),
+        Err(_) => Err(Error::bad(format!(
+            "invalid fsync_interval: {text:?} is negative"
+        ))),
+    }
 }
 
 /// Whether `path` lies in `dir` (both made absolute and, as far as they exist, canonical).

@@ -49,6 +49,13 @@ pub(super) trait Output: Send {
     fn stream(&self) -> bool {
         true
     }
+    /// How often the writer thread calls [`Output::tick`], if at all.
+    fn tick_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Periodic work of the writer thread (a file's delayed `fsync`), also run once when the
+    /// writer stops and before a reopen.
+    fn tick(&mut self) {}
 }
 
 /// The queue of a running writer thread; the thread ends when this is dropped.
@@ -109,12 +116,38 @@ fn run(
 ) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
-    while let Ok(first) = rx.recv() {
+    let every = out.tick_every();
+    let mut next_tick = every.map(|e| std::time::Instant::now() + e);
+    loop {
+        let first = match next_tick {
+            None => rx.recv().ok(),
+            Some(at) => {
+                let wait = at.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(msg) => Some(msg),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
+        if let (Some(at), Some(every)) = (next_tick, every)
+            && std::time::Instant::now() >= at
+        {
+            out.tick();
+            next_tick = Some(std::time::Instant::now() + every);
+        }
+        let Some(first) = first else {
+            if next_tick.is_none() {
+                break;
+            }
+            continue;
+        };
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Reopen => {
                     flush(out.as_mut(), &mut jobs, &mut buf, relay);
+                    out.tick();
                     if let Err(e) = out.reopen() {
                         tracing::error!(error = %e, "cannot reopen an audit device");
                     }
@@ -130,6 +163,8 @@ fn run(
         }
         flush(out.as_mut(), &mut jobs, &mut buf, relay);
     }
+    // The device was disabled (or the server stops): what was written reaches the disk.
+    out.tick();
 }
 
 /// Writes the pending lines in one write (reopen and retry once on failure) and acknowledges
@@ -368,6 +403,25 @@ impl Output for SharedOut {
     fn reopen(&mut self) -> io::Result<()> {
         locked(&self.0.out).reopen()
     }
+
+    fn tick_every(&self) -> Option<Duration> {
+        locked(&self.0.out).tick_every()
+    }
+
+    fn tick(&mut self) {
+        locked(&self.0.out).tick();
+    }
+}
+
+/// When a file device's writes reach the disk (`fsync_interval`, Coffer's option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fsync {
+    /// Left to the kernel, as Vault does: a process crash keeps every line, a power loss may not.
+    Never,
+    /// `fdatasync` after every write, before the entries are acknowledged (`"0s"`).
+    EveryWrite,
+    /// `fdatasync` by the writer thread at most this long after a write.
+    Within(Duration),
 }
 
 /// A `file` device's file.
@@ -375,32 +429,75 @@ pub(super) struct FileOut {
     path: PathBuf,
     mode: Option<u32>,
     file: Option<File>,
+    fsync: Fsync,
+    /// Written since the last `fdatasync` (`Fsync::Within`).
+    dirty: bool,
+    /// `fdatasync` calls that succeeded (tests read it).
+    syncs: u64,
 }
 
 impl FileOut {
     /// Opens (creating) the file: the enable-time sanity check.
-    pub(super) fn open(path: PathBuf, mode: Option<u32>) -> io::Result<FileOut> {
+    pub(super) fn open(path: PathBuf, mode: Option<u32>, fsync: Fsync) -> io::Result<FileOut> {
         let file = open_file(&path, mode)?;
         Ok(FileOut {
             path,
             mode,
             file: Some(file),
+            fsync,
+            dirty: false,
+            syncs: 0,
         })
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        match self.file.as_ref() {
+            Some(f) => f.sync_data()?,
+            None => return Err(io::Error::other("not open")),
+        }
+        self.dirty = false;
+        self.syncs += 1;
+        Ok(())
     }
 }
 
 impl Output for FileOut {
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         match self.file.as_mut() {
-            Some(f) => f.write_all(data),
-            None => Err(io::Error::other("not open")),
+            Some(f) => f.write_all(data)?,
+            None => return Err(io::Error::other("not open")),
+        }
+        match self.fsync {
+            Fsync::Never => Ok(()),
+            Fsync::EveryWrite => self.sync(),
+            Fsync::Within(_) => {
+                self.dirty = true;
+                Ok(())
+            }
         }
     }
 
     fn reopen(&mut self) -> io::Result<()> {
+        // What reached the old file reaches its disk before the file is let go.
+        self.tick();
         self.file = None;
         self.file = Some(open_file(&self.path, self.mode)?);
         Ok(())
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        match self.fsync {
+            Fsync::Within(d) => Some(d),
+            Fsync::Never | Fsync::EveryWrite => None,
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.dirty
+            && let Err(e) = self.sync()
+        {
+            tracing::error!(audit.file = %self.path.display(), error = %e, "audit file fsync failed");
+        }
     }
 }
 
@@ -758,7 +855,11 @@ mod tests {
     }
 
     fn open_shared(path: &Path) -> (Arc<SharedFile>, Arc<Writer>) {
-        let shared = SharedFile::new(FileOut::open(path.to_path_buf(), None).unwrap());
+        open_synced(path, Fsync::Never)
+    }
+
+    fn open_synced(path: &Path, fsync: Fsync) -> (Arc<SharedFile>, Arc<Writer>) {
+        let shared = SharedFile::new(FileOut::open(path.to_path_buf(), None, fsync).unwrap());
         assert!(
             shared.inline,
             "a regular file on a 2-worker runtime is written inline"
@@ -874,5 +975,81 @@ mod tests {
     fn syslog_stamp_is_go_time_stamp() {
         let t = std::time::UNIX_EPOCH + Duration::from_secs(1_796_186_096);
         assert_eq!(syslog_stamp(t), "Dec  2 04:34:56");
+    }
+
+    fn syncs(shared: &SharedFile) -> u64 {
+        locked(&shared.out).syncs
+    }
+
+    /// Waits (at most 5 s) until the file has been synced `n` times.
+    fn await_syncs(shared: &SharedFile, n: u64) {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while syncs(shared) < n {
+            assert!(std::time::Instant::now() < until, "never synced {n} times");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn fsync_interval_zero_syncs_every_write_before_its_acknowledgement() {
+        let _turn = INLINE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        let path = temp_file("audit.log");
+        runtime().block_on(async {
+            let (shared, writer) = open_synced(&path, Fsync::EveryWrite);
+            // Inline: synced when the call returns.
+            for i in 0..3u64 {
+                assert!(matches!(
+                    shared.try_write_inline(b"inline\n", 0, &mut AckChannel::default(), &writer),
+                    Inline::Written
+                ));
+                assert_eq!(syncs(&shared), i + 1);
+            }
+            // Through the writer thread: synced before the acknowledgement arrives.
+            let mut acks = AckChannel::default();
+            writer.submit(Job {
+                line: b"queued\n".to_vec(),
+                idx: 7,
+                ack: acks.sender().clone(),
+            });
+            let (idx, result) = acks.recv().await.unwrap();
+            assert_eq!(idx, 7);
+            result.unwrap();
+            assert_eq!(syncs(&shared), 4);
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                "inline\ninline\ninline\nqueued\n"
+            );
+        });
+    }
+
+    #[test]
+    fn fsync_interval_syncs_a_written_file_once_within_the_interval_and_at_the_end() {
+        let _turn = INLINE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        let path = temp_file("audit.log");
+        runtime().block_on(async {
+            let (shared, writer) = open_synced(&path, Fsync::Within(Duration::from_millis(50)));
+            for _ in 0..5 {
+                assert!(matches!(
+                    shared.try_write_inline(b"line\n", 0, &mut AckChannel::default(), &writer),
+                    Inline::Written
+                ));
+            }
+            // The five writes are made durable by one sync of the writer thread.
+            await_syncs(&shared, 1);
+            // A clean file is not synced again.
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(syncs(&shared), 1);
+
+            // A long interval: the sync happens when the writer stops (device disabled).
+            let other = temp_file("audit.log");
+            let (shared, writer) = open_synced(&other, Fsync::Within(Duration::from_secs(3600)));
+            assert!(matches!(
+                shared.try_write_inline(b"last\n", 0, &mut AckChannel::default(), &writer),
+                Inline::Written
+            ));
+            assert_eq!(syncs(&shared), 0);
+            drop(writer);
+            await_syncs(&shared, 1);
+        });
     }
 }

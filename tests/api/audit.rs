@@ -146,6 +146,19 @@ async fn enable_list_disable_and_refusals() {
         r.errors(),
         vec!["strconv.ParseUint: parsing \"9z\": invalid syntax"]
     );
+    for (bad, why) in [
+        ("soon", "time: invalid duration \"soon\""),
+        ("-1s", "\"-1s\" is negative"),
+    ] {
+        let r = enable(
+            &srv,
+            "x",
+            json!({"file_path": file_s, "fsync_interval": bad}),
+        )
+        .await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), vec![format!("invalid fsync_interval: {why}")]);
+    }
 
     // A file that cannot be opened, and one that cannot be written: 400 naming the reason.
     let blocker = dir.path().join("plain-file");
@@ -518,6 +531,48 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
             !text.contains(canary),
             "plaintext {canary} in the audit log"
         );
+    }
+}
+
+/// `fsync_interval` (Coffer's): devices that sync every write or within an interval log every
+/// entry as the others do (when the syncs happen is tested beside the file writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_interval_devices_log_every_entry() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let every = dir.path().join("every.log");
+    let within = dir.path().join("within.log");
+    for (path, file, interval) in [("every", &every, "0s"), ("within", &within, "250ms")] {
+        enable(
+            &srv,
+            path,
+            json!({"file_path": file.to_str().unwrap(), "fsync_interval": interval}),
+        )
+        .await
+        .assert_status(204);
+    }
+    let r = srv.get("sys/audit", &srv.root).await;
+    assert_eq!(r.body["data"]["every/"]["options"]["fsync_interval"], "0s");
+    for i in 0..20 {
+        srv.put(
+            &format!("secret/data/s{i}"),
+            &srv.root,
+            json!({"data": {"k": "v"}}),
+        )
+        .await
+        .assert_status(200);
+    }
+    for file in [&every, &within] {
+        eventually(file, "secret/data/s19").await;
+        let lines = lines(file);
+        for i in 0..20 {
+            let path = format!("secret/data/s{i}");
+            let n = lines
+                .iter()
+                .filter(|l| l["request"]["path"] == path)
+                .count();
+            assert_eq!(n, 2, "{path} in {}", file.display());
+        }
     }
 }
 
