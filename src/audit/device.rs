@@ -218,7 +218,9 @@ impl Device {
             } => Box::new(SocketOut::open(*kind, address.clone(), *timeout)?),
             Kind::Syslog { facility, tag } => Box::new(SyslogOut::open(*facility, tag.clone())?),
         };
-        let _ = self.writer.set(Arc::new(Writer::start(output)?));
+        let _ = self
+            .writer
+            .set(Arc::new(Writer::start(output, &self.entry.path)?));
         Ok(self.writer.get())
     }
 
@@ -294,7 +296,10 @@ impl Device {
         let writer = match self.writer() {
             Ok(Some(w)) => w,
             Ok(None) => return Some(Ok(())),
-            Err(e) => return Some(Err(e)),
+            Err(e) => {
+                super::count_device_failure(&self.entry.path, "error", 1);
+                return Some(Err(e));
+            }
         };
         if let Some(file) = self.file.get() {
             match file.try_write_inline(line, idx, ack, writer) {

@@ -575,6 +575,21 @@ impl Pending {
             .map(|(_, d)| d.entry.path.clone())
             .collect()
     }
+
+    /// The devices that have not answered by the deadline, each counted as a `timeout`.
+    fn timed_out(&self, devices: &[Arc<Device>]) -> Vec<String> {
+        let silent = self.silent(devices);
+        for path in &silent {
+            count_device_failure(path, "timeout", 1);
+        }
+        silent
+    }
+}
+
+/// Entries of device `path` that did not make it (`telemetry::AUDIT_DEVICE_FAILURES`).
+pub(crate) fn count_device_failure(path: &str, reason: &'static str, n: usize) {
+    metrics::counter!(telemetry::AUDIT_DEVICE_FAILURES, "device" => path.to_owned(), "reason" => reason)
+        .increment(n as u64);
 }
 
 /// What the first device encoded of a request entry that its response entry repeats (kept on
@@ -669,7 +684,7 @@ impl RequestObserver for Broker {
         if ok {
             return Ok(());
         }
-        let silent = pending.silent(&devices);
+        let silent = pending.timed_out(&devices);
         if !silent.is_empty() {
             tracing::error!(audit.devices = ?silent, request.id = %request.request_id, "audit devices did not log the request within {:?}", self.deadline);
         }
@@ -715,6 +730,7 @@ impl RequestObserver for Broker {
             return Ok(());
         }
         // Not lost yet: retried in the background; the client gets Vault's 500 now.
+        pending.timed_out(&devices);
         tokio::spawn(Self::retry_response(
             devices,
             entries,

@@ -61,11 +61,14 @@ pub(super) trait Output: Send {
 /// The queue of a running writer thread; the thread ends when this is dropped.
 pub(super) struct Writer {
     tx: SyncSender<Msg>,
+    /// The device's path, for the failure counter.
+    device: Arc<str>,
 }
 
 impl Writer {
     /// Starts the writer thread over an opened output.
-    pub(super) fn start(output: Box<dyn Output>) -> io::Result<Writer> {
+    pub(super) fn start(output: Box<dyn Output>, device: &str) -> io::Result<Writer> {
+        let device: Arc<str> = Arc::from(device);
         let (tx, rx) = sync_channel::<Msg>(QUEUE_DEPTH);
         // The writer hands each batch's acknowledgements to a task on the runtime, which
         // wakes the waiting requests from inside it: one cross-thread wake-up per batch
@@ -81,10 +84,11 @@ impl Writer {
             });
             relay
         });
+        let name = device.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(output, &rx, relay.as_ref()))?;
-        Ok(Writer { tx })
+            .spawn(move || run(output, &rx, relay.as_ref(), &name))?;
+        Ok(Writer { tx, device })
     }
 
     /// Queues a line; a full queue or a stopped writer fails at once (on `job.ack`).
@@ -96,6 +100,7 @@ impl Writer {
             Err(_) => return,
         };
         let (job, why) = err;
+        super::count_device_failure(&self.device, "queue_full", 1);
         let _ = job.ack.send((job.idx, Err(io::Error::other(why))));
     }
 
@@ -113,6 +118,7 @@ fn run(
     mut out: Box<dyn Output>,
     rx: &Receiver<Msg>,
     relay: Option<&tokio::sync::mpsc::UnboundedSender<Vec<Done>>>,
+    device: &str,
 ) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
@@ -146,7 +152,7 @@ fn run(
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Reopen => {
-                    flush(out.as_mut(), &mut jobs, &mut buf, relay);
+                    flush(out.as_mut(), &mut jobs, &mut buf, relay, device);
                     out.tick();
                     if let Err(e) = out.reopen() {
                         tracing::error!(error = %e, "cannot reopen an audit device");
@@ -155,13 +161,13 @@ fn run(
                 Msg::Line(job) => {
                     jobs.push(job);
                     if !out.stream() || jobs.len() >= BATCH_LINES {
-                        flush(out.as_mut(), &mut jobs, &mut buf, relay);
+                        flush(out.as_mut(), &mut jobs, &mut buf, relay, device);
                     }
                 }
             }
             next = rx.try_recv().ok();
         }
-        flush(out.as_mut(), &mut jobs, &mut buf, relay);
+        flush(out.as_mut(), &mut jobs, &mut buf, relay, device);
     }
     // The device was disabled (or the server stops): what was written reaches the disk.
     out.tick();
@@ -174,6 +180,7 @@ fn flush(
     jobs: &mut Vec<Job>,
     buf: &mut Vec<u8>,
     relay: Option<&tokio::sync::mpsc::UnboundedSender<Vec<Done>>>,
+    device: &str,
 ) {
     if jobs.is_empty() {
         return;
@@ -185,6 +192,9 @@ fn flush(
     let result = out
         .write(buf)
         .or_else(|_| out.reopen().and_then(|()| out.write(buf)));
+    if result.is_err() {
+        super::count_device_failure(device, "error", jobs.len());
+    }
     let done: Vec<Done> = jobs
         .drain(..)
         .map(|j| {
@@ -864,7 +874,7 @@ mod tests {
             shared.inline,
             "a regular file on a 2-worker runtime is written inline"
         );
-        let writer = Arc::new(Writer::start(Box::new(SharedOut(shared.clone()))).unwrap());
+        let writer = Arc::new(Writer::start(Box::new(SharedOut(shared.clone())), "test/").unwrap());
         (shared, writer)
     }
 

@@ -124,6 +124,11 @@ pub const RUNTIME_TOTAL_GC_PAUSE_NS: &str = "vault.runtime.total_gc_pause_ns";
 pub const RUNTIME_TOTAL_GC_RUNS: &str = "vault.runtime.total_gc_runs";
 /// Coffer's request counter (labels `method`, `mount_type`, `operation`, `code`).
 pub const HTTP_REQUESTS: &str = "coffer.http_requests_total";
+/// Entries an audit device could not write (`reason` `error`, or `queue_full` when its queue
+/// was full) or did not acknowledge within the deadline (`timeout`), by device path: names the
+/// failing device, which Vault's `log_request_failure` counters do not (they count requests no
+/// device accepted). Counted only when it happens.
+pub const AUDIT_DEVICE_FAILURES: &str = "coffer.audit.device_failures_total";
 /// Coffer's request latency histogram in seconds (same labels).
 pub const REQUEST_DURATION: &str = "coffer.request_duration_seconds";
 

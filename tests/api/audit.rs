@@ -814,6 +814,9 @@ async fn a_stuck_device_fails_requests_within_the_deadline_and_never_slows_a_hea
         assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
     }
 
+    // Each entry the device did not acknowledge in time is counted against it.
+    assert!(device_failures(&srv, "stuck/", "timeout").await >= 5.0);
+
     // Beside a healthy device the stuck one costs nothing: the first acknowledgement releases
     // the request.
     let good = dir.path().join("good.log");
@@ -858,6 +861,66 @@ async fn a_stuck_device_fails_requests_within_the_deadline_and_never_slows_a_hea
     );
     // Closing the reader unblocks the stuck writer threads (EPIPE), which then end.
     drop(reader);
+}
+
+/// `coffer_audit_device_failures_total` of one device and reason (0 when absent).
+async fn device_failures(srv: &TestServer, device: &str, reason: &str) -> f64 {
+    let r = srv
+        .req(
+            "GET",
+            "sys/metrics?format=prometheus",
+            Some(&srv.root),
+            None,
+        )
+        .await;
+    r.assert_status(200);
+    let (d, why) = (
+        format!("device=\"{device}\""),
+        format!("reason=\"{reason}\""),
+    );
+    r.text
+        .lines()
+        .filter(|l| l.starts_with("coffer_audit_device_failures_total{"))
+        .filter(|l| l.contains(&d) && l.contains(&why))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A device that cannot write (`/dev/full`) beside a healthy one: requests go on, and every
+/// entry it lost is counted against it by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_device_is_named_by_the_failure_counter() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.log");
+    enable(&srv, "good", json!({"file_path": good.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    enable(
+        &srv,
+        "full",
+        json!({"file_path": "/dev/full", "skip_test": "true"}),
+    )
+    .await
+    .assert_status(204);
+    for i in 0..3 {
+        srv.put("secret/data/f", &srv.root, json!({"data": {"i": i}}))
+            .await
+            .assert_status(200);
+    }
+    // Request and response entries of the three writes (the failures are reported by the
+    // device's writer thread, after the healthy device already released each request).
+    let mut n = 0.0;
+    for _ in 0..500 {
+        n = device_failures(&srv, "full/", "error").await;
+        if n >= 6.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(n >= 6.0, "{n}");
+    assert_eq!(device_failures(&srv, "good/", "error").await, 0.0);
+    eventually(&good, "secret/data/f").await;
 }
 
 /// A FIFO whose reader never reads, and a prefix larger than the pipe buffer: every line blocks
