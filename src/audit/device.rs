@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::AuditEntry;
 use super::sink::{
-    AckChannel, FileOut, Fsync, Inline, Job, Output, SharedFile, SharedOut, SocketOut, SocketType,
-    StdoutOut, SyslogOut, Writer, facility_code,
+    AckChannel, FileOptions, FileOut, Fsync, Inline, Job, Output, Rotate, SharedFile, SharedOut,
+    SocketOut, SocketType, StdoutOut, SyslogOut, Writer, facility_code,
 };
 use crate::error::{Error, Result};
 
@@ -21,10 +21,7 @@ enum Kind {
     Stdout,
     File {
         path: PathBuf,
-        /// `None`: keep the existing file's mode (`"0000"`).
-        mode: Option<u32>,
-        /// `fsync_interval`.
-        fsync: Fsync,
+        options: FileOptions,
     },
     Socket {
         kind: SocketType,
@@ -206,8 +203,8 @@ impl Device {
         let output: Box<dyn Output> = match &self.kind {
             Kind::Discard => return Ok(None),
             Kind::Stdout => Box::new(StdoutOut),
-            Kind::File { path, mode, fsync } => {
-                let shared = SharedFile::new(FileOut::open(path.clone(), *mode, *fsync)?);
+            Kind::File { path, options } => {
+                let shared = SharedFile::new(FileOut::open(path.clone(), *options)?);
                 let _ = self.file.set(shared.clone());
                 Box::new(SharedOut(shared))
             }
@@ -357,10 +354,48 @@ fn file_kind(o: &BTreeMap<String, String>, plugin_directory: Option<&Path>) -> R
             }
             Kind::File {
                 path,
-                mode,
-                fsync: fsync_option(o)?,
+                options: FileOptions {
+                    mode,
+                    fsync: fsync_option(o)?,
+                    rotate: rotate_options(o)?,
+                },
             }
         }
+    })
+}
+
+/// `max_bytes`, `max_age` and `max_files` (Coffer's options of a `file` device): built-in
+/// rotation, for hosts without `logrotate`. Whole positive numbers and a positive Go duration.
+fn rotate_options(o: &BTreeMap<String, String>) -> Result<Rotate> {
+    let count = |name: &str| -> Result<Option<u64>> {
+        o.get(name)
+            .map(|v| match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(Error::bad(format!(
+                    "invalid {name}: {v:?} is not a positive whole number"
+                ))),
+            })
+            .transpose()
+    };
+    let max_age = match o.get("max_age") {
+        None => None,
+        Some(text) => {
+            let nanos = crate::logical::duration::parse_duration_nanos(text)
+                .map_err(|e| Error::bad(format!("invalid max_age: {e}")))?;
+            match u64::try_from(nanos) {
+                Ok(n) if n > 0 => Some(Duration::from_nanos(n)),
+                _ => {
+                    return Err(Error::bad(format!(
+                        "invalid max_age: {text:?} is not a positive duration"
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Rotate {
+        max_bytes: count("max_bytes")?,
+        max_age,
+        max_files: count("max_files")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     })
 }
 

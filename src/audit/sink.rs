@@ -434,30 +434,107 @@ pub(super) enum Fsync {
     Within(Duration),
 }
 
+/// When a file device starts a new file by itself (Coffer's options `max_bytes`, `max_age`,
+/// `max_files`): between two writes the file is renamed to `<file_path>.<UTC time>` and a new
+/// one is opened, so every line lands whole in exactly one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Rotate {
+    /// A write that would make the file larger than this goes to a new file.
+    pub(super) max_bytes: Option<u64>,
+    /// A write to a file opened this long ago goes to a new file.
+    pub(super) max_age: Option<Duration>,
+    /// Rotated files kept, the oldest removed first; `None` keeps every one.
+    pub(super) max_files: Option<usize>,
+}
+
+/// How a `file` device writes its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileOptions {
+    /// `None`: keep the existing file's mode (`"0000"`).
+    pub(super) mode: Option<u32>,
+    pub(super) fsync: Fsync,
+    pub(super) rotate: Rotate,
+}
+
+impl FileOptions {
+    /// Vault's defaults: mode 0600, no sync, no rotation.
+    #[cfg(test)]
+    pub(super) fn plain() -> FileOptions {
+        FileOptions {
+            mode: None,
+            fsync: Fsync::Never,
+            rotate: Rotate::default(),
+        }
+    }
+}
+
 /// A `file` device's file.
 pub(super) struct FileOut {
     path: PathBuf,
-    mode: Option<u32>,
+    options: FileOptions,
     file: Option<File>,
-    fsync: Fsync,
     /// Written since the last `fdatasync` (`Fsync::Within`).
     dirty: bool,
     /// `fdatasync` calls that succeeded (tests read it).
     syncs: u64,
+    /// Size of the open file (for `max_bytes`).
+    size: u64,
+    /// When the open file was opened (for `max_age`).
+    opened: std::time::Instant,
 }
 
 impl FileOut {
     /// Opens (creating) the file: the enable-time sanity check.
-    pub(super) fn open(path: PathBuf, mode: Option<u32>, fsync: Fsync) -> io::Result<FileOut> {
-        let file = open_file(&path, mode)?;
+    pub(super) fn open(path: PathBuf, options: FileOptions) -> io::Result<FileOut> {
+        let file = open_file(&path, options.mode)?;
+        let size = file.metadata()?.len();
         Ok(FileOut {
             path,
-            mode,
+            options,
             file: Some(file),
-            fsync,
             dirty: false,
             syncs: 0,
+            size,
+            opened: std::time::Instant::now(),
         })
+    }
+
+    /// Whether `len` more bytes go to a new file.
+    fn rotation_due(&self, len: usize) -> bool {
+        let r = &self.options.rotate;
+        self.size > 0
+            && (r.max_bytes.is_some_and(|max| self.size + len as u64 > max)
+                || r.max_age.is_some_and(|age| self.opened.elapsed() >= age))
+    }
+
+    /// Renames the file to `<file_path>.<UTC time>`, opens a new one and removes rotated files
+    /// beyond `max_files`. A rename that fails is logged and writing goes on in the same file
+    /// (an audit log that cannot rotate must not stop the server); the next attempt comes a
+    /// whole `max_bytes` / `max_age` later.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.tick();
+        // Never onto an existing name (a rename would replace it): the next nanosecond.
+        let mut at = std::time::SystemTime::now();
+        let mut rotated = rotated_name(&self.path, at);
+        while rotated.exists() {
+            at += Duration::from_nanos(1);
+            rotated = rotated_name(&self.path, at);
+        }
+        if let Err(e) = std::fs::rename(&self.path, &rotated) {
+            tracing::error!(audit.file = %self.path.display(), error = %e, "cannot rotate the audit file; writing on");
+            self.size = 0;
+            self.opened = std::time::Instant::now();
+            return Ok(());
+        }
+        self.file = None;
+        let file = open_file(&self.path, self.options.mode)?;
+        self.size = file.metadata()?.len();
+        self.file = Some(file);
+        self.opened = std::time::Instant::now();
+        if let Some(keep) = self.options.rotate.max_files {
+            prune_rotated(&self.path, keep);
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -473,11 +550,15 @@ impl FileOut {
 
 impl Output for FileOut {
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.rotation_due(data.len()) {
+            self.rotate()?;
+        }
         match self.file.as_mut() {
             Some(f) => f.write_all(data)?,
             None => return Err(io::Error::other("not open")),
         }
-        match self.fsync {
+        self.size += data.len() as u64;
+        match self.options.fsync {
             Fsync::Never => Ok(()),
             Fsync::EveryWrite => self.sync(),
             Fsync::Within(_) => {
@@ -491,12 +572,15 @@ impl Output for FileOut {
         // What reached the old file reaches its disk before the file is let go.
         self.tick();
         self.file = None;
-        self.file = Some(open_file(&self.path, self.mode)?);
+        let file = open_file(&self.path, self.options.mode)?;
+        self.size = file.metadata()?.len();
+        self.file = Some(file);
+        self.opened = std::time::Instant::now();
         Ok(())
     }
 
     fn tick_every(&self) -> Option<Duration> {
-        match self.fsync {
+        match self.options.fsync {
             Fsync::Within(d) => Some(d),
             Fsync::Never | Fsync::EveryWrite => None,
         }
@@ -507,6 +591,58 @@ impl Output for FileOut {
             && let Err(e) = self.sync()
         {
             tracing::error!(audit.file = %self.path.display(), error = %e, "audit file fsync failed");
+        }
+    }
+}
+
+/// `<path>.<UTC time>` with whole nanoseconds, colons left out (`audit.log.2026-12-02T125912.000000001Z`):
+/// names that sort in time order.
+fn rotated_name(path: &Path, now: std::time::SystemTime) -> PathBuf {
+    let nanos = crate::clock::unix_nanos(now);
+    let secs = crate::clock::from_unix_nanos(nanos.div_euclid(1_000_000_000) * 1_000_000_000);
+    let stamp = crate::clock::rfc3339_nanos(secs).replace(':', "");
+    let stamp = stamp.trim_end_matches('Z');
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{stamp}.{:09}Z", nanos.rem_euclid(1_000_000_000)));
+    PathBuf::from(name)
+}
+
+/// Whether `name` is `<file>.<stamp>` as [`rotated_name`] writes it.
+fn is_rotated(file: &str, name: &str) -> bool {
+    let Some(stamp) = name.strip_prefix(file).and_then(|r| r.strip_prefix('.')) else {
+        return false;
+    };
+    // 2026-12-02T125912.000000001Z
+    let shape = b"dddd-dd-ddTdddddd.dddddddddZ";
+    stamp.len() == shape.len()
+        && stamp.bytes().zip(shape.iter()).all(|(c, s)| match s {
+            b'd' => c.is_ascii_digit(),
+            other => c == *other,
+        })
+}
+
+/// Removes the oldest rotated files of `path` beyond `keep` (only names [`rotated_name`] makes).
+fn prune_rotated(path: &Path, keep: usize) {
+    let (Some(dir), Some(file)) = (path.parent(), path.file_name().and_then(|f| f.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut rotated: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| is_rotated(file, n))
+        .collect();
+    rotated.sort();
+    let excess = rotated.len().saturating_sub(keep);
+    for old in rotated.iter().take(excess) {
+        if let Err(e) = std::fs::remove_file(dir.join(old)) {
+            tracing::warn!(audit.file = %old, error = %e, "cannot remove an old rotated audit file");
         }
     }
 }
@@ -869,7 +1005,11 @@ mod tests {
     }
 
     fn open_synced(path: &Path, fsync: Fsync) -> (Arc<SharedFile>, Arc<Writer>) {
-        let shared = SharedFile::new(FileOut::open(path.to_path_buf(), None, fsync).unwrap());
+        let options = FileOptions {
+            fsync,
+            ..FileOptions::plain()
+        };
+        let shared = SharedFile::new(FileOut::open(path.to_path_buf(), options).unwrap());
         assert!(
             shared.inline,
             "a regular file on a 2-worker runtime is written inline"
@@ -1061,5 +1201,126 @@ mod tests {
             drop(writer);
             await_syncs(&shared, 1);
         });
+    }
+
+    /// The files of `dir` and their text, by name.
+    fn files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                (e.file_name().into_string().unwrap(), text)
+            })
+            .collect()
+    }
+
+    fn rotating(path: &Path, rotate: Rotate) -> FileOut {
+        let options = FileOptions {
+            rotate,
+            ..FileOptions::plain()
+        };
+        FileOut::open(path.to_path_buf(), options).unwrap()
+    }
+
+    #[test]
+    fn rotated_names_sort_in_time_order_and_are_recognised() {
+        let base = std::time::UNIX_EPOCH + Duration::from_secs(1_796_186_096);
+        let a = rotated_name(Path::new("/l/audit.log"), base + Duration::from_nanos(5));
+        let b = rotated_name(Path::new("/l/audit.log"), base + Duration::from_millis(500));
+        let c = rotated_name(Path::new("/l/audit.log"), base + Duration::from_secs(1));
+        assert_eq!(
+            a,
+            PathBuf::from("/l/audit.log.2026-12-02T043456.000000005Z")
+        );
+        assert!(a < b && b < c);
+        for p in [&a, &b, &c] {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            assert!(is_rotated("audit.log", name), "{name}");
+        }
+        for other in [
+            "audit.log",
+            "audit.log.bak",
+            "audit.log.1",
+            "audit.log.2026-12-02T043456.5Z",
+            "other.log.2026-12-02T043456.000000005Z",
+        ] {
+            assert!(!is_rotated("audit.log", other), "{other}");
+        }
+    }
+
+    #[test]
+    fn max_bytes_starts_a_new_file_between_whole_lines() {
+        let path = temp_file("audit.log");
+        let dir = path.parent().unwrap().to_path_buf();
+        let mut out = rotating(
+            &path,
+            Rotate {
+                max_bytes: Some(100),
+                ..Rotate::default()
+            },
+        );
+        // Lines of 30 bytes: three fit under 100, the fourth starts a new file.
+        let lines: Vec<String> = (0..10).map(|i| format!("{:029}\n", i)).collect();
+        for line in &lines {
+            out.write(line.as_bytes()).unwrap();
+        }
+        let files = files(&dir);
+        assert_eq!(files.len(), 4, "{:?}", files.keys());
+        assert!(files.values().all(|t| t.len() <= 100 && t.ends_with('\n')));
+        // In time order (rotated names, then the current file) the lines are all there, once.
+        let mut names: Vec<&String> = files.keys().filter(|n| *n != "audit.log").collect();
+        names.sort();
+        let mut all: String = names.iter().map(|n| files[*n].as_str()).collect();
+        all.push_str(&files["audit.log"]);
+        assert_eq!(all, lines.concat());
+    }
+
+    #[test]
+    fn max_files_removes_the_oldest_rotated_files_only() {
+        let path = temp_file("audit.log");
+        let dir = path.parent().unwrap().to_path_buf();
+        std::fs::write(dir.join("audit.log.bak"), "operator's copy\n").unwrap();
+        let mut out = rotating(
+            &path,
+            Rotate {
+                max_bytes: Some(10),
+                max_files: Some(2),
+                ..Rotate::default()
+            },
+        );
+        for i in 0..6 {
+            out.write(format!("line {i}\n").as_bytes()).unwrap();
+        }
+        let files = files(&dir);
+        let rotated: Vec<&String> = files
+            .keys()
+            .filter(|n| is_rotated("audit.log", n))
+            .collect();
+        assert_eq!(rotated.len(), 2, "{:?}", files.keys());
+        assert_eq!(files["audit.log"], "line 5\n");
+        let kept: Vec<&str> = rotated.iter().map(|n| files[*n].as_str()).collect();
+        assert_eq!(kept, vec!["line 3\n", "line 4\n"]);
+        assert_eq!(files["audit.log.bak"], "operator's copy\n");
+    }
+
+    #[test]
+    fn max_age_starts_a_new_file_for_a_write_after_it() {
+        let path = temp_file("audit.log");
+        let dir = path.parent().unwrap().to_path_buf();
+        let mut out = rotating(
+            &path,
+            Rotate {
+                max_age: Some(Duration::from_millis(1)),
+                ..Rotate::default()
+            },
+        );
+        out.write(b"first\n").unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        out.write(b"second\n").unwrap();
+        let files = files(&dir);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files["audit.log"], "second\n");
+        assert!(files.values().any(|t| t == "first\n"));
     }
 }

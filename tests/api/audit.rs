@@ -863,6 +863,93 @@ async fn a_stuck_device_fails_requests_within_the_deadline_and_never_slows_a_hea
     drop(reader);
 }
 
+/// Built-in rotation (Coffer's `max_bytes`): eight concurrent writers on a device whose file
+/// holds about four entries; every request's two entries are in exactly one file each, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_bytes_rotation_under_load_loses_splits_and_repeats_nothing() {
+    let srv = std::sync::Arc::new(TestServer::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    for (bad, why) in [
+        (
+            "max_bytes",
+            "invalid max_bytes: \"0\" is not a positive whole number",
+        ),
+        (
+            "max_files",
+            "invalid max_files: \"0\" is not a positive whole number",
+        ),
+        (
+            "max_age",
+            "invalid max_age: \"0\" is not a positive duration",
+        ),
+    ] {
+        let r = enable(
+            &srv,
+            "x",
+            json!({"file_path": file.to_str().unwrap(), bad: "0"}),
+        )
+        .await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), vec![why]);
+    }
+    enable(
+        &srv,
+        "rotating",
+        json!({"file_path": file.to_str().unwrap(), "max_bytes": "6000"}),
+    )
+    .await
+    .assert_status(204);
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let srv = srv.clone();
+        writers.spawn(async move {
+            for i in 0..25 {
+                srv.put(
+                    &format!("secret/data/r{w}-{i}"),
+                    &srv.root,
+                    json!({"data": {"i": i}}),
+                )
+                .await
+                .assert_status(200);
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let mut seen: std::collections::HashMap<String, (usize, usize)> = Default::default();
+    let names: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(names.len() > 10, "{} files", names.len());
+    for f in &names {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.ends_with('\n'), "{} ends mid-line", f.display());
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: split line ({e})", f.display()));
+            if !v["request"]["path"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("secret/data/r")
+            {
+                continue;
+            }
+            let slot = seen
+                .entry(v["request"]["id"].as_str().unwrap().to_string())
+                .or_default();
+            match v["type"].as_str() {
+                Some("request") => slot.0 += 1,
+                _ => slot.1 += 1,
+            }
+        }
+    }
+    assert_eq!(seen.len(), 200, "every request logged");
+    assert!(seen.values().all(|c| *c == (1, 1)));
+}
+
 /// `coffer_audit_device_failures_total` of one device and reason (0 when absent).
 async fn device_failures(srv: &TestServer, device: &str, reason: &str) -> f64 {
     let r = srv
