@@ -219,15 +219,21 @@ impl Broker {
     /// Enables a device through the API: checks the options, opens and probes it, stores it.
     pub async fn enable(&self, root: &Storage, entry: AuditEntry, skip_test: bool) -> Result<()> {
         let _g = self.lock.lock().await;
-        self.enable_locked(root, entry, skip_test).await
+        let current = self.devices();
+        let device = Arc::new(self.prepare(entry, skip_test, &current).await?);
+        let mut next: Vec<Arc<Device>> = current.iter().cloned().collect();
+        next.push(device.clone());
+        self.commit(root, next, &[device], &[]).await
     }
 
-    async fn enable_locked(
+    /// A device for `entry` that can be enabled beside `others`: type and options checked, the
+    /// path free, its output opened and (unless `skip_test`) probed. Nothing is stored yet.
+    async fn prepare(
         &self,
-        root: &Storage,
         mut entry: AuditEntry,
         skip_test: bool,
-    ) -> Result<()> {
+        others: &[Arc<Device>],
+    ) -> Result<Device> {
         entry.path = normalize(&entry.path);
         if !matches!(entry.kind.as_str(), "file" | "socket" | "syslog") {
             return Err(Error::bad(format!(
@@ -235,8 +241,7 @@ impl Broker {
                 entry.kind
             )));
         }
-        let current = self.devices();
-        if current
+        if others
             .iter()
             .any(|d| d.entry.path.starts_with(&entry.path) || entry.path.starts_with(&d.entry.path))
         {
@@ -252,16 +257,27 @@ impl Broker {
                 .await
                 .map_err(|e| Error::bad(format!("audit backend failed test message: {e}")))?;
         }
-        let mut table: Vec<AuditEntry> = current.iter().map(|d| d.entry.clone()).collect();
-        table.push(device.entry.clone());
-        root.put(
-            &salt_key(&device.entry.uuid),
-            device.salt().as_bytes().to_vec(),
-        )
-        .await?;
+        Ok(device)
+    }
+
+    /// Stores `next` as the table, with the salts of `added` (written first) and without those
+    /// of `removed` (deleted after), then serves it.
+    async fn commit(
+        &self,
+        root: &Storage,
+        next: Vec<Arc<Device>>,
+        added: &[Arc<Device>],
+        removed: &[Arc<Device>],
+    ) -> Result<()> {
+        for d in added {
+            root.put(&salt_key(&d.entry.uuid), d.salt().as_bytes().to_vec())
+                .await?;
+        }
+        let table: Vec<AuditEntry> = next.iter().map(|d| d.entry.clone()).collect();
         root.put_json(TABLE_KEY, &table).await?;
-        let mut next: Vec<Arc<Device>> = current.iter().cloned().collect();
-        next.push(Arc::new(device));
+        for d in removed {
+            root.delete(&salt_key(&d.entry.uuid)).await?;
+        }
         self.devices.store(Arc::new(next));
         Ok(())
     }
@@ -271,29 +287,21 @@ impl Broker {
     pub async fn disable(&self, root: &Storage, path: &str) -> Result<()> {
         let path = normalize(path);
         let _g = self.lock.lock().await;
-        if self.device(&path).is_some_and(|d| d.entry.declared) {
-            return Err(Error::bad(
-                "cannot disable configuration-managed audit device",
-            ));
-        }
-        self.disable_locked(root, &path).await
-    }
-
-    async fn disable_locked(&self, root: &Storage, path: &str) -> Result<()> {
         let current = self.devices();
         let Some(gone) = current.iter().find(|d| d.entry.path == path).cloned() else {
             return Ok(());
         };
+        if gone.entry.declared {
+            return Err(Error::bad(
+                "cannot disable configuration-managed audit device",
+            ));
+        }
         let next: Vec<Arc<Device>> = current
             .iter()
             .filter(|d| d.entry.path != path)
             .cloned()
             .collect();
-        let table: Vec<AuditEntry> = next.iter().map(|d| d.entry.clone()).collect();
-        root.put_json(TABLE_KEY, &table).await?;
-        root.delete(&salt_key(&gone.entry.uuid)).await?;
-        self.devices.store(Arc::new(next));
-        Ok(())
+        self.commit(root, next, &[], &[gone]).await
     }
 
     /// Replaces the devices the configuration declares (at start and on SIGHUP); they take
@@ -303,11 +311,11 @@ impl Broker {
     }
 
     /// Brings the table in line with the configuration (after [`Broker::load`] at unseal, and on
-    /// SIGHUP): a declared device that is missing is enabled (and probed unless `skip_test`), a
-    /// declared device no longer in the configuration is disabled, one that is present must be
-    /// exactly as declared. Every declaration is checked before anything changes, so a conflict
-    /// (a device of the same path enabled through the API, changed options) changes nothing;
-    /// the error says which device and why.
+    /// SIGHUP): a declared device that is missing is enabled (opened, and probed unless
+    /// `skip_test`), a declared device no longer in the configuration is disabled, one that is
+    /// present must be exactly as declared. All of it is checked, and every new device opened,
+    /// before the table changes in one write: a conflict (a path the API uses, a changed block)
+    /// or a device that cannot be opened changes nothing, and the error says which and why.
     pub async fn apply_declared(&self, root: &Storage) -> Result<()> {
         let declared = self.declared.load_full();
         let _g = self.lock.lock().await;
@@ -332,14 +340,12 @@ impl Broker {
                 }
             }
         }
-        for gone in current.iter().filter(|c| c.entry.declared) {
-            if !declared.iter().any(|d| d.path == gone.entry.path) {
-                tracing::info!(audit.path = %gone.entry.path, "disabling removed audit device");
-                self.disable_locked(root, &gone.entry.path).await?;
-            }
-        }
+        let (removed, mut next): (Vec<Arc<Device>>, Vec<Arc<Device>>) = current
+            .iter()
+            .cloned()
+            .partition(|c| c.entry.declared && !declared.iter().any(|d| d.path == c.entry.path));
+        let mut added = Vec::new();
         for d in missing {
-            tracing::info!(audit.path = %d.path, "adding new audit device");
             let entry = AuditEntry {
                 path: d.path.clone(),
                 kind: d.kind.clone(),
@@ -349,23 +355,33 @@ impl Broker {
                 uuid: String::new(),
                 declared: true,
             };
-            let skip_test = d
-                .options
-                .get("skip_test")
-                .map_or(Ok(false), |v| device::parse_bool(v));
-            let enabled = match skip_test {
-                Ok(skip_test) => self.enable_locked(root, entry, skip_test).await,
-                Err(e) => Err(e),
+            let prepared = match d.options.get("skip_test").map(|v| device::parse_bool(v)) {
+                Some(Err(e)) => Err(e),
+                skip => {
+                    let skip_test = matches!(skip, Some(Ok(true)));
+                    self.prepare(entry, skip_test, &next).await
+                }
             };
-            enabled.map_err(|e| {
+            let device = Arc::new(prepared.map_err(|e| {
                 let why = e.messages().join("; ");
                 config_error(format!(
                     "failed to create new audit device {}: {why}",
                     d.path
                 ))
-            })?;
+            })?);
+            next.push(device.clone());
+            added.push(device);
         }
-        Ok(())
+        if added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        for d in &removed {
+            tracing::info!(audit.path = %d.entry.path, "disabling removed audit device");
+        }
+        for d in &added {
+            tracing::info!(audit.path = %d.entry.path, "adding new audit device");
+        }
+        self.commit(root, next, &added, &removed).await
     }
 }
 
