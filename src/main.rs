@@ -427,13 +427,7 @@ async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), Str
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tokio::spawn(sweep_loop(Arc::downgrade(&dev.core)));
-    let reload: Option<coffer::server::AuditReload> = config_path.map(|path| {
-        Arc::new(move || {
-            ServerConfig::from_file_for_dev(&path)
-                .map(|c| c.audit)
-                .map_err(|e| e.to_string())
-        }) as coffer::server::AuditReload
-    });
+    let reload = config_path.map(|path| coffer::server::audit_reload(path, true));
     coffer::server::on_hangup(Arc::downgrade(&dev.core), reload);
     let core = dev.core.clone();
     tasks.spawn(async move {

@@ -181,13 +181,7 @@ pub async fn run(
         lines.push(start_listener(i + 1, l, &core, &shutdown, &mut tasks)?);
     }
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    let reload: Option<crate::server::AuditReload> = source.map(|path| {
-        Arc::new(move || {
-            ServerConfig::from_file(&path)
-                .map(|c| c.audit)
-                .map_err(|e| e.to_string())
-        }) as crate::server::AuditReload
-    });
+    let reload = source.map(|path| crate::server::audit_reload(path, false));
     crate::server::on_hangup(Arc::downgrade(&core), reload);
     if let Some(ha) = core.ha() {
         tokio::spawn(ha.clone().run(Arc::downgrade(&core)));

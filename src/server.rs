@@ -105,6 +105,19 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
 pub type AuditReload =
     Arc<dyn Fn() -> std::result::Result<Vec<crate::audit::Declared>, String> + Send + Sync>;
 
+/// Reads the `audit` blocks of the config file at `path` again, as the server read it at start
+/// (`dev`: as `-dev -config=FILE` reads it, storage and listeners optional).
+pub fn audit_reload(path: std::path::PathBuf, dev: bool) -> AuditReload {
+    Arc::new(move || {
+        let read = if dev {
+            crate::config::ServerConfig::from_file_for_dev(&path)
+        } else {
+            crate::config::ServerConfig::from_file(&path)
+        };
+        read.map(|c| c.audit).map_err(|e| e.to_string())
+    })
+}
+
 /// On every SIGHUP, off the runtime's worker threads: re-reads the configuration's `audit`
 /// blocks when `reload` is given (enabling new devices, removing dropped ones; a file that
 /// does not read or a change that cannot be applied is logged and changes nothing), then

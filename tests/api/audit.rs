@@ -654,6 +654,18 @@ async fn fail_closed_when_no_device_accepts_the_request() {
     srv.put("secret/data/x", &srv.root, json!({"data": {"v": "1"}}))
         .await
         .assert_status(200);
+    // The failing device is named by the failure counter: the request and response entries
+    // it lost (reported by its writer thread after the healthy device released the request).
+    let mut lost = 0.0;
+    for _ in 0..500 {
+        lost = device_failures(&srv, "full/", "error").await;
+        if lost >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(lost >= 2.0, "{lost}");
+    assert_eq!(device_failures(&srv, "good/", "error").await, 0.0);
     let t = srv.token_with(&["default"], json!({})).await;
     srv.delete("sys/audit/good", &srv.root)
         .await
@@ -971,43 +983,6 @@ async fn device_failures(srv: &TestServer, device: &str, reason: &str) -> f64 {
         .filter(|l| l.contains(&d) && l.contains(&why))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-/// A device that cannot write (`/dev/full`) beside a healthy one: requests go on, and every
-/// entry it lost is counted against it by name.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_device_is_named_by_the_failure_counter() {
-    let srv = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.log");
-    enable(&srv, "good", json!({"file_path": good.to_str().unwrap()}))
-        .await
-        .assert_status(204);
-    enable(
-        &srv,
-        "full",
-        json!({"file_path": "/dev/full", "skip_test": "true"}),
-    )
-    .await
-    .assert_status(204);
-    for i in 0..3 {
-        srv.put("secret/data/f", &srv.root, json!({"data": {"i": i}}))
-            .await
-            .assert_status(200);
-    }
-    // Request and response entries of the three writes (the failures are reported by the
-    // device's writer thread, after the healthy device already released each request).
-    let mut n = 0.0;
-    for _ in 0..500 {
-        n = device_failures(&srv, "full/", "error").await;
-        if n >= 6.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(n >= 6.0, "{n}");
-    assert_eq!(device_failures(&srv, "good/", "error").await, 0.0);
-    eventually(&good, "secret/data/f").await;
 }
 
 /// A FIFO whose reader never reads, and a prefix larger than the pipe buffer: every line blocks

@@ -261,6 +261,17 @@ async fn cluster(c: &reqwest::Client, url: &str) -> (Node, Node, String, String,
     (a, b, key, root, table)
 }
 
+/// A node's own Prometheus output (its listener serves `sys/metrics` without a token).
+async fn metrics_text(c: &reqwest::Client, node: &Node) -> String {
+    c.get(format!("{}/sys/metrics?format=prometheus", node.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn put(c: &reqwest::Client, base: &str, root: &str, key: &str, v: Value) -> (u16, Value) {
     call(
         c,
@@ -328,14 +339,7 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
     // Metrics: each node answers its own scrape (no token on this listener); the standby
     // reports unsealed but not active.
     for (n, active_value) in [(active, 1.0), (standby, 0.0)] {
-        let text = c
-            .get(format!("{}/sys/metrics?format=prometheus", n.base()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&c, n).await;
         let gauge = |name: &str| -> Option<f64> {
             text.lines()
                 .find(|l| l.starts_with(&format!("{name}{{")))
@@ -534,15 +538,9 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
     // The node that stepped down timed the request and how long it led; the new active timed
     // its step-up's load.
     let count = async |node: &Node, name: &str| -> f64 {
-        let text = c
-            .get(format!("{}/sys/metrics?format=prometheus", node.base()))
-            .send()
+        metrics_text(&c, node)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)

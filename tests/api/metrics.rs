@@ -139,11 +139,16 @@ async fn scrape(srv: &TestServer, token: Option<&str>) -> String {
 
 /// A dev server whose listener has the given options and whose core has `telemetry`.
 async fn server_with(telemetry: Telemetry, options: HttpOptions) -> TestServer {
-    let clock = MockClock::new();
     let config = CoreConfig {
         telemetry,
         ..CoreConfig::default()
     };
+    dev_server(config, options).await.0
+}
+
+/// A dev server of `config` on a listener with `options`, and its unseal key.
+async fn dev_server(config: CoreConfig, options: HttpOptions) -> (TestServer, String) {
+    let clock = MockClock::new();
     let dev = DevServer::with_config(clock.clone(), Some("root".into()), config)
         .await
         .expect("dev server");
@@ -157,7 +162,7 @@ async fn server_with(telemetry: Telemetry, options: HttpOptions) -> TestServer {
     });
     let mut srv = TestServer::attach(addr, dev.core.clone(), clock);
     srv.root = dev.root_token.expose().to_string();
-    srv
+    (srv, dev.unseal_key.expose().to_string())
 }
 
 /// The server's cluster name (the `cluster` label of its gauges).
@@ -922,26 +927,7 @@ async fn lease_gauges_and_expire_timers_follow_token_lifecycles() {
 
 #[tokio::test]
 async fn seal_and_unseal_timers_count_each_transition() {
-    let clock = MockClock::new();
-    let dev = DevServer::with_config(clock.clone(), Some("root".into()), CoreConfig::default())
-        .await
-        .expect("dev server");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let core = dev.core.clone();
-    tokio::spawn(async move {
-        let _ = serve_http(
-            listener,
-            core,
-            &HttpOptions::default(),
-            std::future::pending(),
-        )
-        .await;
-    });
-    let mut srv = TestServer::attach(addr, dev.core.clone(), clock);
-    srv.root = dev.root_token.expose().to_string();
+    let (srv, unseal_key) = dev_server(CoreConfig::default(), HttpOptions::default()).await;
     let names = [
         "vault_core_unseal_count",
         "vault_core_post_unseal_count",
@@ -965,12 +951,7 @@ async fn seal_and_unseal_timers_count_each_transition() {
         .await
         .assert_status(204);
     let r = srv
-        .req(
-            "PUT",
-            "sys/unseal",
-            None,
-            Some(json!({"key": dev.unseal_key.expose()})),
-        )
+        .req("PUT", "sys/unseal", None, Some(json!({"key": unseal_key})))
         .await;
     r.assert_status(200);
     assert_eq!(r.body["sealed"], false);
