@@ -375,7 +375,15 @@ async fn handle_logical(
     inc: crate::core::IncomingRequest,
     facts: &mut RequestFacts,
 ) -> HttpResponse {
-    match state.core.handle_request_with(inc, facts).await {
+    let core = state.core.clone();
+    let (result, done) = RunToCompletion::new(async move {
+        let mut facts = RequestFacts::default();
+        let result = core.handle_request_with(inc, &mut facts).await;
+        (result, facts)
+    })
+    .await;
+    *facts = done;
+    match result {
         Ok(outcome) => envelope::success(&outcome),
         Err(e) => {
             if e.is_internal() {
@@ -390,6 +398,51 @@ async fn handle_logical(
                 );
             }
             resp
+        }
+    }
+}
+
+/// A request of the core that finishes even when its client hangs up: hyper drops a
+/// connection's request future then, which would stop the request anywhere, between two
+/// storage writes of one operation or before its response audit entry (Vault runs requests
+/// under a context the client cannot cancel, hashicorp/vault#23871). Dropped unfinished, the
+/// future is spawned onto the runtime to run to the end; otherwise it costs one allocation.
+struct RunToCompletion<F: std::future::Future + Send + 'static> {
+    fut: Option<std::pin::Pin<Box<F>>>,
+}
+
+impl<F: std::future::Future + Send + 'static> RunToCompletion<F> {
+    fn new(fut: F) -> Self {
+        RunToCompletion {
+            fut: Some(Box::pin(fut)),
+        }
+    }
+}
+
+impl<F: std::future::Future + Send + 'static> std::future::Future for RunToCompletion<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let Some(fut) = self.fut.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let out = std::task::ready!(fut.as_mut().poll(cx));
+        self.fut = None;
+        std::task::Poll::Ready(out)
+    }
+}
+
+impl<F: std::future::Future + Send + 'static> Drop for RunToCompletion<F> {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                fut.await;
+            });
         }
     }
 }

@@ -1083,3 +1083,64 @@ async fn a_stuck_device_never_blocks_a_worker_and_management_still_works() {
     assert!(text.contains(r#""path":"sys/audit/good""#), "{text}");
     drop(reader);
 }
+
+/// A client that hangs up mid-request does not cut the request short: it runs to the end and
+/// its response entry is written (Vault: hashicorp/vault#23871). Here the request is an enable
+/// whose test message waits on a stuck device for the whole deadline; the client leaves after
+/// 50 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_hangs_up_still_finishes_and_is_audited() {
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.log");
+    enable(&srv, "good", json!({"file_path": good.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    let (_reader, fifo) = stuck_fifo(dir.path());
+    let body =
+        json!({"type": "file", "options": {"file_path": fifo, "prefix": "x".repeat(256 * 1024)}})
+            .to_string();
+    let mut conn = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/sys/audit/probe HTTP/1.1\r\nHost: x\r\nX-Vault-Token: {}\r\nContent-Length: {}\r\n\r\n",
+        srv.root,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body.as_bytes()).await.unwrap();
+    // The request entry is on file: the request is under way.
+    let request = lines_when(&good, |l| {
+        l["request"]["path"] == "sys/audit/probe" && l["type"] == "request"
+    })
+    .await;
+    drop(conn);
+    let response = lines_when(&good, |l| {
+        l["request"]["path"] == "sys/audit/probe" && l["type"] == "response"
+    })
+    .await;
+    assert_eq!(response["request"]["id"], request["request"]["id"]);
+    assert!(
+        response["error"]
+            .as_str()
+            .unwrap()
+            .contains("* audit backend failed test message: "),
+        "{response}"
+    );
+}
+
+/// The first line of `file` matching `want`, once there (5 s).
+async fn lines_when(file: &Path, want: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if let Some(v) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| want(v))
+        {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no such line in {}", file.display());
+}
