@@ -330,16 +330,27 @@ async fn serve_request(
     } else {
         (axum::body::Bytes::new(), body)
     };
-    if let Some(resp) = sys_raw::handle(
-        state,
-        &parts.method,
-        &path,
-        parts.uri.query(),
-        &parts.headers,
-        &raw_body,
-    )
-    .await
-    {
+    let raw = if !sys_raw::wants_body(state, &path) {
+        sys_raw::handle(
+            state,
+            &parts.method,
+            &path,
+            parts.uri.query(),
+            &parts.headers,
+            &raw_body,
+        )
+        .await
+    } else {
+        // Init, unseal, rekey and root generation change the seal: never cut short either.
+        let (st, method, p) = (state.clone(), parts.method.clone(), path.clone());
+        let (query, headers) = (parts.uri.query().map(str::to_owned), parts.headers.clone());
+        let body = raw_body.clone();
+        RunToCompletion::new(async move {
+            sys_raw::handle(&st, &method, &p, query.as_deref(), &headers, &body).await
+        })
+        .await
+    };
+    if let Some(resp) = raw {
         return resp;
     }
     match decode::incoming(
