@@ -62,13 +62,14 @@ impl Node {
         self.child.as_ref().map(|c| c.id().to_string()).unwrap()
     }
 
-    /// Writes the config and starts the process (waits for the banner).
-    fn start(url: &str, table: &str) -> Node {
-        Self::start_tls(url, table, None)
+    /// Writes the config and starts the process (waits for the banner). With
+    /// `tls = Some((cert PEM, key PEM))` the listener serves HTTPS.
+    fn start_tls(url: &str, table: &str, tls: Option<(&str, &str)>) -> Node {
+        Self::start_with(url, table, tls, "")
     }
 
-    /// With `tls = Some((cert PEM, key PEM))` the listener serves HTTPS.
-    fn start_tls(url: &str, table: &str, tls: Option<(&str, &str)>) -> Node {
+    /// With `extra` appended to the config file.
+    fn start_with(url: &str, table: &str, tls: Option<(&str, &str)>, extra: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let (scheme, listener_tls) = match tls {
@@ -97,7 +98,7 @@ impl Node {
                  listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n{listener_tls}  \
                  telemetry {{\n    unauthenticated_metrics_access = true\n  }}\n}}\n\
                  telemetry {{\n  prometheus_retention_time = \"1h\"\n}}\n\
-                 api_addr = \"{scheme}://127.0.0.1:{port}\"\n"
+                 api_addr = \"{scheme}://127.0.0.1:{port}\"\n{extra}"
             ),
         )
         .unwrap();
@@ -231,9 +232,18 @@ async fn active_of(c: &reqwest::Client, nodes: &[&Node], limit: Duration) -> usi
 /// Two nodes over one fresh table, initialised through the first, both unsealed, kv-v2 at
 /// `secret/`; returns them with the unseal key and root token.
 async fn cluster(c: &reqwest::Client, url: &str) -> (Node, Node, String, String, String) {
+    cluster_with(c, url, "").await
+}
+
+/// [`cluster`] with `extra` in both nodes' config files.
+async fn cluster_with(
+    c: &reqwest::Client,
+    url: &str,
+    extra: &str,
+) -> (Node, Node, String, String, String) {
     let table = fresh_table();
-    let a = Node::start(url, &table);
-    let b = Node::start(url, &table);
+    let a = Node::start_with(url, &table, None, extra);
+    let b = Node::start_with(url, &table, None, extra);
     let (st, init) = call(
         c,
         Method::PUT,
@@ -1542,4 +1552,61 @@ async fn postgresql_single_node_keeps_acknowledged_writes_across_a_database_cras
     );
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     node.stop();
+}
+
+/// A device declared in both nodes' config files: the first active node enables it; the node
+/// that takes over finds it as declared (same salt, nothing changed) and audits to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_declared_audit_device_follows_the_active_node() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let logs = tempfile::tempdir().unwrap();
+    let file = logs.path().join("audit.log");
+    let extra = format!(
+        "audit \"file\" \"shared\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+        file.display()
+    );
+    let (a, b, _key, root, _table) = cluster_with(&c, &url, &extra).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(10)).await;
+    let (active, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
+    let hash = async |node: &Node| -> Value {
+        let (st, body) = call(
+            &c,
+            Method::PUT,
+            format!("{}/sys/audit-hash/shared", node.base()),
+            Some(&root),
+            json!({"input": "v"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        body["data"]["hash"].clone()
+    };
+    let before = hash(active).await;
+    let (st, _) = put(&c, &active.base(), &root, "before", json!({"v": "1"})).await;
+    assert_eq!(st, 200);
+    crate::audit_devices::wait_for(&file, "secret/data/before", 2).await;
+
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/step-down", active.base()),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    wait_for(
+        Duration::from_secs(5),
+        "the other node to take over",
+        || async { standby.health(&c).await == 200 },
+    )
+    .await;
+    let (st, _) = put(&c, &standby.base(), &root, "after", json!({"v": "2"})).await;
+    assert_eq!(st, 200);
+    crate::audit_devices::wait_for(&file, "secret/data/after", 2).await;
+    assert_eq!(
+        hash(standby).await,
+        before,
+        "the same device, not a new one"
+    );
 }
