@@ -221,6 +221,11 @@ impl Device {
         Ok(self.writer.get())
     }
 
+    /// Whether the output is open (or needs none: `discard`).
+    pub fn is_open(&self) -> bool {
+        matches!(self.kind, Kind::Discard) || self.writer.get().is_some()
+    }
+
     /// Closes and reopens a file device's file after the lines already queued (SIGHUP).
     pub(super) fn reopen(&self) {
         if !matches!(self.kind, Kind::File { .. }) {

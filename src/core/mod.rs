@@ -244,6 +244,17 @@ impl Core {
             let _ = self.pre_seal();
             return Err(e);
         }
+        // hashicorp/vault#2083: a node that cannot open a single audit device would refuse
+        // every request (fail-closed); another node may be able to serve.
+        let devices = self.audit.devices();
+        if !devices.is_empty() && devices.iter().all(|d| !d.is_open()) {
+            let paths: Vec<&str> = devices.iter().map(|d| d.entry.path.as_str()).collect();
+            let _ = self.pre_seal();
+            return Err(Error::internal(format!(
+                "no audit device can be opened on this node ({}): it would refuse every request",
+                paths.join(", ")
+            )));
+        }
         Ok(())
     }
 

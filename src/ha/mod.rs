@@ -259,9 +259,9 @@ impl Ha {
                     continue;
                 }
             }
-            let stepped_down = self.serve_as_active(&c, &identity, sent).await;
+            let hold_off = self.serve_as_active(&c, &identity, sent).await;
             drop(c);
-            hold_off_until = stepped_down.then(|| Instant::now() + self.timings.ttl);
+            hold_off_until = hold_off.then(|| Instant::now() + self.timings.ttl);
         }
         self.running.store(false, Ordering::SeqCst);
         self.stopped.notify_waiters();
@@ -281,7 +281,8 @@ impl Ha {
     }
 
     /// Holds the lock under `identity` (acquired at `sent`) until it is lost or given up; returns
-    /// true after a manual step-down.
+    /// true when this node should wait before competing again: after a manual step-down, or
+    /// when its step-up failed (another node may be able to serve).
     async fn serve_as_active(&self, core: &Arc<Core>, identity: &str, sent: Instant) -> bool {
         self.fence.hold(Some(identity.to_owned()));
         self.prove_until(sent);
@@ -292,7 +293,7 @@ impl Ha {
                 .record(crate::telemetry::ms_since(started));
             tracing::error!(error = %e, "HA: step-up failed; back to standby");
             self.leave(core, identity, Leave::Graceful).await;
-            return false;
+            return true;
         }
         *lock(&self.active_since) = Some(SystemTime::now());
         self.active.store(true, Ordering::SeqCst);

@@ -114,8 +114,10 @@ impl Node {
     }
 
     fn spawn(&mut self) {
+        // Each node runs in its own directory: a relative path (an audit file) is its own.
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
             .args(["server", &format!("-config={}", self.config.display())])
+            .current_dir(self._dir.path())
             .env("VAULT_PG_CONNECTION_URL", &self.url)
             .env("VAULT_LOG_LEVEL", "info")
             .stdout(Stdio::piped())
@@ -1609,4 +1611,62 @@ async fn ha_declared_audit_device_follows_the_active_node() {
         before,
         "the same device, not a new one"
     );
+}
+
+/// hashicorp/vault#2083: a node that cannot open any audit device must not become the active
+/// node (it would refuse every request, fail-closed): its step-up fails and the node that can
+/// write its audit log keeps or takes the lock. The device's file path is relative, so each node
+/// resolves it in its own directory; on the standby `audit` is a plain file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_a_node_that_cannot_audit_does_not_take_over() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, root, _table) =
+        cluster_with(&c, &url, "unsafe_allow_api_audit_creation = true\n").await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(10)).await;
+    let (active, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
+    std::fs::write(standby._dir.path().join("audit"), b"not a directory").unwrap();
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/audit/file", active.base()),
+        Some(&root),
+        json!({"type": "file", "options": {"file_path": "audit/audit.log"}}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, _) = put(&c, &active.base(), &root, "before", json!({"v": "1"})).await;
+    assert_eq!(st, 200);
+
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/step-down", active.base()),
+        Some(&root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    // The standby tries, fails its step-up, and the node that can audit takes the lock back:
+    // writes (through either address) succeed again, never answered by a node that refuses
+    // them all.
+    wait_for(
+        Duration::from_secs(15),
+        "a write after the step-down",
+        || async {
+            let (st, body) = put(&c, &standby.base(), &root, "after", json!({"v": "2"})).await;
+            assert!(st == 200 || st == 503, "{st} {body}");
+            st == 200
+        },
+    )
+    .await;
+    assert_eq!(active.health(&c).await, 200);
+    assert_ne!(standby.health(&c).await, 200);
+    let failed = metrics_text(&c, standby)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("vault_core_leadership_setup_failed_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(failed >= 1.0, "{failed}");
 }
