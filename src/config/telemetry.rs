@@ -3,8 +3,8 @@
 //!
 //! Coffer exports Prometheus only (plus the in-memory JSON of `sys/metrics`), so Vault's other
 //! sinks (statsd, statsite, dogstatsd, circonus, stackdriver) and the lease-bucket settings are
-//! accepted and reported as without effect; `prefix_filter` rules are still checked the way
-//! Vault checks them.
+//! accepted and reported as without effect. `metrics_prefix`, `prefix_filter` and
+//! `filter_default` rename and filter the metrics as go-metrics does.
 
 use serde_json::Value;
 
@@ -23,11 +23,11 @@ const TELEMETRY: Schema = Schema {
         "usage_gauge_period",
         "maximum_gauge_cardinality",
         "prefix_filter",
+        "metrics_prefix",
+        "filter_default",
     ],
     ignored: &[
         "disable_hostname",
-        "metrics_prefix",
-        "filter_default",
         "lease_metrics_epsilon",
         "num_lease_metrics_buckets",
         "add_lease_metrics_namespace_labels",
@@ -104,21 +104,29 @@ pub(super) fn from_blocks(
             section.error("maximum_gauge_cardinality", line, "must not be negative")
         })?,
     };
-    check_prefix_filter(&section)?;
+    let prefix_filter = prefix_filter(&section)?;
+    let metrics_prefix = section
+        .string("metrics_prefix")?
+        .map(|(p, _)| p)
+        .filter(|p| !p.is_empty());
     let telemetry = Telemetry {
         prometheus_retention_secs: retention,
         enable_hostname_label: section.boolean("enable_hostname_label")?.unwrap_or(false),
         usage_gauge_period_secs,
         maximum_gauge_cardinality,
+        metrics_prefix,
+        prefix_filter,
+        filter_default: section.boolean("filter_default")?.unwrap_or(true),
     };
     Ok((Some(telemetry), section.ignored))
 }
 
-/// Vault's rule check: every rule is a string starting with `+` or `-`.
-fn check_prefix_filter(section: &Section<'_>) -> Result<(), ConfigError> {
+/// Vault's rules: strings starting with `+` (keep) or `-` (drop) and the name prefix.
+fn prefix_filter(section: &Section<'_>) -> Result<Vec<(String, bool)>, ConfigError> {
     let Some(raw) = section.raw("prefix_filter") else {
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let mut out = Vec::new();
     let Node::List(rules) = raw.node else {
         return Err(section.error("prefix_filter", raw.line, "expected a list of strings"));
     };
@@ -129,12 +137,16 @@ fn check_prefix_filter(section: &Section<'_>) -> Result<(), ConfigError> {
                 return Err(section.error("prefix_filter", raw.line, "expected a list of strings"));
             }
         };
-        if !(text.starts_with('+') || text.starts_with('-')) {
-            let problem = format!("filter rule must begin with either '+' or '-': {text:?}");
-            return Err(section.error("prefix_filter", raw.line, problem));
+        match (text.strip_prefix('+'), text.strip_prefix('-')) {
+            (Some(prefix), _) => out.push((prefix.to_owned(), true)),
+            (_, Some(prefix)) => out.push((prefix.to_owned(), false)),
+            _ => {
+                let problem = format!("filter rule must begin with either '+' or '-': {text:?}");
+                return Err(section.error("prefix_filter", raw.line, problem));
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Reads a listener's `telemetry` block; returns it and its settings without effect.

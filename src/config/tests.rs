@@ -447,13 +447,16 @@ fn telemetry_stanza_as_vault_reads_it() {
     let t = ok(&base(
         "telemetry {\n prometheus_retention_time = \"0\"\n usage_gauge_period = \"none\"\n \
          maximum_gauge_cardinality = 7\n enable_hostname_label = true\n \
-         prefix_filter = [\"+vault.token\", \"-vault.expire\"]\n}",
+         prefix_filter = [\"+vault.token\", \"-vault.expire\"]\n          metrics_prefix = \"bank\"\n filter_default = false\n}",
     ));
     let want = Telemetry {
         prometheus_retention_secs: 0,
         enable_hostname_label: true,
         usage_gauge_period_secs: None,
         maximum_gauge_cardinality: 7,
+        metrics_prefix: Some("bank".into()),
+        prefix_filter: vec![("vault.token".into(), true), ("vault.expire".into(), false)],
+        filter_default: false,
     };
     assert_eq!(t.telemetry, Some(want));
     assert!(!Telemetry::without_stanza().prometheus_enabled());

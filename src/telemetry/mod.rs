@@ -29,7 +29,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
 pub use sink::Summary;
-use sink::TeeRecorder;
+use sink::{Names, TeeRecorder};
 
 /// Request timer of every non-login request (ms).
 pub const HANDLE_REQUEST: &str = "vault.core.handle_request";
@@ -148,6 +148,13 @@ pub struct Telemetry {
     pub usage_gauge_period_secs: Option<u64>,
     /// `maximum_gauge_cardinality`: distinct mount paths and policy names before `other`.
     pub maximum_gauge_cardinality: usize,
+    /// `metrics_prefix`: replaces the leading `vault` of every Vault metric name.
+    pub metrics_prefix: Option<String>,
+    /// `prefix_filter`: (prefix of the dotted name, allowed) rules; the longest matching prefix
+    /// decides, a block (`-`) winning a tie, as go-metrics' filter does.
+    pub prefix_filter: Vec<(String, bool)>,
+    /// `filter_default`: whether a name no rule matches is kept.
+    pub filter_default: bool,
 }
 
 /// Vault's `prometheus_retention_time` default when a `telemetry` stanza exists: 24h.
@@ -173,6 +180,9 @@ impl Telemetry {
             enable_hostname_label: false,
             usage_gauge_period_secs: Some(DEFAULT_USAGE_GAUGE_PERIOD_SECS),
             maximum_gauge_cardinality: DEFAULT_MAXIMUM_GAUGE_CARDINALITY,
+            metrics_prefix: None,
+            prefix_filter: Vec::new(),
+            filter_default: true,
         }
     }
 
@@ -213,10 +223,13 @@ fn build(t: &Telemetry) -> Option<Installed> {
     }
     let prom = builder.build_recorder();
     let prometheus = prom.handle();
-    let tee = Arc::new(TeeRecorder::new(
-        Arc::new(prom),
-        t.prometheus_retention_secs,
-    ));
+    let tee = Arc::new(
+        TeeRecorder::new(Arc::new(prom), t.prometheus_retention_secs).with_names(Names {
+            prefix: t.metrics_prefix.clone().filter(|p| p != "vault"),
+            filter: t.prefix_filter.clone(),
+            filter_default: t.filter_default,
+        }),
+    );
     if metrics::set_global_recorder(tee.clone()).is_err() {
         tracing::warn!("a metrics recorder was installed elsewhere; sys/metrics stays empty");
         return None;

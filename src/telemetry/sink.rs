@@ -276,6 +276,58 @@ impl Storage<Key> for TeeStorage {
 /// The global recorder: a registry of tracked handles over the Prometheus recorder.
 pub struct TeeRecorder {
     registry: Registry<Key, TeeStorage>,
+    names: Names,
+}
+
+/// The telemetry stanza's say over names: `metrics_prefix` and `prefix_filter` /
+/// `filter_default`, applied when a metric is registered (once per cached handle).
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// Replaces the leading `vault` (`None`: keep it).
+    pub prefix: Option<String>,
+    /// (prefix, allowed) rules on the dotted name after renaming.
+    pub filter: Vec<(String, bool)>,
+    /// Whether a name no rule matches is kept.
+    pub filter_default: bool,
+}
+
+impl Names {
+    /// go-metrics' filter: the longest rule prefix of `name` decides, a block winning a tie.
+    fn allowed(&self, name: &str) -> bool {
+        let mut best: Option<(usize, bool)> = None;
+        for (prefix, allow) in &self.filter {
+            if !name.starts_with(prefix.as_str()) {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((len, was)) => prefix.len() > len || (prefix.len() == len && was && !allow),
+            };
+            if better {
+                best = Some((prefix.len(), *allow));
+            }
+        }
+        best.map_or(self.filter_default, |(_, allow)| allow)
+    }
+
+    /// The key to register `key` under (renamed), or `None` when the filter drops it.
+    fn apply<'k>(&self, key: &'k Key) -> Option<std::borrow::Cow<'k, Key>> {
+        let renamed = match &self.prefix {
+            Some(prefix) => key.name().strip_prefix("vault.").map(|rest| {
+                let labels: Vec<metrics::Label> = key.labels().cloned().collect();
+                Key::from_parts(format!("{prefix}.{rest}"), labels)
+            }),
+            None => None,
+        };
+        let name = renamed.as_ref().map_or(key.name(), Key::name);
+        if (!self.filter.is_empty() || !self.filter_default) && !self.allowed(name) {
+            return None;
+        }
+        Some(match renamed {
+            Some(k) => std::borrow::Cow::Owned(k),
+            None => std::borrow::Cow::Borrowed(key),
+        })
+    }
 }
 
 impl TeeRecorder {
@@ -287,7 +339,16 @@ impl TeeRecorder {
                 prom,
                 retention_secs,
             }),
+            names: Names {
+                filter_default: true,
+                ..Names::default()
+            },
         }
+    }
+
+    /// With `metrics_prefix` / `prefix_filter` applied.
+    pub fn with_names(self, names: Names) -> Self {
+        TeeRecorder { names, ..self }
     }
 
     /// go-metrics' `DisplayMetrics`: the last finished interval (the current one during the
@@ -357,18 +418,27 @@ impl Recorder for TeeRecorder {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        let Some(key) = self.names.apply(key) else {
+            return Counter::noop();
+        };
         self.registry
-            .get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+            .get_or_create_counter(&key, |c| Counter::from_arc(c.clone()))
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let Some(key) = self.names.apply(key) else {
+            return Gauge::noop();
+        };
         self.registry
-            .get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+            .get_or_create_gauge(&key, |g| Gauge::from_arc(g.clone()))
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        let Some(key) = self.names.apply(key) else {
+            return Histogram::noop();
+        };
         self.registry
-            .get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+            .get_or_create_histogram(&key, |h| Histogram::from_arc(h.clone()))
     }
 }
 
@@ -477,6 +547,61 @@ impl SampledValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_filter_longest_rule_wins_and_a_block_wins_a_tie() {
+        let rule = |p: &str, a: bool| (p.to_owned(), a);
+        let names = Names {
+            prefix: None,
+            filter: vec![
+                rule("vault.token", false),
+                rule("vault.token.creation", true),
+                rule("vault.core", true),
+                rule("vault.core", false),
+            ],
+            filter_default: true,
+        };
+        assert!(!names.allowed("vault.token.count"));
+        assert!(names.allowed("vault.token.creation"));
+        assert!(!names.allowed("vault.core.handle_request"), "- wins a tie");
+        assert!(
+            names.allowed("vault.barrier.get"),
+            "unmatched: filter_default"
+        );
+        let closed = Names {
+            filter_default: false,
+            ..names
+        };
+        assert!(!closed.allowed("vault.barrier.get"));
+        assert!(closed.allowed("vault.token.creation"));
+    }
+
+    #[test]
+    fn metrics_prefix_renames_vault_names_only() {
+        let names = Names {
+            prefix: Some("bank".into()),
+            filter: vec![("bank.token".into(), false)],
+            filter_default: true,
+        };
+        let key = Key::from_parts(
+            "vault.core.handle_request",
+            vec![metrics::Label::new("cluster", "c")],
+        );
+        let renamed = names.apply(&key).unwrap();
+        assert_eq!(renamed.name(), "bank.core.handle_request");
+        assert_eq!(renamed.labels().count(), 1);
+        let ours = Key::from_name("coffer.http_requests_total");
+        assert_eq!(
+            names.apply(&ours).unwrap().name(),
+            "coffer.http_requests_total"
+        );
+        // Rules see the renamed name.
+        assert!(
+            names
+                .apply(&Key::from_name("vault.token.creation"))
+                .is_none()
+        );
+    }
 
     #[test]
     fn aggregates_like_go_metrics() {

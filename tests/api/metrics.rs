@@ -959,3 +959,72 @@ async fn seal_and_unseal_timers_count_each_transition() {
     let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
     assert_eq!(delta, vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "{names:?}");
 }
+
+/// `prefix_filter` and `filter_default` as go-metrics applies them: the longest matching rule
+/// decides (a block wins a tie), names no rule matches follow `filter_default`.
+#[tokio::test]
+async fn prefix_filter_keeps_and_drops_metrics_by_name() {
+    let telemetry = Telemetry {
+        prefix_filter: vec![
+            ("vault.token".into(), false),
+            ("vault.token.creation".into(), true),
+            ("vault.barrier".into(), false),
+        ],
+        ..Telemetry::dev()
+    };
+    let srv = server_with(telemetry, HttpOptions::default()).await;
+    approle_login(&srv).await;
+    srv.put("secret/data/f", &srv.root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    let families = parse(scrape(&srv, None).await).await;
+    let has = |name: &str| {
+        families
+            .values()
+            .any(|f| f.samples.iter().any(|(n, _, _)| n == name))
+    };
+    assert!(
+        has("vault_token_creation_total"),
+        "the more specific + rule"
+    );
+    assert!(!has("vault_token_count"), "dropped by -vault.token");
+    assert!(!has("vault_barrier_put_count"), "dropped by -vault.barrier");
+    assert!(
+        has("vault_core_handle_request_count"),
+        "no rule: filter_default"
+    );
+}
+
+/// `metrics_prefix` replaces the leading `vault` of every Vault name (Coffer's own stay).
+#[tokio::test]
+async fn metrics_prefix_renames_the_vault_metrics() {
+    let telemetry = Telemetry {
+        metrics_prefix: Some("bank".into()),
+        ..Telemetry::dev()
+    };
+    let srv = server_with(telemetry, HttpOptions::default()).await;
+    srv.put("secret/data/p", &srv.root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    let families = parse(scrape(&srv, None).await).await;
+    let has = |name: &str| {
+        families
+            .values()
+            .any(|f| f.samples.iter().any(|(n, _, _)| n == name))
+    };
+    assert!(has("bank_core_handle_request_count"));
+    assert!(has("bank_core_unsealed"));
+    assert!(!has("vault_core_handle_request_count"));
+    assert!(has("coffer_http_requests_total"));
+    // The JSON format shows the same names, with dots.
+    let r = srv.get("sys/metrics", &srv.root).await;
+    r.assert_status(200);
+    let samples = r.body["Samples"].as_array().unwrap();
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["Name"] == "bank.core.handle_request"),
+        "{}",
+        r.text
+    );
+}
