@@ -485,9 +485,15 @@ pub(super) struct FileOut {
 
 impl FileOut {
     /// Opens (creating) the file: the enable-time sanity check.
-    pub(super) fn open(path: PathBuf, options: FileOptions) -> io::Result<FileOut> {
+    pub(super) fn open(path: PathBuf, mut options: FileOptions) -> io::Result<FileOut> {
         let file = open_file(&path, options.mode)?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            // `/dev/null`, a FIFO, a terminal: never renamed (rotation) nor synced (EINVAL).
+            options.rotate = Rotate::default();
+            options.fsync = Fsync::Never;
+        }
+        let size = meta.len();
         Ok(FileOut {
             path,
             options,
@@ -1302,6 +1308,47 @@ mod tests {
         let kept: Vec<&str> = rotated.iter().map(|n| files[*n].as_str()).collect();
         assert_eq!(kept, vec!["line 3\n", "line 4\n"]);
         assert_eq!(files["audit.log.bak"], "operator's copy\n");
+    }
+
+    #[test]
+    fn devices_and_fifos_are_never_rotated_nor_synced() {
+        let dir = temp_file("x");
+        let dir = dir.parent().unwrap();
+        let fifo = dir.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        for path in [PathBuf::from("/dev/null"), fifo.clone()] {
+            let options = FileOptions {
+                mode: None,
+                fsync: Fsync::EveryWrite,
+                rotate: Rotate {
+                    max_bytes: Some(1),
+                    max_age: Some(Duration::from_nanos(1)),
+                    max_files: Some(1),
+                },
+            };
+            let mut out = FileOut::open(path.clone(), options).unwrap();
+            for _ in 0..3 {
+                out.write(b"line\n").unwrap();
+            }
+            assert_eq!(out.syncs, 0, "{}", path.display());
+        }
+        assert!(Path::new("/dev/null").exists());
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with("fifo.")), "{names:?}");
     }
 
     #[test]
