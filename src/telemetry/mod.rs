@@ -280,6 +280,7 @@ pub fn in_flight_requests() -> usize {
 /// timer so that memory stays flat between scrapes.
 pub fn upkeep() {
     if let Some(i) = installed() {
+        i.tee.flush_histograms();
         i.prometheus.run_upkeep();
     }
 }
@@ -326,7 +327,10 @@ pub fn respond(format: &str, prometheus_enabled: bool, now_unix: i64) -> Metrics
             status: 200,
             content_type: PROMETHEUS_CONTENT_TYPE,
             body: installed()
-                .map(|i| i.prometheus.render())
+                .map(|i| {
+                    i.tee.flush_histograms();
+                    i.prometheus.render()
+                })
                 .unwrap_or_default(),
         },
         "" => {

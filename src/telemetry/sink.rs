@@ -212,12 +212,127 @@ impl GaugeFn for Tracked<Gauge> {
     }
 }
 
-impl HistogramFn for Tracked<Histogram> {
+impl Aggregate {
+    /// Adds what another shard saw of the same interval.
+    fn merge(&mut self, other: &Aggregate) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 || other.min < self.min {
+            self.min = other.min;
+        }
+        if self.count == 0 || other.max > self.max {
+            self.max = other.max;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+}
+
+/// Shards of a histogram: threads spread over them, so two workers timing the same metric
+/// neither share a lock nor bounce a cache line.
+const SHARDS: usize = 8;
+
+/// Samples a shard keeps before it hands them to the Prometheus summary together (also done at
+/// every scrape and upkeep).
+const BATCH: usize = 64;
+
+/// This thread's shard.
+fn shard_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// One shard, on its own cache lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    state: Mutex<ShardState>,
+}
+
+#[derive(Default)]
+struct ShardState {
+    intervals: Intervals,
+    /// Samples not yet in the Prometheus summary.
+    pending: Vec<f64>,
+}
+
+/// A histogram as the recorder hands it out: each sample goes into the recording thread's
+/// shard (the in-memory intervals at once, the Prometheus summary in batches).
+pub struct ShardedHistogram {
+    key: Key,
+    prom: Arc<PrometheusRecorder>,
+    retention_secs: u64,
+    /// The Prometheus handle and the interval of its last update (for the retention rule).
+    out: Mutex<(Histogram, Option<u64>)>,
+    shards: [Shard; SHARDS],
+}
+
+impl ShardedHistogram {
+    /// Hands `samples` to the Prometheus summary. A series the recorder dropped for being idle
+    /// longer than the retention time is registered again first (as `Tracked::update` does).
+    fn publish(&self, samples: &[f64], index: u64) {
+        if samples.is_empty() {
+            return;
+        }
+        let mut out = lock(&self.out);
+        if let Some(last) = out.1 {
+            let idle = index.saturating_sub(last) * INTERVAL_SECS;
+            if self.retention_secs > 0 && idle + INTERVAL_SECS >= self.retention_secs {
+                out.0 = histogram_of(&self.prom, &self.key);
+            }
+        }
+        out.1 = Some(index);
+        for v in samples {
+            out.0.record(*v);
+        }
+    }
+
+    /// Moves every shard's pending samples into the Prometheus summary (before a scrape).
+    pub(super) fn flush(&self) {
+        let index = elapsed_secs() / INTERVAL_SECS;
+        for shard in &self.shards {
+            let pending = std::mem::take(&mut lock(&shard.state).pending);
+            self.publish(&pending, index);
+        }
+    }
+
+    fn snapshot(&self, index: u64) -> (Option<Aggregate>, f64, bool) {
+        let mut total = Aggregate::default();
+        let mut touched = false;
+        for shard in &self.shards {
+            let s = lock(&shard.state);
+            touched |= s.intervals.touched;
+            if let Some(agg) = s.intervals.at(index) {
+                total.merge(&agg);
+            }
+        }
+        ((total.count > 0).then_some(total), 0.0, touched)
+    }
+}
+
+impl HistogramFn for ShardedHistogram {
     fn record(&self, value: f64) {
-        self.update(histogram_of, |s| {
-            s.prom.record(value);
+        let index = elapsed_secs() / INTERVAL_SECS;
+        // `shard_index() < SHARDS` always.
+        let Some(shard) = self.shards.get(shard_index()) else {
+            return;
+        };
+        let full = {
+            let mut s = lock(&shard.state);
+            s.intervals.roll(index);
+            s.intervals.touched = true;
             s.intervals.current.ingest(value);
-        });
+            s.pending.push(value);
+            (s.pending.len() >= BATCH).then(|| std::mem::take(&mut s.pending))
+        };
+        if let Some(batch) = full {
+            self.publish(&batch, index);
+        }
     }
 }
 
@@ -252,7 +367,7 @@ impl TeeStorage {
 impl Storage<Key> for TeeStorage {
     type Counter = Arc<Tracked<Counter>>;
     type Gauge = Arc<Tracked<Gauge>>;
-    type Histogram = Arc<Tracked<Histogram>>;
+    type Histogram = Arc<ShardedHistogram>;
 
     fn counter(&self, key: &Key) -> Self::Counter {
         let (name, help) = Self::help(key);
@@ -269,7 +384,13 @@ impl Storage<Key> for TeeStorage {
     fn histogram(&self, key: &Key) -> Self::Histogram {
         let (name, help) = Self::help(key);
         self.prom.describe_histogram(name, None, help);
-        self.tracked(key, histogram_of(&self.prom, key))
+        Arc::new(ShardedHistogram {
+            key: key.clone(),
+            prom: self.prom.clone(),
+            retention_secs: self.retention_secs,
+            out: Mutex::new((histogram_of(&self.prom, key), None)),
+            shards: Default::default(),
+        })
     }
 }
 
@@ -349,6 +470,12 @@ impl TeeRecorder {
     /// With `metrics_prefix` / `prefix_filter` applied.
     pub fn with_names(self, names: Names) -> Self {
         TeeRecorder { names, ..self }
+    }
+
+    /// Moves every histogram's pending samples into the Prometheus recorder (before it renders
+    /// or runs its upkeep).
+    pub fn flush_histograms(&self) {
+        self.registry.visit_histograms(|_, h| h.flush());
     }
 
     /// go-metrics' `DisplayMetrics`: the last finished interval (the current one during the
@@ -600,6 +727,53 @@ mod tests {
             names
                 .apply(&Key::from_name("vault.token.creation"))
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn sharded_histogram_sums_every_thread_and_publishes_every_sample() {
+        let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_quantiles(&[0.5])
+            .unwrap();
+        let prom = Arc::new(builder.build_recorder());
+        let handle = prom.handle();
+        let tee = TeeRecorder::new(prom, 0);
+        let key = Key::from_name("vault.test.timer");
+        let h = tee.register_histogram(&key, &META);
+        // Four threads, 1000 samples each (1..=1000 ms): more than a batch per shard, and a
+        // remainder left pending until the flush.
+        let first = elapsed_secs() / INTERVAL_SECS;
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let h = h.clone();
+                scope.spawn(move || {
+                    for v in 1..=1000 {
+                        h.record(f64::from(v));
+                    }
+                });
+            }
+        });
+        let last = elapsed_secs() / INTERVAL_SECS;
+        let mut total = Aggregate::default();
+        tee.registry.visit_histograms(|_, sharded| {
+            // The samples of the interval(s) the recording spanned (a 10 s boundary may fall
+            // in between).
+            for index in first..=last {
+                let (agg, _, touched) = sharded.snapshot(index);
+                assert!(touched);
+                if let Some(agg) = agg {
+                    total.merge(&agg);
+                }
+            }
+        });
+        assert_eq!(total.count, 4000);
+        assert_eq!(total.sum, 4.0 * 500_500.0);
+        assert_eq!((total.min, total.max), (1.0, 1000.0));
+        tee.flush_histograms();
+        let text = handle.render();
+        assert!(
+            text.lines().any(|l| l == "vault_test_timer_count 4000"),
+            "{text}"
         );
     }
 
