@@ -263,7 +263,9 @@ impl Core {
 
         // Token: required unless the path is unauthenticated (where a bad token is ignored).
         let mut token: Option<Arc<TokenEntry>> = None;
+        let mut token_check = None;
         if !unauthenticated {
+            let checking = std::time::Instant::now();
             let entry = self
                 .authenticate(inc.client_token.as_ref(), inc.client_addr)
                 .await?
@@ -276,6 +278,10 @@ impl Core {
             if last {
                 *revoke = Some(entry.key.clone());
             }
+            token_check = Some(TokenCheck {
+                started: checking,
+                lookup: checking.elapsed(),
+            });
             if let Some(t) = trace.as_mut() {
                 t.record.token = Some(entry.clone());
                 t.record.client_token_accessor = inc
@@ -302,6 +308,7 @@ impl Core {
                     special,
                     data: inc.data,
                     token,
+                    token_check,
                     client_token: inc.client_token,
                     client_addr: inc.client_addr,
                     wrap_ttl,
@@ -362,13 +369,18 @@ impl Core {
         }
 
         if let Some(t) = &ctx.token {
+            let fetching = std::time::Instant::now();
             let acl = self.policies.acl_for(&t.policies)?;
+            let fetched = fetching.elapsed();
             let result = acl.allow_operation(&AclRequest {
                 operation: req.operation,
                 path: &req.full_path,
                 data: Some(&req.data),
                 wrap_ttl: req.wrap_ttl.and_then(|w| u64::try_from(w).ok()),
             });
+            if let Some(check) = &ctx.token_check {
+                check.record(fetched);
+            }
             if !result.allowed {
                 return Err(Error::AclDenied);
             }
@@ -423,10 +435,34 @@ struct RunContext<'a> {
     special: SpecialPaths,
     data: Map<String, Value>,
     token: Option<Arc<TokenEntry>>,
+    /// When the token check began and how long the token lookup took.
+    token_check: Option<TokenCheck>,
     client_token: Option<Secret>,
     client_addr: Option<IpAddr>,
     wrap_ttl: Option<i64>,
     content_type: Option<String>,
+}
+
+/// The span Vault's `CheckToken` times: the token lookup (its use charged), the existence
+/// check, the policies' ACL and its decision.
+struct TokenCheck {
+    started: std::time::Instant,
+    lookup: std::time::Duration,
+}
+
+impl TokenCheck {
+    /// At the ACL decision: `vault.core.check_token` (the whole span) and
+    /// `vault.core.fetch_acl_and_token` (the lookup plus `acl_fetch`, getting the ACL).
+    fn record(&self, acl_fetch: std::time::Duration) {
+        static CHECK: OnceLock<metrics::Histogram> = OnceLock::new();
+        static FETCH: OnceLock<metrics::Histogram> = OnceLock::new();
+        if let Some(h) = telemetry::cached(&CHECK, telemetry::CORE_CHECK_TOKEN) {
+            h.record(telemetry::ms_since(self.started));
+        }
+        if let Some(h) = telemetry::cached(&FETCH, telemetry::CORE_FETCH_ACL_AND_TOKEN) {
+            h.record((self.lookup + acl_fetch).as_secs_f64() * 1000.0);
+        }
+    }
 }
 
 /// What `run` produced.

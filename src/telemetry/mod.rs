@@ -76,6 +76,10 @@ pub const POLICY_LIST: &str = "vault.policy.list_policies";
 pub const POLICY_SET: &str = "vault.policy.set_policy";
 /// Policy store deletions (ms).
 pub const POLICY_DELETE: &str = "vault.policy.delete_policy";
+/// Token lookup through the ACL decision of an authenticated request (ms).
+pub const CORE_CHECK_TOKEN: &str = "vault.core.check_token";
+/// Token lookup and policy fetch of an authenticated request (ms).
+pub const CORE_FETCH_ACL_AND_TOKEN: &str = "vault.core.fetch_acl_and_token";
 /// Unseal calls, one per key share (ms).
 pub const CORE_UNSEAL: &str = "vault.core.unseal";
 /// Loading what an unsealed (or newly active) node serves (ms).

@@ -1028,3 +1028,36 @@ async fn metrics_prefix_renames_the_vault_metrics() {
         r.text
     );
 }
+
+/// `vault_core_check_token` and `vault_core_fetch_acl_and_token`: once per authenticated request
+/// that reaches the ACL, denied ones included; a login (no token) has none.
+#[tokio::test]
+async fn token_check_timers_count_authenticated_requests() {
+    let srv = TestServer::start().await;
+    let counts = async || {
+        let families = parse(scrape(&srv, None).await).await;
+        [
+            "vault_core_check_token_count",
+            "vault_core_fetch_acl_and_token_count",
+        ]
+        .map(|n| sum(&families, n, &[]))
+    };
+    let reader = srv.token_with(&["default"], json!({})).await;
+    let before = counts().await;
+    for i in 0..3 {
+        srv.put(
+            &format!("secret/data/c{i}"),
+            &srv.root,
+            json!({"data": {"k": "v"}}),
+        )
+        .await
+        .assert_status(200);
+    }
+    srv.get("secret/data/c0", &reader).await.assert_status(403);
+    approle_login(&srv).await;
+    let after = counts().await;
+    // Three writes and one denied read, plus the approle setup's four authenticated requests
+    // (enable, role, role-id, secret-id); its login has no token (the scrapes need none here).
+    assert_eq!(after[0] - before[0], 8.0, "{before:?} -> {after:?}");
+    assert_eq!(after[1] - before[1], 8.0, "{before:?} -> {after:?}");
+}
