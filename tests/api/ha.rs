@@ -273,6 +273,19 @@ async fn cluster_with(
     (a, b, key, root, table)
 }
 
+/// `sys/step-down` through `node` (forwarded to the active node when it is a standby).
+async fn step_down(c: &reqwest::Client, node: &Node, root: &str) {
+    let (st, body) = call(
+        c,
+        Method::PUT,
+        format!("{}/sys/step-down", node.base()),
+        Some(root),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+}
+
 /// A node's own Prometheus output (its listener serves `sys/metrics` without a token).
 async fn metrics_text(c: &reqwest::Client, node: &Node) -> String {
     c.get(format!("{}/sys/metrics?format=prometheus", node.base()))
@@ -1588,15 +1601,7 @@ async fn ha_declared_audit_device_follows_the_active_node() {
     assert_eq!(st, 200);
     crate::audit_devices::wait_for(&file, "secret/data/before", 2).await;
 
-    let (st, body) = call(
-        &c,
-        Method::PUT,
-        format!("{}/sys/step-down", active.base()),
-        Some(&root),
-        Value::Null,
-    )
-    .await;
-    assert_eq!(st, 204, "{body}");
+    step_down(&c, active, &root).await;
     wait_for(
         Duration::from_secs(5),
         "the other node to take over",
@@ -1638,15 +1643,7 @@ async fn ha_a_node_that_cannot_audit_does_not_take_over() {
     let (st, _) = put(&c, &active.base(), &root, "before", json!({"v": "1"})).await;
     assert_eq!(st, 200);
 
-    let (st, body) = call(
-        &c,
-        Method::PUT,
-        format!("{}/sys/step-down", active.base()),
-        Some(&root),
-        Value::Null,
-    )
-    .await;
-    assert_eq!(st, 204, "{body}");
+    step_down(&c, active, &root).await;
     // The standby tries, fails its step-up, and the node that can audit takes the lock back:
     // writes (through either address) succeed again, never answered by a node that refuses
     // them all.

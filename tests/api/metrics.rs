@@ -960,6 +960,13 @@ async fn seal_and_unseal_timers_count_each_transition() {
     assert_eq!(delta, vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "{names:?}");
 }
 
+/// Whether any family has a sample called `name`.
+fn has_sample(families: &BTreeMap<String, Family>, name: &str) -> bool {
+    families
+        .values()
+        .any(|f| f.samples.iter().any(|(n, _, _)| n == name))
+}
+
 /// `prefix_filter` and `filter_default` as go-metrics applies them: the longest matching rule
 /// decides (a block wins a tie), names no rule matches follow `filter_default`.
 #[tokio::test]
@@ -978,11 +985,7 @@ async fn prefix_filter_keeps_and_drops_metrics_by_name() {
         .await
         .assert_status(200);
     let families = parse(scrape(&srv, None).await).await;
-    let has = |name: &str| {
-        families
-            .values()
-            .any(|f| f.samples.iter().any(|(n, _, _)| n == name))
-    };
+    let has = |name: &str| has_sample(&families, name);
     assert!(
         has("vault_token_creation_total"),
         "the more specific + rule"
@@ -1007,11 +1010,7 @@ async fn metrics_prefix_renames_the_vault_metrics() {
         .await
         .assert_status(200);
     let families = parse(scrape(&srv, None).await).await;
-    let has = |name: &str| {
-        families
-            .values()
-            .any(|f| f.samples.iter().any(|(n, _, _)| n == name))
-    };
+    let has = |name: &str| has_sample(&families, name);
     assert!(has("bank_core_handle_request_count"));
     assert!(has("bank_core_unsealed"));
     assert!(!has("vault_core_handle_request_count"));
