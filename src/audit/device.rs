@@ -76,8 +76,8 @@ impl HashText {
     }
 }
 
-/// Go's `strconv.ParseBool`.
-pub(super) fn parse_bool(v: &str) -> Result<bool> {
+/// Go's `strconv.ParseBool`, as Vault reads device options (`log_raw`, `skip_test`, ...).
+pub fn parse_bool(v: &str) -> Result<bool> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

@@ -26,7 +26,7 @@ use crate::core::observer::{RequestObserver, RequestRecord, ResponseRecord};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::telemetry;
-pub use device::Device;
+pub use device::{Device, parse_bool};
 pub use sink::SYSLOG_SOCKET_ENV;
 
 /// How long a request waits for the first device to accept its entry by default

@@ -152,8 +152,8 @@ fn run(
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Reopen => {
+                    // The output's `reopen` syncs what it had written first.
                     flush(out.as_mut(), &mut jobs, &mut buf, relay, device);
-                    out.tick();
                     if let Err(e) = out.reopen() {
                         tracing::error!(error = %e, "cannot reopen an audit device");
                     }

@@ -105,26 +105,14 @@ fn from_block(
             "audit log prefixing is not allowed",
         ));
     }
-    if let Some(v) = options.get("skip_test")
-        && !matches!(
-            v.as_str(),
-            "1" | "t"
-                | "T"
-                | "true"
-                | "TRUE"
-                | "True"
-                | "0"
-                | "f"
-                | "F"
-                | "false"
-                | "FALSE"
-                | "False"
-        )
+    if let Some(Err(e)) = options
+        .get("skip_test")
+        .map(|v| crate::audit::parse_bool(v))
     {
         return Err(section.error(
             "options",
             section.raw("options").map_or(block.line, |r| r.line),
-            format!("skip_test: strconv.ParseBool: parsing {v:?}: invalid syntax"),
+            format!("skip_test: {e}"),
         ));
     }
     Ok(Declared {
