@@ -316,7 +316,7 @@ impl Dev {
     }
 
     /// Writes a policy (logged at info), stops the server with SIGTERM, returns its stderr.
-    async fn policy_write_then_stop(mut self) -> String {
+    async fn policy_write_then_stop(self) -> String {
         let r = reqwest::Client::new()
             .put(format!("{}/v1/sys/policies/acl/logged", self.addr))
             .header("X-Vault-Token", &self.token)
@@ -325,6 +325,11 @@ impl Dev {
             .await
             .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
+        self.stop().await
+    }
+
+    /// Stops the server with SIGTERM and returns its stderr.
+    async fn stop(mut self) -> String {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -371,6 +376,55 @@ async fn log_level_from_vault_log_level_and_the_flag_wins() {
         .unwrap_or_else(|| panic!("no policy line in {err}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["level"], "INFO", "{line}");
+}
+
+/// A refused JWT login logs the caller's role name quoted and escaped: a newline in it cannot
+/// forge a log line of its own, and a long name is cut short.
+#[tokio::test]
+async fn a_refused_login_cannot_forge_log_lines() {
+    let dev = Dev::start(&["-log-level=info"], &[]).await;
+    let http = reqwest::Client::new();
+    let call = |path: &str, body: serde_json::Value| {
+        http.post(format!("{}/v1/{path}", dev.addr))
+            .header("X-Vault-Token", &dev.token)
+            .json(&body)
+            .send()
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let r = call("sys/auth/jwt", serde_json::json!({"type": "jwt"}))
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = call(
+        "auth/jwt/config",
+        serde_json::json!({"jwt_validation_pubkeys": [key.public_key_pem()]}),
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let forged = "2026-12-02T00:00:00.000000Z  INFO coffer: FORGED root login ok";
+    let long = "x".repeat(100_000);
+    for role in [format!("nope\n{forged}"), format!("nope\r{forged}"), long] {
+        let r = call(
+            "auth/jwt/login",
+            serde_json::json!({"role": role, "jwt": "x.y.z"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    let err = dev.stop().await;
+    assert_eq!(err.matches("jwt login refused").count(), 3, "{err}");
+    assert!(
+        !err.contains('\r') && !err.lines().any(|l| l.starts_with(forged)),
+        "forged line in {err}"
+    );
+    // Role names are matched lower-cased, and logged so.
+    assert!(err.contains(r"nope\n2026-12-02t00:00:00"), "{err}");
+    assert!(
+        !err.contains(&"x".repeat(200)),
+        "a long role name is logged whole"
+    );
 }
 
 #[tokio::test]

@@ -141,6 +141,18 @@ impl Signer {
         jsonwebtoken::encode(&h, claims, &self.enc).unwrap()
     }
 
+    /// Signs with this key's algorithm under a header of `extra` fields (any JSON at all).
+    pub fn sign_header(&self, mut extra: Value, claims: &Value) -> String {
+        extra["alg"] = json!(format!("{:?}", self.alg));
+        let input = format!(
+            "{}.{}",
+            B64.encode(extra.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.enc, self.alg).unwrap();
+        format!("{input}.{sig}")
+    }
+
     /// Signs without a `kid` header.
     pub fn sign_no_kid(&self, claims: &Value) -> String {
         jsonwebtoken::encode(&Header::new(self.alg), claims, &self.enc).unwrap()
@@ -986,6 +998,52 @@ fn token_table(k: &Signer, other: &Signer, now: i64) -> Vec<Row> {
             "ci",
             String::new(),
             err("missing token"),
+        ),
+        (
+            "exp past int64 (Go's conversion makes it the far past)".into(),
+            "jwt",
+            "ci",
+            ok(&with(now, |c| {
+                c.insert("exp".into(), json!(1e300));
+            })),
+            v("invalid expiration time (exp) claim: token is expired"),
+        ),
+        (
+            "crit names an extension nobody here understands".into(),
+            "jwt",
+            "ci",
+            k.sign_header(
+                json!({"kid": k.kid, "crit": ["zzz"], "zzz": 1}),
+                &base_claims(now),
+            ),
+            err(NO_KEY),
+        ),
+        (
+            "crit is not a list".into(),
+            "jwt",
+            "ci",
+            k.sign_header(json!({"kid": k.kid, "crit": "b64"}), &base_claims(now)),
+            err(NO_KEY),
+        ),
+        (
+            "unencoded payload (b64 false)".into(),
+            "jwt",
+            "ci",
+            k.sign_header(
+                json!({"kid": k.kid, "crit": ["b64"], "b64": false}),
+                &base_claims(now),
+            ),
+            err(NO_KEY),
+        ),
+        (
+            "crit naming b64, payload encoded as usual".into(),
+            "jwt",
+            "ci",
+            k.sign_header(
+                json!({"kid": k.kid, "crit": ["b64"], "b64": true}),
+                &base_claims(now),
+            ),
+            None,
         ),
     ];
     for (name, ..) in &mut rows {
@@ -2022,4 +2080,61 @@ async fn role_writes_are_seen_by_the_next_login_under_concurrent_logins() {
         total += r.await.unwrap();
     }
     assert!(total >= 100, "the concurrent logins ran ({total})");
+}
+
+/// A JWKS answer over the 1 MiB limit is refused while it is read: the client stops reading
+/// soon after the limit instead of taking the whole body in (a provider streaming 64 MiB gets
+/// far less than that out before the connection is dropped). A declared length over the limit
+/// is refused without reading the body at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_bodies_over_the_limit_are_refused_while_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const OFFERED: usize = 64 << 20;
+    let srv = TestServer::start().await;
+    enable(&srv, "jwt", "jwt").await;
+    for declared in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let sent = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request cut short");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let length = if declared {
+                format!("content-length: {OFFERED}\r\n")
+            } else {
+                String::new()
+            };
+            let header = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{length}connection: close\r\n\r\n"
+            );
+            s.write_all(header.as_bytes()).await.unwrap();
+            let chunk = vec![b' '; 64 << 10];
+            let mut sent = 0;
+            while sent < OFFERED {
+                if s.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            sent
+        });
+        let r = srv
+            .post("auth/jwt/config", &srv.root, json!({"jwks_url": url}))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(r.errors(), vec!["error checking jwks URL"]);
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(30), sent)
+            .await
+            .expect("the provider is still sending: the body is being read whole")
+            .unwrap();
+        assert!(
+            sent < OFFERED / 2,
+            "declared length {declared}: {sent} of {OFFERED} bytes were taken in"
+        );
+    }
 }

@@ -229,21 +229,29 @@ pub fn http_client(ca_pem: &str) -> Result<reqwest::Client, String> {
 /// GETs a JSON document (200 only, at most 1 MiB). Errors name what failed, never a body's
 /// secrets (providers serve only public data here).
 pub async fn fetch_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let resp = client
+    let mut resp = client
         .get(url)
         .header("accept", "application/json")
         .send()
         .await
         .map_err(|e| format!("Get {url:?}: {}", error_chain(&e)))?;
     let status = resp.status();
-    let body = resp
-        .bytes()
+    let too_large = || format!("response from {url:?} is larger than {MAX_BODY} bytes");
+    // The limit bounds what is read, not only what is kept: a declared length over it is
+    // refused unread, and a body is read a chunk at a time until it passes the limit.
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| format!("unable to read response body: {e}"))?;
-    if body.len() > MAX_BODY {
-        return Err(format!(
-            "response from {url:?} is larger than {MAX_BODY} bytes"
-        ));
+        .map_err(|e| format!("unable to read response body: {e}"))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
     }
     if status != reqwest::StatusCode::OK {
         let text = String::from_utf8_lossy(body.get(..body.len().min(256)).unwrap_or(&[]));

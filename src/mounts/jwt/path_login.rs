@@ -36,11 +36,17 @@ pub(super) fn paths() -> Vec<P> {
     ]
 }
 
+/// How much of a refused login's role name the log keeps.
+const ROLE_LOGGED: usize = 128;
+
 /// A rejected login: the reason code for the log, and the client-facing error.
 fn reject(req: &Request, role: &str, reason: &'static str, err: Error) -> Error {
+    // The role name is the caller's, unauthenticated: quoted and escaped (a newline in it
+    // cannot start a line of its own) and cut short.
+    let role: String = role.chars().take(ROLE_LOGGED).collect();
     tracing::info!(
         mount.path = %req.mount.path,
-        role = %role,
+        role = ?role,
         reason,
         "jwt login refused"
     );

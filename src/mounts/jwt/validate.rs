@@ -44,6 +44,20 @@ pub struct Compact<'a> {
     pub payload: Vec<u8>,
     /// The signature segment (base64url).
     pub signature: &'a str,
+    /// The header asks for nothing this verifier does not do: no `crit` extension but `b64`
+    /// (go-jose's one), and no unencoded payload (`b64: false`, which no JWT uses).
+    pub understood: bool,
+}
+
+/// Whether a JWS header's `crit` and `b64` parameters are ones this verifier honours (RFC 7515
+/// §4.1.11: a token naming an extension the recipient does not understand is invalid).
+fn understood(h: &Map<String, Value>) -> bool {
+    let crit_ok = match h.get("crit") {
+        None => true,
+        Some(Value::Array(names)) => names.iter().all(|n| n.as_str() == Some("b64")),
+        Some(_) => false,
+    };
+    crit_ok && !matches!(h.get("b64"), Some(v) if v != &Value::Bool(true))
 }
 
 /// Go's `base64.CorruptInputError` text for a failed decode.
@@ -85,6 +99,7 @@ pub fn split(token: &str) -> Result<Compact<'_>, String> {
         signing_input,
         payload: payload_bytes,
         signature,
+        understood: understood(&h),
     })
 }
 
@@ -113,12 +128,13 @@ pub async fn verify_signature(
         ));
     }
     // `none`, HMAC and unknown algorithms have no key that verifies them; an empty signature
-    // never verifies either.
+    // never verifies either, nor does one whose header names an extension not understood here
+    // (go-jose fails those as a crypto failure, which reads as no key verifying).
     let alg = c
         .alg
         .parse::<Algorithm>()
         .ok()
-        .filter(|_| !c.signature.is_empty());
+        .filter(|_| !c.signature.is_empty() && c.understood);
     let verified = match (keys, alg) {
         (_, None) => false,
         (KeySet::Static(list), Some(alg)) => list
@@ -231,13 +247,20 @@ pub fn audience(claims: &Map<String, Value>) -> Result<Vec<String>, String> {
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<i64, String> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => Ok(n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .unwrap_or(0)),
+        Some(Value::Number(n)) => Ok(n.as_i64().unwrap_or_else(|| go_int64(n.as_f64()))),
         Some(_) => {
             Err("go-jose/go-jose/jwt: expected number value to unmarshal NumericDate".into())
         }
+    }
+}
+
+/// Go's `int64(f)` on amd64, which go-jose's `NumericDate` goes through: fractions truncated, and
+/// a value outside int64 becomes its minimum (so an `exp` of `1e300` is long past, not never).
+fn go_int64(f: Option<f64>) -> i64 {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    match f {
+        Some(f) if (-LIMIT..LIMIT).contains(&f) => f as i64,
+        _ => i64::MIN,
     }
 }
 
