@@ -14,28 +14,49 @@ use crate::logical::Operation;
 use crate::token::TokenEntry;
 
 /// Go's `time.Parse(time.RFC3339, s)` succeeds: such strings are not hashed. Checked by hand
-/// (every string leaf of every entry passes here): `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+/// (every string leaf of every entry passes here): `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` with
+/// date and clock fields in range as Go checks them (month, the day within that month, hour,
+/// minute, second). A string of that shape with a field out of range is no time to Go, so
+/// Vault hashes it, and so does this: it may be a secret.
 fn is_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits =
-        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        d.iter().all(u8::is_ascii_digit).then(|| {
+            d.iter()
+                .fold(0u32, |n, c| n * 10 + u32::from(c.wrapping_sub(b'0')))
+        })
+    };
+    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
     if b.len() < 20
-        || !(digits(0..4)
-            && b.get(4) == Some(&b'-')
-            && digits(5..7)
-            && b.get(7) == Some(&b'-')
-            && digits(8..10)
-            && b.get(10) == Some(&b'T')
-            && digits(11..13)
-            && b.get(13) == Some(&b':')
-            && digits(14..16)
-            && b.get(16) == Some(&b':')
-            && digits(17..19))
+        || !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':'))
     {
         return false;
     }
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    ) else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if !(1..=days).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return false;
+    }
     let mut rest = b.get(19..).unwrap_or_default();
-    if let Some(frac) = rest.strip_prefix(b".") {
+    // Go takes a comma for the decimal point too.
+    if let Some(frac) = rest.strip_prefix(b".").or_else(|| rest.strip_prefix(b",")) {
         let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 {
             return false;
@@ -44,6 +65,7 @@ fn is_timestamp(s: &str) -> bool {
     }
     match rest {
         [b'Z'] => true,
+        // Go's parser takes any two-digit zone hour and minute (`+24:00`, `+05:60`).
         [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
         _ => false,
     }
@@ -640,6 +662,21 @@ mod tests {
         assert!(!is_timestamp("2026-11-28T10:15:30.Z"));
         assert!(!is_timestamp("2026-11-28T10:15:30+0200"));
         assert!(!is_timestamp("2026-11-28 10:15:30Z"));
+        // What OpenBao 2.7.2 left plain (true) and hashed (false) in one kv write.
+        for (s, plain) in [
+            ("9999-99-99T99:99:99Z", false),
+            ("2024-02-29T00:00:00Z", true),
+            ("2023-02-29T00:00:00Z", false),
+            ("2026-11-28T10:15:60Z", false),
+            ("2026-11-28T10:15:30+24:00", true),
+            ("2026-11-28T10:15:30+23:59", true),
+            ("0000-01-01T00:00:00Z", true),
+            ("2026-11-28T24:00:00Z", false),
+            ("2026-11-28T10:15:30,5Z", true),
+            ("2026-11-28T10:15:30+05:60", true),
+        ] {
+            assert_eq!(is_timestamp(s), plain, "{s}");
+        }
     }
 
     #[test]
