@@ -58,9 +58,19 @@ pub struct Device {
     writer: std::sync::OnceLock<Arc<Writer>>,
     /// Serialises opening the output (once).
     opening: Mutex<()>,
+    /// An open is running off the request path ([`Device::open_in_background`]), and when the
+    /// last one started (ms since the device was made).
+    reopening: std::sync::atomic::AtomicBool,
+    last_reopen_ms: std::sync::atomic::AtomicU64,
+    made: std::time::Instant,
     /// A file device's file, for the inline fast path.
     file: std::sync::OnceLock<Arc<SharedFile>>,
 }
+
+/// How long [`Device::open`] waits for an output to open.
+const OPEN_DEADLINE: Duration = Duration::from_secs(2);
+/// Beyond a socket's own `write_timeout` (its dial's limit), before [`Device::open`] gives up.
+const OPEN_SLACK: Duration = Duration::from_millis(500);
 
 const HASH_PREFIX: &str = "hmac-sha256:";
 const HASH_LEN: usize = HASH_PREFIX.len() + 64;
@@ -134,6 +144,9 @@ impl Device {
             kind,
             writer: std::sync::OnceLock::new(),
             opening: Mutex::new(()),
+            reopening: std::sync::atomic::AtomicBool::new(false),
+            last_reopen_ms: std::sync::atomic::AtomicU64::new(0),
+            made: std::time::Instant::now(),
             file: std::sync::OnceLock::new(),
         })
     }
@@ -171,9 +184,29 @@ impl Device {
     }
 
     /// Opens the output and starts its writer (a no-op for `discard` and when already
-    /// started): the enable-time sanity check, a 400 naming the reason.
-    pub fn open(&self) -> Result<()> {
-        self.writer().map(|_| ()).map_err(|e| match &self.kind {
+    /// started): the enable-time sanity check, a 400 naming the reason. The open runs on a
+    /// blocking thread and is given up after [`OPEN_DEADLINE`] (a socket's `write_timeout` when
+    /// longer): a peer that never accepts (a Unix socket with a full backlog blocks `connect`
+    /// without any timeout) costs the caller that long, and no async worker is held.
+    pub async fn open(self: &Arc<Self>) -> Result<()> {
+        if self.is_open() {
+            return Ok(());
+        }
+        let device = self.clone();
+        let opened = tokio::task::spawn_blocking(move || device.open_blocking());
+        let deadline = match &self.kind {
+            Kind::Socket { timeout, .. } => OPEN_DEADLINE.max(*timeout + OPEN_SLACK),
+            _ => OPEN_DEADLINE,
+        };
+        let r = match tokio::time::timeout(deadline, opened).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("not open after {deadline:?}"),
+            )),
+        };
+        r.map_err(|e| match &self.kind {
             Kind::File { path, .. } => Error::bad(format!(
                 "sanity check failed; unable to open \"{}\" for writing: {e}",
                 path.display()
@@ -185,7 +218,37 @@ impl Device {
         })
     }
 
-    /// The writer, opening the output and starting it if needed (`None` for `discard`).
+    /// Starts opening the output on a blocking thread, unless it is open, an open is running,
+    /// or the last one started less than a second ago. For the request path, which never opens
+    /// anything itself: a device that could not be opened at unseal comes back this way.
+    pub(super) fn open_in_background(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.is_open() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let now = u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_reopen_ms.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < 1000 {
+            return;
+        }
+        if self
+            .reopening
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.last_reopen_ms.store(now.max(1), Ordering::Relaxed);
+        let device = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = device.open_blocking() {
+                tracing::warn!(audit.path = %device.entry.path, error = %e, "audit device still cannot be opened");
+            }
+            device.reopening.store(false, Ordering::Release);
+        });
+    }
+
+    /// The writer if the output is open (`None` for `discard`); never opens anything.
     fn writer(&self) -> std::io::Result<Option<&Arc<Writer>>> {
         if let Some(w) = self.writer.get() {
             return Ok(Some(w));
@@ -193,15 +256,27 @@ impl Device {
         if matches!(self.kind, Kind::Discard) {
             return Ok(None);
         }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "the audit device is not open",
+        ))
+    }
+
+    /// Opens the output and starts its writer, on the calling thread (which may block for as
+    /// long as the output takes: call it from a blocking thread).
+    fn open_blocking(&self) -> std::io::Result<()> {
+        if self.writer.get().is_some() || matches!(self.kind, Kind::Discard) {
+            return Ok(());
+        }
         let _opening = self
             .opening
             .lock()
             .map_err(|_| std::io::Error::other("audit writer lock poisoned"))?;
-        if let Some(w) = self.writer.get() {
-            return Ok(Some(w));
+        if self.writer.get().is_some() {
+            return Ok(());
         }
         let output: Box<dyn Output> = match &self.kind {
-            Kind::Discard => return Ok(None),
+            Kind::Discard => return Ok(()),
             Kind::Stdout => Box::new(StdoutOut),
             Kind::File { path, options } => {
                 let shared = SharedFile::new(FileOut::open(path.clone(), *options)?);
@@ -218,7 +293,7 @@ impl Device {
         let _ = self
             .writer
             .set(Arc::new(Writer::start(output, &self.entry.path)?));
-        Ok(self.writer.get())
+        Ok(())
     }
 
     /// Whether the output is open (or needs none: `discard`).

@@ -139,6 +139,8 @@ pub struct Broker {
     deadline: Duration,
     /// Device files may not be written here (`plugin_directory`).
     plugin_directory: Option<PathBuf>,
+    /// Moves at every [`Broker::clear`] (seal, step-down).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Broker {
@@ -160,6 +162,7 @@ impl Broker {
             lock: tokio::sync::Mutex::new(()),
             deadline,
             plugin_directory,
+            epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -190,8 +193,8 @@ impl Broker {
             .cloned()
     }
 
-    /// Loads the table and opens every device (at unseal). A device whose file cannot be
-    /// opened now stays enabled (fail-closed) and is retried at each write.
+    /// Loads the table and opens every device (at unseal). A device that cannot be opened now
+    /// stays enabled (fail-closed); requests retry opening it in the background.
     pub async fn load(&self, root: &Storage) -> Result<()> {
         let _g = self.lock.lock().await;
         let table: Vec<AuditEntry> = root.get_json(TABLE_KEY).await?.unwrap_or_default();
@@ -201,26 +204,32 @@ impl Broker {
                 Some(s) => String::from_utf8(s).map_err(Error::internal)?,
                 None => return Err(Error::internal("audit device salt missing")),
             };
-            let device = Device::new(entry, salt, self.plugin_directory.as_deref())?;
-            if let Err(e) = device.open() {
+            let device = Arc::new(Device::new(entry, salt, self.plugin_directory.as_deref())?);
+            if let Err(e) = device.open().await {
                 tracing::error!(audit.path = %device.entry.path, error = %e, "cannot open audit device");
             }
-            devices.push(Arc::new(device));
+            devices.push(device);
         }
         self.devices.store(Arc::new(devices));
         Ok(())
     }
 
-    /// Forgets every device (at seal).
+    /// Forgets every device (at seal and step-down). A request already past its request entry
+    /// still writes its response entry to the devices that took the request entry.
     pub fn clear(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.devices.store(Arc::new(Vec::new()));
     }
 
     /// Enables a device through the API: checks the options, opens and probes it, stores it.
+    /// The device is opened and probed before the broker's lock is taken, so a device that
+    /// is slow to open holds up no other change or listing.
     pub async fn enable(&self, root: &Storage, entry: AuditEntry, skip_test: bool) -> Result<()> {
+        let device = self.prepare(entry, skip_test, &self.devices()).await?;
         let _g = self.lock.lock().await;
         let current = self.devices();
-        let device = Arc::new(self.prepare(entry, skip_test, &current).await?);
+        // Another change may have come first.
+        path_free(&device.entry.path, &current)?;
         let mut next: Vec<Arc<Device>> = current.iter().cloned().collect();
         next.push(device.clone());
         self.commit(root, next, &[device], &[]).await
@@ -233,7 +242,7 @@ impl Broker {
         mut entry: AuditEntry,
         skip_test: bool,
         others: &[Arc<Device>],
-    ) -> Result<Device> {
+    ) -> Result<Arc<Device>> {
         entry.path = normalize(&entry.path);
         if !matches!(entry.kind.as_str(), "file" | "socket" | "syslog") {
             return Err(Error::bad(format!(
@@ -241,16 +250,11 @@ impl Broker {
                 entry.kind
             )));
         }
-        if others
-            .iter()
-            .any(|d| d.entry.path.starts_with(&entry.path) || entry.path.starts_with(&d.entry.path))
-        {
-            return Err(Error::bad("path already in use"));
-        }
+        path_free(&entry.path, others)?;
         entry.uuid = crate::ids::uuid_v4();
         let salt = crate::ids::uuid_v4();
-        let device = Device::new(entry, salt, self.plugin_directory.as_deref())?;
-        device.open()?;
+        let device = Arc::new(Device::new(entry, salt, self.plugin_directory.as_deref())?);
+        device.open().await?;
         if !skip_test {
             device
                 .probe(self.deadline)
@@ -362,13 +366,13 @@ impl Broker {
                     self.prepare(entry, skip_test, &next).await
                 }
             };
-            let device = Arc::new(prepared.map_err(|e| {
+            let device = prepared.map_err(|e| {
                 let why = e.messages().join("; ");
                 config_error(format!(
                     "failed to create new audit device {}: {why}",
                     d.path
                 ))
-            })?);
+            })?;
             next.push(device.clone());
             added.push(device);
         }
@@ -390,6 +394,17 @@ impl Broker {
 fn config_error(message: String) -> Error {
     tracing::error!(error = %message, "audit devices of the configuration cannot be applied");
     Error::Coded(500, message)
+}
+
+/// Refuses a device path that is, contains or lies inside another device's path.
+fn path_free(path: &str, others: &[Arc<Device>]) -> Result<()> {
+    if others
+        .iter()
+        .any(|d| d.entry.path.starts_with(path) || path.starts_with(&d.entry.path))
+    {
+        return Err(Error::bad("path already in use"));
+    }
+    Ok(())
 }
 
 /// `file` → `file/`.
@@ -500,6 +515,7 @@ impl Pending {
         let mut p = Pending::new(devices.len());
         let mut kept = Vec::new();
         for (i, d) in devices.iter().enumerate() {
+            d.open_in_background();
             let outcome = LINE.with_borrow_mut(|line| {
                 line.clear();
                 let outcome = match d.line(line, |out| build(d, out)) {
@@ -612,8 +628,11 @@ pub(crate) fn count_device_failure(path: &str, reason: &'static str, n: usize) {
 /// the request's record between the two hooks). Holding the device keeps its address from
 /// being reused by another device in the meantime.
 struct Kept {
-    device: Arc<Device>,
+    /// The devices the request entry went to; the first one keeps `repeated`.
+    devices: Arc<Vec<Arc<Device>>>,
     repeated: entry::Repeated,
+    /// The broker's epoch then.
+    epoch: u64,
 }
 
 /// `sys/audit` and `sys/audit/<path>`: device management, which must work while devices are
@@ -682,12 +701,11 @@ impl RequestObserver for Broker {
             let keep = devices.first().is_some_and(|f| std::ptr::eq(&**f, d));
             d.write_request_entry(out, request, keep.then_some(&mut repeated));
         });
-        if let Some(first) = devices.first() {
-            request.scratch.keep(Kept {
-                device: first.clone(),
-                repeated,
-            });
-        }
+        request.scratch.keep(Kept {
+            devices: devices.clone(),
+            repeated,
+            epoch: self.epoch.load(std::sync::atomic::Ordering::Acquire),
+        });
         let ok = pending
             .wait(
                 &devices,
@@ -721,15 +739,23 @@ impl RequestObserver for Broker {
     }
 
     async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()> {
-        let devices = self.devices();
+        let kept = request.scratch.get::<Kept>();
+        let mut devices = self.devices();
         if devices.is_empty() {
-            return Ok(());
+            // Sealed or stepped down while the request ran: its response entry still goes
+            // where its request entry went (those devices stay open while referenced), not
+            // nowhere. Devices disabled by an API call do not count: that is no new epoch.
+            match kept {
+                Some(k) if k.epoch != self.epoch.load(std::sync::atomic::Ordering::Acquire) => {
+                    devices = k.devices.clone();
+                }
+                _ => return Ok(()),
+            }
         }
         let started = Instant::now();
-        let kept = request.scratch.get::<Kept>();
         let (mut pending, entries) = Pending::submit(&devices, true, |d, out| {
             let repeated = kept
-                .filter(|k| std::ptr::eq(&*k.device, d))
+                .filter(|k| k.devices.first().is_some_and(|f| std::ptr::eq(&**f, d)))
                 .map(|k| &k.repeated);
             d.write_response_entry(out, request, response, repeated);
         });
@@ -833,6 +859,74 @@ mod bench {
             ..Default::default()
         };
         (d, r, resp)
+    }
+
+    /// The entry `type`s and request ids of a file device's lines.
+    fn logged(path: &std::path::Path) -> Vec<(String, String)> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["type"].as_str().unwrap().to_string(),
+                    v["request"]["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// A request past its request entry when the node seals or steps down (the broker forgets
+    /// its devices) still writes its response entry, to the devices that took the request
+    /// entry; before, it found no device and its response went out unaudited. A device
+    /// disabled through the API in the meantime takes no response entry (as in Vault).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_in_flight_at_seal_still_writes_its_response_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::new(
+            Arc::new(crate::physical::inmem::InmemBackend::new()),
+            "sys/",
+            Arc::new(crate::storage::KeyLocks::default()),
+        );
+        let broker = Broker::default();
+        let file = |name: &str| AuditEntry {
+            path: name.into(),
+            kind: "file".into(),
+            description: String::new(),
+            options: [(
+                "file_path".to_string(),
+                dir.path().join(name).display().to_string(),
+            )]
+            .into(),
+            local: false,
+            uuid: String::new(),
+            declared: false,
+        };
+        let (_, r, resp) = sample();
+        broker.enable(&storage, file("f"), true).await.unwrap();
+        broker.on_request(&r).await.unwrap();
+        broker.clear();
+        broker.on_response(&r, &resp).await.unwrap();
+        let id = r.request_id.clone();
+        assert_eq!(
+            logged(&dir.path().join("f")),
+            [
+                ("request".to_string(), id.clone()),
+                ("response".to_string(), id)
+            ]
+        );
+
+        broker.load(&storage).await.unwrap();
+        broker.enable(&storage, file("g"), true).await.unwrap();
+        broker.disable(&storage, "f").await.unwrap();
+        let (_, r, resp) = sample();
+        broker.on_request(&r).await.unwrap();
+        broker.disable(&storage, "g").await.unwrap();
+        broker.on_response(&r, &resp).await.unwrap();
+        assert_eq!(
+            logged(&dir.path().join("g")),
+            [("request".to_string(), r.request_id.clone())]
+        );
     }
 
     #[test]

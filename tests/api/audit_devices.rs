@@ -673,3 +673,139 @@ async fn file_path_inside_the_plugin_directory_is_refused() {
         .assert_status(204);
     p.stop().await;
 }
+
+/// A Unix stream socket at `path` that never accepts, its backlog full: a blocking `connect`
+/// to it waits with no end. Returns what must stay alive for that.
+fn stuck_unix_listener(path: &Path) -> Vec<socket2::Socket> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    listener.bind(&SockAddr::unix(path).unwrap()).unwrap();
+    listener.listen(0).unwrap();
+    let mut held = vec![listener];
+    // Fill the backlog: non-blocking connects until the next one would block.
+    for _ in 0..64 {
+        let c = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        c.set_nonblocking(true).unwrap();
+        match c.connect(&SockAddr::unix(path).unwrap()) {
+            Ok(()) => held.push(c),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return held,
+            Err(e) => panic!("filling the backlog: {e}"),
+        }
+    }
+    panic!("the backlog never filled");
+}
+
+/// A socket device whose peer never accepts (a Unix socket with a full backlog: `connect`
+/// blocks without any timeout) holds up nothing but itself. Enabling it answers 400 after the
+/// open deadline while listing devices, health and audited kv reads go on answering at once;
+/// an unseal that finds it enabled completes, and the requests after it are served (the file
+/// device audits them) without waiting on it. Before, the dial ran on an async worker under
+/// the broker's lock: the whole server stopped answering until the peer went away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_accepts_stops_nothing_but_its_own_device() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ok.log");
+    enable(&srv, "ok", "file", json!({"file_path": log}))
+        .await
+        .assert_status(204);
+    srv.put("secret/data/app", &srv.root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    let quick = async |srv: &TestServer| {
+        let started = Instant::now();
+        let list = srv.get("sys/audit", &srv.root);
+        let health = srv.req("GET", "sys/health", None, None);
+        let read = srv.get("secret/data/app", &srv.root);
+        let (list, health, read) = tokio::join!(list, health, read);
+        list.assert_status(200);
+        health.assert_status(200);
+        read.assert_status(200);
+        started.elapsed()
+    };
+
+    // Enabling it: refused after the open deadline; everything else answers meanwhile.
+    let stuck = dir.path().join("stuck.sock");
+    let _held = stuck_unix_listener(&stuck);
+    let options = json!({"address": stuck, "socket_type": "unix", "skip_test": "true"});
+    let started = Instant::now();
+    let enabling = enable(&srv, "stuck", "socket", options.clone());
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        quick(&srv).await
+    };
+    let (r, during) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(enabling, during)
+    })
+    .await
+    .expect("the server stopped answering");
+    assert!(
+        during < Duration::from_secs(1),
+        "{during:?} while a device was opening"
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.errors()[0].starts_with("error connecting to"),
+        "{:?}",
+        r.errors()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!srv.get("sys/audit", &srv.root).await.text.contains("stuck"));
+
+    // Enabled while its peer accepted, then the peer is replaced by one that never does: the
+    // unseal's open gives up on it, and the requests after it do not wait on it.
+    let accepting = dir.path().join("accepting.sock");
+    let peer = std::os::unix::net::UnixListener::bind(&accepting).unwrap();
+    let (tx, _rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in peer.incoming() {
+            forward_lines(conn.unwrap(), tx.clone());
+        }
+    });
+    enable(
+        &srv,
+        "later",
+        "socket",
+        json!({"address": accepting, "socket_type": "unix"}),
+    )
+    .await
+    .assert_status(204);
+    std::fs::remove_file(&accepting).unwrap();
+    let _held_too = stuck_unix_listener(&accepting);
+    srv.put("sys/seal", &srv.root, json!({}))
+        .await
+        .assert_status(204);
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        srv.req(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(json!({"key": srv.unseal_key})),
+        ),
+    )
+    .await
+    .expect("the unseal waits on the device");
+    r.assert_status(200);
+    assert_eq!(r.body["sealed"], false);
+    for _ in 0..5 {
+        let took = tokio::time::timeout(Duration::from_secs(10), quick(&srv))
+            .await
+            .expect("the server stopped answering");
+        assert!(took < Duration::from_secs(1), "{took:?} after the unseal");
+    }
+    let listed = srv.get("sys/audit", &srv.root).await;
+    assert!(listed.body["data"]["later/"].is_object(), "{}", listed.text);
+    // The file device logged the reads.
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Two entries for the write and for each of the six rounds' reads.
+    assert_eq!(
+        text.matches("\"path\":\"secret/data/app\"").count(),
+        2 * (1 + 6),
+        "{text}"
+    );
+}

@@ -12,6 +12,8 @@ use coffer::server::{DevServer, serve};
 pub struct TestServer {
     pub addr: SocketAddr,
     pub root: String,
+    /// The dev server's one unseal key (empty for servers someone else started).
+    pub unseal_key: String,
     pub clock: Arc<MockClock>,
     pub client: Client,
     pub core: Arc<coffer::core::Core>,
@@ -72,6 +74,7 @@ impl TestServer {
         TestServer {
             addr,
             root: dev.root_token.expose().to_string(),
+            unseal_key: dev.unseal_key.expose().to_string(),
             clock,
             client: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -92,6 +95,7 @@ impl TestServer {
         TestServer {
             addr,
             root: String::new(),
+            unseal_key: String::new(),
             clock,
             client: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
