@@ -267,6 +267,18 @@ fn query_flag(q: &serde_json::Map<String, Value>, name: &str) -> Result<bool> {
     }
 }
 
+/// The status-code parameters of `sys/health` (Vault's and OpenBao's).
+const HEALTH_CODES: &[&str] = &[
+    "activecode",
+    "standbycode",
+    "drsecondarycode",
+    "haunhealthycode",
+    "performancestandbycode",
+    "sealedcode",
+    "uninitcode",
+    "removedcode",
+];
+
 async fn health(state: &AppState, method: &Method, query: Option<&str>) -> Result<HttpResponse> {
     let q = parse_query(query)?;
     let (body, mut which) = state.core.health().await?;
@@ -280,12 +292,33 @@ async fn health(state: &AppState, method: &Method, query: Option<&str>) -> Resul
         "standbycode" => 429,
         _ => 200,
     };
-    let code = q
-        .get(which)
-        .and_then(Value::as_str)
-        .and_then(|v| v.parse::<u16>().ok())
-        .unwrap_or(default);
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    // Every code parameter must be an integer (Vault's `fetchStatusCode`: 400 with no error
+    // text otherwise), whichever one applies now.
+    let mut codes = std::collections::BTreeMap::new();
+    for name in HEALTH_CODES {
+        if let Some(v) = q.get(*name) {
+            let Some(code) = v.as_str().and_then(|v| v.parse::<i64>().ok()) else {
+                return Ok(json_response(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errors":[]}"#.into(),
+                ));
+            };
+            codes.insert(*name, code);
+        }
+    }
+    let code = codes.get(which).copied().unwrap_or(default);
+    // Vault's server drops the connection for a code outside 100-999 (Go's WriteHeader
+    // panics; a 1xx is no final status); answering 200 instead would call a sealed node
+    // healthy.
+    let Some(status) = u16::try_from(code)
+        .ok()
+        .filter(|c| *c >= 200)
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    else {
+        return Err(Error::bad(format!(
+            "{which}: {code} is not a final HTTP status code (200-999)"
+        )));
+    };
     if *method == Method::HEAD {
         let mut r = json_response(status, String::new());
         *r.body_mut() = axum::body::Body::empty();

@@ -193,6 +193,48 @@ async fn health_seal_status_and_leader() {
     assert_eq!(r.body, json!({"initialized": true}));
 }
 
+/// `sys/health`'s code parameters as Vault reads them: each one present must be an integer
+/// (else 400 `{"errors":[]}`, OpenBao 2.7.2's answer), `+250` is one; a code that is no final
+/// HTTP status is refused (Vault's server drops the connection) instead of answered with 200,
+/// which made a sealed node asked with `?sealedcode=42` look healthy.
+#[tokio::test]
+async fn health_code_parameters_are_checked_like_vault() {
+    let srv = TestServer::start().await;
+    let health = async |q: &str| srv.req("GET", &format!("sys/health?{q}"), None, None).await;
+    for q in [
+        "sealedcode=abc",
+        "activecode=abc",
+        "standbycode=x",
+        "activecode=0x10",
+    ] {
+        let r = health(q).await;
+        r.assert_status(400);
+        assert_eq!(r.body, json!({"errors": []}), "{q}");
+    }
+    health("activecode=%2B250").await.assert_status(250);
+    for q in [
+        "activecode=42",
+        "activecode=1000",
+        "activecode=-5",
+        "activecode=100",
+    ] {
+        let r = health(q).await;
+        r.assert_status(400);
+        assert!(r.errors()[0].starts_with("activecode: "), "{q}: {}", r.text);
+    }
+    srv.put("sys/seal", &srv.root, json!({}))
+        .await
+        .assert_status(204);
+    health("").await.assert_status(503);
+    health("sealedcode=299").await.assert_status(299);
+    let r = health("sealedcode=42").await;
+    assert_eq!(r.status.as_u16(), 400, "a sealed node answered {}", r.text);
+    // A parameter that does not apply now is checked too.
+    health("sealedcode=299&activecode=abc")
+        .await
+        .assert_status(400);
+}
+
 #[tokio::test]
 async fn kv_preflight_follows_vaults_authorisation_rule() {
     let srv = TestServer::start().await;
