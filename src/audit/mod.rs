@@ -474,6 +474,8 @@ struct Pending {
     answered: Flags,
     /// Per device: answered with an error.
     failed: Flags,
+    /// Failures are not logged one by one (a retry reports its outcome once).
+    quiet: bool,
 }
 
 thread_local! {
@@ -491,6 +493,7 @@ impl Pending {
             early_errors: Vec::new(),
             answered: Flags::default(),
             failed: Flags::default(),
+            quiet: false,
         }
     }
 
@@ -565,6 +568,9 @@ impl Pending {
             Ok(()) => true,
             Err(e) => {
                 self.failed.set(i, true);
+                if self.quiet {
+                    return false;
+                }
                 let path = devices.get(i).map_or("", |d| d.entry.path.as_str());
                 tracing::error!(audit.path = %path, request.id = %request_id, error = %e, "audit device failed to log the {what}");
                 false
@@ -641,11 +647,68 @@ fn is_management(path: &str) -> bool {
     path == "sys/audit" || path.starts_with("sys/audit/")
 }
 
+/// Response entries being retried at once ([`Broker::retry_response`]); past it, a response
+/// entry no device accepted is reported at once (memory stays bounded while every device
+/// fails under load).
+const MAX_RETRYING: usize = 256;
+static RETRYING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of [`MAX_RETRYING`], given back when dropped.
+struct RetrySlot;
+
+impl RetrySlot {
+    fn take() -> Option<RetrySlot> {
+        use std::sync::atomic::Ordering;
+        if RETRYING.fetch_add(1, Ordering::AcqRel) < MAX_RETRYING {
+            Some(RetrySlot)
+        } else {
+            RETRYING.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+impl Drop for RetrySlot {
+    fn drop(&mut self) {
+        RETRYING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 impl Broker {
+    /// A response entry no device took, in the server log with its request id and the entry
+    /// itself as a device with hashing would have written it (so it is not lost); withheld
+    /// when every device logs raw (the server log never gets plaintext).
+    fn report_lost(
+        devices: &[Arc<Device>],
+        entries: &[Option<Vec<u8>>],
+        pending: &Pending,
+        request_id: &str,
+        path: &str,
+        why: &str,
+    ) {
+        let entry = devices
+            .iter()
+            .zip(entries)
+            .find_map(|(d, line)| line.as_ref().filter(|_| !d.log_raw))
+            .map_or_else(
+                || "(withheld: every device logs raw)".to_string(),
+                |line| String::from_utf8_lossy(line).trim_end().to_string(),
+            );
+        tracing::error!(
+            request.id = %request_id,
+            request.path = %path,
+            audit.devices = ?devices.iter().map(|d| format!("{} ({})", d.entry.path, d.target())).collect::<Vec<_>>(),
+            audit.still_queued = ?pending.silent(devices),
+            audit.entry = %entry,
+            "audit response entry lost: {why}"
+        );
+        metrics::counter!("vault.audit.log_response_lost").increment(1);
+    }
+
     /// Writes a response entry no device accepted within the deadline: waits for late
     /// acknowledgements and retries the devices that failed, for up to
     /// [`RESPONSE_RETRY_WINDOW`]; a response entry still not written is reported in the server
-    /// log with its request id (never its contents).
+    /// log ([`Broker::report_lost`]).
     async fn retry_response(
         devices: Arc<Vec<Arc<Device>>>,
         entries: Vec<Option<Vec<u8>>>,
@@ -656,6 +719,7 @@ impl Broker {
     ) {
         let until = started + RESPONSE_RETRY_WINDOW;
         let mut attempt = 0u64;
+        pending.quiet = true;
         loop {
             if pending.wait(&devices, until, &request_id, "response").await {
                 tracing::warn!(request.id = %request_id, request.path = %path, "audit response entry written late (after the deadline)");
@@ -664,14 +728,8 @@ impl Broker {
             if Instant::now() >= until
                 || pending.answered.all(pending.count) && !pending.failed.any(pending.count)
             {
-                tracing::error!(
-                    request.id = %request_id,
-                    request.path = %path,
-                    audit.devices = ?devices.iter().map(|d| format!("{} ({})", d.entry.path, d.target())).collect::<Vec<_>>(),
-                    audit.still_queued = ?pending.silent(&devices),
-                    "audit response entry lost: no audit device accepted it within {RESPONSE_RETRY_WINDOW:?}"
-                );
-                metrics::counter!("vault.audit.log_response_lost").increment(1);
+                let why = format!("no audit device accepted it within {RESPONSE_RETRY_WINDOW:?}");
+                Self::report_lost(&devices, &entries, &pending, &request_id, &path, &why);
                 return;
             }
             if pending.failed.any(pending.count) {
@@ -773,14 +831,22 @@ impl RequestObserver for Broker {
         }
         // Not lost yet: retried in the background; the client gets Vault's 500 now.
         pending.timed_out(&devices);
-        tokio::spawn(Self::retry_response(
-            devices,
-            entries,
-            pending,
-            request.request_id.clone(),
-            request.path.clone(),
-            started,
-        ));
+        if let Some(slot) = RetrySlot::take() {
+            let (id, path) = (request.request_id.clone(), request.path.clone());
+            tokio::spawn(async move {
+                Self::retry_response(devices, entries, pending, id, path, started).await;
+                drop(slot);
+            });
+        } else {
+            Self::report_lost(
+                &devices,
+                &entries,
+                &pending,
+                &request.request_id,
+                &request.path,
+                &format!("{MAX_RETRYING} response entries are being retried already"),
+            );
+        }
         if request.errors.is_empty() && is_management(&request.path) {
             return Ok(());
         }

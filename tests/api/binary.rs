@@ -270,6 +270,8 @@ fn bad_log_level_and_format_are_rejected() {
 /// A dev server started with `args` and `env`, HOME in its own temp dir.
 struct Dev {
     child: Child,
+    /// Reads the server's stderr all along (a full pipe would stop a server that logs much).
+    stderr: Option<std::thread::JoinHandle<String>>,
     addr: String,
     token: String,
     banner: String,
@@ -306,8 +308,15 @@ impl Dev {
                 .unwrap();
             panic!("{args:?} {env:?}: no dev server; stderr: {err}");
         }
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = Some(std::thread::spawn(move || {
+            let mut err = String::new();
+            let _ = pipe.read_to_string(&mut err);
+            err
+        }));
         Dev {
             child,
+            stderr,
             addr,
             token,
             banner,
@@ -338,14 +347,10 @@ impl Dev {
                 .unwrap()
                 .success()
         );
-        let mut err = String::new();
-        let mut stderr = self.child.stderr.take().unwrap();
-        let err = tokio::task::spawn_blocking(move || {
-            stderr.read_to_string(&mut err).unwrap();
-            err
-        })
-        .await
-        .unwrap();
+        let reader = self.stderr.take().unwrap();
+        let err = tokio::task::spawn_blocking(move || reader.join().unwrap())
+            .await
+            .unwrap();
         assert!(self.child.wait().unwrap().success());
         err
     }
@@ -425,6 +430,63 @@ async fn a_refused_login_cannot_forge_log_lines() {
         !err.contains(&"x".repeat(200)),
         "a long role name is logged whole"
     );
+}
+
+/// While every audit device fails, each response entry no device took reaches the server log
+/// once, with its request id and the entry itself as written with hashing (no plaintext),
+/// after the retry window, or at once when 256 are being retried already (bounded memory);
+/// the retries do not log each failed attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_response_entries_reach_the_server_log_hashed_and_bounded() {
+    let dev = Dev::start(&[], &[]).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{}/v1/sys/audit/full", dev.addr))
+        .header("X-Vault-Token", &dev.token)
+        .json(&serde_json::json!({"type": "file",
+            "options": {"file_path": "/dev/full", "skip_test": "true"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    const N: usize = 300;
+    let canary = "canary-plaintext-5f0e";
+    for i in 0..N {
+        let r = http
+            .post(format!("{}/v1/secret/data/c{i}", dev.addr))
+            .header("X-Vault-Token", &dev.token)
+            .json(&serde_json::json!({"data": {"v": canary}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 500);
+    }
+    // Past the 5 s retry window.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let err = dev.stop().await;
+    assert!(!err.contains(canary), "plaintext in the server log");
+    let lost: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("audit response entry lost"))
+        .collect();
+    assert_eq!(lost.len(), N, "{err}");
+    for l in &lost {
+        assert!(
+            l.contains(r#"audit.entry={"time":""#) && l.contains(r#""type":"response""#),
+            "{l}"
+        );
+        assert!(l.contains(r#""v":"hmac-sha256:"#), "{l}");
+    }
+    let at_once = lost
+        .iter()
+        .filter(|l| l.contains("being retried already"))
+        .count();
+    assert!(at_once > 0 && at_once < N, "{at_once} reported at once");
+    let attempts = err
+        .lines()
+        .filter(|l| l.contains("audit device failed to log the response"))
+        .count();
+    assert!(attempts <= N, "{attempts} lines about failed attempts");
 }
 
 #[tokio::test]
