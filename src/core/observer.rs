@@ -298,6 +298,54 @@ impl Core {
         Some(Trace::new(observer, record()))
     }
 
+    /// Runs `run`, an operator call that bypasses the pipeline (the unauthenticated rekey and
+    /// generate-root endpoints), between a request entry and a response entry, as Vault's
+    /// `handleAuditNonLogical` does: refused before it runs when the observer refuses the
+    /// request entry, answered with the observer's error when it refuses the response entry.
+    /// `path` is relative to `/v1/`; `data` the request body (the observer HMACs it).
+    pub async fn observed_operator<F>(
+        &self,
+        operation: crate::logical::Operation,
+        path: &str,
+        data: &Map<String, Value>,
+        client_addr: Option<IpAddr>,
+        run: F,
+    ) -> Result<Option<Value>>
+    where
+        F: std::future::Future<Output = Result<Option<Value>>>,
+    {
+        let Some(observer) = self.observer.load_full() else {
+            return run.await;
+        };
+        let record = RequestRecord {
+            request_id: crate::ids::uuid_v4(),
+            operation,
+            path: path.to_string(),
+            mount: None,
+            client_addr,
+            client_port: None,
+            wrap_ttl: None,
+            token: None,
+            data: data.clone(),
+            client_token: None,
+            client_token_accessor: None,
+            errors: Vec::new(),
+            scratch: Scratch::default(),
+        };
+        observer.on_request(&record).await?;
+        let result = run.await;
+        let response = match &result {
+            Ok(v) => ResponseRecord {
+                status: if v.is_some() { 200 } else { 204 },
+                data: v.as_ref().and_then(|v| v.as_object().cloned()),
+                ..Default::default()
+            },
+            Err(e) => ResponseRecord::of_error(e),
+        };
+        observer.on_response(&record, &response).await?;
+        result
+    }
+
     /// Reports a request the HTTP layer rejected before it reached the pipeline (bad path,
     /// undecodable body, JSON limits, body too large): the observer sees it as a request with a
     /// fresh id and no token, and its error.

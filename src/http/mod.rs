@@ -338,6 +338,7 @@ async fn serve_request(
             parts.uri.query(),
             &parts.headers,
             &raw_body,
+            addr,
         )
         .await
     } else {
@@ -346,7 +347,7 @@ async fn serve_request(
         let (query, headers) = (parts.uri.query().map(str::to_owned), parts.headers.clone());
         let body = raw_body.clone();
         RunToCompletion::new(async move {
-            sys_raw::handle(&st, &method, &p, query.as_deref(), &headers, &body).await
+            sys_raw::handle(&st, &method, &p, query.as_deref(), &headers, &body, addr).await
         })
         .await
     };

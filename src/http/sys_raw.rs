@@ -19,6 +19,7 @@ pub async fn handle(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
+    client_addr: Option<std::net::IpAddr>,
 ) -> Option<HttpResponse> {
     if path == "sys/metrics" && state.options.unauthenticated_metrics {
         return Some(metrics_unauthenticated(state, method, query, headers).await);
@@ -27,7 +28,7 @@ pub async fn handle(
         && let Some(family) = operator::family(rel)
         && unauthed(state, family)
     {
-        let result = operator_unauthed(state, method, rel, body).await;
+        let result = operator_unauthed(state, method, rel, body, client_addr).await;
         return Some(result.unwrap_or_else(|e| super::error_response(&e)));
     }
     let get_like = *method == Method::GET || *method == Method::HEAD;
@@ -80,6 +81,7 @@ async fn operator_unauthed(
     method: &Method,
     rel: &str,
     body: &[u8],
+    client_addr: Option<std::net::IpAddr>,
 ) -> Result<HttpResponse> {
     let op = match *method {
         Method::GET => Operation::Read,
@@ -95,7 +97,14 @@ async fn operator_unauthed(
             ));
         }
     };
-    match state.core.operator_raw(op, rel, &fields).await? {
+    // Audited as Vault audits these endpoints (`handleAuditNonLogical`).
+    let run = state.core.operator_raw(op, rel, &fields);
+    let path = format!("sys/{rel}");
+    match state
+        .core
+        .observed_operator(op, &path, &fields, client_addr, run)
+        .await?
+    {
         Some(v) => Ok(ok(v)),
         None => Ok(no_content()),
     }

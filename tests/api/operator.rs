@@ -23,8 +23,18 @@ struct OpServer {
 
 impl OpServer {
     async fn start(dir: Option<&Path>, unauthed: bool) -> OpServer {
+        Self::start_with(dir, unauthed, |_| {}).await
+    }
+
+    /// [`OpServer::start`] with the configuration changed by `tweak` first.
+    async fn start_with(
+        dir: Option<&Path>,
+        unauthed: bool,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> OpServer {
         let clock = MockClock::new();
         let mut config = ServerConfig::for_test();
+        tweak(&mut config);
         if let Some(d) = dir {
             config.storage = StorageConfig::File {
                 path: d.to_path_buf(),
@@ -1197,5 +1207,117 @@ async fn concurrent_completions_happen_exactly_once() {
         p.unseal(&new[0][0]).await.assert_status(200);
         old.clone_from(&new[0]);
     }
+    p.stop().await;
+}
+
+/// With Vault's unauthenticated rekey and generate-root endpoints, each call is audited as
+/// Vault's `handleAuditNonLogical` does: a request and a response entry, the unseal key, nonce
+/// and new keys only as HMACs; when no device takes the request entry the call is refused
+/// before it runs. Before, these calls left no entry at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_operator_endpoints_are_audited() {
+    let mut p = OpServer::start_with(None, true, |c| {
+        c.unsafe_allow_api_audit_creation = true;
+    })
+    .await;
+    let old = p.init_unsealed(1, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let s = &p.srv;
+    s.put(
+        "sys/audit/f",
+        &s.root,
+        json!({"type": "file", "options": {"file_path": log}}),
+    )
+    .await
+    .assert_status(204);
+    let r = s
+        .req(
+            "PUT",
+            "sys/rekey/init",
+            None,
+            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .await;
+    r.assert_status(200);
+    let nonce = r.body["nonce"].as_str().unwrap().to_string();
+    let r = s
+        .req(
+            "PUT",
+            "sys/rekey/update",
+            None,
+            Some(json!({"key": old[0], "nonce": nonce})),
+        )
+        .await;
+    r.assert_status(200);
+    let new_key = r.body["keys_base64"][0].as_str().unwrap().to_string();
+    s.req("GET", "sys/generate-root/attempt", None, None)
+        .await
+        .assert_status(200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [&old[0], &new_key, &nonce] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "plaintext {secret} in {text}"
+        );
+    }
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |path: &str| -> Vec<&Value> {
+        entries
+            .iter()
+            .filter(|e| e["request"]["path"] == path)
+            .collect()
+    };
+    for path in [
+        "sys/rekey/init",
+        "sys/rekey/update",
+        "sys/generate-root/attempt",
+    ] {
+        let both = of(path);
+        let types: Vec<&str> = both.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["request", "response"], "{path}");
+        assert_eq!(both[0]["request"]["id"], both[1]["request"]["id"]);
+    }
+    let update = of("sys/rekey/update");
+    assert!(
+        update[0]["request"]["data"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+    assert!(
+        update[1]["response"]["data"]["keys_base64"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:"),
+        "{}",
+        update[1]
+    );
+
+    // Only a device that fails every write: the call is refused and does not run.
+    s.put(
+        "sys/audit/full",
+        &s.root,
+        json!({"type": "file", "options": {"file_path": "/dev/full", "skip_test": "true"}}),
+    )
+    .await
+    .assert_status(204);
+    s.delete("sys/audit/f", &s.root).await.assert_status(204);
+    let r = s
+        .req(
+            "PUT",
+            "sys/rekey/init",
+            None,
+            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .await;
+    r.assert_status(500);
+    s.delete("sys/audit/full", &s.root).await.assert_status(204);
+    let r = s.req("GET", "sys/rekey/init", None, None).await;
+    r.assert_status(200);
+    assert_eq!(r.body["started"], false, "the refused call ran: {}", r.text);
     p.stop().await;
 }
