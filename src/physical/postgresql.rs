@@ -40,6 +40,16 @@ pub const URL_ENV: &str = "VAULT_PG_CONNECTION_URL";
 
 /// How long opening one connection, or waiting for a free one, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Set on every connection of the data pool: a statement waiting on a lock or a stalled server
+/// fails after 10 s instead of holding its request (and `sys/health`, `sys/step-down`) for
+/// as long as TCP takes (hashicorp/vault#10619); a transaction a frozen client left open is
+/// ended after 2 s (it would hold row locks a takeover waits for).
+const SESSION_LIMITS: &str =
+    "SET statement_timeout = 10000; SET idle_in_transaction_session_timeout = 2000";
+/// Unacknowledged data this long ends a connection (`TCP_USER_TIMEOUT`).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Idle connections are probed after this long (the default is two hours).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
 /// What the engine needs to open (the `storage "postgresql"` settings, after the env override).
 #[derive(Clone)]
@@ -268,6 +278,14 @@ impl PostgresqlBackend {
         if config.get_application_name().is_none() {
             config.application_name("coffer");
         }
+        // A connection whose packets go unacknowledged is given up (the server's statement
+        // timeout cannot reach a client whose network dropped them).
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(KEEPALIVE_IDLE);
+        }
         let manager = Manager::from_config(
             config.clone(),
             connector.clone(),
@@ -280,6 +298,14 @@ impl PostgresqlBackend {
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(CONNECT_TIMEOUT))
             .wait_timeout(Some(CONNECT_TIMEOUT))
+            .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(SESSION_LIMITS)
+                        .await
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|e| format!("connection pool: {e}"))?;
         let fence = options

@@ -300,3 +300,40 @@ async fn postgresql_group_commit_answers_each_writer() {
         );
     }
 }
+
+/// A statement waiting on a row lock that another session holds fails after the data pool's
+/// statement timeout (10 s) instead of waiting as long as that session does
+/// (hashicorp/vault#10619: a node whose queries hang answers nothing, not even status); once
+/// the lock is gone, writes go through again.
+#[tokio::test]
+async fn postgresql_statements_wait_at_most_the_statement_timeout() {
+    let table = fresh_table();
+    let backend = open(&table).await;
+    backend.put("locked", b"1".to_vec()).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "BEGIN; SELECT * FROM \"{table}\" WHERE key = 'locked' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        backend.put("locked", b"2".to_vec()),
+    )
+    .await
+    .expect("the write waited on the row lock for a minute");
+    let took = started.elapsed();
+    assert!(r.is_err(), "the write went through a held row lock");
+    assert!(
+        took >= std::time::Duration::from_secs(9),
+        "{took:?}: failed before the statement timeout"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    backend.put("locked", b"3".to_vec()).await.unwrap();
+    assert_eq!(backend.get("locked").await.unwrap(), Some(b"3".to_vec()));
+}
