@@ -97,22 +97,63 @@ pub fn split_url(url: &str) -> Result<(String, TlsOptions), String> {
     } else if url.contains("://") {
         url.to_owned()
     } else {
-        // Keyword DSN: `key=value` words (values without spaces; quoted values are kept as they
-        // are for tokio-postgres unless they are TLS keys).
+        // Keyword DSN, read as libpq reads it (spaces around `=`, quoted values); what is not
+        // TLS goes on to tokio-postgres quoted again.
         let mut kept = Vec::new();
-        for word in url.split_whitespace() {
-            match word.split_once('=') {
-                Some((k, v)) => {
-                    if take(k.trim(), v.trim_matches('\'').trim())?.is_some() {
-                        kept.push(word.to_owned());
-                    }
-                }
-                None => kept.push(word.to_owned()),
+        for (k, v) in keyword_pairs(url)? {
+            if take(&k, &v)?.is_some() {
+                kept.push(format!(
+                    "{k}='{}'",
+                    v.replace('\\', "\\\\").replace('\'', "\\'")
+                ));
             }
         }
         kept.join(" ")
     };
     Ok((rest, TlsOptions { mode, root_cert }))
+}
+
+/// The `key = value` pairs of a libpq keyword DSN: whitespace around `=` allowed, a value
+/// either single-quoted (`\'` and `\\` escaped) or up to the next whitespace. A word without
+/// `=` is an error (libpq's `missing "=" after ...`), so nothing can slip past the TLS keys.
+fn keyword_pairs(dsn: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut chars = dsn.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(out);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| !c.is_whitespace() && *c != '=') {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(format!("missing \"=\" after {key:?} in connection string"));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err("unterminated quoted string in connection string".into()),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        out.push((key, value));
+    }
 }
 
 impl TlsOptions {
@@ -347,10 +388,33 @@ mod tests {
         assert_eq!(
             split_url("host=h user=u sslmode=require dbname=d"),
             Ok((
-                "host=h user=u dbname=d".into(),
+                "host='h' user='u' dbname='d'".into(),
                 opts(SslMode::Require, None)
             ))
         );
+        // libpq's keyword syntax: spaces around `=`, quoted values (with spaces, escapes). A
+        // spaced `sslmode = require` used to slip past and end as opportunistic TLS.
+        assert_eq!(
+            split_url("host = h  sslmode =require password='a  b\\'c' dbname= d"),
+            Ok((
+                r"host='h' password='a  b\'c' dbname='d'".into(),
+                opts(SslMode::Require, None)
+            ))
+        );
+        assert_eq!(
+            split_url("host=h sslmode = 'verify-full' sslrootcert='/etc/c a.pem'"),
+            Ok((
+                "host='h'".into(),
+                opts(SslMode::VerifyFull, Some("/etc/c a.pem"))
+            ))
+        );
+        // tokio-postgres reads the quoted words back as they were meant.
+        let (rest, _) = split_url("host = h  password='a  b\\'c\\\\' dbname= d").unwrap();
+        let config: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(config.get_password(), Some(&b"a  b'c\\"[..]));
+        assert_eq!(config.get_dbname(), Some("d"));
+        assert!(split_url("host=h sslmode").is_err());
+        assert!(split_url("host=h password='open").is_err());
         assert!(split_url("postgres://h/db?sslmode=bogus").is_err());
         let err = split_url("postgres://u:pw@h/db?sslcert=/c.pem").unwrap_err();
         assert!(err.starts_with("sslcert is not supported"), "{err}");
