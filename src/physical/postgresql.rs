@@ -369,19 +369,15 @@ impl PostgresqlBackend {
                    CONSTRAINT {pkey} PRIMARY KEY (ha_key)); \
                  CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {h} (ha_identity);"
             );
-            let exists = client
-                .query_one(
-                    "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
-                    &[&h, &idx],
-                )
-                .await
-                .map_err(engine)?;
             // Nodes starting together may race on CREATE ... IF NOT EXISTS: one retry settles it.
-            if !exists.try_get::<_, bool>(0).map_err(engine)?
+            if !Self::fence_index_exists(&client, &h).await?
                 && client.batch_execute(&create).await.is_err()
             {
                 client.batch_execute(&create).await.map_err(engine)?;
             }
+            // IF NOT EXISTS goes by name: a name PostgreSQL cut to 63 bytes may be another
+            // relation's (the table's own, for a 63-byte table name), and then no index was made.
+            self.check_fence_index(&client).await?;
         }
         let exists = client
             .query_one(
@@ -414,8 +410,27 @@ impl PostgresqlBackend {
         Ok(())
     }
 
-    /// HA with `skip_create_table`: fencing is only sound with the unique index on
-    /// `ha_identity` (a takeover must be a key update), so its absence stops the start.
+    /// Whether the lock table (`table`, quoted) has a unique index on `ha_identity` alone, whatever
+    /// its name (not partial, not on an expression): the catalog is asked, not a name.
+    async fn fence_index_exists(
+        client: &deadpool_postgres::Client,
+        table: &str,
+    ) -> Result<bool, StorageError> {
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_index i \
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                   WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnatts = 1 \
+                     AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = 'ha_identity')",
+                &[&table],
+            )
+            .await
+            .map_err(engine)?;
+        row.try_get::<_, bool>(0).map_err(engine)
+    }
+
+    /// Fencing is only sound with the unique index on `ha_identity` (a takeover must be a key
+    /// update), so its absence stops the start (checked after creating the tables too).
     async fn check_fence_index(
         &self,
         client: &deadpool_postgres::Client,
@@ -424,11 +439,7 @@ impl PostgresqlBackend {
             return Ok(());
         };
         let idx = quote_identifier(&format!("{ha}_identity_idx"));
-        let row = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&idx])
-            .await
-            .map_err(engine)?;
-        if row.try_get::<_, bool>(0).map_err(engine)? {
+        if Self::fence_index_exists(client, &quote_identifier(ha)).await? {
             return Ok(());
         }
         Err(StorageError::other(format!(

@@ -337,3 +337,50 @@ async fn postgresql_statements_wait_at_most_the_statement_timeout() {
     backend.put("locked", b"3".to_vec()).await.unwrap();
     assert_eq!(backend.get("locked").await.unwrap(), Some(b"3".to_vec()));
 }
+
+/// HA never runs without the unique index its write fencing rests on. For an existing lock
+/// table with a 63-byte name (Vault's columns, no index), PostgreSQL cuts `<name>_identity_idx`
+/// to the table's own name: the name-based check found "it" and passed, so a takeover was no
+/// longer a key update and fencing was silently off. The catalog is asked now: the start fails.
+#[tokio::test]
+async fn postgresql_ha_refuses_to_start_without_its_fencing_index() {
+    let mut ha = format!("ha_{}", uuid::Uuid::new_v4().simple());
+    while ha.len() < 63 {
+        ha.push('x');
+    }
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE \"{ha}\" (ha_key TEXT NOT NULL PRIMARY KEY, ha_identity TEXT NOT NULL, \
+             ha_value TEXT, valid_until TIMESTAMP WITH TIME ZONE NOT NULL)"
+        ))
+        .await
+        .unwrap();
+    for create_table in [true, false] {
+        let r = PostgresqlBackend::open(&PostgresqlOptions {
+            connection_url: database_url(),
+            table: fresh_table(),
+            max_parallel: 2,
+            create_table,
+            ha_table: Some(ha.clone()),
+        })
+        .await;
+        let Err(err) = r else {
+            panic!("HA started without the unique index on ha_identity");
+        };
+        assert!(err.contains("unique index"), "{err}");
+    }
+    // A name with room for the index works.
+    let ok = PostgresqlBackend::open(&PostgresqlOptions {
+        connection_url: database_url(),
+        table: fresh_table(),
+        max_parallel: 2,
+        create_table: true,
+        ha_table: Some(ha[..40].to_string()),
+    })
+    .await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
