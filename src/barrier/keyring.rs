@@ -106,6 +106,12 @@ impl Keyring {
         self.terms.get(&term).map(|t| &**t.key)
     }
 
+    /// The key of the first term: every node of a cluster has it, and neither a rekey nor a
+    /// rotation changes it (terms are only ever added).
+    pub fn first_key(&self) -> Option<&[u8; 32]> {
+        self.terms.values().next().map(|t| &**t.key)
+    }
+
     /// When `term` was installed (Unix seconds).
     pub fn install_time(&self, term: u32) -> Option<i64> {
         self.terms.get(&term).map(|t| t.install_time)

@@ -186,14 +186,19 @@ impl Barrier {
         Ok(())
     }
 
-    /// A key for `label` derived from the root key (HMAC-SHA256): the same on every node
-    /// unsealed with the same keys, never stored. HA nodes sign forwarded client addresses
-    /// with it.
+    /// A key for `label` derived from the keyring's first term key (HMAC-SHA256): the same on
+    /// every unsealed node of a cluster, never stored, and unchanged by a rekey (which replaces
+    /// the root key on the active node while a standby keeps the old one in memory) or a
+    /// rotation. HA nodes sign forwarded client addresses with it.
     pub fn derive_key(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, StorageError> {
         use hmac::Mac;
         let current = self.current()?;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&current.root_key[..])
-            .map_err(StorageError::other)?;
+        let base = current
+            .keyring
+            .first_key()
+            .ok_or_else(|| StorageError::other("the keyring has no key"))?;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(base).map_err(StorageError::other)?;
         mac.update(label);
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(&mac.finalize().into_bytes());

@@ -1667,3 +1667,79 @@ async fn ha_a_node_that_cannot_audit_does_not_take_over() {
         .unwrap_or(0.0);
     assert!(failed >= 1.0, "{failed}");
 }
+
+/// The client address a standby signs survives a rekey on the active. The signing key came
+/// from the root key, which a rekey replaces while the standby keeps the old one in memory:
+/// after it, the active fell back to the standby's own address, so a token bound to the
+/// client's address was refused through the standby and one bound to the standby's accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_forwarded_client_address_survives_a_rekey() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, key, root, _) = cluster(&c, &url).await;
+    let nodes = [&a, &b];
+    let i = active_of(&c, &nodes, Duration::from_secs(5)).await;
+    let (active, standby) = (nodes[i], nodes[1 - i]);
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/rekey/init", active.base()),
+        Some(&root),
+        json!({"secret_shares": 1, "secret_threshold": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let nonce = body["nonce"].as_str().unwrap().to_owned();
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/rekey/update", active.base()),
+        Some(&root),
+        json!({"key": key, "nonce": nonce}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["complete"], true, "{body}");
+    // The client calls the standby from 127.0.0.2; the standby reaches the active from
+    // 127.0.0.1.
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    for (i, (cidr, want)) in [("127.0.0.2/32", 200), ("127.0.0.1/32", 403)]
+        .into_iter()
+        .enumerate()
+    {
+        let (st, body) = call(
+            &c,
+            Method::POST,
+            format!("{}/auth/token/roles/rekeyed{i}", active.base()),
+            Some(&root),
+            json!({"token_bound_cidrs": [cidr]}),
+        )
+        .await;
+        assert_eq!(st, 204, "{body}");
+        let (st, body) = call(
+            &c,
+            Method::POST,
+            format!("{}/auth/token/create/rekeyed{i}", active.base()),
+            Some(&root),
+            json!({"ttl": "1h"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let st = client
+            .get(format!("{}/auth/token/lookup-self", standby.base()))
+            .header("X-Vault-Token", &token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(
+            st, want,
+            "token bound to {cidr}, called from 127.0.0.2 via the standby"
+        );
+    }
+}
