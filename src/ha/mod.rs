@@ -288,7 +288,32 @@ impl Ha {
         self.prove_until(sent);
         self.step_down.store(false, Ordering::SeqCst);
         let started = Instant::now();
-        if let Err(e) = core.step_up().await {
+        // The lease is renewed while the node steps up: a step-up longer than the lease (many
+        // mounts, an audit device slow to open) must not lose the lock it is for.
+        let mut next_renewal = Instant::now() + self.timings.renew;
+        let stepped = {
+            let step_up = core.step_up();
+            tokio::pin!(step_up);
+            loop {
+                tokio::select! {
+                    r = &mut step_up => break r.map_err(|e| e.to_string()),
+                    () = tokio::time::sleep_until(next_renewal.into()) => {}
+                }
+                let sent = Instant::now();
+                match self.lock.renew(identity).await {
+                    Ok(true) => {
+                        self.prove_until(sent);
+                        next_renewal = sent + self.timings.renew;
+                    }
+                    Ok(false) => break Err("the lock was lost during the step-up".to_owned()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "HA: lock renewal during step-up failed; retrying");
+                        next_renewal = Instant::now() + (self.timings.renew / 4);
+                    }
+                }
+            }
+        };
+        if let Err(e) = stepped {
             metrics::histogram!(crate::telemetry::CORE_LEADERSHIP_SETUP_FAILED)
                 .record(crate::telemetry::ms_since(started));
             tracing::error!(error = %e, "HA: step-up failed; back to standby");
@@ -302,7 +327,6 @@ impl Ha {
             "HA: this node is now active"
         );
         let lost = self.fence.lost();
-        let mut next_renewal = Instant::now() + self.timings.renew;
         let how = loop {
             let wake_at = next_renewal.min(self.deadline());
             tokio::select! {

@@ -676,7 +676,7 @@ async fn file_path_inside_the_plugin_directory_is_refused() {
 
 /// A Unix stream socket at `path` that never accepts, its backlog full: a blocking `connect`
 /// to it waits with no end. Returns what must stay alive for that.
-fn stuck_unix_listener(path: &Path) -> Vec<socket2::Socket> {
+pub(crate) fn stuck_unix_listener(path: &Path) -> Vec<socket2::Socket> {
     use socket2::{Domain, SockAddr, Socket, Type};
     let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
     listener.bind(&SockAddr::unix(path).unwrap()).unwrap();

@@ -1743,3 +1743,76 @@ async fn ha_forwarded_client_address_survives_a_rekey() {
         );
     }
 }
+
+/// A step-up that takes longer than the lease keeps the lock: the lease is renewed while the
+/// node steps up. Here the step-up opens an audit socket whose peer never accepts (given up
+/// after its 2 s `write_timeout` + 0.5 s, against the tests' 2 s lease) beside a file device
+/// that opens. Before, renewal began only once the step-up was done; by then the lease had
+/// run out and the node stepped down at once, every time, on both nodes: no node served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_a_step_up_longer_than_the_lease_keeps_the_lock() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, root, _table) =
+        cluster_with(&c, &url, "unsafe_allow_api_audit_creation = true\n").await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(10)).await;
+    let active = [&a, &b][i];
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("peer.sock");
+    let peer = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        for conn in peer.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut conn, &mut std::io::sink());
+            });
+        }
+    });
+    for (path, options) in [
+        ("file", json!({"file_path": "a.log"})),
+        (
+            "slow",
+            json!({"address": sock, "socket_type": "unix", "write_timeout": "2s"}),
+        ),
+    ] {
+        let kind = if path == "file" { "file" } else { "socket" };
+        let (st, body) = call(
+            &c,
+            Method::PUT,
+            format!("{}/sys/audit/{path}", active.base()),
+            Some(&root),
+            json!({"type": kind, "options": options}),
+        )
+        .await;
+        assert_eq!(st, 204, "{body}");
+    }
+    std::fs::remove_file(&sock).unwrap();
+    let _stuck = crate::audit_devices::stuck_unix_listener(&sock);
+
+    step_down(&c, active, &root).await;
+    let took = wait_for(
+        Duration::from_secs(30),
+        "a write after the step-down",
+        || async {
+            let mut ok = false;
+            for node in [&a, &b] {
+                let (st, _) = put(&c, &node.base(), &root, "after", json!({"v": "2"})).await;
+                ok |= st == 200;
+            }
+            ok
+        },
+    )
+    .await;
+    // The node that stepped up stays active: its lease holds past several renewals.
+    let now_active = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let node = [&a, &b][now_active];
+    for _ in 0..4 {
+        let (st, body) = put(&c, &node.base(), &root, "still", json!({"v": "3"})).await;
+        assert_eq!(st, 200, "{body}");
+        tokio::time::sleep(RENEW).await;
+    }
+    assert!(
+        took >= Duration::from_secs(2),
+        "{took:?}: the step-up was not slow"
+    );
+}
