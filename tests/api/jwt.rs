@@ -184,6 +184,8 @@ pub fn now(srv: &TestServer) -> i64 {
 
 pub struct ProviderState {
     pub jwks: Mutex<Value>,
+    /// Where `/redirect` sends the client (302).
+    pub redirect_to: Mutex<String>,
     pub issuer: Mutex<String>,
     pub up: AtomicBool,
     pub jwks_hits: AtomicUsize,
@@ -236,6 +238,13 @@ async fn provider_handle(
                 json!({"issuer": issuer, "jwks_uri": format!("{base}/jwks")}).to_string(),
             )
         }
+        "/redirect" => {
+            let mut r = hyper::Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = hyper::StatusCode::FOUND;
+            let to = state.redirect_to.lock().unwrap().clone();
+            r.headers_mut().insert("location", to.parse().unwrap());
+            Ok(r)
+        }
         "/jwks" => {
             state.jwks_hits.fetch_add(1, Ordering::SeqCst);
             if !state.up.load(Ordering::SeqCst) {
@@ -256,6 +265,7 @@ pub async fn provider(tls: bool) -> Provider {
     let base = format!("{scheme}://127.0.0.1:{}", addr.port());
     let state = Arc::new(ProviderState {
         jwks: Mutex::new(json!({"keys": []})),
+        redirect_to: Mutex::new(String::new()),
         issuer: Mutex::new(base.clone()),
         up: AtomicBool::new(true),
         jwks_hits: AtomicUsize::new(0),
@@ -2137,4 +2147,39 @@ async fn jwks_bodies_over_the_limit_are_refused_while_read() {
             "declared length {declared}: {sent} of {OFFERED} bytes were taken in"
         );
     }
+}
+
+/// A JWKS URL on https whose provider redirects: to https it is followed, to plain http it is
+/// refused (the keys would come unprotected and past `jwks_ca_pem`; Go's client follows it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_redirects_from_https_to_http_are_refused() {
+    let srv = TestServer::start().await;
+    let plain = provider(false).await;
+    let tls = provider(true).await;
+    let k = Signer::ed25519("e1");
+    plain.set_keys(&[&k]);
+    tls.set_keys(&[&k]);
+    enable(&srv, "jwt", "jwt").await;
+    let ca = tls.ca_pem.clone().unwrap();
+    let cfg = |url: String| {
+        let (srv, ca) = (&srv, ca.clone());
+        async move {
+            srv.post(
+                "auth/jwt/config",
+                &srv.root,
+                json!({"jwks_url": url, "jwks_ca_pem": ca}),
+            )
+            .await
+        }
+    };
+    *tls.state.redirect_to.lock().unwrap() = format!("{}/jwks", tls.base);
+    cfg(format!("{}/redirect", tls.base))
+        .await
+        .assert_status(204);
+    let before = plain.hits();
+    *tls.state.redirect_to.lock().unwrap() = format!("{}/jwks", plain.base);
+    let r = cfg(format!("{}/redirect", tls.base)).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.errors(), vec!["error checking jwks URL"]);
+    assert_eq!(plain.hits(), before, "the plain http provider was asked");
 }

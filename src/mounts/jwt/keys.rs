@@ -211,7 +211,22 @@ pub fn http_client(ca_pem: &str) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(FETCH_TIMEOUT)
-        .connect_timeout(FETCH_TIMEOUT);
+        .connect_timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            // An https provider's keys never come over plain HTTP (nor past `jwks_ca_pem`'s
+            // pinning): a redirect from https to http is refused, unlike Go's client.
+            let from_https = attempt
+                .previous()
+                .last()
+                .is_some_and(|u| u.scheme() == "https");
+            if from_https && attempt.url().scheme() != "https" {
+                attempt.error("refusing a redirect from https to http")
+            } else if attempt.previous().len() >= 10 {
+                attempt.error("stopped after 10 redirects")
+            } else {
+                attempt.follow()
+            }
+        }));
     if !ca_pem.trim().is_empty() {
         let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
             .ok()
