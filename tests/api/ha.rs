@@ -273,6 +273,35 @@ async fn cluster_with(
     (a, b, key, root, table)
 }
 
+/// A token of a new token role `role` whose tokens are bound to `cidr`, made on `node`.
+async fn bound_token(
+    c: &reqwest::Client,
+    node: &Node,
+    root: &str,
+    role: &str,
+    cidr: &str,
+) -> String {
+    let (st, body) = call(
+        c,
+        Method::POST,
+        format!("{}/auth/token/roles/{role}", node.base()),
+        Some(root),
+        json!({"token_bound_cidrs": [cidr]}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = call(
+        c,
+        Method::POST,
+        format!("{}/auth/token/create/{role}", node.base()),
+        Some(root),
+        json!({"ttl": "1h"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    body["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
 /// `sys/step-down` through `node` (forwarded to the active node when it is a standby).
 async fn step_down(c: &reqwest::Client, node: &Node, root: &str) {
     let (st, body) = call(
@@ -425,25 +454,7 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
     .into_iter()
     .enumerate()
     {
-        let (st, body) = call(
-            &c,
-            Method::POST,
-            format!("{}/auth/token/roles/bound{i}", active.base()),
-            Some(&root),
-            json!({"token_bound_cidrs": [cidr]}),
-        )
-        .await;
-        assert_eq!(st, 204, "{body}");
-        let (st, body) = call(
-            &c,
-            Method::POST,
-            format!("{}/auth/token/create/bound{i}", active.base()),
-            Some(&root),
-            json!({"ttl": "1h"}),
-        )
-        .await;
-        assert_eq!(st, 200, "{body}");
-        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let token = bound_token(&c, active, &root, &format!("bound{i}"), cidr).await;
         let mut rb = c
             .get(format!("{}/auth/token/lookup-self", via.base()))
             .header("X-Vault-Token", &token);
@@ -1710,25 +1721,7 @@ async fn ha_forwarded_client_address_survives_a_rekey() {
         .into_iter()
         .enumerate()
     {
-        let (st, body) = call(
-            &c,
-            Method::POST,
-            format!("{}/auth/token/roles/rekeyed{i}", active.base()),
-            Some(&root),
-            json!({"token_bound_cidrs": [cidr]}),
-        )
-        .await;
-        assert_eq!(st, 204, "{body}");
-        let (st, body) = call(
-            &c,
-            Method::POST,
-            format!("{}/auth/token/create/rekeyed{i}", active.base()),
-            Some(&root),
-            json!({"ttl": "1h"}),
-        )
-        .await;
-        assert_eq!(st, 200, "{body}");
-        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let token = bound_token(&c, active, &root, &format!("rekeyed{i}"), cidr).await;
         let st = client
             .get(format!("{}/auth/token/lookup-self", standby.base()))
             .header("X-Vault-Token", &token)

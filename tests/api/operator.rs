@@ -385,25 +385,7 @@ path "sys/generate-root/*" { capabilities = ["read", "update", "delete"] }"#,
     assert_eq!(err(&r, 400), "server is not yet initialized");
     let old = p.init_unsealed(1, 1).await;
     let s = &p.srv;
-    let r = s
-        .req(
-            "PUT",
-            "sys/rekey/init",
-            None,
-            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-        )
-        .await;
-    r.assert_status(200);
-    let nonce = r.body["nonce"].as_str().unwrap().to_string();
-    let r = s
-        .req(
-            "PUT",
-            "sys/rekey/update",
-            None,
-            Some(json!({"key": old[0], "nonce": nonce})),
-        )
-        .await;
-    r.assert_status(200);
+    let (_, r) = unauthed_rekey(s, &old[0]).await;
     assert_eq!(r.body["complete"], true);
     s.req("DELETE", "sys/rekey/init", None, None)
         .await
@@ -1210,6 +1192,35 @@ async fn concurrent_completions_happen_exactly_once() {
     p.stop().await;
 }
 
+/// `PUT sys/rekey/init` for one share, without a token.
+async fn unauthed_rekey_init(s: &TestServer) -> Resp {
+    s.req(
+        "PUT",
+        "sys/rekey/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await
+}
+
+/// A one-share rekey through the unauthenticated endpoints with the unseal key `key`: the
+/// nonce and the final update's answer.
+async fn unauthed_rekey(s: &TestServer, key: &str) -> (String, Resp) {
+    let r = unauthed_rekey_init(s).await;
+    r.assert_status(200);
+    let nonce = r.body["nonce"].as_str().unwrap().to_string();
+    let r = s
+        .req(
+            "PUT",
+            "sys/rekey/update",
+            None,
+            Some(json!({"key": key, "nonce": nonce})),
+        )
+        .await;
+    r.assert_status(200);
+    (nonce, r)
+}
+
 /// With Vault's unauthenticated rekey and generate-root endpoints, each call is audited as
 /// Vault's `handleAuditNonLogical` does: a request and a response entry, the unseal key, nonce
 /// and new keys only as HMACs; when no device takes the request entry the call is refused
@@ -1231,25 +1242,7 @@ async fn unauthenticated_operator_endpoints_are_audited() {
     )
     .await
     .assert_status(204);
-    let r = s
-        .req(
-            "PUT",
-            "sys/rekey/init",
-            None,
-            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-        )
-        .await;
-    r.assert_status(200);
-    let nonce = r.body["nonce"].as_str().unwrap().to_string();
-    let r = s
-        .req(
-            "PUT",
-            "sys/rekey/update",
-            None,
-            Some(json!({"key": old[0], "nonce": nonce})),
-        )
-        .await;
-    r.assert_status(200);
+    let (nonce, r) = unauthed_rekey(s, &old[0]).await;
     let new_key = r.body["keys_base64"][0].as_str().unwrap().to_string();
     s.req("GET", "sys/generate-root/attempt", None, None)
         .await
@@ -1306,15 +1299,7 @@ async fn unauthenticated_operator_endpoints_are_audited() {
     .await
     .assert_status(204);
     s.delete("sys/audit/f", &s.root).await.assert_status(204);
-    let r = s
-        .req(
-            "PUT",
-            "sys/rekey/init",
-            None,
-            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-        )
-        .await;
-    r.assert_status(500);
+    unauthed_rekey_init(s).await.assert_status(500);
     s.delete("sys/audit/full", &s.root).await.assert_status(204);
     let r = s.req("GET", "sys/rekey/init", None, None).await;
     r.assert_status(200);

@@ -24,6 +24,15 @@ fn database_url() -> String {
     }
 }
 
+/// A plain connection of the test's own to the test database.
+async fn sql_client() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 /// A table name no other test uses.
 fn fresh_table() -> String {
     format!("coffer_test_{}", uuid::Uuid::new_v4().simple())
@@ -58,10 +67,7 @@ async fn postgresql_uses_vaults_table_layout() {
     backend.put("a/b/c", b"3".to_vec()).await.unwrap();
     backend.put("a/b/c", b"4".to_vec()).await.unwrap();
 
-    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql_client().await;
     let rows = client
         .query(
             &format!("SELECT parent_path, path, key, value FROM \"{table}\" ORDER BY path, key"),
@@ -310,10 +316,7 @@ async fn postgresql_statements_wait_at_most_the_statement_timeout() {
     let table = fresh_table();
     let backend = open(&table).await;
     backend.put("locked", b"1".to_vec()).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql_client().await;
     client
         .batch_execute(&format!(
             "BEGIN; SELECT * FROM \"{table}\" WHERE key = 'locked' FOR UPDATE"
@@ -348,10 +351,7 @@ async fn postgresql_ha_refuses_to_start_without_its_fencing_index() {
     while ha.len() < 63 {
         ha.push('x');
     }
-    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql_client().await;
     client
         .batch_execute(&format!(
             "CREATE TABLE \"{ha}\" (ha_key TEXT NOT NULL PRIMARY KEY, ha_identity TEXT NOT NULL, \
