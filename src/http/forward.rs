@@ -199,13 +199,19 @@ pub(super) async fn standby(
         .headers(headers)
         .body(bytes)
         .send();
-    // Never wait on a leader that has lost the lock (frozen, partitioned): once this node no
-    // longer sees it as the live holder, the client gets a 503 to retry (a write still pending
-    // there cannot commit any more: it is fenced).
+    // Never wait on a leader that has lost the lock (frozen, partitioned): once this node sees
+    // another holder (or holds the lock itself), the client gets a 503 to retry (a write still
+    // pending there cannot commit any more: it is fenced). Not knowing the holder for a while
+    // (this node's own view of the lock is down) deposes nobody: the leader may well commit,
+    // and a 503 then would have the client apply the request twice; the answer is awaited,
+    // up to the forwarding timeout.
     let deposed = async {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if ha.leader_address().as_deref() != Some(leader.as_str()) {
+            if ha
+                .leader_address()
+                .is_some_and(|now| now.as_str() != leader.as_str())
+            {
                 break;
             }
         }

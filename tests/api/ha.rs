@@ -243,9 +243,18 @@ async fn cluster_with(
     url: &str,
     extra: &str,
 ) -> (Node, Node, String, String, String) {
+    cluster_of(c, [url, url], extra).await
+}
+
+/// [`cluster_with`], each node with its own connection URL.
+async fn cluster_of(
+    c: &reqwest::Client,
+    urls: [&str; 2],
+    extra: &str,
+) -> (Node, Node, String, String, String) {
     let table = fresh_table();
-    let a = Node::start_with(url, &table, None, extra);
-    let b = Node::start_with(url, &table, None, extra);
+    let a = Node::start_with(urls[0], &table, None, extra);
+    let b = Node::start_with(urls[1], &table, None, extra);
     let (st, init) = call(
         c,
         Method::PUT,
@@ -1808,4 +1817,62 @@ async fn ha_a_step_up_longer_than_the_lease_keeps_the_lock() {
         took >= Duration::from_secs(2),
         "{took:?}: the step-up was not slow"
     );
+}
+
+/// A standby that briefly cannot see the lock (its connections to PostgreSQL cut, again and
+/// again) still relays the active's answer to a request it forwarded. Before, it answered 503
+/// as soon as its own view of the leader went blank, while the active went on to commit the
+/// write: a client retrying that 503 (Vault's Go client does) applied it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_a_standby_that_loses_sight_of_the_lock_still_relays_the_answer() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let (ua, ub) = (
+        format!("{url}{sep}application_name=a-{tag}"),
+        format!("{url}{sep}application_name=b-{tag}"),
+    );
+    let (a, b, _key, root, table) = cluster_of(&c, [&ua, &ub], "").await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(10)).await;
+    let (active, standby, standby_app) = if i == 0 {
+        (&a, &b, format!("b-{tag}"))
+    } else {
+        (&b, &a, format!("a-{tag}"))
+    };
+    let db = sql(&url).await;
+    // Every write waits while the test holds the data table.
+    db.batch_execute(&format!("BEGIN; LOCK TABLE \"{table}\" IN SHARE MODE"))
+        .await
+        .unwrap();
+    let write = tokio::spawn({
+        let (c, base, root) = (c.clone(), standby.base(), root.clone());
+        async move { put(&c, &base, &root, "held", json!({"v": "1"})).await }
+    });
+    for _ in 0..15 {
+        db.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&standby_app],
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !write.is_finished(),
+        "answered while the write could not commit"
+    );
+    db.batch_execute("COMMIT").await.unwrap();
+    let (st, body) = write.await.unwrap();
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = call(
+        &c,
+        Method::GET,
+        format!("{}/secret/data/held", active.base()),
+        Some(&root),
+        json!(null),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["data"]["v"], "1");
 }
