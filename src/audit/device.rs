@@ -58,11 +58,9 @@ pub struct Device {
     writer: std::sync::OnceLock<Arc<Writer>>,
     /// Serialises opening the output (once).
     opening: Mutex<()>,
-    /// An open is running off the request path ([`Device::open_in_background`]), and when the
-    /// last one started (ms since the device was made).
+    /// An open runs off the request path ([`Device::open_in_background`]), or failed less
+    /// than [`REOPEN_EVERY`] ago.
     reopening: std::sync::atomic::AtomicBool,
-    last_reopen_ms: std::sync::atomic::AtomicU64,
-    made: std::time::Instant,
     /// A file device's file, for the inline fast path.
     file: std::sync::OnceLock<Arc<SharedFile>>,
 }
@@ -71,6 +69,8 @@ pub struct Device {
 const OPEN_DEADLINE: Duration = Duration::from_secs(2);
 /// Beyond a socket's own `write_timeout` (its dial's limit), before [`Device::open`] gives up.
 const OPEN_SLACK: Duration = Duration::from_millis(500);
+/// At most one open from the request path per device in this time.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
 const HASH_PREFIX: &str = "hmac-sha256:";
 const HASH_LEN: usize = HASH_PREFIX.len() + 64;
@@ -145,8 +145,6 @@ impl Device {
             writer: std::sync::OnceLock::new(),
             opening: Mutex::new(()),
             reopening: std::sync::atomic::AtomicBool::new(false),
-            last_reopen_ms: std::sync::atomic::AtomicU64::new(0),
-            made: std::time::Instant::now(),
             file: std::sync::OnceLock::new(),
         })
     }
@@ -219,30 +217,26 @@ impl Device {
     }
 
     /// Starts opening the output on a blocking thread, unless it is open, an open is running,
-    /// or the last one started less than a second ago. For the request path, which never opens
-    /// anything itself: a device that could not be opened at unseal comes back this way.
+    /// or the last one failed less than [`REOPEN_EVERY`] ago (its thread waits that long before
+    /// letting the next one start). For the request path, which never opens anything itself: a
+    /// device that could not be opened at unseal comes back this way.
     pub(super) fn open_in_background(self: &Arc<Self>) {
         use std::sync::atomic::Ordering;
-        if self.is_open() || tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        let now = u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let last = self.last_reopen_ms.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < 1000 {
-            return;
-        }
-        if self
-            .reopening
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
+        if self.is_open()
+            || tokio::runtime::Handle::try_current().is_err()
+            || self
+                .reopening
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
         {
             return;
         }
-        self.last_reopen_ms.store(now.max(1), Ordering::Relaxed);
         let device = self.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             if let Err(e) = device.open_blocking() {
                 tracing::warn!(audit.path = %device.entry.path, error = %e, "audit device still cannot be opened");
+                std::thread::sleep(REOPEN_EVERY.saturating_sub(started.elapsed()));
             }
             device.reopening.store(false, Ordering::Release);
         });

@@ -180,6 +180,34 @@ impl std::fmt::Debug for ResponseRecord {
     }
 }
 
+impl RequestRecord {
+    /// The record of a request that never reached the pipeline: a fresh id, no mount and no
+    /// token.
+    fn outside_pipeline(
+        operation: Operation,
+        path: &str,
+        client_addr: Option<IpAddr>,
+        data: Map<String, Value>,
+        errors: Vec<String>,
+    ) -> Self {
+        RequestRecord {
+            request_id: crate::ids::uuid_v4(),
+            operation,
+            path: path.to_string(),
+            mount: None,
+            client_addr,
+            client_port: None,
+            wrap_ttl: None,
+            token: None,
+            data,
+            client_token: None,
+            client_token_accessor: None,
+            errors,
+            scratch: Scratch::default(),
+        }
+    }
+}
+
 impl ResponseRecord {
     /// The record of an error.
     pub fn of_error(e: &Error) -> Self {
@@ -305,7 +333,7 @@ impl Core {
     /// `path` is relative to `/v1/`; `data` the request body (the observer HMACs it).
     pub async fn observed_operator<F>(
         &self,
-        operation: crate::logical::Operation,
+        operation: Operation,
         path: &str,
         data: &Map<String, Value>,
         client_addr: Option<IpAddr>,
@@ -317,21 +345,8 @@ impl Core {
         let Some(observer) = self.observer.load_full() else {
             return run.await;
         };
-        let record = RequestRecord {
-            request_id: crate::ids::uuid_v4(),
-            operation,
-            path: path.to_string(),
-            mount: None,
-            client_addr,
-            client_port: None,
-            wrap_ttl: None,
-            token: None,
-            data: data.clone(),
-            client_token: None,
-            client_token_accessor: None,
-            errors: Vec::new(),
-            scratch: Scratch::default(),
-        };
+        let record =
+            RequestRecord::outside_pipeline(operation, path, client_addr, data.clone(), Vec::new());
         observer.on_request(&record).await?;
         let result = run.await;
         let response = match &result {
@@ -359,21 +374,13 @@ impl Core {
         let Some(observer) = self.observer.load_full() else {
             return;
         };
-        let record = RequestRecord {
-            request_id: crate::ids::uuid_v4(),
-            operation: operation_of_method(method),
-            path: path.trim_start_matches('/').to_string(),
-            mount: None,
+        let record = RequestRecord::outside_pipeline(
+            operation_of_method(method),
+            path.trim_start_matches('/'),
             client_addr,
-            client_port: None,
-            wrap_ttl: None,
-            token: None,
-            data: Map::new(),
-            client_token: None,
-            client_token_accessor: None,
-            errors: error.messages(),
-            scratch: Scratch::default(),
-        };
+            Map::new(),
+            error.messages(),
+        );
         let _ = observer.on_request(&record).await;
         let _ = observer
             .on_response(&record, &ResponseRecord::of_error(error))

@@ -299,17 +299,8 @@ impl Ha {
                     r = &mut step_up => break r.map_err(|e| e.to_string()),
                     () = tokio::time::sleep_until(next_renewal.into()) => {}
                 }
-                let sent = Instant::now();
-                match self.lock.renew(identity).await {
-                    Ok(true) => {
-                        self.prove_until(sent);
-                        next_renewal = sent + self.timings.renew;
-                    }
-                    Ok(false) => break Err("the lock was lost during the step-up".to_owned()),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "HA: lock renewal during step-up failed; retrying");
-                        next_renewal = Instant::now() + (self.timings.renew / 4);
-                    }
+                if !self.renew_once(identity, &mut next_renewal).await {
+                    break Err("the lock was lost during the step-up".to_owned());
                 }
             }
         };
@@ -351,25 +342,34 @@ impl Ha {
             if Instant::now() < next_renewal {
                 continue;
             }
-            let sent = Instant::now();
-            match self.lock.renew(identity).await {
-                Ok(true) => {
-                    self.prove_until(sent);
-                    next_renewal = sent + self.timings.renew;
-                }
-                Ok(false) => {
-                    tracing::warn!("HA: the lock is no longer ours: stepping down");
-                    break Leave::Lost;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "HA: lock renewal failed; retrying");
-                    next_renewal = Instant::now() + (self.timings.renew / 4);
-                }
+            if !self.renew_once(identity, &mut next_renewal).await {
+                tracing::warn!("HA: the lock is no longer ours: stepping down");
+                break Leave::Lost;
             }
         };
         let manual = self.step_down.swap(false, Ordering::SeqCst);
         self.leave(core, identity, how).await;
         manual && how == Leave::Graceful
+    }
+
+    /// Renews the lease under `identity` once: on success the self-demotion deadline moves and
+    /// the next renewal is due one interval after this one was sent; an error is retried a
+    /// quarter interval later. False when the lock is no longer ours.
+    async fn renew_once(&self, identity: &str, next_renewal: &mut Instant) -> bool {
+        let sent = Instant::now();
+        match self.lock.renew(identity).await {
+            Ok(true) => {
+                self.prove_until(sent);
+                *next_renewal = sent + self.timings.renew;
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "HA: lock renewal failed; retrying");
+                *next_renewal = Instant::now() + (self.timings.renew / 4);
+                true
+            }
+        }
     }
 
     /// Stops serving, drops the caches, and (gracefully) releases the lock.
