@@ -591,6 +591,8 @@ impl Device {
                     (self.elide_list_responses && r.operation == Operation::List).then_some(());
                 self.write_hashed_map(ro.key("data"), data, elide);
             }
+            // As Vault: plain text, not HMAC'd (they name parameters and settings, not values).
+            ro.strs("warnings", &resp.warnings);
             if let Some(w) = &resp.wrap_info {
                 let s = |k: &str| w.get(k).and_then(Value::as_str);
                 let shown = |h: Option<Shown<'_>>| h.as_ref().map(|h| h.as_str().to_string());

@@ -144,6 +144,8 @@ pub struct ResponseRecord {
     pub issued_token: Option<Arc<TokenEntry>>,
     /// `wrap_info` of a wrapped response (holds the wrapping token: HMAC it).
     pub wrap_info: Option<Value>,
+    /// The response's warnings (those of the wrapped response too), written as they are.
+    pub warnings: Vec<String>,
 }
 
 fn token_summary(t: &TokenEntry) -> String {
@@ -176,6 +178,7 @@ impl std::fmt::Debug for ResponseRecord {
                 &self.issued_token.as_deref().map(token_summary),
             )
             .field("wrap_info", &self.wrap_info.as_ref().map(|_| "<redacted>"))
+            .field("warnings", &self.warnings)
             .finish()
     }
 }
@@ -229,14 +232,26 @@ impl ResponseRecord {
             Ok(out) => {
                 let status = render_status(out);
                 let resp = out.response.as_mut();
-                let wrap_info = resp.as_ref().and_then(|r| r.wrap_info.clone());
+                let (data, wrap_info, warnings) = match resp {
+                    Some(r) => (
+                        r.data.take(),
+                        r.wrap_info.clone(),
+                        r.wrapped_warnings
+                            .iter()
+                            .chain(&r.warnings)
+                            .cloned()
+                            .collect(),
+                    ),
+                    None => (None, None, Vec::new()),
+                };
                 ResponseRecord {
                     status,
                     errors: Vec::new(),
-                    data: resp.and_then(|r| r.data.take()),
+                    data,
                     auth: out.auth.clone(),
                     issued_token,
                     wrap_info,
+                    warnings,
                 }
             }
         }

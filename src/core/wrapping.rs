@@ -109,8 +109,10 @@ impl Core {
             )
             .await?;
         out.auth = None;
+        let wrapped_warnings = out.response.take().map(|r| r.warnings).unwrap_or_default();
         out.response = Some(Response {
             wrap_info: Some(info),
+            wrapped_warnings,
             ..Default::default()
         });
         Ok(out)

@@ -131,6 +131,9 @@ pub struct Response {
     pub issued_auth: Option<Value>,
     /// A ready `wrap_info` (rewrap): the response is rendered as a wrap-only envelope.
     pub wrap_info: Option<Value>,
+    /// The warnings of the response a wrap replaced: written to the audit entry, not to the
+    /// HTTP body (Vault's wrapped answer has `"warnings": null`).
+    pub wrapped_warnings: Vec<String>,
 }
 
 /// The keys of a parameter map, for redacted `Debug` output.

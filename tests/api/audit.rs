@@ -534,6 +534,79 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
     }
 }
 
+/// A response's warnings reach its response entry as plain text after `data`, and those of a
+/// wrapped response too, although the wrapped HTTP answer shows none (as OpenBao 2.7.2 logs a
+/// token lookup with an unknown parameter, plain and wrapped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_warnings_reach_the_entry_even_when_the_response_is_wrapped() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    let warning = "Endpoint ignored these unrecognized parameters: [foo]";
+    let body = json!({"token": srv.root, "foo": "bar"});
+    let plain = srv.post("auth/token/lookup", &srv.root, body.clone()).await;
+    plain.assert_status(200);
+    assert_eq!(plain.body["warnings"], json!([warning]));
+    let wrapped = TestServer::finish(
+        srv.client
+            .post(srv.url("auth/token/lookup"))
+            .header("X-Vault-Token", &srv.root)
+            .header("X-Vault-Wrap-TTL", "60")
+            .body(body.to_string()),
+    )
+    .await;
+    wrapped.assert_status(200);
+    assert_eq!(wrapped.body["warnings"], Value::Null);
+    let wrap_token = wrapped.body["wrap_info"]["token"].as_str().unwrap();
+
+    let mut responses = Vec::new();
+    for _ in 0..500 {
+        responses = lines(&file)
+            .into_iter()
+            .filter(|e| e["type"] == "response" && e["request"]["path"] == "auth/token/lookup")
+            .collect();
+        if responses.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(responses.len(), 2, "{responses:?}");
+    let (p, w) = (&responses[0]["response"], &responses[1]["response"]);
+    assert_eq!(p["warnings"], json!([warning]));
+    assert!(
+        p["data"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+    assert_eq!(w["warnings"], json!([warning]));
+    assert!(w.get("data").is_none());
+    assert_eq!(
+        w["wrap_info"]["token"],
+        hash(&srv, "file", wrap_token).await
+    );
+    // Go's field order: ... data, warnings, wrap_info.
+    let raw = std::fs::read_to_string(&file).unwrap();
+    let text: Vec<&str> = raw
+        .lines()
+        .filter(|l| l.contains(r#""type":"response""#) && l.contains("auth/token/lookup"))
+        .collect();
+    let tail = |l: &str| l.split(r#""response":{"#).nth(1).unwrap().to_string();
+    assert_eq!(
+        order_in(&tail(text[0]), &["mount_class", "data", "warnings"]),
+        ["mount_class", "data", "warnings"]
+    );
+    assert_eq!(
+        order_in(&tail(text[1]), &["mount_class", "warnings", "wrap_info"]),
+        ["mount_class", "warnings", "wrap_info"]
+    );
+    // Requests without warnings keep omitting the key.
+    assert!(!raw.contains(r#""warnings":null"#) && !raw.contains(r#""warnings":[]"#));
+}
+
 /// `fsync_interval` (Coffer's): devices that sync every write or within an interval log every
 /// entry as the others do (when the syncs happen is tested beside the file writer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
