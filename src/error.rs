@@ -20,6 +20,10 @@ pub enum Error {
     /// Invalid input or a request that cannot be served as asked (400).
     #[error("{0}")]
     BadRequest(String),
+    /// A login refused for its credentials: a 400 with its message, which an audit entry
+    /// records as Vault's `invalid credentials`.
+    #[error("{0}")]
+    InvalidCredentials(String),
     /// Missing, unknown, expired or revoked token (403, plain text).
     #[error("permission denied")]
     PermissionDenied,
@@ -91,7 +95,7 @@ impl Error {
     /// The HTTP status code of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(_) | Error::InvalidCredentials(_) => StatusCode::BAD_REQUEST,
             Error::PermissionDenied | Error::AclDenied => StatusCode::FORBIDDEN,
             Error::NotFound
             | Error::NotFoundMsg(_)
@@ -117,6 +121,7 @@ impl Error {
             Error::UnsupportedOperation => vec![multierror("unsupported operation")],
             Error::Storage(_) | Error::Internal(_) => vec!["internal error".to_string()],
             Error::BadRequest(_)
+            | Error::InvalidCredentials(_)
             | Error::PermissionDenied
             | Error::NotFoundMsg(_)
             | Error::NoRoute(_)

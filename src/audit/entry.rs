@@ -174,6 +174,17 @@ fn write_time(o: &mut Obj<'_>, k: &str, t: SystemTime) {
     with_rfc3339_nanos(t, |text| write_plain(o.key(k), text));
 }
 
+/// The `auth` of an entry for a request refused for its token (none, or not a valid one) and
+/// of a token-less request's response entry when it failed (a refused login), as Vault writes
+/// them: no `policy_results`.
+const TOKEN_TYPE_ONLY: &[u8] = br#"{"token_type":"default"}"#;
+
+/// A request refused because it had no valid token: Vault writes its request entry's error as
+/// plain `permission denied`, and no `policy_results`.
+fn tokenless_denial(r: &RequestRecord) -> bool {
+    r.token.is_none() && matches!(r.errors.as_slice(), [e] if e == "permission denied")
+}
+
 /// hashicorp/go-multierror's text, which Vault writes as an entry's `error`.
 fn multierror(errors: &[String]) -> std::borrow::Cow<'_, str> {
     match errors {
@@ -357,6 +368,10 @@ impl Device {
         token: Option<&str>,
         accessor: Option<&str>,
     ) {
+        if tokenless_denial(r) {
+            out.extend_from_slice(TOKEN_TYPE_ONLY);
+            return;
+        }
         let allowed = !r.errors.iter().any(|e| e.contains("permission denied"));
         match &r.token {
             Some(t) => Self::write_auth(out, t, token, accessor, Some(allowed), true),
@@ -479,7 +494,11 @@ impl Device {
         let mut slot = 0;
         self.write_request(request, r, false, token, accessor, &mut slot);
         let end = o.len();
-        o.str("error", &multierror(&r.errors));
+        if tokenless_denial(r) {
+            o.str("error", "permission denied");
+        } else {
+            o.str("error", &multierror(&r.errors));
+        }
         o.close();
         if let Some(keep) = keep {
             let part = |range: std::ops::Range<usize>| out.get(range).unwrap_or_default();
@@ -560,6 +579,7 @@ impl Device {
         match &response_auth {
             // A login's entry shows the issued token as its `auth` (as Vault).
             Some(a) if r.token.is_none() && resp.issued_token.is_some() => o.raw("auth", a),
+            _ if r.token.is_none() && !resp.errors.is_empty() => o.raw("auth", TOKEN_TYPE_ONLY),
             _ => match repeated {
                 Some(rep) => o.raw("auth", rep.auth()),
                 None => Self::write_top_auth(o.key("auth"), r, token, accessor),
@@ -591,6 +611,14 @@ impl Device {
                     (self.elide_list_responses && r.operation == Operation::List).then_some(());
                 self.write_hashed_map(ro.key("data"), data, elide);
             }
+            // Vault's error response: the message under `data.error`, hashed like any value.
+            if let Some(e) = resp.data_error.as_deref()
+                && resp.data.as_ref().is_none_or(serde_json::Map::is_empty)
+            {
+                let mut d = Obj::open(ro.key("data"));
+                self.write_hashed(d.key("error"), &Value::String(e.to_string()));
+                d.close();
+            }
             // As Vault: plain text, not HMAC'd (they name parameters and settings, not values).
             ro.strs("warnings", &resp.warnings);
             if let Some(w) = &resp.wrap_info {
@@ -617,7 +645,10 @@ impl Device {
                 wo.close();
             }
         });
-        o.str("error", &multierror(&resp.errors));
+        match resp.error_text.as_deref() {
+            Some(text) => o.str("error", text),
+            None => o.str("error", &multierror(&resp.errors)),
+        }
         o.close();
     }
 }

@@ -146,6 +146,11 @@ pub struct ResponseRecord {
     pub wrap_info: Option<Value>,
     /// The response's warnings (those of the wrapped response too), written as they are.
     pub warnings: Vec<String>,
+    /// The entry's `error` where Vault's differs from Go's multierror of `errors` (a
+    /// refused login's plain text, `invalid request` for a backend's 400).
+    pub error_text: Option<String>,
+    /// Vault's `response.data.error` of an error response (the HTTP message in most cases).
+    pub data_error: Option<String>,
 }
 
 fn token_summary(t: &TokenEntry) -> String {
@@ -214,20 +219,45 @@ impl RequestRecord {
 impl ResponseRecord {
     /// The record of an error.
     pub fn of_error(e: &Error) -> Self {
+        Self::of_error_in(e, false)
+    }
+
+    /// The record of an error, for a login request (no token, `auth/`) or another. Vault's
+    /// audit entry keeps the Go error a backend returned beside its error response, not only
+    /// the message the HTTP body shows, so some kinds read differently there (as OpenBao
+    /// 2.7.2 logs them).
+    fn of_error_in(e: &Error, login: bool) -> Self {
+        let multi = |m: &str| format!("1 error occurred:\n\t* {m}\n\n");
+        let (error_text, data_error) = match e {
+            Error::AclDenied => (None, Some(multi("permission denied"))),
+            Error::PermissionDenied => (None, Some(e.to_string())),
+            Error::InvalidCredentials(m) => (Some("invalid credentials".into()), Some(m.clone())),
+            // A login's own errors are not wrapped and carry no error response.
+            Error::BadRequest(m) if login => (Some(m.clone()), None),
+            Error::BadRequest(m) => (Some(multi("invalid request")), Some(m.clone())),
+            Error::NoRoute(_) => (Some(multi("unsupported path")), Some(e.to_string())),
+            _ => (None, None),
+        };
         ResponseRecord {
             status: e.status().as_u16(),
             errors: e.messages(),
+            error_text,
+            data_error,
             ..Default::default()
         }
     }
 
     /// The record of `result`, whose response data it borrows: taken out here, given back by
     /// [`ResponseRecord::restore`] (no copy of a large response for the observers).
-    fn of_result(result: &mut Result<Outcome>, issued_token: Option<Arc<TokenEntry>>) -> Self {
+    fn of_result(
+        result: &mut Result<Outcome>,
+        issued_token: Option<Arc<TokenEntry>>,
+        login: bool,
+    ) -> Self {
         match result {
             Err(e) => ResponseRecord {
                 issued_token,
-                ..Self::of_error(e)
+                ..Self::of_error_in(e, login)
             },
             Ok(out) => {
                 let status = render_status(out);
@@ -252,6 +282,7 @@ impl ResponseRecord {
                     issued_token,
                     wrap_info,
                     warnings,
+                    ..Default::default()
                 }
             }
         }
@@ -304,13 +335,19 @@ impl Trace {
     /// whose error replaces a successful outcome.
     pub(super) async fn finish(mut self, result: &mut Result<Outcome>) -> Result<()> {
         // A request rejected before its backend: its refusal is already decided.
+        // Except a path no backend serves: Vault routes after its request entry, so only the
+        // response entry shows that error.
         if !self.announced
             && let Err(e) = result
+            && !matches!(e, Error::NoRoute(_))
         {
             self.record.errors = e.messages();
         }
         let _ = self.announce().await;
-        let response = ResponseRecord::of_result(result, self.issued_token.take());
+        let login = self.record.token.is_none()
+            && self.record.client_token.is_none()
+            && self.record.path.starts_with("auth/");
+        let response = ResponseRecord::of_result(result, self.issued_token.take(), login);
         let outcome = self.observer.on_response(&self.record, &response).await;
         response.restore(result);
         outcome

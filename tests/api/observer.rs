@@ -13,7 +13,7 @@ use crate::common::TestServer;
 #[derive(Debug)]
 enum Event {
     Request(RequestRecord),
-    Response(RequestRecord, ResponseRecord),
+    Response(RequestRecord, Box<ResponseRecord>),
 }
 
 #[derive(Default)]
@@ -30,7 +30,7 @@ impl RequestObserver for Recorder {
         self.0
             .lock()
             .unwrap()
-            .push(Event::Response(request.clone(), response.clone()));
+            .push(Event::Response(request.clone(), Box::new(response.clone())));
         Ok(())
     }
 }
@@ -115,7 +115,7 @@ async fn observer_sees_every_request_and_outcome_in_order() {
     let pairs: Vec<(&RequestRecord, &RequestRecord, &ResponseRecord)> = events
         .chunks(2)
         .map(|pair| match pair {
-            [Event::Request(q), Event::Response(r, s)] => (q, r, s),
+            [Event::Request(q), Event::Response(r, s)] => (q, r, &**s),
             other => panic!("not a request/response pair: {other:#?}"),
         })
         .collect();

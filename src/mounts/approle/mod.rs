@@ -42,7 +42,7 @@ fn go_err(msg: impl std::fmt::Display) -> Error {
 
 /// The one answer to every credential failure at login.
 fn invalid_credentials() -> Error {
-    Error::bad("invalid role or secret ID")
+    Error::InvalidCredentials("invalid role or secret ID".into())
 }
 
 /// The AppRole auth backend.
