@@ -736,6 +736,75 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
     assert_eq!(resp["auth"], token_type_only);
 }
 
+/// An unwrap's response entry shows what the wrapped response held (data, auth), hashed, as
+/// Vault's does (OpenBao 2.7.2 logs an unwrapped AppRole secret-id so); the client still gets
+/// the stored answer byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwrap_entry_shows_the_unwrapped_response_hashed() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
+        .await
+        .assert_status(204);
+    srv.post(
+        "auth/approle/role/app",
+        &srv.root,
+        json!({"secret_id_num_uses": 2}),
+    )
+    .await
+    .assert_status(204);
+    let wrapped = |path: &str, body: Value| {
+        TestServer::finish(
+            srv.client
+                .post(srv.url(path))
+                .header("X-Vault-Token", &srv.root)
+                .header("X-Vault-Wrap-TTL", "60")
+                .body(body.to_string()),
+        )
+    };
+    let (srv, file) = (&srv, &file);
+    let unwrap = |token: String| async move {
+        let r = srv.post("sys/wrapping/unwrap", &token, json!({})).await;
+        r.assert_status(200);
+        let all = lines(file);
+        (r, entry(&all, "response", "sys/wrapping/unwrap").clone())
+    };
+
+    let w = wrapped("auth/approle/role/app/secret-id", json!({})).await;
+    let (r, e) = unwrap(w.body["wrap_info"]["token"].as_str().unwrap().into()).await;
+    let secret_id = r.body["data"]["secret_id"].as_str().unwrap();
+    let data = &e["response"]["data"];
+    assert_eq!(data["secret_id"], hash(srv, "file", secret_id).await);
+    assert_eq!(
+        data["secret_id_accessor"],
+        hash(
+            srv,
+            "file",
+            r.body["data"]["secret_id_accessor"].as_str().unwrap()
+        )
+        .await
+    );
+    assert_eq!(data["secret_id_num_uses"], 2);
+    assert!(e["response"].get("auth").is_none());
+
+    let w = wrapped("auth/token/create", json!({"policies": ["default"]})).await;
+    let (r, e) = unwrap(w.body["wrap_info"]["token"].as_str().unwrap().into()).await;
+    let token = r.body["auth"]["client_token"].as_str().unwrap();
+    let auth = &e["response"]["auth"];
+    assert_eq!(auth["client_token"], hash(srv, "file", token).await);
+    assert_eq!(
+        auth["accessor"],
+        hash(srv, "file", r.body["auth"]["accessor"].as_str().unwrap()).await
+    );
+    assert_eq!(auth["policies"], json!(["default"]));
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(!text.contains(secret_id) && !text.contains(token));
+}
+
 /// `fsync_interval` (Coffer's): devices that sync every write or within an interval log every
 /// entry as the others do (when the syncs happen is tested beside the file writer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,7 +71,23 @@ impl SystemBackend {
         if body.is_empty() {
             return Ok(None);
         }
+        // The client gets the stored body as is; the audit entry shows what it holds (its
+        // data, auth and warnings, hashed as any response's), as Vault's does.
+        let stored: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let warnings = stored
+            .get("warnings")
+            .and_then(Value::as_array)
+            .map(|w| {
+                w.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Some(Response {
+            data: stored.get("data").and_then(Value::as_object).cloned(),
+            issued_auth: stored.get("auth").filter(|a| a.is_object()).cloned(),
+            warnings,
             raw_body: Some(body),
             ..Default::default()
         }))
