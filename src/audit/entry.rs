@@ -316,13 +316,18 @@ impl Device {
     }
 
     /// The `auth` object of a token entry, `token`/`accessor` already hashed; `allowed` adds
-    /// `policy_results`, `issue_time` the token's issue time.
+    /// `policy_results`, `uses` names the use count (`remaining_uses` for the request's token,
+    /// `num_uses` for an issued one, none for a login's entry), `ttl` is `token_ttl` and
+    /// `issue_time` adds the token's issue time.
+    #[allow(clippy::too_many_arguments)]
     fn write_auth(
         out: &mut Vec<u8>,
         t: &TokenEntry,
         token: Option<&str>,
         accessor: Option<&str>,
         allowed: Option<bool>,
+        uses: Option<&str>,
+        ttl: i64,
         issue_time: bool,
     ) {
         let mut o = Obj::open(out);
@@ -349,10 +354,12 @@ impl Device {
             }
             m.close();
         }
-        o.int("remaining_uses", t.num_uses);
+        if let Some(key) = uses {
+            o.int(key, t.num_uses);
+        }
         o.str("entity_id", &t.entity_id);
         o.str("token_type", &t.token_type);
-        o.int("token_ttl", t.ttl);
+        o.int("token_ttl", ttl);
         if issue_time && t.creation_nanos != 0 {
             let secs = t.creation_nanos - t.creation_nanos.rem_euclid(1_000_000_000);
             write_time(&mut o, "token_issue_time", from_unix_nanos(secs));
@@ -374,7 +381,16 @@ impl Device {
         }
         let allowed = !r.errors.iter().any(|e| e.contains("permission denied"));
         match &r.token {
-            Some(t) => Self::write_auth(out, t, token, accessor, Some(allowed), true),
+            Some(t) => Self::write_auth(
+                out,
+                t,
+                token,
+                accessor,
+                Some(allowed),
+                Some("remaining_uses"),
+                t.ttl,
+                true,
+            ),
             None => out.extend_from_slice(if allowed {
                 br#"{"policy_results":{"allowed":true},"token_type":"default"}"#
             } else {
@@ -511,18 +527,44 @@ impl Device {
         }
     }
 
+    /// The token and accessor of a response's `auth` block, as the entry shows them.
+    fn response_hashes<'v>(&self, block: &'v Value) -> (Option<Shown<'v>>, Option<Shown<'v>>) {
+        let field = |k: &str| block.get(k).and_then(Value::as_str);
+        (
+            field("client_token").map(|x| self.hash_token(x)),
+            field("accessor").map(|x| self.hash_accessor(x)),
+        )
+    }
+
     /// The `auth` object of a response: the issued token's entry, else the fields of the
     /// response's `auth` block.
-    fn write_response_auth(&self, out: &mut Vec<u8>, block: &Value, issued: Option<&TokenEntry>) {
-        let field = |k: &str| block.get(k).and_then(Value::as_str);
-        let token = field("client_token").map(|x| self.hash_token(x));
-        let accessor = field("accessor").map(|x| self.hash_accessor(x));
+    fn write_response_auth(
+        &self,
+        out: &mut Vec<u8>,
+        block: &Value,
+        issued: Option<&TokenEntry>,
+        renewed: bool,
+    ) {
+        let (token, accessor) = self.response_hashes(block);
         let (token, accessor) = (
             token.as_ref().map(Shown::as_str),
             accessor.as_ref().map(Shown::as_str),
         );
         if let Some(t) = issued {
-            return Self::write_auth(out, t, token, accessor, None, false);
+            let ttl = block
+                .get("lease_duration")
+                .and_then(Value::as_i64)
+                .unwrap_or(t.ttl);
+            return Self::write_auth(
+                out,
+                t,
+                token,
+                accessor,
+                None,
+                Some("num_uses"),
+                ttl,
+                renewed,
+            );
         }
         let mut o = Obj::open(out);
         o.str("client_token", token.unwrap_or_default());
@@ -570,15 +612,28 @@ impl Device {
         );
         let response_auth = resp.auth.as_ref().map(|block| {
             let mut a = Vec::with_capacity(512);
-            self.write_response_auth(&mut a, block, resp.issued_token.as_deref());
+            self.write_response_auth(&mut a, block, resp.issued_token.as_deref(), resp.renewed);
             a
         });
         let mut o = Obj::open(out);
         write_time(&mut o, "time", SystemTime::now());
         o.str("type", "response");
-        match &response_auth {
-            // A login's entry shows the issued token as its `auth` (as Vault).
-            Some(a) if r.token.is_none() && resp.issued_token.is_some() => o.raw("auth", a),
+        match (&resp.auth, resp.issued_token.as_deref()) {
+            // A login's entry shows the issued token as its `auth` (as Vault), without its use
+            // count.
+            (Some(block), Some(t)) if r.token.is_none() => {
+                let (token, accessor) = self.response_hashes(block);
+                Self::write_auth(
+                    o.key("auth"),
+                    t,
+                    token.as_ref().map(Shown::as_str),
+                    accessor.as_ref().map(Shown::as_str),
+                    None,
+                    None,
+                    t.ttl,
+                    false,
+                );
+            }
             _ if r.token.is_none() && !resp.errors.is_empty() => o.raw("auth", TOKEN_TYPE_ONLY),
             _ => match repeated {
                 Some(rep) => o.raw("auth", rep.auth()),

@@ -140,8 +140,10 @@ pub struct ResponseRecord {
     pub data: Option<Map<String, Value>>,
     /// The `auth` block of an issued token (holds the plaintext token: HMAC it).
     pub auth: Option<Value>,
-    /// The entry of the token the request issued (a login).
+    /// The entry of the token the request issued (a login, a token create) or renewed.
     pub issued_token: Option<Arc<TokenEntry>>,
+    /// `issued_token` was renewed, not issued.
+    pub renewed: bool,
     /// `wrap_info` of a wrapped response (holds the wrapping token: HMAC it).
     pub wrap_info: Option<Value>,
     /// The response's warnings (those of the wrapped response too), written as they are.
@@ -307,8 +309,9 @@ pub(super) struct Trace {
     observer: Installed,
     /// The record, completed step by step.
     pub(super) record: RequestRecord,
-    /// The entry of the token the request issued.
+    /// The entry of the token the request issued (or renewed: `renewed`).
     pub(super) issued_token: Option<Arc<TokenEntry>>,
+    pub(super) renewed: bool,
     announced: bool,
 }
 
@@ -318,6 +321,7 @@ impl Trace {
             observer,
             record,
             issued_token: None,
+            renewed: false,
             announced: false,
         }
     }
@@ -347,7 +351,8 @@ impl Trace {
         let login = self.record.token.is_none()
             && self.record.client_token.is_none()
             && self.record.path.starts_with("auth/");
-        let response = ResponseRecord::of_result(result, self.issued_token.take(), login);
+        let mut response = ResponseRecord::of_result(result, self.issued_token.take(), login);
+        response.renewed = self.renewed;
         let outcome = self.observer.on_response(&self.record, &response).await;
         response.restore(result);
         outcome

@@ -283,7 +283,14 @@ impl Core {
                 lookup: checking.elapsed(),
             });
             if let Some(t) = trace.as_mut() {
-                t.record.token = Some(entry.clone());
+                // Vault's entries show the use count before this request's use.
+                t.record.token = Some(if entry.num_uses == 0 {
+                    entry.clone()
+                } else {
+                    let mut before = (*entry).clone();
+                    before.num_uses = if last { 1 } else { entry.num_uses + 1 };
+                    Arc::new(before)
+                });
                 t.record.client_token_accessor = inc
                     .client_token
                     .as_ref()
@@ -414,6 +421,10 @@ impl Core {
                 }
             } else if let Some(block) = resp.issued_auth.take() {
                 auth_block = Some(block);
+                if let Some(t) = trace.as_mut() {
+                    t.issued_token = resp.issued_entry.take();
+                    t.renewed = resp.renewed;
+                }
             }
         }
         Ok(Ran {

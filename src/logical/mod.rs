@@ -129,6 +129,11 @@ pub struct Response {
     pub wrapped_accessor: Option<String>,
     /// An `auth` block for a token the backend created itself (token create).
     pub issued_auth: Option<Value>,
+    /// The entry of the token `issued_auth` describes, for the audit entry's `response.auth`
+    /// (display name, use count; with `renewed`, the issue time as Vault shows on a renewal).
+    pub issued_entry: Option<std::sync::Arc<crate::token::TokenEntry>>,
+    /// `issued_auth` answers a renewal.
+    pub renewed: bool,
     /// A ready `wrap_info` (rewrap): the response is rendered as a wrap-only envelope.
     pub wrap_info: Option<Value>,
     /// The warnings of the response a wrap replaced: written to the audit entry, not to the

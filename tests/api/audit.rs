@@ -805,6 +805,105 @@ async fn an_unwrap_entry_shows_the_unwrapped_response_hashed() {
     assert!(!text.contains(secret_id) && !text.contains(token));
 }
 
+/// The `auth` of issued and renewed tokens as Vault writes it (compared with OpenBao 2.7.2): a
+/// created token's response auth has its display name and `num_uses`; a renewal's also its
+/// issue time; a login's entry-level auth has no use count while its response auth has; a
+/// use-limited token's request entry shows the uses left before this request's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issued_and_renewed_token_auth_as_vault_writes_it() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    let last = |kind: &str, path: &str| entry(&lines(&file), kind, path).clone();
+
+    let r = srv
+        .post(
+            "auth/token/create",
+            &srv.root,
+            json!({"policies": ["default"], "num_uses": 3, "display_name": "dn"}),
+        )
+        .await;
+    r.assert_status(200);
+    let a = last("response", "auth/token/create")["response"]["auth"].clone();
+    assert_eq!(a["display_name"], "token-dn");
+    assert_eq!(a["num_uses"], 3);
+    assert!(a.get("remaining_uses").is_none() && a.get("token_issue_time").is_none());
+    let order = [
+        "client_token",
+        "accessor",
+        "display_name",
+        "policies",
+        "token_policies",
+        "num_uses",
+        "token_type",
+        "token_ttl",
+    ];
+    let raw = std::fs::read_to_string(&file).unwrap();
+    let line = raw
+        .lines()
+        .rev()
+        .find(|l| l.contains("auth/token/create"))
+        .unwrap();
+    let response_auth = line.split(r#""response":{"auth":{"#).nth(1).unwrap();
+    assert_eq!(order_in(response_auth, &order), order);
+
+    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
+        .await
+        .assert_status(204);
+    srv.post(
+        "auth/approle/role/nu",
+        &srv.root,
+        json!({"token_num_uses": 5, "token_ttl": "1h"}),
+    )
+    .await
+    .assert_status(204);
+    let role_id = srv
+        .get("auth/approle/role/nu/role-id", &srv.root)
+        .await
+        .body["data"]["role_id"]
+        .clone();
+    let secret_id = srv
+        .post("auth/approle/role/nu/secret-id", &srv.root, json!({}))
+        .await
+        .body["data"]["secret_id"]
+        .clone();
+    let login = srv
+        .req(
+            "POST",
+            "auth/approle/login",
+            None,
+            Some(json!({"role_id": role_id, "secret_id": secret_id})),
+        )
+        .await;
+    let token = login.body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = last("response", "auth/approle/login");
+    assert!(e["auth"].get("num_uses").is_none() && e["auth"].get("remaining_uses").is_none());
+    assert_eq!(e["auth"]["display_name"], "approle");
+    assert_eq!(e["response"]["auth"]["num_uses"], 5);
+
+    srv.post("auth/token/renew-self", &token, json!({"increment": "30m"}))
+        .await
+        .assert_status(200);
+    let e = last("response", "auth/token/renew-self");
+    assert_eq!(e["auth"]["remaining_uses"], 5, "before this request's use");
+    let a = &e["response"]["auth"];
+    assert_eq!(a["display_name"], "approle");
+    assert_eq!(a["token_ttl"], 1800);
+    assert!(a["token_issue_time"].as_str().unwrap().ends_with('Z'));
+    assert!(a["num_uses"].as_i64().unwrap() > 0);
+    srv.get("auth/token/lookup-self", &token)
+        .await
+        .assert_status(200);
+    let e = last("request", "auth/token/lookup-self");
+    assert_eq!(e["auth"]["remaining_uses"], 4);
+}
+
 /// `fsync_interval` (Coffer's): devices that sync every write or within an interval log every
 /// entry as the others do (when the syncs happen is tested beside the file writer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

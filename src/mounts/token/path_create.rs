@@ -378,6 +378,7 @@ impl TokenBackend {
         tracing::info!(token.path = %path, "token created");
         Ok(Some(Response {
             issued_auth: Some(issued.auth_block()),
+            issued_entry: Some(issued.entry.clone()),
             warnings,
             ..Default::default()
         }))

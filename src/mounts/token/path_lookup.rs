@@ -248,6 +248,8 @@ impl TokenBackend {
         });
         Ok(Some(Response {
             issued_auth: Some(auth),
+            issued_entry: Some(std::sync::Arc::new(entry)),
+            renewed: true,
             warnings,
             ..Default::default()
         }))
