@@ -325,7 +325,7 @@ impl Device {
         t: &TokenEntry,
         token: Option<&str>,
         accessor: Option<&str>,
-        allowed: Option<bool>,
+        results: Option<(bool, &[std::sync::Arc<str>])>,
         uses: Option<&str>,
         ttl: i64,
         issue_time: bool,
@@ -336,15 +336,23 @@ impl Device {
         o.str("display_name", &t.display_name);
         o.strs("policies", &t.policies);
         o.strs("token_policies", &t.policies);
-        if let Some(a) = allowed {
-            o.raw(
-                "policy_results",
-                if a {
-                    br#"{"allowed":true}"#
-                } else {
-                    br#"{"allowed":false}"#
-                },
-            );
+        match results {
+            Some((true, granting)) if !granting.is_empty() => {
+                let out = o.key("policy_results");
+                out.extend_from_slice(br#"{"allowed":true,"granting_policies":["#);
+                for (i, name) in granting.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(br#"{"name":"#);
+                    write_str(out, name);
+                    out.extend_from_slice(br#","namespace_id":"root","type":"acl"}"#);
+                }
+                out.extend_from_slice(b"]}");
+            }
+            Some((true, _)) => o.raw("policy_results", br#"{"allowed":true}"#),
+            Some((false, _)) => o.raw("policy_results", br#"{"allowed":false}"#),
+            None => {}
         }
         if let Some(meta) = t.meta.as_ref().filter(|m| !m.is_empty()) {
             let out = o.key("metadata");
@@ -386,7 +394,7 @@ impl Device {
                 t,
                 token,
                 accessor,
-                Some(allowed),
+                Some((allowed, &r.granting_policies)),
                 Some("remaining_uses"),
                 t.ttl,
                 true,

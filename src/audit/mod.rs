@@ -914,6 +914,7 @@ mod bench {
             client_token: Some(Secret::new("root")),
             client_token_accessor: Some(Secret::new("accessor-xyz")),
             errors: Vec::new(),
+            granting_policies: vec![Arc::from("root")],
             scratch: Default::default(),
         };
         let data = serde_json::json!({"data": {"username": "jenkins", "password": "s3cr3t-p4ssw0rd-0123456789"},

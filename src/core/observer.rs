@@ -101,6 +101,8 @@ pub struct RequestRecord {
     pub client_token_accessor: Option<Secret>,
     /// Why the request was refused before its backend (empty when it reached it).
     pub errors: Vec<String>,
+    /// The policies that allowed it (Vault's `granting_policies`; `root` for a root token).
+    pub granting_policies: Vec<Arc<str>>,
     /// What the observer worked out in `on_request` for its `on_response`.
     pub scratch: Scratch,
 }
@@ -169,6 +171,7 @@ impl std::fmt::Debug for RequestRecord {
             .field("client_addr", &self.client_addr)
             .field("token", &self.token.as_deref().map(token_summary))
             .field("data_keys", &redacted_keys(&self.data))
+            .field("granting_policies", &self.granting_policies)
             .finish()
     }
 }
@@ -213,6 +216,7 @@ impl RequestRecord {
             client_token: None,
             client_token_accessor: None,
             errors,
+            granting_policies: Vec::new(),
             scratch: Scratch::default(),
         }
     }
@@ -466,6 +470,7 @@ mod tests {
             client_token: Some(Secret::new("hvs.client-canary")),
             client_token_accessor: None,
             errors: Vec::new(),
+            granting_policies: Vec::new(),
             scratch: Scratch::default(),
         };
         let resp = ResponseRecord {

@@ -161,6 +161,7 @@ impl Core {
             client_token: inc.client_token.clone(),
             client_token_accessor: None,
             errors: Vec::new(),
+            granting_policies: Vec::new(),
             scratch: Default::default(),
         });
         let mut revoke = None;
@@ -346,6 +347,9 @@ impl Core {
             if !is_root && ctx.operation != Operation::Help {
                 return Err(Error::AclDenied);
             }
+            if let Some(t) = trace.as_mut().filter(|_| is_root) {
+                t.record.granting_policies = vec![crate::policy::root_policy_name()];
+            }
             return Err(Error::NoRoute(
                 ctx.full_path.trim_end_matches('/').to_string(),
             ));
@@ -390,6 +394,9 @@ impl Core {
             }
             if !result.allowed {
                 return Err(Error::AclDenied);
+            }
+            if let Some(t) = trace.as_mut() {
+                t.record.granting_policies = acl.granting_policies(req.operation, &req.full_path);
             }
             // Help is governed by no policy, sudo included (as in OpenBao).
             if ctx.special.is_root(&req.path)

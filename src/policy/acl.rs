@@ -124,6 +124,7 @@ impl Acl {
         let mut root = false;
         let mut buckets: [HashMap<String, Perms>; 3] = Default::default();
         for policy in policies {
+            let name: Arc<str> = Arc::from(policy.name.as_str());
             if policy.name == "root" {
                 if policies.len() != 1 {
                     return Err("other policies present along with root".to_owned());
@@ -137,12 +138,16 @@ impl Acl {
                     PathKind::Prefix => prefix,
                     PathKind::SegmentWildcard => wildcard,
                 };
-                match bucket.get_mut(&rule.path) {
-                    Some(perms) => perms.merge(rule),
-                    None => {
-                        bucket.insert(rule.path.clone(), Perms::from_rule(rule));
+                let perms = match bucket.get_mut(&rule.path) {
+                    Some(perms) => {
+                        perms.merge(rule);
+                        perms
                     }
-                }
+                    None => bucket
+                        .entry(rule.path.clone())
+                        .or_insert_with(|| Perms::from_rule(rule)),
+                };
+                perms.grant(&name, rule.capabilities);
             }
         }
         let [exact, prefix, wildcard] = buckets;
@@ -214,6 +219,26 @@ impl Acl {
             is_root: false,
             capabilities: perms.caps,
         }
+    }
+
+    /// The policies that grant `op` on `path` (Vault's `granting_policies` of an audit entry):
+    /// `root` for the root ACL, none when the operation is not allowed by the selected rule's
+    /// capabilities or is `help`.
+    pub fn granting_policies(&self, op: Operation, path: &str) -> Vec<Arc<str>> {
+        if self.root {
+            return vec![root_policy_name()];
+        }
+        let Some(needed) = needed_capability(op) else {
+            return Vec::new();
+        };
+        self.select(op, path).map_or_else(Vec::new, |perms| {
+            perms
+                .granting
+                .iter()
+                .filter(|(_, caps)| caps.contains(needed))
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
     }
 
     /// Capabilities on a path as sys/capabilities reports them: sorted alphabetically strings,
@@ -526,15 +551,28 @@ impl WildcardRule {
 }
 
 /// Capability, wrapping and parameter checks on the selected rule (§4.4).
-fn perms_allow(perms: &Perms, req: &AclRequest<'_>) -> bool {
-    let needed = match req.operation {
+/// `root`, shared (the root token's granting policy, named on every audited request it makes).
+pub fn root_policy_name() -> Arc<str> {
+    static ROOT: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("root"));
+    ROOT.clone()
+}
+
+/// The capability an operation needs (`None`: `help`, which no policy governs).
+fn needed_capability(op: Operation) -> Option<Capabilities> {
+    Some(match op {
         Operation::Read => Capabilities::READ,
         Operation::List => Capabilities::LIST,
         Operation::Create => Capabilities::CREATE,
         Operation::Update => Capabilities::UPDATE,
         Operation::Delete => Capabilities::DELETE,
         Operation::Patch => Capabilities::PATCH,
-        Operation::Help => return true,
+        Operation::Help => return None,
+    })
+}
+
+fn perms_allow(perms: &Perms, req: &AclRequest<'_>) -> bool {
+    let Some(needed) = needed_capability(req.operation) else {
+        return true;
     };
     if perms.caps.contains(Capabilities::DENY) || !perms.caps.contains(needed) {
         return false;

@@ -16,7 +16,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-pub use acl::{Acl, AclRequest, AclResult};
+pub use acl::{Acl, AclRequest, AclResult, root_policy_name};
 pub use parse::parse_policy;
 
 bitflags::bitflags! {

@@ -12,6 +12,9 @@ pub(crate) struct Perms {
     pub(crate) allowed: ParameterMap,
     pub(crate) denied: ParameterMap,
     pub(crate) required: Vec<String>,
+    /// The policies whose rules gave these capabilities, with what each gave (Vault's
+    /// granting policies, for audit entries); empty once a rule denies.
+    pub(crate) granting: Vec<(std::sync::Arc<str>, Capabilities)>,
 }
 
 impl Perms {
@@ -24,6 +27,19 @@ impl Perms {
             allowed: rule.allowed_parameters.clone(),
             denied: rule.denied_parameters.clone(),
             required: rule.required_parameters.clone(),
+            granting: Vec::new(),
+        }
+    }
+
+    /// Notes that `policy` granted `caps` here (once per policy; nothing once denied).
+    pub(crate) fn grant(&mut self, policy: &std::sync::Arc<str>, caps: Capabilities) {
+        if self.caps.contains(Capabilities::DENY) {
+            self.granting.clear();
+            return;
+        }
+        match self.granting.iter_mut().find(|(name, _)| name == policy) {
+            Some((_, given)) => *given |= caps,
+            None => self.granting.push((policy.clone(), caps)),
         }
     }
 

@@ -1365,3 +1365,48 @@ fn hostile_input_is_rejected_without_panicking() {
         }
     }
 }
+
+/// Vault's granting policies: per operation, the policies whose rules on the selected path gave
+/// its capability (once each, in policy order); none once any rule there denies; `root` for
+/// the root ACL; none for help.
+#[test]
+fn granting_policies_per_operation() {
+    let acl = Acl::new(&[
+        policy("a", r#"path "secret/data/*" { capabilities = ["read"] }"#),
+        policy(
+            "b",
+            r#"path "secret/data/*" { capabilities = ["read", "update"] }
+               path "secret/data/*" { capabilities = ["list"] }"#,
+        ),
+        policy("c", r#"path "secret/data/x/*" { capabilities = ["read"] }"#),
+        policy("d", r#"path "secret/data/x/*" { capabilities = ["deny"] }"#),
+    ])
+    .unwrap();
+    let names = |op, path| -> Vec<String> {
+        acl.granting_policies(op, path)
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    };
+    assert_eq!(names(Operation::Read, "secret/data/app"), ["a", "b"]);
+    assert_eq!(names(Operation::Update, "secret/data/app"), ["b"]);
+    assert_eq!(
+        names(Operation::Delete, "secret/data/app"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(Operation::Read, "secret/data/x/y"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(Operation::Help, "secret/data/app"),
+        Vec::<String>::new()
+    );
+    assert_eq!(names(Operation::Read, "other/path"), Vec::<String>::new());
+    let root: Vec<String> = Acl::root()
+        .granting_policies(Operation::Delete, "anything")
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(root, ["root"]);
+}

@@ -904,6 +904,48 @@ async fn issued_and_renewed_token_auth_as_vault_writes_it() {
     assert_eq!(e["auth"]["remaining_uses"], 4);
 }
 
+/// `policy_results.granting_policies`: the policies whose rules allowed the request, as Vault
+/// writes them in both entries (compared with OpenBao 2.7.2); `root` for a root token, none
+/// on a denial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_name_the_granting_policies() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    srv.write_policy(
+        "reader",
+        r#"path "secret/data/app" { capabilities = ["read"] }"#,
+    )
+    .await;
+    srv.put("secret/data/app", &srv.root, json!({"data": {"a": "b"}}))
+        .await
+        .assert_status(200);
+    let token = srv.token_with(&["reader"], json!({})).await;
+    srv.get("secret/data/app", &token).await.assert_status(200);
+    srv.get("auth/token/lookup-self", &token)
+        .await
+        .assert_status(200);
+    srv.get("secret/data/other", &token)
+        .await
+        .assert_status(403);
+    let all = lines(&file);
+    let granted = |names: &[&str]| {
+        json!({"allowed": true, "granting_policies": names.iter()
+            .map(|n| json!({"name": n, "namespace_id": "root", "type": "acl"}))
+            .collect::<Vec<_>>()})
+    };
+    for kind in ["request", "response"] {
+        let results = |path: &str| entry(&all, kind, path)["auth"]["policy_results"].clone();
+        assert_eq!(results("secret/data/app"), granted(&["reader"]), "{kind}");
+        assert_eq!(results("auth/token/lookup-self"), granted(&["default"]));
+        assert_eq!(results("secret/data/other"), json!({"allowed": false}));
+        assert_eq!(results("auth/token/create"), granted(&["root"]));
+    }
+}
+
 /// `fsync_interval` (Coffer's): devices that sync every write or within an interval log every
 /// entry as the others do (when the syncs happen is tested beside the file writer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
