@@ -66,8 +66,12 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Spanned>, String> {
         col: 1,
     };
     let mut out = Vec::new();
+    // Reads past the end HCL1's scanner makes while finishing the last token, when nothing
+    // follows it: each moves the column it reports for EOF one further.
+    let mut reads_past_end = 0;
     while let Some(c) = lx.peek(0) {
         let (line, col) = (lx.line, lx.col);
+        let start = lx.pos;
         let tok = match c {
             c if c.is_whitespace() => {
                 lx.bump();
@@ -75,10 +79,12 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Spanned>, String> {
             }
             '#' => {
                 lx.skip_line();
+                reads_past_end = usize::from(lx.peek(0).is_none());
                 continue;
             }
             '/' if lx.peek(1) == Some('/') => {
                 lx.skip_line();
+                reads_past_end = usize::from(lx.peek(0).is_none());
                 continue;
             }
             '/' if lx.peek(1) == Some('*') => {
@@ -110,9 +116,27 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Spanned>, String> {
             }
             other => return Err(format!("At {line}:{col}: illegal char {other:?}")),
         };
+        reads_past_end = if lx.peek(0).is_some() {
+            0
+        } else {
+            match &tok {
+                Tok::Ident(_) | Tok::Bool(_) | Tok::Null => 1,
+                // A decimal integer is read to its end and once more; other numbers once.
+                Tok::Num(_) => {
+                    let text: String = lx.chars.get(start..).unwrap_or_default().iter().collect();
+                    let digits = text.trim_start_matches(['-', '+']);
+                    if !digits.starts_with('0') && digits.chars().all(|c| c.is_ascii_digit()) {
+                        2
+                    } else {
+                        1
+                    }
+                }
+                _ => 0,
+            }
+        };
         out.push((tok, line, col));
     }
-    out.push((Tok::Eof, lx.line, lx.col));
+    out.push((Tok::Eof, lx.line, lx.col + reads_past_end));
     Ok(out)
 }
 

@@ -173,11 +173,87 @@ mod tests {
         }
     }
 
+    /// Syntax errors as HCL1 words and places them, each row as OpenBao 2.7.2 answered the
+    /// same policy text (2026-12-02): the messages of each parser path, the column of EOF
+    /// moving on with every read past the end (after a decimal integer, an identifier, a
+    /// line comment; once more when a block looks for its `}`), and an `=` with nothing after
+    /// it ending the document quietly.
+    #[test]
+    fn syntax_errors_read_as_hcl1_reports_them() {
+        let cases = [
+            (
+                "x {",
+                Some("At 1:5: object expected closing RBRACE got: EOF"),
+            ),
+            (
+                "a { b = 1",
+                Some("At 1:13: object expected closing RBRACE got: EOF"),
+            ),
+            (
+                "a {\n",
+                Some("At 2:2: object expected closing RBRACE got: EOF"),
+            ),
+            (
+                "a = [1",
+                Some("At 1:9: error parsing list, expected comma or list end, got: EOF"),
+            ),
+            (
+                "a = [1,",
+                Some("At 1:8: unexpected token while parsing list: EOF"),
+            ),
+            (
+                "a = [}",
+                Some("At 1:6: unexpected token while parsing list: RBRACE"),
+            ),
+            (
+                "a = 1 b",
+                Some("At 1:9: key 'b' expected start of object ('{') or assignment ('=')"),
+            ),
+            (
+                "a \"b\" c",
+                Some("At 1:9: key 'a \"b\" c' expected start of object ('{') or assignment ('=')"),
+            ),
+            (
+                "p \"a\" { c = \"r\" x }",
+                Some("At 1:19: key 'x' expected start of object ('{') or assignment ('=')"),
+            ),
+            ("a = { b = }", Some("At 1:11: Unknown token: 1:11 RBRACE }")),
+            ("a = null", Some("At 1:5: Unknown token: 1:5 IDENT null")),
+            ("= 1", Some("At 1:1: no object keys found!")),
+            (
+                "a = 1 }",
+                Some("At 1:7: expected: IDENT | STRING | ASSIGN | LBRACE got: RBRACE"),
+            ),
+            (
+                "a = 1,, b = 2",
+                Some("At 1:7: expected: IDENT | STRING | ASSIGN | LBRACE got: COMMA"),
+            ),
+            (
+                "a = [1, {",
+                Some(
+                    "At 1:9: error while trying to parse object within list: At 1:11: object expected closing RBRACE got: EOF",
+                ),
+            ),
+            (
+                "a = [[1], [x]]",
+                Some(
+                    "At 1:11: error while trying to parse list within list: At 1:12: unexpected token while parsing list: IDENT",
+                ),
+            ),
+            ("a = ", None),
+            ("a = 1 b = ", None),
+            ("a = [,1]", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_document(text).err().as_deref(), want, "{text:?}");
+        }
+    }
+
     #[test]
     fn syntax_errors_name_line_and_column() {
         let cases = [
-            ("a = ", "At 1:5: Unknown token got: EOF"),
-            ("x {", "At 1:4: object expected closing RBRACE got: EOF"),
+            ("a = x", "At 1:5: Unknown token: 1:5 IDENT x"),
+            ("x {", "At 1:5: object expected closing RBRACE got: EOF"),
             ("a = \"open", "At 1:10: literal not terminated"),
             ("\n  @", "At 2:3: illegal char '@'"),
         ];

@@ -51,12 +51,13 @@ pub(crate) struct Item {
 /// flattened the way Vault's JSON reader does it. Errors read like `At 3:7: <reason>`.
 pub(crate) fn parse_document(text: &str) -> Result<Vec<Item>, String> {
     let tokens = lex(text)?;
+    let json = matches!(tokens.first(), Some((Tok::LBrace, ..)));
     let mut parser = Parser {
         tokens,
         pos: 0,
         depth: 0,
+        json,
     };
-    let json = matches!(parser.peek(), Tok::LBrace);
     let mut items = if json {
         match parser.object()? {
             Node::Object(items) => items,
@@ -81,6 +82,31 @@ struct Parser {
     tokens: Vec<Spanned>,
     pos: usize,
     depth: usize,
+    /// The JSON form (its own reader in Vault); otherwise HCL1, whose quirks below apply.
+    json: bool,
+}
+
+/// HCL1 on an `=` with nothing after it: the item list it is in simply ends (the document, at
+/// the top level; inside a block, the block then lacks its `}`). Passed up as an error text.
+const VALUE_AT_EOF: &str = "\u{0}value at EOF";
+
+/// A token as HCL1 prints it in `Unknown token: 1:5 IDENT x`: its type and text.
+fn token_text(tok: &Tok) -> (&'static str, String) {
+    match tok {
+        Tok::Ident(w) => ("IDENT", w.clone()),
+        // HCL1 has no null: the word is an identifier.
+        Tok::Null => ("IDENT", "null".into()),
+        Tok::Str(s) => ("STRING", format!("{s:?}")),
+        Tok::Num(n) => ("NUMBER", n.to_string()),
+        Tok::Bool(b) => ("BOOL", b.to_string()),
+        Tok::LBrace => ("LBRACE", "{".into()),
+        Tok::RBrace => ("RBRACE", "}".into()),
+        Tok::LBrack => ("LBRACK", "[".into()),
+        Tok::RBrack => ("RBRACK", "]".into()),
+        Tok::Assign => ("ASSIGN", "=".into()),
+        Tok::Comma => ("COMMA", ",".into()),
+        Tok::Eof => ("EOF", String::new()),
+    }
 }
 
 impl Parser {
@@ -98,38 +124,73 @@ impl Parser {
         tok
     }
 
+    fn at(&self) -> (usize, usize) {
+        self.tokens.get(self.pos).map_or((0, 0), |t| (t.1, t.2))
+    }
+
     fn error(&self, reason: &str) -> String {
-        let (line, col) = self.tokens.get(self.pos).map_or((0, 0), |t| (t.1, t.2));
+        let (line, col) = self.at();
         format!("At {line}:{col}: {reason} got: {}", self.peek().describe())
     }
 
-    /// Items until `end` (not consumed). Commas between items are optional, as in HCL1.
+    /// [`Parser::error`] for a token HCL1 reads a second time from its scanner: at EOF, every
+    /// read moves the reported column one further.
+    fn error_read_again(&self, reason: &str) -> String {
+        let (line, col) = self.at();
+        let col = col + usize::from(matches!(self.peek(), Tok::Eof) && !self.json);
+        format!("At {line}:{col}: {reason} got: {}", self.peek().describe())
+    }
+
+    /// Items until `end` or the end of input (neither consumed). One comma may follow each
+    /// item, as in HCL1.
     fn items(&mut self, end: &Tok) -> Result<Vec<Item>, String> {
         let mut items = Vec::new();
+        let mut after_item = false;
         loop {
             match self.peek() {
                 t if t == end => return Ok(items),
-                Tok::Comma if !items.is_empty() => {
+                Tok::Comma if after_item || (self.json && !items.is_empty()) => {
                     self.pos += 1;
+                    after_item = false;
                     continue;
                 }
-                Tok::Eof => return Err(self.error("object expected closing RBRACE")),
+                Tok::Eof => return Ok(items),
                 _ => {}
             }
             let key_line = self.line();
             let mut keys = Vec::new();
+            let mut shown = Vec::new();
             while let Tok::Ident(k) | Tok::Str(k) = self.peek() {
+                shown.push(match self.peek() {
+                    Tok::Str(_) => format!("{k:?}"),
+                    _ => k.clone(),
+                });
                 keys.push(k.clone());
                 self.pos += 1;
+            }
+            if !keys.is_empty() && !self.json && matches!(self.peek(), Tok::Eof | Tok::RBrace) {
+                let (line, col) = self.at();
+                return Err(format!(
+                    "At {line}:{col}: key '{}' expected start of object ('{{') or assignment ('=')",
+                    shown.join(" ")
+                ));
+            }
+            if keys.is_empty() && !self.json && matches!(self.peek(), Tok::Assign) {
+                let (line, col) = self.at();
+                return Err(format!("At {line}:{col}: no object keys found!"));
             }
             if keys.is_empty() {
                 return Err(self.error("expected: IDENT | STRING | ASSIGN | LBRACE"));
             }
+            after_item = true;
             match self.peek() {
                 Tok::Assign if keys.len() == 1 => {
                     let line = self.line();
                     self.pos += 1;
-                    let val = self.value()?;
+                    let val = match self.value() {
+                        Err(e) if e == VALUE_AT_EOF => return Ok(items),
+                        other => other?,
+                    };
                     items.push(Item {
                         keys,
                         line,
@@ -164,6 +225,9 @@ impl Parser {
         self.enter()?;
         self.next(); // the `{`
         let items = self.items(&Tok::RBrace)?;
+        if !matches!(self.peek(), Tok::RBrace) {
+            return Err(self.error_read_again("object expected closing RBRACE"));
+        }
         self.next(); // the `}`
         self.depth -= 1;
         Ok(Node::Object(items))
@@ -183,13 +247,72 @@ impl Parser {
                 self.pos += 1;
                 Ok(Node::Literal(Value::Bool(b)))
             }
-            Tok::Null => {
+            Tok::Null if self.json => {
                 self.pos += 1;
                 Ok(Node::Literal(Value::Null))
             }
             Tok::LBrace => self.object(),
-            Tok::LBrack => self.list(),
+            Tok::LBrack if self.json => self.list(),
+            Tok::LBrack => self.hcl_list(),
+            Tok::Eof if !self.json => Err(VALUE_AT_EOF.into()),
+            other if !self.json => {
+                let (line, col) = self.at();
+                let (kind, text) = token_text(&other);
+                Err(format!(
+                    "At {line}:{col}: Unknown token: {line}:{col} {kind} {text}"
+                ))
+            }
             _ => Err(self.error("Unknown token")),
+        }
+    }
+
+    /// A list as HCL1 reads it: literals, objects and lists, commas between them optional
+    /// only where it skips them; its own messages.
+    fn hcl_list(&mut self) -> Result<Node, String> {
+        self.enter()?;
+        self.next(); // the `[`
+        let mut out = Vec::new();
+        let mut need_comma = false;
+        loop {
+            let tok = self.peek().clone();
+            if need_comma && !matches!(tok, Tok::Comma | Tok::RBrack) {
+                return Err(self.error("error parsing list, expected comma or list end,"));
+            }
+            match tok {
+                Tok::Str(_) | Tok::Num(_) | Tok::Bool(_) => {
+                    out.push(self.value()?);
+                    need_comma = true;
+                }
+                Tok::Comma => {
+                    self.pos += 1;
+                    need_comma = false;
+                }
+                Tok::LBrace | Tok::LBrack => {
+                    let (line, col) = self.at();
+                    let (node, what) = match tok {
+                        Tok::LBrace => (self.object(), "object"),
+                        _ => (self.hcl_list(), "list"),
+                    };
+                    out.push(node.map_err(|e| {
+                        format!(
+                            "At {line}:{col}: error while trying to parse {what} within list: {e}"
+                        )
+                    })?);
+                    need_comma = matches!(tok, Tok::LBrace);
+                }
+                Tok::RBrack => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(Node::List(out));
+                }
+                other => {
+                    let (line, col) = self.at();
+                    return Err(format!(
+                        "At {line}:{col}: unexpected token while parsing list: {}",
+                        other.describe()
+                    ));
+                }
+            }
         }
     }
 
