@@ -96,12 +96,13 @@ async fn every_way_of_enabling_kv_sets_the_version_option() {
     enable(&srv, "c", json!({"type": "kv-v1"})).await;
     enable(&srv, "d", json!({"type": "kv"})).await;
     enable(&srv, "team1/kv", json!({"type": "kv-v2", "options": null})).await;
+    // Plain kv says nothing (`{}`, as in OpenBao 2.7.2): clients read that as version 1.
     for (path, want) in [
-        ("a", "2"),
-        ("b", "2"),
-        ("c", "1"),
-        ("d", "1"),
-        ("team1/kv", "2"),
+        ("a", json!("2")),
+        ("b", json!("2")),
+        ("c", json!("1")),
+        ("d", Value::Null),
+        ("team1/kv", json!("2")),
     ] {
         let r = srv
             .get(&format!("sys/internal/ui/mounts/{path}/x"), &srv.root)
@@ -109,8 +110,28 @@ async fn every_way_of_enabling_kv_sets_the_version_option() {
         r.assert_status(200);
         assert_eq!(r.body["data"]["type"], "kv", "{path}");
         assert_eq!(r.body["data"]["options"]["version"], want, "{path}");
+        assert!(r.body["data"]["options"].is_object(), "{path}");
         assert_eq!(r.body["data"]["path"], format!("{path}/"));
     }
+    // Plain kv is version 1: a write goes straight to the path.
+    srv.put("d/app", &srv.root, json!({"k": "v1"}))
+        .await
+        .assert_status(204);
+    assert_eq!(srv.get("d/app", &srv.root).await.body["data"]["k"], "v1");
+    // Engines enabled through the API list `{}` options; the built-in ones null.
+    srv.post(
+        "sys/auth/approle",
+        &srv.root,
+        json!({"type": "approle", "options": null}),
+    )
+    .await
+    .assert_status(204);
+    let auths = srv.get("sys/auth", &srv.root).await;
+    assert_eq!(auths.body["data"]["approle/"]["options"], json!({}));
+    assert_eq!(auths.body["data"]["token/"]["options"], Value::Null);
+    let mounts = srv.get("sys/mounts", &srv.root).await;
+    assert_eq!(mounts.body["data"]["d/"]["options"], json!({}));
+    assert_eq!(mounts.body["data"]["sys/"]["options"], Value::Null);
     // Multi-segment mounts route by longest prefix.
     assert_eq!(write(&srv, "team1/kv", "app", json!({"k": "v"})).await, 1);
     let r = srv.get("team1/kv/data/app", &srv.root).await;

@@ -179,7 +179,13 @@ impl SystemBackend {
         {
             return Err(Error::bad(format!("cannot mount {path:?}")));
         }
-        let mut options = d.get_map("options")?.map(|m| string_map(&m));
+        // An engine enabled through the API has options, `{}` when none were given (as in
+        // Vault: only the built-in mounts show null).
+        let mut options = Some(
+            d.get_map("options")?
+                .map(|m| string_map(&m))
+                .unwrap_or_default(),
+        );
         // kv-v1/kv-v2 are aliases of kv with a version option.
         if let Some(v) = kind.strip_prefix("kv-v") {
             options
@@ -197,15 +203,14 @@ impl SystemBackend {
                 "plugin not found in the catalog: {kind}"
             )));
         }
-        if kind == "kv" {
-            let opts = options.get_or_insert_with(BTreeMap::new);
-            match opts.get("version").map(String::as_str) {
-                None | Some("") => {
-                    opts.insert("version".into(), "1".into());
-                }
-                Some("1" | "2") => {}
-                Some(v) => return Err(Error::bad(format!("invalid kv version {v:?}"))),
-            }
+        // Without a version, kv is version 1 (and its options say nothing, as in Vault).
+        if kind == "kv"
+            && let Some(v) = options
+                .as_ref()
+                .and_then(|o| o.get("version"))
+                .filter(|v| !["", "1", "2"].contains(&v.as_str()))
+        {
+            return Err(Error::bad(format!("invalid kv version {v:?}")));
         }
         let mut config = MountConfig::default();
         if let Some(c) = d.get_map("config")? {
