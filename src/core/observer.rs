@@ -242,6 +242,9 @@ impl ResponseRecord {
             Error::BadRequest(m) if login => (Some(m.clone()), None),
             Error::BadRequest(m) => (Some(multi("invalid request")), Some(m.clone())),
             Error::NoRoute(_) => (Some(multi("unsupported path")), Some(e.to_string())),
+            // A backend's own 403 (`bad token`): Vault's error response with
+            // ErrPermissionDenied beside it.
+            Error::Coded(403, m) => (Some(multi("permission denied")), Some(m.clone())),
             _ => (None, None),
         };
         ResponseRecord {

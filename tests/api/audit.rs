@@ -673,6 +673,19 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
         hash(&srv, "file", "no data provided").await
     );
 
+    // A backend's own 403: permission denied, its message hashed.
+    let r = srv
+        .post("auth/token/lookup", &srv.root, json!({"token": "hvs.nope"}))
+        .await;
+    r.assert_status(403);
+    assert_eq!(r.errors(), ["bad token"]);
+    let (_, resp) = entries_of("auth/token/lookup");
+    assert_eq!(resp["error"], multi("permission denied"));
+    assert_eq!(
+        resp["response"]["data"]["error"],
+        hash(&srv, "file", "bad token").await
+    );
+
     // A path no backend serves: the request entry has no error yet (Vault routes after it).
     let r = srv.get("nope/x", &srv.root).await;
     r.assert_status(404);
