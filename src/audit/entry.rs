@@ -329,6 +329,7 @@ impl Device {
         uses: Option<&str>,
         ttl: i64,
         issue_time: bool,
+        entity_created: bool,
     ) {
         let mut o = Obj::open(out);
         o.str("client_token", token.unwrap_or_default());
@@ -366,6 +367,9 @@ impl Device {
             o.int(key, t.num_uses);
         }
         o.str("entity_id", &t.entity_id);
+        if entity_created {
+            o.raw("entity_created", b"true");
+        }
         o.str("token_type", &t.token_type);
         o.int("token_ttl", ttl);
         if issue_time && t.creation_nanos != 0 {
@@ -398,6 +402,7 @@ impl Device {
                 Some("remaining_uses"),
                 t.ttl,
                 true,
+                false,
             ),
             None => out.extend_from_slice(if allowed {
                 br#"{"policy_results":{"allowed":true},"token_type":"default"}"#
@@ -572,6 +577,7 @@ impl Device {
                 Some("num_uses"),
                 ttl,
                 renewed,
+                false,
             );
         }
         let mut o = Obj::open(out);
@@ -640,6 +646,7 @@ impl Device {
                     None,
                     t.ttl,
                     false,
+                    resp.entity_created,
                 );
             }
             _ if r.token.is_none() && !resp.errors.is_empty() => o.raw("auth", TOKEN_TYPE_ONLY),

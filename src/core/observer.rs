@@ -146,6 +146,8 @@ pub struct ResponseRecord {
     pub issued_token: Option<Arc<TokenEntry>>,
     /// `issued_token` was renewed, not issued.
     pub renewed: bool,
+    /// The login that issued `issued_token` created its entity (its first login).
+    pub entity_created: bool,
     /// `wrap_info` of a wrapped response (holds the wrapping token: HMAC it).
     pub wrap_info: Option<Value>,
     /// The response's warnings (those of the wrapped response too), written as they are.
@@ -319,6 +321,8 @@ pub(super) struct Trace {
     /// The entry of the token the request issued (or renewed: `renewed`).
     pub(super) issued_token: Option<Arc<TokenEntry>>,
     pub(super) renewed: bool,
+    /// The login created its entity.
+    pub(super) entity_created: bool,
     announced: bool,
 }
 
@@ -329,6 +333,7 @@ impl Trace {
             record,
             issued_token: None,
             renewed: false,
+            entity_created: false,
             announced: false,
         }
     }
@@ -360,6 +365,7 @@ impl Trace {
             && self.record.path.starts_with("auth/");
         let mut response = ResponseRecord::of_result(result, self.issued_token.take(), login);
         response.renewed = self.renewed;
+        response.entity_created = self.entity_created;
         let outcome = self.observer.on_response(&self.record, &response).await;
         response.restore(result);
         outcome

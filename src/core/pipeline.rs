@@ -425,6 +425,7 @@ impl Core {
                 auth_block = Some(issued.auth_block());
                 if let Some(t) = trace.as_mut() {
                     t.issued_token = Some(issued.entry.clone());
+                    t.entity_created = issued.entity_created;
                 }
             } else if let Some(block) = resp.issued_auth.take() {
                 auth_block = Some(block);

@@ -158,6 +158,8 @@ pub struct Issued {
     pub orphan: bool,
     /// Warnings of the TTL computation (capped values, the role's lesser limits).
     pub warnings: Vec<String>,
+    /// A login whose alias had never logged in before (Vault's `entity_created`).
+    pub entity_created: bool,
 }
 
 impl Issued {
@@ -281,6 +283,7 @@ impl Core {
             entry: created.entry,
             orphan,
             warnings,
+            entity_created: false,
         })
     }
 
@@ -335,8 +338,28 @@ impl Core {
         path: &str,
         auth: &Auth,
     ) -> Result<Issued> {
-        self.issue_token(self.login_request(mount, path, auth))
-            .await
+        let request = self.login_request(mount, path, auth);
+        let entity_created = self.first_sight_of_entity(&request.entity_id).await?;
+        let mut issued = self.issue_token(request).await?;
+        issued.entity_created = entity_created;
+        Ok(issued)
+    }
+
+    /// Records that `entity_id` has logged in; true the first time (Vault creates the entity
+    /// then, and its audit entry says `entity_created`). Entities are derived, not stored:
+    /// this marker is all there is of them.
+    async fn first_sight_of_entity(&self, entity_id: &str) -> Result<bool> {
+        if entity_id.is_empty() {
+            return Ok(false);
+        }
+        let raw = self.storage("");
+        let key = format!("{ENTITY_SEEN_PREFIX}{entity_id}");
+        let _guard = raw.lock(&key).await;
+        if raw.get(&key).await?.is_some() {
+            return Ok(false);
+        }
+        raw.put(&key, Vec::new()).await?;
+        Ok(true)
     }
 
     /// Creates a root token (see [`IssueRequest::root`]).
@@ -347,6 +370,9 @@ impl Core {
             .token)
     }
 }
+
+/// Where a derived entity is marked as seen (see [`Core::first_sight_of_entity`]).
+const ENTITY_SEEN_PREFIX: &str = "core/entity-seen/";
 
 /// A stable entity id for an alias (Vault creates an entity on first login; we derive one).
 pub(crate) fn entity_id(mount_accessor: &str, alias: &str) -> String {

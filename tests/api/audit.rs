@@ -500,10 +500,12 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
     assert_eq!(a["token_type"], "service");
     assert!(a["token_ttl"].as_i64().unwrap() > 0);
     assert!(a.get("token_issue_time").is_none());
-    assert_eq!(
-        lresp["auth"], *a,
-        "a login's entry shows the issued token as its auth"
-    );
+    // A login's entry shows the issued token as its auth, and that this first login created
+    // the alias's entity.
+    let mut entry_auth = lresp["auth"].clone();
+    assert_eq!(entry_auth["entity_created"], true);
+    entry_auth.as_object_mut().unwrap().remove("entity_created");
+    assert_eq!(entry_auth, *a);
 
     // The 403: both entries carry Go's multierror text.
     let denied: Vec<&Value> = entries
@@ -899,6 +901,22 @@ async fn issued_and_renewed_token_auth_as_vault_writes_it() {
     assert!(e["auth"].get("num_uses").is_none() && e["auth"].get("remaining_uses").is_none());
     assert_eq!(e["auth"]["display_name"], "approle");
     assert_eq!(e["response"]["auth"]["num_uses"], 5);
+    // The alias's first login created its entity; the next does not.
+    assert_eq!(e["auth"]["entity_created"], true);
+    assert!(e["response"]["auth"].get("entity_created").is_none());
+    let again = srv
+        .req(
+            "POST",
+            "auth/approle/login",
+            None,
+            Some(json!({"role_id": role_id, "secret_id": secret_id})),
+        )
+        .await;
+    again.assert_status(200);
+    let e2 = last("response", "auth/approle/login");
+    assert_ne!(e2["request"]["id"], e["request"]["id"]);
+    assert!(e2["auth"].get("entity_created").is_none(), "{e2}");
+    assert_eq!(e2["auth"]["entity_id"], e["auth"]["entity_id"]);
 
     srv.post("auth/token/renew-self", &token, json!({"increment": "30m"}))
         .await
