@@ -130,7 +130,16 @@ impl MountEntry {
         if let Some(v) = &self.config.listing_visibility {
             config.insert("listing_visibility".into(), json!(v));
         }
-        json!({
+        // Headers Vault passes through to its own built-in mounts.
+        let passthrough = match self.kind.as_str() {
+            "system" => Some("Accept"),
+            "identity" => Some("Authorization"),
+            _ => None,
+        };
+        if let Some(h) = passthrough {
+            config.insert("passthrough_request_headers".into(), json!([h]));
+        }
+        let mut entry = json!({
             "accessor": self.accessor,
             "config": config,
             "description": self.description,
@@ -143,6 +152,16 @@ impl MountEntry {
             "seal_wrap": self.seal_wrap,
             "type": self.kind,
             "uuid": self.uuid,
-        })
+        });
+        // Engines from the plugin catalog (not the core's own mounts) have a deprecation
+        // status; every one Coffer ships is supported.
+        if !matches!(
+            self.kind.as_str(),
+            "system" | "token" | "cubbyhole" | "identity"
+        ) && let Some(o) = entry.as_object_mut()
+        {
+            o.insert("deprecation_status".into(), json!("supported"));
+        }
+        entry
     }
 }

@@ -132,6 +132,38 @@ async fn every_way_of_enabling_kv_sets_the_version_option() {
     let mounts = srv.get("sys/mounts", &srv.root).await;
     assert_eq!(mounts.body["data"]["d/"]["options"], json!({}));
     assert_eq!(mounts.body["data"]["sys/"]["options"], Value::Null);
+    // As OpenBao 2.7.2 lists them: catalog engines are supported, the core's own mounts have
+    // no status; sys/ and identity/ pass a header through.
+    let m = &mounts.body["data"];
+    assert_eq!(m["d/"]["deprecation_status"], "supported");
+    assert_eq!(
+        auths.body["data"]["approle/"]["deprecation_status"],
+        "supported"
+    );
+    for core_mount in ["sys/", "identity/", "cubbyhole/"] {
+        assert!(
+            m[core_mount].get("deprecation_status").is_none(),
+            "{core_mount}"
+        );
+    }
+    assert!(
+        auths.body["data"]["token/"]
+            .get("deprecation_status")
+            .is_none()
+    );
+    assert_eq!(
+        m["sys/"]["config"]["passthrough_request_headers"],
+        json!(["Accept"])
+    );
+    assert_eq!(
+        m["identity/"]["config"]["passthrough_request_headers"],
+        json!(["Authorization"])
+    );
+    assert!(
+        m["d/"]["config"]
+            .get("passthrough_request_headers")
+            .is_none()
+    );
     // Multi-segment mounts route by longest prefix.
     assert_eq!(write(&srv, "team1/kv", "app", json!({"k": "v"})).await, 1);
     let r = srv.get("team1/kv/data/app", &srv.root).await;
