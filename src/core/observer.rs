@@ -225,9 +225,14 @@ impl RequestRecord {
 }
 
 impl ResponseRecord {
-    /// The record of an error.
+    /// The record of an error as it is (for requests that never reached the pipeline, which
+    /// Vault does not audit at all: the entry keeps the message the client got).
     pub fn of_error(e: &Error) -> Self {
-        Self::of_error_in(e, false)
+        ResponseRecord {
+            status: e.status().as_u16(),
+            errors: e.messages(),
+            ..Default::default()
+        }
     }
 
     /// The record of an error, for a login request (no token, `auth/`) or another. Vault's
@@ -250,11 +255,9 @@ impl ResponseRecord {
             _ => (None, None),
         };
         ResponseRecord {
-            status: e.status().as_u16(),
-            errors: e.messages(),
             error_text,
             data_error,
-            ..Default::default()
+            ..Self::of_error(e)
         }
     }
 

@@ -675,6 +675,22 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
         hash(&srv, "file", "no data provided").await
     );
 
+    // A body the HTTP layer cannot decode never reaches a backend (Vault does not audit it at
+    // all): both entries keep the message the client got.
+    let r = TestServer::finish(
+        srv.client
+            .put(srv.url("secret/data/undecodable"))
+            .header("X-Vault-Token", &srv.root)
+            .body("{bad json"),
+    )
+    .await;
+    r.assert_status(400);
+    let message = r.errors().remove(0);
+    let (req, resp) = entries_of("secret/data/undecodable");
+    assert_eq!(req["error"], multi(&message));
+    assert_eq!(resp["error"], multi(&message));
+    assert!(resp.get("response").is_none(), "{resp}");
+
     // A backend's own 403: permission denied, its message hashed.
     let r = srv
         .post("auth/token/lookup", &srv.root, json!({"token": "hvs.nope"}))
