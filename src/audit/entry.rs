@@ -477,6 +477,9 @@ impl Device {
         }
         o.int("remote_port", r.client_port.map_or(0, i64::from));
         o.int("wrap_ttl", r.wrap_ttl.unwrap_or(0));
+        if !r.headers.is_empty() {
+            self.write_headers(o.key("headers"), &r.headers);
+        }
         o.close();
     }
 
@@ -538,6 +541,29 @@ impl Device {
             keep.slot = keep.bytes.len();
             keep.bytes.extend_from_slice(part(slot..end));
         }
+    }
+
+    /// The audited request headers: name → values, each value HMAC'd when the header's
+    /// setting says so (and the device does not log raw).
+    fn write_headers(&self, out: &mut Vec<u8>, headers: &[(String, bool, Vec<String>)]) {
+        let mut o = Obj::open(out);
+        for (name, hmac, values) in headers {
+            let hashed = *hmac && !self.log_raw;
+            let out = o.key_escaped(name);
+            out.push(b'[');
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if hashed {
+                    write_plain(out, self.hash_text(v).as_str());
+                } else {
+                    write_str(out, v);
+                }
+            }
+            out.push(b']');
+        }
+        o.close();
     }
 
     /// The token and accessor of a response's `auth` block, as the entry shows them.

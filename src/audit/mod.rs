@@ -141,7 +141,13 @@ pub struct Broker {
     plugin_directory: Option<PathBuf>,
     /// Moves at every [`Broker::clear`] (seal, step-down).
     epoch: std::sync::atomic::AtomicU64,
+    /// `sys/config/auditing/request-headers`: lower-case header name → whether its values are
+    /// HMAC'd. Stored at [`HEADERS_KEY`].
+    headers: ArcSwap<BTreeMap<String, bool>>,
 }
+
+/// Where the audited request headers are kept (through the barrier).
+const HEADERS_KEY: &str = "core/audited-headers";
 
 impl Default for Broker {
     fn default() -> Self {
@@ -160,6 +166,7 @@ impl Broker {
             devices: ArcSwap::default(),
             declared: ArcSwap::default(),
             lock: tokio::sync::Mutex::new(()),
+            headers: ArcSwap::default(),
             deadline,
             plugin_directory,
             epoch: std::sync::atomic::AtomicU64::new(0),
@@ -211,6 +218,36 @@ impl Broker {
             devices.push(device);
         }
         self.devices.store(Arc::new(devices));
+        let headers: BTreeMap<String, bool> = root.get_json(HEADERS_KEY).await?.unwrap_or_default();
+        self.headers.store(Arc::new(headers));
+        Ok(())
+    }
+
+    /// The audited request headers: lower-case name → HMAC'd.
+    pub fn audited_headers(&self) -> Arc<BTreeMap<String, bool>> {
+        self.headers.load_full()
+    }
+
+    /// Adds (or changes) an audited request header; `None` removes it. Stored, then in effect.
+    pub async fn set_audited_header(
+        &self,
+        root: &Storage,
+        name: &str,
+        hmac: Option<bool>,
+    ) -> Result<()> {
+        let _g = self.lock.lock().await;
+        let mut next = (*self.headers.load_full()).clone();
+        let name = name.to_ascii_lowercase();
+        match hmac {
+            Some(h) => {
+                next.insert(name, h);
+            }
+            None => {
+                next.remove(&name);
+            }
+        }
+        root.put_json(HEADERS_KEY, &next).await?;
+        self.headers.store(Arc::new(next));
         Ok(())
     }
 
@@ -915,6 +952,7 @@ mod bench {
             client_token_accessor: Some(Secret::new("accessor-xyz")),
             errors: Vec::new(),
             granting_policies: vec![Arc::from("root")],
+            headers: Vec::new(),
             scratch: Default::default(),
         };
         let data = serde_json::json!({"data": {"username": "jenkins", "password": "s3cr3t-p4ssw0rd-0123456789"},

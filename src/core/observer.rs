@@ -103,6 +103,8 @@ pub struct RequestRecord {
     pub errors: Vec<String>,
     /// The policies that allowed it (Vault's `granting_policies`; `root` for a root token).
     pub granting_policies: Vec<Arc<str>>,
+    /// The audited request headers (see `IncomingRequest::audited_headers`).
+    pub headers: Vec<(String, bool, Vec<String>)>,
     /// What the observer worked out in `on_request` for its `on_response`.
     pub scratch: Scratch,
 }
@@ -174,6 +176,10 @@ impl std::fmt::Debug for RequestRecord {
             .field("token", &self.token.as_deref().map(token_summary))
             .field("data_keys", &redacted_keys(&self.data))
             .field("granting_policies", &self.granting_policies)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, ..)| n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -219,6 +225,7 @@ impl RequestRecord {
             client_token_accessor: None,
             errors,
             granting_policies: Vec::new(),
+            headers: Vec::new(),
             scratch: Scratch::default(),
         }
     }
@@ -483,6 +490,7 @@ mod tests {
             client_token_accessor: None,
             errors: Vec::new(),
             granting_policies: Vec::new(),
+            headers: Vec::new(),
             scratch: Scratch::default(),
         };
         let resp = ResponseRecord {

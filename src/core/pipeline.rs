@@ -36,6 +36,9 @@ pub struct IncomingRequest {
     pub wrap_ttl: Option<i64>,
     /// Content-Type header.
     pub content_type: Option<String>,
+    /// The request headers `sys/config/auditing/request-headers` names, for the audit entries:
+    /// (lower-case name, HMAC'd, its values in order), sorted by name.
+    pub audited_headers: Vec<(String, bool, Vec<String>)>,
 }
 
 impl std::fmt::Debug for IncomingRequest {
@@ -162,6 +165,7 @@ impl Core {
             client_token_accessor: None,
             errors: Vec::new(),
             granting_policies: Vec::new(),
+            headers: inc.audited_headers.clone(),
             scratch: Default::default(),
         });
         let mut revoke = None;
@@ -520,6 +524,7 @@ mod tests {
             client_port: None,
             wrap_ttl: None,
             content_type: None,
+            audited_headers: Vec::new(),
         };
         let resp = Response::data(data);
         let out = Outcome {

@@ -424,7 +424,29 @@ pub async fn incoming(
         client_port: None,
         wrap_ttl: wrap_ttl(headers)?,
         content_type,
+        audited_headers: audited_headers(&state.core.audit.audited_headers(), headers),
     })
+}
+
+/// The values of the headers audit entries show (`wanted`: lower-case names), in order.
+fn audited_headers(
+    wanted: &std::collections::BTreeMap<String, bool>,
+    headers: &HeaderMap,
+) -> Vec<(String, bool, Vec<String>)> {
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    wanted
+        .iter()
+        .filter_map(|(name, hmac)| {
+            let values: Vec<String> = headers
+                .get_all(name.as_str())
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            (!values.is_empty()).then(|| (name.clone(), *hmac, values))
+        })
+        .collect()
 }
 
 #[cfg(test)]

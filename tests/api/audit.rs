@@ -993,6 +993,116 @@ async fn entries_name_the_granting_policies() {
     }
 }
 
+/// `sys/config/auditing/request-headers`: the headers named there reach both entries as
+/// `request.headers` (lower-case names, every value, HMAC'd when asked), as OpenBao 2.7.2 lists
+/// and logs them; the setting is sudo-only and survives a seal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audited_request_headers_as_vault() {
+    let srv = TestServer::start().await;
+    let base = "sys/config/auditing/request-headers";
+    let r = srv.get(base, &srv.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["headers"], json!({}));
+    assert_eq!(r.body["headers"], json!({}));
+    srv.put(
+        &format!("{base}/X-Custom-Id"),
+        &srv.root,
+        json!({"hmac": true}),
+    )
+    .await
+    .assert_status(204);
+    srv.put(&format!("{base}/X-Forwarded-For"), &srv.root, json!({}))
+        .await
+        .assert_status(204);
+    let listed = json!({"x-custom-id": {"hmac": true}, "x-forwarded-for": {"hmac": false}});
+    assert_eq!(
+        srv.get(base, &srv.root).await.body["data"]["headers"],
+        listed
+    );
+    let r = srv.get(&format!("{base}/X-CUSTOM-ID"), &srv.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"], json!({"X-CUSTOM-ID": {"hmac": true}}));
+    let r = srv.get(&format!("{base}/nope"), &srv.root).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["Could not find header in config"]);
+    let r = srv
+        .put(&format!("{base}/y"), &srv.root, json!({"hmac": "maybe"}))
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        [
+            "Field validation failed: error converting input for field \"hmac\": '' cannot parse value as 'bool': strconv.ParseBool: invalid syntax"
+        ]
+    );
+    let weak = srv.token_with(&["default"], json!({})).await;
+    srv.get(base, &weak).await.assert_status(403);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    let read = |path: &'static str| {
+        TestServer::finish(
+            srv.client
+                .get(srv.url(path))
+                .header("X-Vault-Token", &srv.root)
+                .header("X-Custom-Id", "abc")
+                .header("X-Forwarded-For", "1.2.3.4")
+                .header("x-forwarded-for", "5.6.7.8")
+                .header("X-Other", "not audited"),
+        )
+    };
+    read("secret/data/h1").await.assert_status(404);
+    let all = lines(&file);
+    let want = json!({
+        "x-custom-id": [hash(&srv, "file", "abc").await],
+        "x-forwarded-for": ["1.2.3.4", "5.6.7.8"],
+    });
+    for kind in ["request", "response"] {
+        assert_eq!(
+            entry(&all, kind, "secret/data/h1")["request"]["headers"],
+            want,
+            "{kind}"
+        );
+    }
+    let raw = std::fs::read_to_string(&file).unwrap();
+    let line = raw.lines().find(|l| l.contains("secret/data/h1")).unwrap();
+    let request = line.split(r#""request":{"#).nth(1).unwrap();
+    assert_eq!(
+        order_in(request, &["path", "remote_port", "headers"]),
+        ["path", "remote_port", "headers"]
+    );
+    assert!(!raw.contains("not audited") && !raw.contains("\"abc\""));
+
+    // Removed: no longer in the entries; the rest survives a seal.
+    srv.delete(&format!("{base}/x-custom-id"), &srv.root)
+        .await
+        .assert_status(204);
+    srv.put("sys/seal", &srv.root, json!({}))
+        .await
+        .assert_status(204);
+    srv.req(
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({"key": srv.unseal_key})),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(
+        srv.get(base, &srv.root).await.body["data"]["headers"],
+        json!({"x-forwarded-for": {"hmac": false}})
+    );
+    read("secret/data/h2").await.assert_status(404);
+    let all = lines(&file);
+    assert_eq!(
+        entry(&all, "request", "secret/data/h2")["request"]["headers"],
+        json!({"x-forwarded-for": ["1.2.3.4", "5.6.7.8"]})
+    );
+}
+
 /// `fsync_interval` (Coffer's): devices that sync every write or within an interval log every
 /// entry as the others do (when the syncs happen is tested beside the file writer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

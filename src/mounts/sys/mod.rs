@@ -94,6 +94,7 @@ impl Backend for SystemBackend {
                 "revoke-prefix/*",
                 "revoke-force/*",
                 "config/cors",
+                "config/auditing/*",
                 "plugins/catalog/*",
             ],
         }

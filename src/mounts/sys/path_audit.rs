@@ -23,6 +23,20 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
             .field("local", T::Bool, "Not replicated.")
             .on(Op::Update, |b, r, d| Box::pin(b.audit_enable(r, d)))
             .on(Op::Delete, |b, r, d| Box::pin(b.audit_disable(r, d))),
+        P::new("config/auditing/request-headers/?$")
+            .on(Op::Read, |b, r, d| Box::pin(b.audited_headers_list(r, d))),
+        P::new("config/auditing/request-headers/(?P<header>.+)$")
+            .field("header", T::Str, "The request header to audit.")
+            .field(
+                "hmac",
+                T::Bool,
+                "HMAC the header's values in audit entries.",
+            )
+            .on(Op::Read, |b, r, d| Box::pin(b.audited_header_read(r, d)))
+            .on(Op::Update, |b, r, d| Box::pin(b.audited_header_write(r, d)))
+            .on(Op::Delete, |b, r, d| {
+                Box::pin(b.audited_header_delete(r, d))
+            }),
         P::new("audit-hash/(?P<path>.+)$")
             .field("path", T::Str, "Path of the audit device.")
             .field("input", T::Str, "The value to hash.")
@@ -30,7 +44,80 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
     ]
 }
 
+/// `{"<name>": {"hmac": bool}, ...}`, as Vault lists audited headers.
+fn audited_headers_json<'a>(headers: impl Iterator<Item = (&'a String, &'a bool)>) -> Value {
+    Value::Object(
+        headers
+            .map(|(name, hmac)| (name.clone(), json!({ "hmac": hmac })))
+            .collect(),
+    )
+}
+
 impl SystemBackend {
+    /// `GET sys/config/auditing/request-headers`.
+    async fn audited_headers_list(
+        &self,
+        _req: &Request,
+        _d: &FieldData<'_>,
+    ) -> Result<Option<Response>> {
+        let headers = self.core()?.audit.audited_headers();
+        let mut resp = Response::json(json!({ "headers": audited_headers_json(headers.iter()) }));
+        resp.inject_top_level = true;
+        Ok(Some(resp))
+    }
+
+    /// `GET sys/config/auditing/request-headers/<name>`.
+    async fn audited_header_read(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+    ) -> Result<Option<Response>> {
+        // Looked up in lower case, answered under the name as asked (as Vault does).
+        let name = d.get_str("header")?.unwrap_or_default();
+        let headers = self.core()?.audit.audited_headers();
+        let Some(hmac) = headers.get(&name.to_ascii_lowercase()) else {
+            return Err(Error::bad("Could not find header in config"));
+        };
+        let mut resp = Response::json(audited_headers_json(std::iter::once((&name, hmac))));
+        resp.inject_top_level = true;
+        Ok(Some(resp))
+    }
+
+    /// `PUT sys/config/auditing/request-headers/<name>` with `hmac`.
+    async fn audited_header_write(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+    ) -> Result<Option<Response>> {
+        let name = d.get_str("header")?.unwrap_or_default();
+        if name.is_empty() {
+            return Err(Error::bad("missing header name"));
+        }
+        let hmac = d.get_bool("hmac")?.unwrap_or(false);
+        let core = self.core()?;
+        core.audit
+            .set_audited_header(&core.storage(""), &name, Some(hmac))
+            .await?;
+        Ok(None)
+    }
+
+    /// `DELETE sys/config/auditing/request-headers/<name>` (204 also when it was not there).
+    async fn audited_header_delete(
+        &self,
+        _req: &Request,
+        d: &FieldData<'_>,
+    ) -> Result<Option<Response>> {
+        let name = d.get_str("header")?.unwrap_or_default();
+        if name.is_empty() {
+            return Err(Error::bad("missing header name"));
+        }
+        let core = self.core()?;
+        core.audit
+            .set_audited_header(&core.storage(""), &name, None)
+            .await?;
+        Ok(None)
+    }
+
     async fn audit_list(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         let mut data = Map::new();
         for d in self.core()?.audit.devices().iter() {
