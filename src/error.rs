@@ -7,7 +7,7 @@
 use axum::http::StatusCode;
 
 /// Vault wraps most backend errors in Go's multierror text; clients print it verbatim.
-fn multierror(msg: &str) -> String {
+pub(crate) fn multierror(msg: &str) -> String {
     format!("1 error occurred:\n\t* {msg}\n\n")
 }
 

@@ -247,7 +247,7 @@ impl ResponseRecord {
     /// the message the HTTP body shows, so some kinds read differently there (as OpenBao
     /// 2.7.2 logs them).
     fn of_error_in(e: &Error, login: bool) -> Self {
-        let multi = |m: &str| format!("1 error occurred:\n\t* {m}\n\n");
+        let multi = crate::error::multierror;
         let (error_text, data_error) = match e {
             Error::AclDenied => (None, Some(multi("permission denied"))),
             Error::PermissionDenied => (None, Some(e.to_string())),

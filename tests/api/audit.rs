@@ -21,6 +21,34 @@ async fn enable(srv: &TestServer, path: &str, options: Value) -> crate::common::
     .await
 }
 
+/// A dev server with a `file` device at `file/` writing to `audit.log` in a temp dir (kept
+/// while the returned `TempDir` lives).
+async fn with_file_device() -> (TestServer, tempfile::TempDir, PathBuf) {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
+        .await
+        .assert_status(204);
+    (srv, dir, file)
+}
+
+/// Enables AppRole at `approle/`, writes role `name` with `body`, and returns its role id.
+async fn approle_with_role(srv: &TestServer, name: &str, body: Value) -> String {
+    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
+        .await
+        .assert_status(204);
+    srv.post(&format!("auth/approle/role/{name}"), &srv.root, body)
+        .await
+        .assert_status(204);
+    srv.get(&format!("auth/approle/role/{name}/role-id"), &srv.root)
+        .await
+        .body["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The file's text once a line holds `needle` and the file is a whole number of lines (5 s).
 async fn eventually(file: &Path, needle: &str) -> PathBuf {
     for _ in 0..500 {
@@ -247,12 +275,7 @@ async fn enable_list_disable_and_refusals() {
 
 #[tokio::test]
 async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
-    let srv = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.log");
-    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
-        .await
-        .assert_status(204);
+    let (srv, _dir, file) = with_file_device().await;
 
     // kv write + read.
     let secret = "canary-secret-value-7f3a";
@@ -268,23 +291,7 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
         .assert_status(200);
 
     // AppRole login.
-    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
-        .await
-        .assert_status(204);
-    srv.post(
-        "auth/approle/role/app",
-        &srv.root,
-        json!({"token_policies": "default"}),
-    )
-    .await
-    .assert_status(204);
-    let role_id = srv
-        .get("auth/approle/role/app/role-id", &srv.root)
-        .await
-        .body["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let role_id = approle_with_role(&srv, "app", json!({"token_policies": "default"})).await;
     let secret_id = srv
         .post("auth/approle/role/app/secret-id", &srv.root, json!({}))
         .await
@@ -541,12 +548,7 @@ async fn entries_field_by_field_with_hmacs_and_no_plaintext() {
 /// token lookup with an unknown parameter, plain and wrapped).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_warnings_reach_the_entry_even_when_the_response_is_wrapped() {
-    let srv = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.log");
-    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
-        .await
-        .assert_status(204);
+    let (srv, _dir, file) = with_file_device().await;
     let warning = "Endpoint ignored these unrecognized parameters: [foo]";
     let body = json!({"token": srv.root, "foo": "bar"});
     let plain = srv.post("auth/token/lookup", &srv.root, body.clone()).await;
@@ -614,12 +616,7 @@ async fn response_warnings_reach_the_entry_even_when_the_response_is_wrapped() {
 /// is not always the HTTP message, and that message is under `response.data.error`, hashed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
-    let srv = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.log");
-    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
-        .await
-        .assert_status(204);
+    let (srv, _dir, file) = with_file_device().await;
     let multi = |m: &str| format!("1 error occurred:\n\t* {m}\n\n");
     let entries_of = |path: &str| -> (Value, Value) {
         let all = lines(&file);
@@ -718,19 +715,7 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
 
     // Logins: a refused credential is `invalid credentials`; a login's other errors are
     // plain and carry no error response; neither entry of the response has policy_results.
-    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
-        .await
-        .assert_status(204);
-    srv.post("auth/approle/role/app", &srv.root, json!({}))
-        .await
-        .assert_status(204);
-    let role_id = srv
-        .get("auth/approle/role/app/role-id", &srv.root)
-        .await
-        .body["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let role_id = approle_with_role(&srv, "app", json!({})).await;
     let r = srv
         .req(
             "POST",
@@ -772,22 +757,8 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
 /// the stored answer byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwrap_entry_shows_the_unwrapped_response_hashed() {
-    let srv = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.log");
-    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
-        .await
-        .assert_status(204);
-    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
-        .await
-        .assert_status(204);
-    srv.post(
-        "auth/approle/role/app",
-        &srv.root,
-        json!({"secret_id_num_uses": 2}),
-    )
-    .await
-    .assert_status(204);
+    let (srv, _dir, file) = with_file_device().await;
+    approle_with_role(&srv, "app", json!({"secret_id_num_uses": 2})).await;
     let wrapped = |path: &str, body: Value| {
         TestServer::finish(
             srv.client
@@ -842,12 +813,7 @@ async fn an_unwrap_entry_shows_the_unwrapped_response_hashed() {
 /// use-limited token's request entry shows the uses left before this request's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_and_renewed_token_auth_as_vault_writes_it() {
-    let srv = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.log");
-    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
-        .await
-        .assert_status(204);
+    let (srv, _dir, file) = with_file_device().await;
     let last = |kind: &str, path: &str| entry(&lines(&file), kind, path).clone();
 
     let r = srv
@@ -881,21 +847,8 @@ async fn issued_and_renewed_token_auth_as_vault_writes_it() {
     let response_auth = line.split(r#""response":{"auth":{"#).nth(1).unwrap();
     assert_eq!(order_in(response_auth, &order), order);
 
-    srv.post("sys/auth/approle", &srv.root, json!({"type": "approle"}))
-        .await
-        .assert_status(204);
-    srv.post(
-        "auth/approle/role/nu",
-        &srv.root,
-        json!({"token_num_uses": 5, "token_ttl": "1h"}),
-    )
-    .await
-    .assert_status(204);
-    let role_id = srv
-        .get("auth/approle/role/nu/role-id", &srv.root)
-        .await
-        .body["data"]["role_id"]
-        .clone();
+    let role_id =
+        approle_with_role(&srv, "nu", json!({"token_num_uses": 5, "token_ttl": "1h"})).await;
     let secret_id = srv
         .post("auth/approle/role/nu/secret-id", &srv.root, json!({}))
         .await
@@ -956,12 +909,7 @@ async fn issued_and_renewed_token_auth_as_vault_writes_it() {
 /// on a denial.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_name_the_granting_policies() {
-    let srv = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.log");
-    enable(&srv, "file", json!({"file_path": file.to_str().unwrap()}))
-        .await
-        .assert_status(204);
+    let (srv, _dir, file) = with_file_device().await;
     srv.write_policy(
         "reader",
         r#"path "secret/data/app" { capabilities = ["read"] }"#,

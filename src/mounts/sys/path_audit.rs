@@ -34,9 +34,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
             )
             .on(Op::Read, |b, r, d| Box::pin(b.audited_header_read(r, d)))
             .on(Op::Update, |b, r, d| Box::pin(b.audited_header_write(r, d)))
-            .on(Op::Delete, |b, r, d| {
-                Box::pin(b.audited_header_delete(r, d))
-            }),
+            .on(Op::Delete, |b, r, d| Box::pin(b.audited_header_write(r, d))),
         P::new("audit-hash/(?P<path>.+)$")
             .field("path", T::Str, "Path of the audit device.")
             .field("input", T::Str, "The value to hash.")
@@ -83,37 +81,24 @@ impl SystemBackend {
         Ok(Some(resp))
     }
 
-    /// `PUT sys/config/auditing/request-headers/<name>` with `hmac`.
+    /// `PUT sys/config/auditing/request-headers/<name>` with `hmac`, and `DELETE` (204 also
+    /// when it was not there).
     async fn audited_header_write(
         &self,
-        _req: &Request,
+        req: &Request,
         d: &FieldData<'_>,
     ) -> Result<Option<Response>> {
         let name = d.get_str("header")?.unwrap_or_default();
         if name.is_empty() {
             return Err(Error::bad("missing header name"));
         }
-        let hmac = d.get_bool("hmac")?.unwrap_or(false);
+        let hmac = match req.operation {
+            Op::Delete => None,
+            _ => Some(d.get_bool("hmac")?.unwrap_or(false)),
+        };
         let core = self.core()?;
         core.audit
-            .set_audited_header(&core.storage(""), &name, Some(hmac))
-            .await?;
-        Ok(None)
-    }
-
-    /// `DELETE sys/config/auditing/request-headers/<name>` (204 also when it was not there).
-    async fn audited_header_delete(
-        &self,
-        _req: &Request,
-        d: &FieldData<'_>,
-    ) -> Result<Option<Response>> {
-        let name = d.get_str("header")?.unwrap_or_default();
-        if name.is_empty() {
-            return Err(Error::bad("missing header name"));
-        }
-        let core = self.core()?;
-        core.audit
-            .set_audited_header(&core.storage(""), &name, None)
+            .set_audited_header(&core.storage(""), &name, hmac)
             .await?;
         Ok(None)
     }
