@@ -125,10 +125,11 @@ impl Core {
             if api_path.starts_with(m.api_path.as_str())
                 || m.api_path.starts_with(api_path.as_str())
             {
-                return Err(Error::bad(format!(
-                    "path is already in use at {}",
-                    entry.path
-                )));
+                // A coded error in Vault: its audit entry keeps this text, not `invalid request`.
+                return Err(Error::Coded(
+                    400,
+                    format!("path is already in use at {}", entry.path),
+                ));
             }
         }
         let mounted = self.instantiate(entry).await?;

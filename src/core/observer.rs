@@ -259,6 +259,9 @@ impl ResponseRecord {
             // A backend's own 403 (`bad token`): Vault's error response with
             // ErrPermissionDenied beside it.
             Error::Coded(403, m) => (Some(multi("permission denied")), Some(m.clone())),
+            // Vault's system backend answering a coded error (a mount path in use): the error
+            // itself beside its error response.
+            Error::Coded(400, m) => (None, Some(m.clone())),
             _ => (None, None),
         };
         ResponseRecord {

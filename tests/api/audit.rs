@@ -688,6 +688,25 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
     assert_eq!(resp["error"], multi(&message));
     assert!(resp.get("response").is_none(), "{resp}");
 
+    // A mount path in use: the message itself (a coded error in Vault), and hashed; an unknown
+    // engine type is a plain 400, so `invalid request`.
+    let r = srv
+        .post("sys/mounts/secret", &srv.root, json!({"type": "kv"}))
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["path is already in use at secret/"]);
+    let (_, resp) = entries_of("sys/mounts/secret");
+    assert_eq!(resp["error"], multi("path is already in use at secret/"));
+    assert_eq!(
+        resp["response"]["data"]["error"],
+        hash(&srv, "file", "path is already in use at secret/").await
+    );
+    srv.post("sys/mounts/zz", &srv.root, json!({"type": "nope"}))
+        .await
+        .assert_status(400);
+    let (_, resp) = entries_of("sys/mounts/zz");
+    assert_eq!(resp["error"], multi("invalid request"));
+
     // A backend's own 403: permission denied, its message hashed.
     let r = srv
         .post("auth/token/lookup", &srv.root, json!({"token": "hvs.nope"}))
