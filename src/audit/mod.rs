@@ -223,9 +223,10 @@ impl Broker {
         Ok(())
     }
 
-    /// The audited request headers: lower-case name → HMAC'd.
-    pub fn audited_headers(&self) -> Arc<BTreeMap<String, bool>> {
-        self.headers.load_full()
+    /// The audited request headers: lower-case name → HMAC'd. A guard, not a clone: the HTTP
+    /// layer looks at it on every request.
+    pub fn audited_headers(&self) -> arc_swap::Guard<Arc<BTreeMap<String, bool>>> {
+        self.headers.load()
     }
 
     /// Adds (or changes) an audited request header; `None` removes it. Stored, then in effect.

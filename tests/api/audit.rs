@@ -94,6 +94,17 @@ async fn hash(srv: &TestServer, device: &str, input: &str) -> String {
     r.body["data"]["hash"].as_str().unwrap().to_string()
 }
 
+/// A response entry's `error` is `error` and its `response.data.error` the HMAC of `message`
+/// (Vault's error response), under the `file` device.
+async fn error_response_is(srv: &TestServer, resp: &Value, error: &str, message: &str) {
+    assert_eq!(resp["error"], error, "{resp}");
+    assert_eq!(
+        resp["response"]["data"]["error"],
+        hash(srv, "file", message).await,
+        "{resp}"
+    );
+}
+
 /// The keys of `want` in the order their first `"key":` appears in `text`.
 fn order_in<'a>(text: &str, want: &[&'a str]) -> Vec<&'a str> {
     let mut found: Vec<(usize, &str)> = want
@@ -652,11 +663,13 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
     srv.get("secret/data/c", &weak).await.assert_status(403);
     let (req, resp) = entries_of("secret/data/c");
     assert_eq!(req["auth"]["policy_results"], json!({"allowed": false}));
-    assert_eq!(resp["error"], multi("permission denied"));
-    assert_eq!(
-        resp["response"]["data"]["error"],
-        hash(&srv, "file", &multi("permission denied")).await
-    );
+    error_response_is(
+        &srv,
+        &resp,
+        &multi("permission denied"),
+        &multi("permission denied"),
+    )
+    .await;
 
     // A backend's 400: Vault's `invalid request`, the message hashed.
     let r = srv
@@ -666,11 +679,7 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
     assert_eq!(r.errors(), ["no data provided"]);
     let (req, resp) = entries_of("secret/data/d");
     assert!(req.get("error").is_none(), "{req}");
-    assert_eq!(resp["error"], multi("invalid request"));
-    assert_eq!(
-        resp["response"]["data"]["error"],
-        hash(&srv, "file", "no data provided").await
-    );
+    error_response_is(&srv, &resp, &multi("invalid request"), "no data provided").await;
 
     // A body the HTTP layer cannot decode never reaches a backend (Vault does not audit it at
     // all): both entries keep the message the client got.
@@ -696,11 +705,13 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
     r.assert_status(400);
     assert_eq!(r.errors(), ["path is already in use at secret/"]);
     let (_, resp) = entries_of("sys/mounts/secret");
-    assert_eq!(resp["error"], multi("path is already in use at secret/"));
-    assert_eq!(
-        resp["response"]["data"]["error"],
-        hash(&srv, "file", "path is already in use at secret/").await
-    );
+    error_response_is(
+        &srv,
+        &resp,
+        &multi("path is already in use at secret/"),
+        "path is already in use at secret/",
+    )
+    .await;
     srv.post("sys/mounts/zz", &srv.root, json!({"type": "nope"}))
         .await
         .assert_status(400);
@@ -714,11 +725,7 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
     r.assert_status(403);
     assert_eq!(r.errors(), ["bad token"]);
     let (_, resp) = entries_of("auth/token/lookup");
-    assert_eq!(resp["error"], multi("permission denied"));
-    assert_eq!(
-        resp["response"]["data"]["error"],
-        hash(&srv, "file", "bad token").await
-    );
+    error_response_is(&srv, &resp, &multi("permission denied"), "bad token").await;
 
     // A path no backend serves: the request entry has no error yet (Vault routes after it).
     let r = srv.get("nope/x", &srv.root).await;
@@ -726,11 +733,7 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
     let message = r.errors().remove(0);
     let (req, resp) = entries_of("nope/x");
     assert!(req.get("error").is_none(), "{req}");
-    assert_eq!(resp["error"], multi("unsupported path"));
-    assert_eq!(
-        resp["response"]["data"]["error"],
-        hash(&srv, "file", &message).await
-    );
+    error_response_is(&srv, &resp, &multi("unsupported path"), &message).await;
 
     // Logins: a refused credential is `invalid credentials`; a login's other errors are
     // plain and carry no error response; neither entry of the response has policy_results.
@@ -751,11 +754,13 @@ async fn error_entries_keep_the_go_error_and_hash_the_message_as_vault() {
         json!({"policy_results": {"allowed": true}, "token_type": "default"})
     );
     assert_eq!(resp["auth"], token_type_only);
-    assert_eq!(resp["error"], "invalid credentials");
-    assert_eq!(
-        resp["response"]["data"]["error"],
-        hash(&srv, "file", "invalid role or secret ID").await
-    );
+    error_response_is(
+        &srv,
+        &resp,
+        "invalid credentials",
+        "invalid role or secret ID",
+    )
+    .await;
     let r = srv
         .req(
             "POST",
@@ -1047,17 +1052,8 @@ async fn audited_request_headers_as_vault() {
     srv.delete(&format!("{base}/x-custom-id"), &srv.root)
         .await
         .assert_status(204);
-    srv.put("sys/seal", &srv.root, json!({}))
-        .await
-        .assert_status(204);
-    srv.req(
-        "PUT",
-        "sys/unseal",
-        None,
-        Some(json!({"key": srv.unseal_key})),
-    )
-    .await
-    .assert_status(200);
+    srv.seal().await;
+    srv.unseal().await.assert_status(200);
     assert_eq!(
         srv.get(base, &srv.root).await.body["data"]["headers"],
         json!({"x-forwarded-for": {"hmac": false}})

@@ -776,20 +776,10 @@ async fn a_peer_that_never_accepts_stops_nothing_but_its_own_device() {
     .assert_status(204);
     std::fs::remove_file(&accepting).unwrap();
     let _held_too = stuck_unix_listener(&accepting);
-    srv.put("sys/seal", &srv.root, json!({}))
+    srv.seal().await;
+    let r = tokio::time::timeout(Duration::from_secs(10), srv.unseal())
         .await
-        .assert_status(204);
-    let r = tokio::time::timeout(
-        Duration::from_secs(10),
-        srv.req(
-            "PUT",
-            "sys/unseal",
-            None,
-            Some(json!({"key": srv.unseal_key})),
-        ),
-    )
-    .await
-    .expect("the unseal waits on the device");
+        .expect("the unseal waits on the device");
     r.assert_status(200);
     assert_eq!(r.body["sealed"], false);
     for _ in 0..5 {

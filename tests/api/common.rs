@@ -1,7 +1,7 @@
 //! Test harness: the real router served on `127.0.0.1:0` over real HTTP, with a mock clock.
 
 use reqwest::{Client, Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -163,6 +163,24 @@ impl TestServer {
 
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.req("DELETE", path, Some(token), None).await
+    }
+
+    /// Seals the server with the root token (asserts 204).
+    pub async fn seal(&self) {
+        self.put("sys/seal", &self.root, json!({}))
+            .await
+            .assert_status(204);
+    }
+
+    /// Sends the dev server's unseal key (the answer is left to the caller).
+    pub async fn unseal(&self) -> Resp {
+        self.req(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(json!({"key": self.unseal_key})),
+        )
+        .await
     }
 
     /// Writes a policy and returns nothing (asserts 204).
