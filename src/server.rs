@@ -118,12 +118,27 @@ pub fn audit_reload(path: std::path::PathBuf, dev: bool) -> AuditReload {
     })
 }
 
+/// Keeps the process alive past a file size limit (`ulimit -f`, systemd's `LimitFSIZE`): a
+/// write beyond it then fails with `EFBIG`, which the audit devices' fail-closed rule handles,
+/// instead of SIGXFSZ ending the server as its default action would. Go ignores the signal
+/// too, so Vault behaves the same. The handler stays installed for the process's lifetime.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        rustix::process::Signal::XFSZ.as_raw(),
+    )) {
+        tracing::warn!(error = %e, "cannot handle SIGXFSZ");
+    }
+}
+
 /// On every SIGHUP, off the runtime's worker threads: re-reads the configuration's `audit`
 /// blocks when `reload` is given (enabling new devices, removing dropped ones; a file that
 /// does not read or a change that cannot be applied is logged and changes nothing), then
 /// reopens the audit devices' files (after `logrotate` renamed them). Registered at once, so a
-/// SIGHUP no longer ends the process.
+/// SIGHUP no longer ends the process. Also makes a file size limit fail writes rather than end
+/// the process ([`survive_file_size_limit`]).
 pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<AuditReload>) {
+    survive_file_size_limit();
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(mut hup) => {

@@ -560,7 +560,7 @@ impl Output for FileOut {
             self.rotate()?;
         }
         match self.file.as_mut() {
-            Some(f) => f.write_all(data)?,
+            Some(f) => append_whole(f, data, &self.path)?,
             None => return Err(io::Error::other("not open")),
         }
         self.size += data.len() as u64;
@@ -676,6 +676,51 @@ fn open_file(path: &Path, mode: Option<u32>) -> io::Result<File> {
         f.set_permissions(std::fs::Permissions::from_mode(m))?;
     }
     Ok(f)
+}
+
+/// Appends `data` to `file`, or nothing of it: when a write fails part way (the disk filled up,
+/// a file size limit was reached), the part already appended is cut off again, so that the
+/// retry (or the next entry) does not glue a whole line onto a torn one. Only the tail that
+/// this call appended is cut, measured from the file's end at the failure (a file that is not
+/// a regular file cannot be cut; what reached it stays).
+fn append_whole(file: &mut File, data: &[u8], path: &Path) -> io::Result<()> {
+    let mut written = 0;
+    while let Some(rest) = data.get(written..).filter(|rest| !rest.is_empty()) {
+        match file.write(rest) {
+            Ok(0) => {
+                return Err(take_back(
+                    file,
+                    written,
+                    path,
+                    io::ErrorKind::WriteZero.into(),
+                ));
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(take_back(file, written, path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Cuts the `written` bytes a failed append left at the end of `file`; returns the write's
+/// error.
+fn take_back(file: &File, written: usize, path: &Path, error: io::Error) -> io::Error {
+    if written == 0 {
+        return error;
+    }
+    let cut = file.metadata().and_then(|meta| {
+        let len = meta.len();
+        match len.checked_sub(written as u64) {
+            Some(keep) if meta.is_file() => file.set_len(keep),
+            _ => Err(io::Error::other("not a regular file")),
+        }
+    });
+    if let Err(e) = cut {
+        tracing::error!(audit.file = %path.display(), error = %e, bytes = written,
+            "an audit entry was written in part and could not be cut off");
+    }
+    error
 }
 
 /// `file_path = "stdout"`.

@@ -280,8 +280,21 @@ struct Dev {
 
 impl Dev {
     async fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
+        Dev::start_under(&[], args, env).await
+    }
+
+    /// As [`Dev::start`], the server run by `launcher` (a command and its arguments, e.g.
+    /// `prlimit --fsize=N`) when it is not empty.
+    async fn start_under(launcher: &[&str], args: &[&str], env: &[(&str, &str)]) -> Dev {
         let home = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        let mut cmd = match launcher.split_first() {
+            Some((program, launcher_args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(launcher_args).arg(env!("CARGO_BIN_EXE_coffer"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_coffer")),
+        };
         cmd.args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
             .args(args)
             .env("HOME", home.path())
@@ -487,6 +500,121 @@ async fn lost_response_entries_reach_the_server_log_hashed_and_bounded() {
         .filter(|l| l.contains("audit device failed to log the response"))
         .count();
     assert!(attempts <= N, "{attempts} lines about failed attempts");
+}
+
+/// A file size limit reached by the audit log (`prlimit --fsize`, as `ulimit -f` or systemd's
+/// `LimitFSIZE` set it). The server stays up: SIGXFSZ does not end it, as it does not end
+/// Vault. Requests fail closed with 500. The log holds only whole entries: the part of the
+/// entry that hit the limit is cut off again. Every secret that exists has its request entry,
+/// and the device can still be listed and disabled, after which requests succeed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_size_limit_fails_requests_closed_and_leaves_only_whole_entries() {
+    const LIMIT: usize = 64 * 1024;
+    let fsize = format!("--fsize={LIMIT}");
+    let dev = Dev::start_under(&["prlimit", &fsize], &[], &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}/v1/{path}", dev.addr))
+            .header("X-Vault-Token", &dev.token)
+    };
+    let r = call(reqwest::Method::PUT, "sys/audit/file")
+        .json(&serde_json::json!({"type": "file",
+            "options": {"file_path": log.display().to_string()}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (mut answered, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..1000 {
+        let r = call(reqwest::Method::POST, &format!("secret/data/k{i}"))
+            .json(&serde_json::json!({"data": {"v": "x".repeat(100)}}))
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            answered.push(i);
+        } else {
+            assert_eq!(r.status(), 500);
+            assert_eq!(
+                r.json::<serde_json::Value>().await.unwrap(),
+                serde_json::json!({"errors": ["internal error"]})
+            );
+            refused.push(i);
+            if refused.len() == 5 {
+                break;
+            }
+        }
+    }
+    assert!(
+        !answered.is_empty() && refused.len() == 5,
+        "{answered:?} {refused:?}"
+    );
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.len() <= LIMIT && text.len() > LIMIT / 2,
+        "{}",
+        text.len()
+    );
+    assert!(text.ends_with('\n'), "the log ends in a torn entry");
+    let entries: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}")))
+        .collect();
+    let logged = |kind: &str, i: usize| {
+        entries.iter().any(|e| {
+            e["type"] == kind && e["request"]["path"] == format!("secret/data/k{i}").as_str()
+        })
+    };
+    for &i in &answered {
+        assert!(logged("request", i) && logged("response", i), "k{i}");
+    }
+
+    // The device can still be listed and disabled while every write to it fails.
+    let r = call(reqwest::Method::GET, "sys/audit")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = call(reqwest::Method::DELETE, "sys/audit/file")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Fail-closed: a refused write that took effect had its request entry accepted.
+    let mut took_effect = 0;
+    for &i in &refused {
+        let r = call(reqwest::Method::GET, &format!("secret/data/k{i}"))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => {
+                took_effect += 1;
+                assert!(
+                    logged("request", i),
+                    "k{i} written without its request entry"
+                );
+            }
+            404 => assert!(!logged("request", i), "k{i} logged, yet not run"),
+            other => panic!("k{i}: {other}"),
+        }
+    }
+    assert!(
+        took_effect < refused.len(),
+        "no request was refused before it ran"
+    );
+    let r = call(reqwest::Method::POST, "secret/data/after")
+        .json(&serde_json::json!({"data": {"v": "y"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let err = dev.stop().await;
+    assert!(!err.contains("could not be cut off"), "{err}");
+    assert!(!err.contains("xxxxxxxxxx"), "plaintext in the server log");
 }
 
 #[tokio::test]
