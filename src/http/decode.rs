@@ -393,13 +393,12 @@ pub async fn incoming(
         "GET" => (Operation::Read, query_map),
         "DELETE" => (Operation::Delete, query_map),
         "PATCH" => {
-            if !content_type
-                .as_deref()
-                .is_some_and(|c| c.starts_with("application/merge-patch+json"))
-            {
-                return Err(Error::UnsupportedMediaType(
-                    "PATCH requires Content-Type: application/merge-patch+json".into(),
-                ));
+            let media = media_type(content_type.as_deref().unwrap_or_default())
+                .map_err(|e| Error::bad(e.to_string()))?;
+            if media != MERGE_PATCH {
+                return Err(Error::UnsupportedMediaType(format!(
+                    "PATCH requires Content-Type of {MERGE_PATCH}, provided {media}"
+                )));
             }
             let bytes = read_body(body, state.options.max_request_size).await?;
             (
@@ -447,6 +446,46 @@ fn audited_headers(
             (!values.is_empty()).then(|| (name.clone(), *hmac, values))
         })
         .collect()
+}
+
+/// The only media type a PATCH body may have (JSON merge patch, RFC 7396).
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// The media type of a `Content-Type` value, lower-cased and without its parameters, or the
+/// error Go's `mime.ParseMediaType` gives for it (Vault answers a PATCH with either). As in
+/// Go, a lone token (`application`) is a media type too.
+fn media_type(value: &str) -> std::result::Result<String, &'static str> {
+    fn token(s: &str) -> (&str, &str) {
+        let end = s
+            .find(|c: char| {
+                !c.is_ascii() || c.is_ascii_control() || c == ' ' || "()<>@,;:\\\"/[]?=".contains(c)
+            })
+            .unwrap_or(s.len());
+        s.split_at(end)
+    }
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let (major, rest) = token(&media);
+    if major.is_empty() {
+        return Err("mime: no media type");
+    }
+    if !rest.is_empty() {
+        let Some(rest) = rest.strip_prefix('/') else {
+            return Err("mime: expected slash after first token");
+        };
+        let (minor, rest) = token(rest);
+        if minor.is_empty() {
+            return Err("mime: expected token after slash");
+        }
+        if !rest.is_empty() {
+            return Err("mime: unexpected content after media subtype");
+        }
+    }
+    Ok(media)
 }
 
 #[cfg(test)]

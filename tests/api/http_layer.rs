@@ -310,10 +310,20 @@ async fn invalid_wrap_ttl_headers_are_rejected() {
 #[tokio::test]
 async fn patch_requires_merge_patch_content_type() {
     let srv = TestServer::start().await;
+    // No Content-Type at all: Go's media type parser fails first (400), as in Vault.
     let rb = srv
         .client
         .patch(srv.url("cubbyhole/x"))
         .header("X-Vault-Token", &srv.root)
+        .body("{}");
+    let r = TestServer::finish(rb).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["mime: no media type"]);
+    let rb = srv
+        .client
+        .patch(srv.url("cubbyhole/x"))
+        .header("X-Vault-Token", &srv.root)
+        .header("Content-Type", "application/json")
         .body("{}");
     let r = TestServer::finish(rb).await;
     r.assert_status(415);

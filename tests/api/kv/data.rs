@@ -374,16 +374,63 @@ async fn patch_merges_into_the_current_version() {
     .await;
     r.assert_status(404);
     assert_eq!(r.text, "");
-    // Without the merge-patch Content-Type: 415.
-    let r = srv
-        .req(
-            "PATCH",
-            "secret/data/p",
-            Some(&srv.root),
-            Some(json!({"data": {"y": 1}})),
+    // Without the merge-patch Content-Type: 415, naming the media type given. The media type
+    // is compared whole, its case and parameters aside, as Go's mime.ParseMediaType reads it;
+    // none, or a malformed one, is a 400 in Go's words (compared with OpenBao 2.7.2). Each
+    // refusal changes nothing (version 3 stays the latest).
+    for (content_type, status, error) in [
+        (
+            "application/json",
+            415,
+            "PATCH requires Content-Type of application/merge-patch+json, provided application/json",
+        ),
+        (
+            "application/merge-patch+jsonx",
+            415,
+            "PATCH requires Content-Type of application/merge-patch+json, provided application/merge-patch+jsonx",
+        ),
+        (
+            "Application",
+            415,
+            "PATCH requires Content-Type of application/merge-patch+json, provided application",
+        ),
+        ("", 400, "mime: no media type"),
+        (
+            "application /x",
+            400,
+            "mime: expected slash after first token",
+        ),
+        ("application/", 400, "mime: expected token after slash"),
+        (
+            "application/merge-patch+json x",
+            400,
+            "mime: unexpected content after media subtype",
+        ),
+    ] {
+        let rb = srv
+            .client
+            .patch(srv.url("secret/data/p"))
+            .header("X-Vault-Token", &srv.root)
+            .header("Content-Type", content_type)
+            .body(json!({"data": {"y": 1}}).to_string());
+        let r = TestServer::finish(rb).await;
+        r.assert_status(status);
+        assert_eq!(r.body["errors"], json!([error]), "{content_type:?}");
+    }
+    assert_eq!(metadata(&srv, "secret", "p").await["current_version"], 3);
+    write(&srv, "secret", "ct", json!({"a": 1})).await;
+    let rb = srv
+        .client
+        .patch(srv.url("secret/data/ct"))
+        .header("X-Vault-Token", &srv.root)
+        .header(
+            "Content-Type",
+            "Application/Merge-Patch+JSON; charset=utf-8",
         )
-        .await;
-    r.assert_status(415);
+        .body(json!({"data": {"y": 1}}).to_string());
+    let r = TestServer::finish(rb).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["version"], 2);
     // Deleted latest version: 404 carrying that version's metadata.
     srv.delete("secret/data/p", &srv.root)
         .await
