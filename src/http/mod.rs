@@ -136,6 +136,19 @@ fn check_path(raw: &str) -> Option<PathProblem> {
         .then_some(PathProblem::Relative)
 }
 
+/// Whether this is a write (PUT, POST, PATCH) to a path ending in `/`, which Vault refuses
+/// before anything else, without a token too: was a key `x/` meant, or a key under `x/`
+/// forgotten? The normalised path has lost that slash, so the raw one is asked.
+fn writes_to_a_directory(method: &Method, raw: &str) -> bool {
+    matches!(method.as_str(), "PUT" | "POST" | "PATCH")
+        && decode::percent_decode(raw).is_some_and(|decoded| {
+            decoded
+                .trim_start_matches('/')
+                .strip_prefix("v1/")
+                .is_some_and(|rel| rel.ends_with('/'))
+        })
+}
+
 /// Go's `path.Clean` on a rooted path, keeping a trailing slash as `ServeMux` does:
 /// `/v1/a/../b/./c//` → `/v1/b/c/`.
 fn clean_path(raw: &str) -> String {
@@ -304,6 +317,11 @@ async fn serve_request(
         rejected(parts.uri.path(), &Error::NotFound).await;
         return error_response(&Error::NotFound);
     };
+    if writes_to_a_directory(&parts.method, parts.uri.path()) {
+        let e = Error::bad("cannot write to a path ending in '/'");
+        rejected(&path, &e).await;
+        return error_response(&e);
+    }
     if path == "sys" || path.starts_with("sys/") {
         facts.mount_type = Some("system");
     }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{Resp, TestServer};
 
 #[tokio::test]
 async fn responses_use_vault_envelope_and_exact_content_type() {
@@ -399,4 +399,60 @@ async fn garbage_requests_never_break_the_server() {
         .await
         .assert_status(404);
     srv.get("sys/health", &srv.root).await.assert_status(200);
+}
+
+/// A write to a path ending in `/` is refused before anything else, as Vault does (its core
+/// cannot tell whether a key `x/` or a key under `x/` was meant): 400 `cannot write to a path
+/// ending in '/'`, without a token too, and nothing is written. Compared with OpenBao 2.7.2 for
+/// kv, cubbyhole, sys/mounts and sys/policies/acl.
+#[tokio::test]
+async fn writes_to_a_path_ending_in_a_slash_are_refused_as_vault() {
+    let srv = TestServer::start().await;
+    let refused = |r: &Resp| {
+        r.assert_status(400);
+        assert_eq!(r.errors(), ["cannot write to a path ending in '/'"]);
+    };
+    for (method, path, body) in [
+        ("POST", "secret/data/x/", json!({"data": {"a": 1}})),
+        ("PUT", "secret/metadata/x/", json!({"max_versions": 2})),
+        ("POST", "cubbyhole/x/", json!({"a": "b"})),
+        ("POST", "sys/mounts/foo/", json!({"type": "kv"})),
+        (
+            "PUT",
+            "sys/policies/acl/p/",
+            json!({"policy": "path \"a\" {}"}),
+        ),
+        ("POST", "secret/data/x%2F", json!({"data": {"a": 1}})),
+    ] {
+        refused(
+            &srv.req(method, path, Some(&srv.root), Some(body.clone()))
+                .await,
+        );
+        refused(&srv.req(method, path, None, Some(body)).await);
+    }
+    let rb = srv
+        .client
+        .patch(srv.url("secret/data/x/"))
+        .header("X-Vault-Token", &srv.root)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(json!({"data": {"a": 1}}).to_string());
+    refused(&TestServer::finish(rb).await);
+    // Nothing was written.
+    srv.get("secret/data/x", &srv.root).await.assert_status(404);
+    srv.get("secret/metadata/x", &srv.root)
+        .await
+        .assert_status(404);
+    srv.get("cubbyhole/x", &srv.root).await.assert_status(404);
+    srv.get("sys/policies/acl/p", &srv.root)
+        .await
+        .assert_status(404);
+    let mounts = srv.get("sys/mounts", &srv.root).await;
+    assert!(mounts.body["data"].get("foo/").is_none());
+    // Without the slash the same writes go through; a list keeps its slash.
+    srv.post("cubbyhole/x", &srv.root, json!({"a": "b"}))
+        .await
+        .assert_status(204);
+    let r = srv.req("LIST", "cubbyhole/", Some(&srv.root), None).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["keys"], json!(["x"]));
 }

@@ -333,11 +333,15 @@ async fn revoke_prefix_revokes_every_token_of_a_mount() {
     srv.get("auth/token/lookup-self", &other)
         .await
         .assert_status(403);
-    // revoke-force of an unknown prefix: 204.
+    // revoke-force of an unknown prefix: 204. (The CLI sends `-prefix auth/nope/` without its
+    // trailing slash: a write to a path ending in `/` is refused, as in Vault.)
     srv.put("sys/leases/revoke-force/auth/nope/", &srv.root, json!({}))
         .await
+        .assert_status(400);
+    srv.put("sys/leases/revoke-force/auth/nope", &srv.root, json!({}))
+        .await
         .assert_status(204);
-    srv.put("sys/leases/revoke-force/auth/token/", &srv.root, json!({}))
+    srv.put("sys/leases/revoke-force/auth/token", &srv.root, json!({}))
         .await
         .assert_status(204);
     // That revoked every token-store token, the caller's root token included.
