@@ -116,14 +116,19 @@ async fn tune_reads_and_writes_ttls() {
         srv.get("sys/mounts", &srv.root).await.body["data"]["cubbyhole/"]["config"]["default_lease_ttl"],
         3600
     );
-    // Invalid tunes change nothing.
-    srv.post(
-        "sys/mounts/cubbyhole/tune",
-        &srv.root,
-        json!({"default_lease_ttl": "3h"}),
-    )
-    .await
-    .assert_status(400);
+    // Invalid tunes change nothing; the messages are Vault's (compared with OpenBao 2.7.2).
+    let r = srv
+        .post(
+            "sys/mounts/cubbyhole/tune",
+            &srv.root,
+            json!({"default_lease_ttl": "3h"}),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        ["backend max lease TTL of 7200 would be less than backend default lease TTL of 10800"]
+    );
     srv.post(
         "sys/mounts/cubbyhole/tune",
         &srv.root,
@@ -134,6 +139,47 @@ async fn tune_reads_and_writes_ttls() {
     assert_eq!(
         srv.get("sys/mounts/cubbyhole/tune", &srv.root).await.body["data"]["default_lease_ttl"],
         3600
+    );
+    let r = srv.get("sys/auth/nope/tune", &srv.root).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["cannot fetch sysview for path \"auth/nope/\""]);
+    // A maximum above the system's is the mount's own limit, as in Vault.
+    srv.post(
+        "sys/mounts/cubbyhole/tune",
+        &srv.root,
+        json!({"max_lease_ttl": "2000000h"}),
+    )
+    .await
+    .assert_status(204);
+    assert_eq!(
+        srv.get("sys/mounts/cubbyhole/tune", &srv.root).await.body["data"]["max_lease_ttl"],
+        7_200_000_000_i64
+    );
+    // Enabling checks the default against the given maximum, else the system's.
+    for (config, msg) in [
+        (
+            json!({"default_lease_ttl": "2h", "max_lease_ttl": "1h"}),
+            "given default lease TTL greater than given max lease TTL".to_string(),
+        ),
+        (
+            json!({"default_lease_ttl": "2000000h"}),
+            "given default lease TTL greater than system max lease TTL of 2764800".to_string(),
+        ),
+    ] {
+        let r = srv
+            .post(
+                "sys/mounts/ttl",
+                &srv.root,
+                json!({"type": "kv", "config": config}),
+            )
+            .await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), [msg]);
+    }
+    assert!(
+        srv.get("sys/mounts", &srv.root).await.body["data"]
+            .get("ttl/")
+            .is_none()
     );
     // Auth mount tune affects token TTLs issued by the token store.
     srv.post(

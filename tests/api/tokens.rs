@@ -637,3 +637,53 @@ async fn token_create_input_errors_match_vault() {
         assert_eq!(r.errors(), [msg], "{body}");
     }
 }
+
+/// The token endpoints' answers to missing or unknown input, in Vault's words (checked against
+/// Vault's token store source and OpenBao 2.7.2): a lookup without a token looks up the caller,
+/// a renewal without one wants a `token ID`, accessor errors come in Go's multierror text,
+/// `type` is not echoed, and `role_name` is only a field of `create/<role>`.
+#[tokio::test]
+async fn token_endpoint_errors_and_fallbacks_as_vault() {
+    let srv = TestServer::start().await;
+    let r = srv.post("auth/token/lookup", &srv.root, json!({})).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["id"], srv.root.as_str());
+    let r = srv.post("auth/token/renew", &srv.root, json!({})).await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["missing token ID"]);
+    for path in [
+        "auth/token/lookup-accessor",
+        "auth/token/renew-accessor",
+        "auth/token/revoke-accessor",
+    ] {
+        let r = srv.post(path, &srv.root, json!({})).await;
+        r.assert_status(400);
+        assert_eq!(
+            r.errors(),
+            ["1 error occurred:\n\t* missing accessor\n\n"],
+            "{path}"
+        );
+    }
+    for path in ["auth/token/lookup-accessor", "auth/token/renew-accessor"] {
+        let r = srv.post(path, &srv.root, json!({"accessor": "nope"})).await;
+        r.assert_status(400);
+        assert_eq!(
+            r.errors(),
+            ["1 error occurred:\n\t* invalid accessor\n\n"],
+            "{path}"
+        );
+    }
+    let r = srv
+        .post("auth/token/create", &srv.root, json!({"type": "bogus"}))
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["invalid 'token_type' value"]);
+    let r = srv
+        .post("auth/token/create", &srv.root, json!({"role_name": "x"}))
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.body["warnings"],
+        json!(["Endpoint ignored these unrecognized parameters: [role_name]"])
+    );
+}

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::SystemBackend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, multierror};
 use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
 use crate::token::TokenEntry;
 
@@ -52,12 +52,17 @@ impl SystemBackend {
             // Vault refuses a token whose last use this very request spent.
             Who::Caller => match req.token.as_deref() {
                 Some(t) if t.num_uses == crate::token::REVOCATION_PENDING => {
-                    return Err(Error::bad("1 error occurred:\n\t* invalid token\n\n"));
+                    return Err(Error::bad(multierror("invalid token")));
                 }
                 t => t.cloned(),
             },
+            // Vault answers a missing token with a 500 and an unknown one with a 400, after
+            // the check for paths.
             Who::Token => {
                 let tok = d.get_str("token")?.unwrap_or_default();
+                if tok.is_empty() {
+                    return Err(Error::Coded(500, multierror("no token found")));
+                }
                 core.tokens.lookup(&tok).await?
             }
             Who::Accessor => {
@@ -69,7 +74,7 @@ impl SystemBackend {
                     core.tokens
                         .lookup_accessor(&acc)
                         .await?
-                        .ok_or_else(|| Error::bad("invalid accessor"))?,
+                        .ok_or_else(|| Error::bad(multierror("invalid accessor")))?,
                 )
             }
         };
@@ -78,15 +83,15 @@ impl SystemBackend {
         if paths.is_empty() {
             return Err(Error::bad("paths must be supplied"));
         }
+        let Some(entry) = entry else {
+            return Err(Error::bad(multierror("invalid token")));
+        };
         let mut data = Map::new();
         for p in &paths {
-            let caps = match &entry {
-                None => vec!["deny".to_string()],
-                Some(e) => core
-                    .policies
-                    .acl_for(&e.policies)?
-                    .capabilities(p.trim_start_matches('/')),
-            };
+            let caps = core
+                .policies
+                .acl_for(&entry.policies)?
+                .capabilities(p.trim_start_matches('/'));
             data.insert(p.clone(), json!(caps));
         }
         if paths.len() == 1

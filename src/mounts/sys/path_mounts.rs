@@ -236,7 +236,7 @@ impl SystemBackend {
                     .map(str::to_string);
             }
         }
-        validate_ttls(&config, core.config.max_lease_ttl)?;
+        validate_enable_ttls(&config, core.config.max_lease_ttl)?;
         let accessor_prefix = match table {
             MountTableKind::Secret => kind.clone(),
             MountTableKind::Auth => format!("auth_{kind}"),
@@ -294,9 +294,10 @@ impl SystemBackend {
         let path = clean_path(&d.get_str("path")?.unwrap_or_default())?;
         let core = self.core()?;
         let t = core.mount_table();
-        let Some(m) = t.get(&api_path(table, &path)) else {
+        let full = api_path(table, &path);
+        let Some(m) = t.get(&full) else {
             return Err(Error::bad(format!(
-                "cannot fetch sysview for path {path:?}"
+                "cannot fetch sysview for path {full:?}"
             )));
         };
         let (def, max) = core.mount_ttls(&m.entry);
@@ -333,7 +334,6 @@ impl SystemBackend {
     ) -> Result<Option<Response>> {
         let path = clean_path(&d.get_str("path")?.unwrap_or_default())?;
         let core = self.core()?;
-        let max_system = core.config.max_lease_ttl;
         let default_ttl = d
             .get_raw("default_lease_ttl")
             .map(|v| duration_value("default_lease_ttl", v))
@@ -361,7 +361,7 @@ impl SystemBackend {
             if let Some(v) = max_ttl {
                 e.config.max_lease_ttl = v;
             }
-            validate_ttls(&e.config, max_system)?;
+            validate_tuned_ttls(&e.config)?;
             if let Some(v) = description {
                 e.description = v;
             }
@@ -403,21 +403,31 @@ impl SystemBackend {
     }
 }
 
-fn validate_ttls(c: &MountConfig, system_max: i64) -> Result<()> {
-    let max = if c.max_lease_ttl > 0 {
-        c.max_lease_ttl
-    } else {
-        system_max
-    };
-    if c.max_lease_ttl > system_max {
+/// The TTL checks of an enable, in Vault's words: a default above the given maximum, or above
+/// the system maximum when no maximum is given. (A maximum above the system's is allowed, as
+/// in Vault: it is the mount's own limit.)
+fn validate_enable_ttls(c: &MountConfig, system_max: i64) -> Result<()> {
+    if c.max_lease_ttl != 0 && c.default_lease_ttl > c.max_lease_ttl {
         return Err(Error::bad(
-            "given max_lease_ttl is greater than system max lease TTL",
+            "given default lease TTL greater than given max lease TTL",
         ));
     }
-    if c.default_lease_ttl > max {
-        return Err(Error::bad(
-            "given default_lease_ttl is greater than the max_lease_ttl",
-        ));
+    if c.max_lease_ttl == 0 && c.default_lease_ttl > system_max {
+        return Err(Error::bad(format!(
+            "given default lease TTL greater than system max lease TTL of {system_max}"
+        )));
+    }
+    Ok(())
+}
+
+/// The TTL check of a tune, in Vault's words: with both set, the maximum may not fall below
+/// the default.
+fn validate_tuned_ttls(c: &MountConfig) -> Result<()> {
+    let (def, max) = (c.default_lease_ttl, c.max_lease_ttl);
+    if def != 0 && max != 0 && max < def {
+        return Err(Error::bad(format!(
+            "backend max lease TTL of {max} would be less than backend default lease TTL of {def}"
+        )));
     }
     Ok(())
 }

@@ -35,7 +35,6 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
             .field("num_uses", T::Int, "Number of uses (0 = unlimited).")
             .field("type", T::Str, "service or batch.")
             .field("entity_alias", T::Str, "Entity alias (roles only).")
-            .field("role_name", T::Str, "Token role.")
     };
     vec![
         fields(P::new("create$")).on(Op::Update, |b, r, d| {
@@ -44,7 +43,9 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
         fields(P::new("create-orphan$")).on(Op::Update, |b, r, d| {
             Box::pin(b.token_create(r, d, true, None))
         }),
+        // Only here is `role_name` a field; sent to `create` it is ignored with a warning.
         fields(P::new(&format!("create/{ROLE_NAME}$")))
+            .field("role_name", T::Str, "Token role.")
             .on(Op::Update, |b, r, d| Box::pin(b.token_create_role(r, d))),
     ]
 }
@@ -182,9 +183,8 @@ impl TokenBackend {
         let sudo = self.caller_has_sudo(req)?;
         let requested_type = d.get_str("type")?.unwrap_or_default();
         if !matches!(requested_type.as_str(), "service" | "batch" | "") {
-            return Err(Error::bad(format!(
-                "invalid 'token_type' value {requested_type:?}"
-            )));
+            // Vault names the value for a role's token_type, not here.
+            return Err(Error::bad("invalid 'token_type' value"));
         }
         // A role decides or defaults the type; a batch token is refused after the policy checks.
         let batch = match role.as_ref().map(|r| r.token_type.as_str()) {

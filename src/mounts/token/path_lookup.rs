@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::TokenBackend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, multierror};
 use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
 use crate::token::TokenEntry;
 use crate::token::ttl::{TtlInputs, calculate_ttl};
@@ -67,10 +67,9 @@ impl TokenBackend {
 
     async fn lookup(&self, req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
         let core = self.core()?;
-        let tok = match d.get_str("token")?.filter(|t| !t.is_empty()) {
-            Some(t) => t,
-            None if req.operation == Op::Read => return self.lookup_self(req, d).await,
-            None => return Err(Error::bad("missing token")),
+        // Without a token in the body Vault looks up the caller's own, whatever the operation.
+        let Some(tok) = d.get_str("token")?.filter(|t| !t.is_empty()) else {
+            return self.lookup_self(req, d).await;
         };
         let entry = core
             .tokens
@@ -95,13 +94,13 @@ impl TokenBackend {
         let core = self.core()?;
         let acc = d.get_str("accessor")?.unwrap_or_default();
         if acc.is_empty() {
-            return Err(Error::bad("missing accessor"));
+            return Err(Error::bad(multierror("missing accessor")));
         }
         let entry = core
             .tokens
             .lookup_accessor(&acc)
             .await?
-            .ok_or_else(|| Error::bad("1 error occurred:\n\t* invalid accessor\n\n"))?;
+            .ok_or_else(|| Error::bad(multierror("invalid accessor")))?;
         Ok(Some(Response::data(entry.lookup_data(
             "",
             &acc,
@@ -129,7 +128,7 @@ impl TokenBackend {
             Which::Token => {
                 let tok = d.get_str("token")?.unwrap_or_default();
                 if tok.is_empty() {
-                    return Err(Error::bad("missing token"));
+                    return Err(Error::bad("missing token ID"));
                 }
                 (
                     core.tokens
@@ -141,11 +140,14 @@ impl TokenBackend {
             }
             Which::Accessor => {
                 let acc = d.get_str("accessor")?.unwrap_or_default();
+                if acc.is_empty() {
+                    return Err(Error::bad(multierror("missing accessor")));
+                }
                 let e = core
                     .tokens
                     .lookup_accessor(&acc)
                     .await?
-                    .ok_or_else(|| Error::bad("invalid accessor"))?;
+                    .ok_or_else(|| Error::bad(multierror("invalid accessor")))?;
                 (e, String::new())
             }
         };

@@ -1,7 +1,7 @@
 //! `auth/token/revoke*`: the whole subtree, or just the token (`revoke-orphan`).
 
 use super::TokenBackend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, multierror};
 use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
 
 type P = PathSpec<TokenBackend>;
@@ -43,7 +43,7 @@ impl TokenBackend {
     async fn revoke_accessor(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
         let acc = d.get_str("accessor")?.unwrap_or_default();
         if acc.is_empty() {
-            return Err(Error::bad("missing accessor"));
+            return Err(Error::bad(multierror("missing accessor")));
         }
         let core = self.core()?;
         // Like Vault, a token whose revocation is pending (or that has expired) is revoked too.
