@@ -307,6 +307,17 @@ pub struct TokenStore {
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// What [`TokenStore::tidy`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tidied {
+    /// Accessor index entries of tokens that are gone.
+    pub accessors: usize,
+    /// Parent links whose child is gone or names another parent.
+    pub parent_links: usize,
+    /// Mount and lease index entries of tokens that are gone.
+    pub index_entries: usize,
+}
+
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn base62_char(i: usize) -> char {
@@ -767,6 +778,87 @@ impl TokenStore {
         self.storage.batch(ops).await?;
         self.count_leases(&entry, -1);
         Ok(())
+    }
+
+    /// Vault's `auth/token/tidy`: removes index entries left naming tokens that are gone
+    /// (accessor, parent, mount and lease links) and returns, with their counts, the tokens that
+    /// still name a parent that is gone (what an interrupted revocation leaves): the caller
+    /// revokes those, as Vault does. Creation and revocation write a token with its index
+    /// entries in one batch, so on a healthy store this finds nothing.
+    pub async fn tidy(&self) -> Result<(Tidied, Vec<String>)> {
+        let mut done = Tidied::default();
+        for idx in self.storage.list(ACCESSOR_PREFIX).await? {
+            let path = format!("{ACCESSOR_PREFIX}{idx}");
+            let Some(bytes) = self.storage.get(&path).await? else {
+                continue;
+            };
+            let Ok((key, _)) = AccessorIndex::decode(&bytes) else {
+                continue;
+            };
+            if self.remove_if_gone(&key, &path).await? {
+                done.accessors += 1;
+            }
+        }
+        let mut orphans = Vec::new();
+        for parent in self.storage.list(PARENT_PREFIX).await? {
+            let parent = parent.trim_end_matches('/');
+            for child in self
+                .storage
+                .list(&folder(&format!("{PARENT_PREFIX}{parent}")))
+                .await?
+            {
+                let child = child.trim_end_matches('/');
+                let guard = self.storage.lock(&entry_path(child)).await;
+                match self.load(child).await? {
+                    Some(e) if e.parent_key.as_deref() == Some(parent) => {
+                        drop(guard);
+                        if self.load(parent).await?.is_none() {
+                            orphans.push(child.to_string());
+                        }
+                    }
+                    _ => {
+                        self.storage
+                            .delete(&format!("{PARENT_PREFIX}{parent}/{child}"))
+                            .await?;
+                        done.parent_links += 1;
+                    }
+                }
+            }
+        }
+        for link in self.storage.list_recursive(MOUNT_PREFIX).await? {
+            // `mount/<mount accessor>/<token key>`
+            let Some((_, key)) = link.rsplit_once('/') else {
+                continue;
+            };
+            if self.remove_if_gone(key, &link).await? {
+                done.index_entries += 1;
+            }
+        }
+        for link in self.storage.list_recursive(LEASE_PREFIX).await? {
+            // `lease/<creation path>/h<token key>`
+            let Some(key) = link
+                .rsplit_once('/')
+                .and_then(|(_, last)| last.strip_prefix('h'))
+            else {
+                continue;
+            };
+            if self.remove_if_gone(key, &link).await? {
+                done.index_entries += 1;
+            }
+        }
+        Ok((done, orphans))
+    }
+
+    /// Deletes the index entry `path` if the token `key` is gone; checked under the token's
+    /// lock, as every change of a token is made.
+    async fn remove_if_gone(&self, key: &str, path: &str) -> Result<bool> {
+        let entry = entry_path(key);
+        let _guard = self.storage.lock(&entry).await;
+        if self.storage.get(&entry).await?.is_some() {
+            return Ok(false);
+        }
+        self.storage.delete(path).await?;
+        Ok(true)
     }
 
     /// The token roles' storage (`roles/<name>`, names as given: Vault keeps their case).

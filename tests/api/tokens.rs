@@ -687,3 +687,78 @@ async fn token_endpoint_errors_and_fallbacks_as_vault() {
         json!(["Endpoint ignored these unrecognized parameters: [role_name]"])
     );
 }
+
+/// `auth/token/tidy` (Vault's 202 and warning): on a healthy store it changes nothing; index
+/// entries left naming tokens that are gone (accessor, parent, mount and lease links) are
+/// removed, and a token whose parent is gone although it still names it (what an interrupted
+/// revocation leaves) is revoked, while every other token keeps working. The broken state is
+/// written straight into the real store, as a crash would leave it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidy_repairs_dangling_index_entries_and_revokes_orphaned_children() {
+    let srv = TestServer::start().await;
+    let store = srv.core.storage("sys/token/");
+    let create = |token: String| {
+        let srv = &srv;
+        async move {
+            let r = srv
+                .post("auth/token/create", &token, json!({"policies": ["root"]}))
+                .await;
+            r.assert_status(200);
+            r.body["auth"]["client_token"].as_str().unwrap().to_string()
+        }
+    };
+    let parent = create(srv.root.clone()).await;
+    let child = create(parent.clone()).await;
+    let other = create(srv.root.clone()).await;
+    let tidy = async || {
+        let r = srv.post("auth/token/tidy", &srv.root, json!({})).await;
+        r.assert_status(202);
+        assert_eq!(
+            r.body["warnings"],
+            json!([
+                "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."
+            ])
+        );
+    };
+    let healthy = store.list_recursive("").await.unwrap();
+    tidy().await;
+    assert_eq!(store.list_recursive("").await.unwrap(), healthy);
+
+    let accessors = store.list("accessor/").await.unwrap().len();
+    let parent_key = srv.core.tokens.key_of(&parent);
+    let injected = [
+        "accessor/0123456789abcdef".to_string(),
+        format!("parent/{parent_key}/gone"),
+        "mount/auth_token_0000/gone".to_string(),
+        "lease/auth/token/create/hgone".to_string(),
+    ];
+    for key in &injected {
+        store.put(key, b"gone".to_vec()).await.unwrap();
+    }
+    // The parent's entry alone disappears, as if its revocation stopped half way.
+    store.delete(&format!("id/{parent_key}")).await.unwrap();
+    tidy().await;
+    for key in &injected {
+        assert_eq!(store.get(key).await.unwrap(), None, "{key} left");
+    }
+    let remaining = store.list_recursive("").await.unwrap();
+    assert!(
+        !remaining.iter().any(|k| k.contains(&parent_key)),
+        "{remaining:?}"
+    );
+    // The parent's accessor went as a dangling entry, the child's with its revocation.
+    assert_eq!(store.list("accessor/").await.unwrap().len(), accessors - 2);
+    srv.get("auth/token/lookup-self", &child)
+        .await
+        .assert_status(403);
+    srv.get("auth/token/lookup-self", &other)
+        .await
+        .assert_status(200);
+    srv.get("auth/token/lookup-self", &srv.root)
+        .await
+        .assert_status(200);
+    // Nothing is left to repair.
+    let after = store.list_recursive("").await.unwrap();
+    tidy().await;
+    assert_eq!(store.list_recursive("").await.unwrap(), after);
+}

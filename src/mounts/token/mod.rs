@@ -1,4 +1,5 @@
-//! `auth/token/`: the token store's HTTP face — create, lookup, renew, revoke and token roles.
+//! `auth/token/`: the token store's HTTP face — create, lookup, renew, revoke, token roles and
+//! tidy.
 //!
 //! The data layer is `crate::token::TokenStore`; this backend applies Vault's rules on top
 //! (policy subset rule, sudo-gated options, TTL computation, revocation modes).
@@ -7,6 +8,7 @@ mod path_create;
 mod path_lookup;
 mod path_revoke;
 mod path_roles;
+mod path_tidy;
 
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ use crate::token::TokenEntry;
 pub struct TokenBackend {
     core: CoreRef,
     table: PathTable<TokenBackend>,
+    /// A tidy pass is running (`auth/token/tidy`).
+    tidying: std::sync::atomic::AtomicBool,
 }
 
 impl TokenBackend {
@@ -29,8 +33,10 @@ impl TokenBackend {
         paths.extend(path_lookup::paths());
         paths.extend(path_revoke::paths());
         paths.extend(path_roles::paths());
+        paths.extend(path_tidy::paths());
         TokenBackend {
             core: CoreRef::new(core),
+            tidying: std::sync::atomic::AtomicBool::new(false),
             table: PathTable::new(paths)
                 .description("The token store: creates, looks up, renews and revokes tokens."),
         }
