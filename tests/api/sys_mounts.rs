@@ -333,3 +333,26 @@ async fn kv_preflight_follows_vaults_authorisation_rule() {
         .await;
     r.assert_status(403);
 }
+
+/// `GET sys/mounts/<path>` and `sys/auth/<path>` read one mount, its fields also at the top
+/// level as everything under those routes carries them in Vault; a missing mount is Vault's
+/// 400 (compared with OpenBao 2.7.2).
+#[tokio::test]
+async fn reading_one_mount_as_vault() {
+    let srv = TestServer::start().await;
+    for (path, kind) in [("sys/mounts/secret", "kv"), ("sys/auth/token", "token")] {
+        let r = srv.get(path, &srv.root).await;
+        r.assert_status(200);
+        assert_eq!(r.body["data"]["type"], kind, "{path}");
+        assert_eq!(r.body["type"], kind, "{path}");
+        assert_eq!(r.body["accessor"], r.body["data"]["accessor"], "{path}");
+    }
+    for (path, msg) in [
+        ("sys/mounts/nope", "No secret engine mount at nope/"),
+        ("sys/auth/nope", "No auth engine at nope/"),
+    ] {
+        let r = srv.get(path, &srv.root).await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), [msg], "{path}");
+    }
+}

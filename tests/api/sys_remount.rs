@@ -74,7 +74,9 @@ async fn a_secret_engine_moves_with_its_data_and_the_status_reports_success() {
     for k in ["uuid", "accessor", "type", "options"] {
         assert_eq!(after.body["data"][k], before[k], "{k}");
     }
-    s.get("sys/mounts/a", &root).await.assert_status(404);
+    let gone = s.get("sys/mounts/a", &root).await;
+    gone.assert_status(400);
+    assert_eq!(gone.errors(), ["No secret engine mount at a/"]);
     assert_eq!(
         s.get("b/c/data/x", &root).await.body["data"]["data"]["k"],
         "v"

@@ -150,9 +150,15 @@ impl SystemBackend {
         let core = self.core()?;
         let t = core.mount_table();
         let Some(m) = t.get(&api_path(table, &path)) else {
-            return Ok(None);
+            return Err(Error::bad(match table {
+                MountTableKind::Secret => format!("No secret engine mount at {path}"),
+                MountTableKind::Auth => format!("No auth engine at {path}"),
+            }));
         };
-        Ok(Some(Response::json(m.entry.to_json())))
+        // Everything under sys/mounts/ and sys/auth/ also carries its data at the top level.
+        let mut resp = Response::json(m.entry.to_json());
+        resp.inject_top_level = true;
+        Ok(Some(resp))
     }
 
     async fn mount_enable(
