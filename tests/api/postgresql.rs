@@ -5,11 +5,12 @@
 //! these tests fail (they never pass silently). Each test uses a table of its own.
 
 use crate::production::crash::{
-    assert_acknowledged_writes_readable, call, free_port, write_until_killed,
+    assert_acknowledged_writes_readable, call, free_port, init_unseal_mount, terminate, unseal,
+    write_until_killed,
 };
 use coffer::physical::PhysicalBackend;
 use coffer::physical::postgresql::{PostgresqlBackend, PostgresqlOptions};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 
@@ -143,35 +144,7 @@ async fn postgresql_server_sigkill_loses_no_acknowledged_write() {
     let base = format!("http://127.0.0.1:{port}/v1");
     let c = reqwest::Client::new();
     let mut child = start(&config, &url);
-    let (st, init) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/sys/init"),
-        None,
-        json!({"secret_shares": 1, "secret_threshold": 1}),
-    )
-    .await;
-    assert_eq!(st, 200, "{init}");
-    let key = init["keys"][0].as_str().unwrap().to_string();
-    let root = init["root_token"].as_str().unwrap().to_string();
-    let (st, body) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/sys/unseal"),
-        None,
-        json!({"key": key}),
-    )
-    .await;
-    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
-    let (st, _) = call(
-        &c,
-        reqwest::Method::POST,
-        format!("{base}/sys/mounts/secret"),
-        Some(&root),
-        json!({"type": "kv-v2"}),
-    )
-    .await;
-    assert_eq!(st, 204);
+    let (key, root) = init_unseal_mount(&c, &base).await;
 
     let acked = write_until_killed(&c, &base, &root, &mut child, "k_").await;
     assert!(
@@ -180,16 +153,8 @@ async fn postgresql_server_sigkill_loses_no_acknowledged_write() {
         acked.len()
     );
 
-    let mut child = start(&config, &url);
-    let (st, body) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/sys/unseal"),
-        None,
-        json!({"key": key}),
-    )
-    .await;
-    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+    let child = start(&config, &url);
+    unseal(&c, &base, &key).await;
     assert_acknowledged_writes_readable(&c, &base, &root, &acked).await;
     let (st, body) = call(
         &c,
@@ -206,11 +171,7 @@ async fn postgresql_server_sigkill_loses_no_acknowledged_write() {
         listed >= from_w0,
         "listed {listed} < acknowledged {from_w0}"
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    terminate(child);
 }
 
 /// Runs the server until it exits (it should refuse to start); its stderr and stdout.

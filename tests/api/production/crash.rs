@@ -66,6 +66,41 @@ pub(crate) async fn call(
     }
 }
 
+/// Stops the server with SIGTERM and waits for it.
+pub(crate) fn terminate(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+/// Unseals the server at `base` with its one key share and asserts that it is unsealed.
+pub(crate) async fn unseal(c: &reqwest::Client, base: &str, key: &str) {
+    let (st, body) = call(
+        c,
+        reqwest::Method::PUT,
+        format!("{base}/sys/unseal"),
+        None,
+        json!({"key": key}),
+    )
+    .await;
+    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+}
+
+/// The status of one more kv write (`secret/data/late`).
+async fn write_late(c: &reqwest::Client, base: &str, root: &str) -> u16 {
+    call(
+        c,
+        reqwest::Method::PUT,
+        format!("{base}/secret/data/late"),
+        Some(root),
+        json!({"data": {"i": 0}}),
+    )
+    .await
+    .0
+}
+
 /// A server config over `dir/data` on a free port; returns the config file and the API base.
 fn file_store_config(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let port = free_port();
@@ -83,7 +118,7 @@ fn file_store_config(dir: &std::path::Path) -> (std::path::PathBuf, String) {
 
 /// Initialises (one share) and unseals the server at `base` and mounts kv-v2 at `secret/`;
 /// returns the unseal key and the root token.
-async fn init_unseal_mount(c: &reqwest::Client, base: &str) -> (String, String) {
+pub(crate) async fn init_unseal_mount(c: &reqwest::Client, base: &str) -> (String, String) {
     let (st, init) = call(
         c,
         reqwest::Method::PUT,
@@ -95,15 +130,7 @@ async fn init_unseal_mount(c: &reqwest::Client, base: &str) -> (String, String) 
     assert_eq!(st, 200, "{init}");
     let key = init["keys"][0].as_str().unwrap().to_string();
     let root = init["root_token"].as_str().unwrap().to_string();
-    let (st, body) = call(
-        c,
-        reqwest::Method::PUT,
-        format!("{base}/sys/unseal"),
-        None,
-        json!({"key": key}),
-    )
-    .await;
-    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+    unseal(c, base, &key).await;
     let (st, _) = call(
         c,
         reqwest::Method::POST,
@@ -126,7 +153,7 @@ async fn a_file_size_limit_on_the_store_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let (config, base) = file_store_config(dir.path());
     let c = reqwest::Client::new();
-    let mut child = start_under(&["prlimit", "--fsize=1000000"], &config);
+    let child = start_under(&["prlimit", "--fsize=1000000"], &config);
     let (key, root) = init_unseal_mount(&c, &base).await;
 
     let mut writers = Vec::new();
@@ -169,46 +196,14 @@ async fn a_file_size_limit_on_the_store_loses_no_acknowledged_write() {
     )
     .await;
     assert_eq!(st, 200);
-    let (st, _) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/secret/data/late"),
-        Some(&root),
-        json!({"data": {"i": 0}}),
-    )
-    .await;
-    assert_eq!(st, 500);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    assert_eq!(write_late(&c, &base, &root).await, 500);
+    terminate(child);
 
-    let mut child = start(&config);
-    let (st, body) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/sys/unseal"),
-        None,
-        json!({"key": key}),
-    )
-    .await;
-    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+    let child = start(&config);
+    unseal(&c, &base, &key).await;
     assert_acknowledged_writes_readable(&c, &base, &root, &acked).await;
-    let (st, _) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/secret/data/late"),
-        Some(&root),
-        json!({"data": {"i": 0}}),
-    )
-    .await;
-    assert_eq!(st, 200);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    assert_eq!(write_late(&c, &base, &root).await, 200);
+    terminate(child);
 }
 
 #[tokio::test]
@@ -226,22 +221,10 @@ async fn sigkill_loses_no_acknowledged_write() {
         acked.len()
     );
 
-    let mut child = start(&config);
-    let (st, body) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{base}/sys/unseal"),
-        None,
-        json!({"key": key}),
-    )
-    .await;
-    assert_eq!((st, body["sealed"].clone()), (200, json!(false)), "{body}");
+    let child = start(&config);
+    unseal(&c, &base, &key).await;
     assert_acknowledged_writes_readable(&c, &base, &root, &acked).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    terminate(child);
 }
 
 /// Four concurrent kv-v2 writers (keys `w<n>/<infix><i>`) record what the server acknowledged;
