@@ -356,3 +356,72 @@ async fn reading_one_mount_as_vault() {
         assert_eq!(r.errors(), [msg], "{path}");
     }
 }
+
+/// Tuning a mount's options as Vault does (compared with OpenBao 2.7.2): the version must
+/// parse and be 1 or 2 and may not go down, each refusal changing nothing; the other options
+/// are merged into the mount's, an empty value removing one. Before, any version was stored
+/// and the given options replaced the mount's.
+#[tokio::test]
+async fn tuning_mount_options_as_vault() {
+    let srv = TestServer::start().await;
+    srv.post("sys/mounts/kv1", &srv.root, json!({"type": "kv"}))
+        .await
+        .assert_status(204);
+    let options =
+        async || srv.get("sys/mounts", &srv.root).await.body["data"]["kv1/"]["options"].clone();
+    let before = options().await;
+    for (given, msg) in [
+        (json!({"version": "3"}), "invalid version provided: 3"),
+        (
+            json!({"version": "x"}),
+            "unable to parse options: strconv.ParseInt: parsing \"x\": invalid syntax",
+        ),
+    ] {
+        let r = srv
+            .post("sys/mounts/kv1/tune", &srv.root, json!({"options": given}))
+            .await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), [msg]);
+        assert_eq!(options().await, before);
+    }
+    srv.post(
+        "sys/mounts/kv1/tune",
+        &srv.root,
+        json!({"options": {"foo": "bar"}}),
+    )
+    .await
+    .assert_status(204);
+    let r = srv
+        .post(
+            "sys/mounts/kv1/tune",
+            &srv.root,
+            json!({"options": {"version": "2"}}),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.body["warnings"],
+        json!([
+            "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly."
+        ])
+    );
+    assert_eq!(options().await, json!({"foo": "bar", "version": "2"}));
+    srv.post(
+        "sys/mounts/kv1/tune",
+        &srv.root,
+        json!({"options": {"foo": ""}}),
+    )
+    .await
+    .assert_status(204);
+    assert_eq!(options().await, json!({"version": "2"}));
+    let r = srv
+        .post(
+            "sys/mounts/kv1/tune",
+            &srv.root,
+            json!({"options": {"version": "1"}}),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), ["cannot downgrade mount from version 2"]);
+    assert_eq!(options().await, json!({"version": "2"}));
+}

@@ -371,30 +371,42 @@ impl SystemBackend {
             if let Some(v) = description {
                 e.description = v;
             }
-            if let Some(mut o) = options {
-                if e.kind == "kv" {
-                    let current = e
-                        .options
-                        .as_ref()
-                        .and_then(|x| x.get("version"))
-                        .cloned()
-                        .unwrap_or_else(|| "1".into());
-                    let version = o.get("version").cloned().unwrap_or_else(|| current.clone());
-                    // kv upgrades v1 data on the first v2 request; it cannot go back.
-                    match (current.as_str(), version.as_str()) {
-                        ("2", "1") => {
-                            return Err(Error::bad("cannot downgrade mount from version 2"));
-                        }
-                        ("1", "2") => {
-                            warning = Some(
-                                "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly.",
-                            );
-                        }
-                        _ => {}
+            if let Some(o) = options {
+                if let Some(v) = o.get("version") {
+                    // A kv mount without a version option is version 1.
+                    let current = match e.options.as_ref().and_then(|x| x.get("version")) {
+                        Some(c) => go_parse_int(c).unwrap_or(1),
+                        None if e.kind == "kv" => 1,
+                        None => 0,
+                    };
+                    let wanted = go_parse_int(v)
+                        .map_err(|err| Error::bad(format!("unable to parse options: {err}")))?;
+                    if !matches!(wanted, 1 | 2) {
+                        return Err(Error::bad(format!("invalid version provided: {wanted}")));
                     }
-                    o.insert("version".into(), version);
+                    // kv upgrades v1 data on the first v2 request; it cannot go back.
+                    if current > wanted {
+                        return Err(Error::bad(format!(
+                            "cannot downgrade mount from version {current}"
+                        )));
+                    }
+                    if current < wanted && e.kind == "kv" {
+                        warning = Some(format!(
+                            "Upgrading mount from version {current} to version {wanted}. This mount will be unavailable for a brief period and will resume service shortly."
+                        ));
+                    }
                 }
-                e.options = Some(o);
+                // The given options are merged into the mount's: an empty value removes one
+                // (never the version).
+                let mut merged = e.options.clone().unwrap_or_default();
+                for (k, v) in o {
+                    if v.is_empty() && k != "version" {
+                        merged.remove(&k);
+                    } else {
+                        merged.insert(k, v);
+                    }
+                }
+                e.options = Some(merged);
             }
             if listing.is_some() {
                 e.config.listing_visibility = listing;
@@ -407,6 +419,23 @@ impl SystemBackend {
         .await?;
         Ok(warning.map(|w| Response::default().with_warning(w)))
     }
+}
+
+/// An integer as Go's `strconv.ParseInt` reads it (base 10), or its error text; empty is 0, as
+/// Vault's `parseutil.ParseInt` has it.
+fn go_parse_int(s: &str) -> std::result::Result<i64, String> {
+    if s.is_empty() {
+        return Ok(0);
+    }
+    s.parse::<i64>().map_err(|e| {
+        let reason = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        format!("strconv.ParseInt: parsing {s:?}: {reason}")
+    })
 }
 
 /// The TTL checks of an enable, in Vault's words: a default above the given maximum, or above
