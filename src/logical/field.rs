@@ -25,6 +25,8 @@ pub enum FieldType {
     Bool,
     /// Seconds: a number, an all-digit string, `"<n>d"`, or a Go duration such as `"1h30m"`.
     DurationSecond,
+    /// As `DurationSecond`, negative values allowed (Vault's `TypeSignedDurationSecond`).
+    SignedDurationSecond,
     /// A list from a JSON array or a comma-separated string (items trimmed, empties dropped).
     CommaStringSlice,
     /// A list from a JSON array; a lone string becomes a one-element list.
@@ -47,6 +49,7 @@ impl FieldType {
             FieldType::Int => "int",
             FieldType::Bool => "bool",
             FieldType::DurationSecond => "duration (sec)",
+            FieldType::SignedDurationSecond => "signed duration (sec)",
             FieldType::CommaStringSlice => "comma-separated strings",
             FieldType::StringSlice => "slice",
             FieldType::CommaIntSlice => "comma-separated integers",
@@ -153,7 +156,16 @@ impl<'a> FieldData<'a> {
 
     /// A duration parameter in whole seconds (never negative).
     pub fn get_duration(&self, name: &str) -> Result<Option<i64>> {
-        self.present(name).map(|v| to_duration(name, v)).transpose()
+        let signed = self.ty(name) == FieldType::SignedDurationSecond;
+        self.present(name)
+            .map(|v| {
+                if signed {
+                    to_signed_duration(name, v)
+                } else {
+                    to_duration(name, v)
+                }
+            })
+            .transpose()
     }
 
     /// A list parameter, converted per the schema (comma list or string slice).
@@ -231,6 +243,7 @@ fn convert(name: &str, ty: FieldType, v: &Value) -> Result<()> {
         FieldType::Int => to_int(name, v).map(drop),
         FieldType::Bool => to_bool(name, v).map(drop),
         FieldType::DurationSecond => to_duration(name, v).map(drop),
+        FieldType::SignedDurationSecond => to_signed_duration(name, v).map(drop),
         FieldType::CommaStringSlice => to_comma_slice(name, v).map(drop),
         FieldType::StringSlice => to_string_slice(name, v).map(drop),
         FieldType::CommaIntSlice => to_int_slice(name, v).map(drop),
@@ -308,6 +321,17 @@ fn to_bool(name: &str, v: &Value) -> Result<bool> {
 }
 
 fn to_duration(name: &str, v: &Value) -> Result<i64> {
+    let secs = to_signed_duration(name, v)?;
+    if secs < 0 {
+        return Err(conv_err(
+            name,
+            format!("cannot provide negative value '{secs}'"),
+        ));
+    }
+    Ok(secs)
+}
+
+fn to_signed_duration(name: &str, v: &Value) -> Result<i64> {
     let secs = match v {
         Value::Number(n) => match n.as_i64() {
             Some(i) => i,
@@ -322,12 +346,6 @@ fn to_duration(name: &str, v: &Value) -> Result<i64> {
             return Err(conv_err(name, "could not parse duration from input"));
         }
     };
-    if secs < 0 {
-        return Err(conv_err(
-            name,
-            format!("cannot provide negative value '{secs}'"),
-        ));
-    }
     Ok(secs)
 }
 

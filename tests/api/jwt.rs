@@ -1745,6 +1745,29 @@ async fn role_writes_follow_vault_rules() {
         json!({"sub": "repo:org/*"}),
         "kept from the stored role"
     );
+    // The leeways are signed durations, as in Vault: Go durations, seconds, or -1 (none).
+    w(
+        "ci",
+        json!({"role_type": "jwt", "clock_skew_leeway": "1m", "expiration_leeway": "-1",
+            "not_before_leeway": "2h"}),
+    )
+    .await
+    .assert_status(200);
+    let d = srv.get("auth/jwt/role/ci", &srv.root).await.body["data"].clone();
+    assert_eq!(
+        (
+            &d["clock_skew_leeway"],
+            &d["expiration_leeway"],
+            &d["not_before_leeway"]
+        ),
+        (&json!(60), &json!(-1), &json!(7200))
+    );
+    let r = w("ci", json!({"role_type": "jwt", "clock_skew_leeway": "x"})).await;
+    r.assert_status(400);
+    assert_eq!(
+        r.errors(),
+        ["error converting input for field \"clock_skew_leeway\": time: invalid duration \"x\""]
+    );
 
     let list = srv.list("auth/jwt/role", &srv.root).await;
     assert_eq!(list.body["data"]["keys"], json!(["ci", "subonly"]));

@@ -36,9 +36,9 @@ pub(super) fn paths() -> Vec<P> {
             .field("max_ttl", T::DurationSecond, "Deprecated: token_max_ttl.")
             .field("period", T::DurationSecond, "Deprecated: token_period.")
             .field("bound_cidrs", T::CommaStringSlice, "Deprecated: token_bound_cidrs.")
-            .field("expiration_leeway", T::Int, "Lifetime (s) given to tokens without 'exp' (0 = 150, -1 = none).")
-            .field("not_before_leeway", T::Int, "Distance (s) of the synthesised 'nbf' for tokens without 'nbf' and 'iat' (0 = 150, -1 = none).")
-            .field("clock_skew_leeway", T::Int, "Clock skew tolerance (s) for 'nbf', 'exp', 'iat' (0 = 60, -1 = none).")
+            .field("expiration_leeway", T::SignedDurationSecond, "Lifetime (s) given to tokens without 'exp' (0 = 150, -1 = none).")
+            .field("not_before_leeway", T::SignedDurationSecond, "Distance (s) of the synthesised 'nbf' for tokens without 'nbf' and 'iat' (0 = 150, -1 = none).")
+            .field("clock_skew_leeway", T::SignedDurationSecond, "Clock skew tolerance (s) for 'nbf', 'exp', 'iat' (0 = 60, -1 = none).")
             .field("bound_subject", T::Str, "Required value of 'sub'.")
             .field("bound_audiences", T::CommaStringSlice, "Accepted 'aud' values (any match).")
             .field("bound_claims_type", T::Str, "How bound_claims values match: 'string' (default) or 'glob'.")
@@ -213,13 +213,13 @@ impl JwtBackend {
             )));
         }
 
-        if let Some(v) = d.get_int("expiration_leeway")? {
+        if let Some(v) = d.get_duration("expiration_leeway")? {
             role.expiration_leeway = v;
         }
-        if let Some(v) = d.get_int("not_before_leeway")? {
+        if let Some(v) = d.get_duration("not_before_leeway")? {
             role.not_before_leeway = v;
         }
-        if let Some(v) = d.get_int("clock_skew_leeway")? {
+        if let Some(v) = d.get_duration("clock_skew_leeway")? {
             role.clock_skew_leeway = v;
         }
         if let Some(v) = d.get_list("bound_audiences")? {
