@@ -30,7 +30,7 @@ use crate::logical::{Backend, NameForm, PathTable, Request, Response, SpecialPat
 use crate::physical::WriteOp;
 use crate::storage::Storage;
 use store::{ROLE_ID_PREFIX, ROLE_PREFIX, RoleEntry, RoleIdEntry, SALT_KEY};
-use validation::create_hmac;
+use validation::salted_id;
 
 /// The role-name capture shared by every role path (Vault's `GenericNameRegex`, ASCII only).
 const ROLE_NAME: &str = r"(?P<role_name>[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)";
@@ -108,7 +108,7 @@ impl AppRoleBackend {
     /// Salted index key of a role_id or an accessor (`domain` keeps the two apart).
     async fn index_key(&self, s: &Storage, domain: &str, value: &str) -> Result<String> {
         let salt = self.salt(s).await?;
-        create_hmac(salt, &format!("{domain}:{value}")).map_err(go_err)
+        salted_id(salt, &format!("{domain}:{value}")).map_err(go_err)
     }
 
     /// Loads a role by (case-insensitive) name.

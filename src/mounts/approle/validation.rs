@@ -17,13 +17,20 @@ pub const MAX_HMAC_INPUT: usize = 4096;
 
 /// Hex HMAC-SHA256 of `value` under `key`, with Vault's limits and messages.
 pub fn create_hmac(key: &str, value: &str) -> Result<String, String> {
-    if key.is_empty() {
-        return Err("invalid HMAC key".into());
-    }
     if value.len() > MAX_HMAC_INPUT {
         return Err(format!(
             "value is longer than maximum of {MAX_HMAC_INPUT} bytes"
         ));
+    }
+    salted_id(key, value)
+}
+
+/// Hex HMAC-SHA256 of `value` under `key` without a length limit: the storage index of a
+/// role_id or an accessor, as Vault's `SaltID`, which takes any length (a role_id too long to
+/// exist is simply not found).
+pub fn salted_id(key: &str, value: &str) -> Result<String, String> {
+    if key.is_empty() {
+        return Err("invalid HMAC key".into());
     }
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
         .map_err(|_| "invalid HMAC key".to_string())?;
