@@ -140,7 +140,13 @@ fn check_path(raw: &str) -> Option<PathProblem> {
 /// before anything else, without a token too: was a key `x/` meant, or a key under `x/`
 /// forgotten? The normalised path has lost that slash, so the raw one is asked.
 fn writes_to_a_directory(method: &Method, raw: &str) -> bool {
+    // Decoded (an allocation) only when the raw path ends in a slash, plain or encoded.
+    let slash_last = raw.ends_with('/')
+        || raw
+            .get(raw.len().saturating_sub(3)..)
+            .is_some_and(|tail| tail.eq_ignore_ascii_case("%2f"));
     matches!(method.as_str(), "PUT" | "POST" | "PATCH")
+        && slash_last
         && decode::percent_decode(raw).is_some_and(|decoded| {
             decoded
                 .trim_start_matches('/')

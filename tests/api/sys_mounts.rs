@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::{Resp, TestServer};
 
 fn assert_mount_entry(v: &Value, kind: &str) {
     assert_eq!(v["type"], kind);
@@ -377,27 +377,13 @@ async fn tuning_mount_options_as_vault() {
             "unable to parse options: strconv.ParseInt: parsing \"x\": invalid syntax",
         ),
     ] {
-        let r = srv
-            .post("sys/mounts/kv1/tune", &srv.root, json!({"options": given}))
-            .await;
+        let r = tune(&srv, given).await;
         r.assert_status(400);
         assert_eq!(r.errors(), [msg]);
         assert_eq!(options().await, before);
     }
-    srv.post(
-        "sys/mounts/kv1/tune",
-        &srv.root,
-        json!({"options": {"foo": "bar"}}),
-    )
-    .await
-    .assert_status(204);
-    let r = srv
-        .post(
-            "sys/mounts/kv1/tune",
-            &srv.root,
-            json!({"options": {"version": "2"}}),
-        )
-        .await;
+    tune(&srv, json!({"foo": "bar"})).await.assert_status(204);
+    let r = tune(&srv, json!({"version": "2"})).await;
     r.assert_status(200);
     assert_eq!(
         r.body["warnings"],
@@ -406,22 +392,20 @@ async fn tuning_mount_options_as_vault() {
         ])
     );
     assert_eq!(options().await, json!({"foo": "bar", "version": "2"}));
-    srv.post(
-        "sys/mounts/kv1/tune",
-        &srv.root,
-        json!({"options": {"foo": ""}}),
-    )
-    .await
-    .assert_status(204);
+    tune(&srv, json!({"foo": ""})).await.assert_status(204);
     assert_eq!(options().await, json!({"version": "2"}));
-    let r = srv
-        .post(
-            "sys/mounts/kv1/tune",
-            &srv.root,
-            json!({"options": {"version": "1"}}),
-        )
-        .await;
+    let r = tune(&srv, json!({"version": "1"})).await;
     r.assert_status(400);
     assert_eq!(r.errors(), ["cannot downgrade mount from version 2"]);
     assert_eq!(options().await, json!({"version": "2"}));
+}
+
+/// Tunes the options of the `kv1/` mount.
+async fn tune(srv: &TestServer, options: Value) -> Resp {
+    srv.post(
+        "sys/mounts/kv1/tune",
+        &srv.root,
+        json!({ "options": options }),
+    )
+    .await
 }
