@@ -1,5 +1,6 @@
 //! The audit phase: kv read and write throughput with one `file` audit device on, as a ratio to
-//! the same server with no device, Coffer and OpenBao side by side in one run. Each server is
+//! the same server with no device, Coffer and OpenBao side by side in one run, at each
+//! connection count of `--audit-conns` (16 by default). Each server is
 //! a fresh dev server (OpenBao gets `unsafe_allow_api_audit_creation` through `-config`); per
 //! round and server the device is enabled for one window and disabled for the other, the order
 //! alternating between rounds.
@@ -58,82 +59,85 @@ pub async fn audit_phase(opts: &Opts, dir: &Path) -> R<String> {
     for s in servers {
         fixtures.push(setup_fixtures(&s.addr).await?);
     }
-    let c = 16;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## Audit: one file device on vs off ({c} connections)\n\n\
-         Each server fresh; per round the `file` device is enabled for one window and disabled \
-         for the other (order alternating); the log goes to a file in the temp dir.\n"
-    );
-    let _ = writeln!(
-        out,
-        "| Scenario | Server | Audit off req/s | Audit on req/s | **On/off** | p50 ms off / on | p99 ms off / on | Server CPU µs/req off / on |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
     let tck = crate::load::clk_tck();
     let mut window_no = 0u64;
-    for scn in SCENARIOS {
-        // [server][off, on]
-        let mut cells: [[Cell; 2]; 2] = Default::default();
-        for round in 0..opts.rounds {
-            for (i, s) in servers.iter().enumerate() {
-                let order: [bool; 2] = if round % 2 == 0 {
-                    [false, true]
-                } else {
-                    [true, false]
-                };
-                for on in order {
-                    let file = dir.join(format!("audit-{}.log", s.kind.label()));
-                    if on {
-                        set_device(&s.addr, Some(&file)).await?;
-                    }
-                    window_no += 1;
-                    let bound = Bound::Time {
-                        warmup: opts.warmup,
-                        measure: opts.measure,
+    for &c in &opts.audit_conns {
+        let _ = writeln!(
+            out,
+            "## Audit: one file device on vs off ({c} connections)\n\n\
+             Each server fresh at the start of the phase; per round the `file` device is enabled \
+             for one window and disabled for the other (order alternating); the log goes to a file \
+             in the temp dir.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| Scenario | Server | Audit off req/s | Audit on req/s | **On/off** | p50 ms off / on | p99 ms off / on | Server CPU µs/req off / on |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+        for scn in SCENARIOS {
+            // [server][off, on]
+            let mut cells: [[Cell; 2]; 2] = Default::default();
+            for round in 0..opts.rounds {
+                for (i, s) in servers.iter().enumerate() {
+                    let order: [bool; 2] = if round % 2 == 0 {
+                        [false, true]
+                    } else {
+                        [true, false]
                     };
-                    let tag = format!("a{window_no}");
-                    let w = run_window(&s.addr, scn, &fixtures[i], c, bound, &tag, Some(s.pid()))
-                        .await?;
-                    if on {
-                        set_device(&s.addr, None).await?;
-                        let _ = std::fs::remove_file(&file);
+                    for on in order {
+                        let file = dir.join(format!("audit-{}.log", s.kind.label()));
+                        if on {
+                            set_device(&s.addr, Some(&file)).await?;
+                        }
+                        window_no += 1;
+                        let bound = Bound::Time {
+                            warmup: opts.warmup,
+                            measure: opts.measure,
+                        };
+                        let tag = format!("a{window_no}");
+                        let w =
+                            run_window(&s.addr, scn, &fixtures[i], c, bound, &tag, Some(s.pid()))
+                                .await?;
+                        if on {
+                            set_device(&s.addr, None).await?;
+                            let _ = std::fs::remove_file(&file);
+                        }
+                        eprintln!(
+                            "audit {:<15} c={c:<3} round {} {:<8} {:<3} {:>9} req/s  p99 {:>6} ms  errors {}",
+                            scn.name(),
+                            round + 1,
+                            s.kind.label(),
+                            if on { "on" } else { "off" },
+                            fmt_rps(w.rps()),
+                            fmt_ms(percentile(&w.lat_us, 0.99)),
+                            w.errors
+                        );
+                        cells[i][usize::from(on)].windows.push(w);
                     }
-                    eprintln!(
-                        "audit {:<15} round {} {:<8} {:<3} {:>9} req/s  p99 {:>6} ms  errors {}",
-                        scn.name(),
-                        round + 1,
-                        s.kind.label(),
-                        if on { "on" } else { "off" },
-                        fmt_rps(w.rps()),
-                        fmt_ms(percentile(&w.lat_us, 0.99)),
-                        w.errors
-                    );
-                    cells[i][usize::from(on)].windows.push(w);
                 }
             }
+            for (i, s) in servers.iter().enumerate() {
+                let [off, on] = &cells[i];
+                let (loff, lon) = (off.merged_lat(), on.merged_lat());
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | **{:.2}** | {} / {} | {} / {} | {} / {} |",
+                    scn.describe(),
+                    s.kind.label(),
+                    fmt_rps(off.mean_rps()),
+                    fmt_rps(on.mean_rps()),
+                    on.mean_rps() / off.mean_rps().max(1e-9),
+                    fmt_ms(percentile(&loff, 0.5)),
+                    fmt_ms(percentile(&lon, 0.5)),
+                    fmt_ms(percentile(&loff, 0.99)),
+                    fmt_ms(percentile(&lon, 0.99)),
+                    fmt_opt(off.cpu_ms_per_1k(tck), 1),
+                    fmt_opt(on.cpu_ms_per_1k(tck), 1),
+                );
+            }
         }
-        for (i, s) in servers.iter().enumerate() {
-            let [off, on] = &cells[i];
-            let (loff, lon) = (off.merged_lat(), on.merged_lat());
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | **{:.2}** | {} / {} | {} / {} | {} / {} |",
-                scn.describe(),
-                s.kind.label(),
-                fmt_rps(off.mean_rps()),
-                fmt_rps(on.mean_rps()),
-                on.mean_rps() / off.mean_rps().max(1e-9),
-                fmt_ms(percentile(&loff, 0.5)),
-                fmt_ms(percentile(&lon, 0.5)),
-                fmt_ms(percentile(&loff, 0.99)),
-                fmt_ms(percentile(&lon, 0.99)),
-                fmt_opt(off.cpu_ms_per_1k(tck), 1),
-                fmt_opt(on.cpu_ms_per_1k(tck), 1),
-            );
-        }
+        let _ = writeln!(out);
     }
-    let _ = writeln!(out);
     Ok(out)
 }

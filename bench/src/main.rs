@@ -44,6 +44,8 @@ struct Opts {
     warmup: Duration,
     measure: Duration,
     conns: Vec<usize>,
+    /// Connection counts of the audit phase (`--audit-conns`, default 16).
+    audit_conns: Vec<usize>,
     scenarios: Vec<Scenario>,
     memory_count: u64,
     memory: bool,
@@ -127,11 +129,21 @@ async fn load(args: &[String]) -> R<()> {
 
 const USAGE: &str = "usage:
   coffer-bench compare --coffer BIN --bao BIN [--quick] [--rounds N] [--duration SECS]
-                       [--warmup SECS] [--conns 1,16,64] [--scenarios a,b,..] [--memory-count N]
-                       [--no-memory] [--no-audit] [--only audit|pg] [--port P] [--out FILE]
+                       [--warmup SECS] [--conns 1,16,64] [--audit-conns 16] [--scenarios a,b,..]
+                       [--memory-count N] [--no-memory] [--no-audit] [--only audit|pg] [--port P]
+                       [--out FILE]
   coffer-bench load --addr 127.0.0.1:PORT [--scenario NAME] [--conns N]
                     [--duration SECS | --requests N] [--pid SERVER_PID]
 scenarios: kv-read-root kv-read-policy lookup-self kv-write mix-90-10 approle-login jwt-login token-create";
+
+/// A comma-separated list of connection counts (`--conns`, `--audit-conns`).
+fn conn_list(flag: &str, value: &str) -> R<Vec<usize>> {
+    value
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{flag}: {e}"))
+}
 
 fn parse_compare(args: &[String]) -> R<Opts> {
     let mut o = Opts {
@@ -142,6 +154,7 @@ fn parse_compare(args: &[String]) -> R<Opts> {
         warmup: Duration::from_millis(500),
         measure: Duration::from_secs(3),
         conns: vec![1, 16, 64],
+        audit_conns: vec![16],
         scenarios: Scenario::ALL.to_vec(),
         memory_count: 100_000,
         memory: true,
@@ -166,15 +179,8 @@ fn parse_compare(args: &[String]) -> R<Opts> {
             "--rounds" => rounds = Some(val()?.parse().map_err(|e| format!("--rounds: {e}"))?),
             "--duration" => measure = Some(secs(val()?)?),
             "--warmup" => o.warmup = secs(val()?)?,
-            "--conns" => {
-                conns = Some(
-                    val()?
-                        .split(',')
-                        .map(|x| x.trim().parse::<usize>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("--conns: {e}"))?,
-                )
-            }
+            "--conns" => conns = Some(conn_list(a, &val()?)?),
+            "--audit-conns" => o.audit_conns = conn_list(a, &val()?)?,
             "--scenarios" => {
                 o.scenarios = val()?
                     .split(',')
