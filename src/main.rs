@@ -324,8 +324,9 @@ fn run_config(path: &str, level: Option<tracing::Level>, format: Option<LogForma
     init_logging(level, format.unwrap_or(config.log_format));
     run_to_exit(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let signalled = shutdown_signal();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signalled.await;
             let _ = tx.send(true);
         });
         coffer::production::run(config, Some(std::path::PathBuf::from(path)), rx).await
@@ -412,6 +413,8 @@ async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), Str
         token = dev.root_token.expose(),
         unseal = dev.unseal_key.expose(),
     );
+    // The handlers are in place before the banner tells anyone the server is up.
+    let signalled = shutdown_signal();
     {
         // A closed stdout must not kill the server (println! would panic).
         use std::io::Write;
@@ -419,7 +422,7 @@ async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), Str
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         let _ = stop_tx.send(true);
     });
     let mut rx = stop_rx.clone();

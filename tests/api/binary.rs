@@ -617,6 +617,18 @@ async fn a_file_size_limit_fails_requests_closed_and_leaves_only_whole_entries()
     assert!(!err.contains("xxxxxxxxxx"), "plaintext in the server log");
 }
 
+/// A SIGTERM that arrives right after the banner (before any request) still stops the server
+/// cleanly: the handler is installed before the banner is printed. Repeated, since a handler
+/// installed by a task that has not run yet loses only some of the races.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_the_banner_stops_the_server_cleanly() {
+    for _ in 0..20 {
+        let dev = Dev::start(&[], &[]).await;
+        let err = dev.stop().await;
+        assert!(err.contains("shutdown complete"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn piped_logs_carry_no_ansi_colour_codes() {
     let dev = Dev::start(&[], &[]).await;
