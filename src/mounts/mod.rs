@@ -16,6 +16,7 @@ pub mod identity;
 pub mod jwt;
 pub mod kv;
 pub mod sys;
+mod tidy;
 pub mod token;
 pub mod token_fields;
 

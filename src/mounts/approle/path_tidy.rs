@@ -7,7 +7,6 @@
 //! "already in progress" warning with a 200.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 use super::AppRoleBackend;
 use super::store::{
@@ -16,6 +15,7 @@ use super::store::{
 };
 use crate::error::Result;
 use crate::logical::{FieldData, Operation as Op, PathSpec, Request, Response};
+use crate::mounts::tidy;
 use crate::physical::WriteOp;
 use crate::storage::Storage;
 
@@ -29,38 +29,18 @@ pub(super) fn paths() -> Vec<P> {
     ]
 }
 
-/// Resets the in-progress flag however the pass ends.
-struct TidyGuard<'a>(&'a std::sync::atomic::AtomicBool);
-
-impl Drop for TidyGuard<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
 impl AppRoleBackend {
     async fn tidy_secret_id(&self, req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
-        if self
-            .tidy_running
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return Ok(Some(
-                Response::default().with_warning("Tidy operation already in progress."),
-            ));
-        }
-        let _guard = TidyGuard(&self.tidy_running);
+        let Some(_pass) = tidy::Pass::start(&self.tidy_running) else {
+            return Ok(Some(tidy::in_progress()));
+        };
         let removed = self.tidy_all(&req.storage).await?;
         tracing::info!(
             mount.path = %req.mount.path,
             tidy.removed = removed,
             "approle secret-id tidy finished"
         );
-        let mut resp = Response::default().with_warning(
-            "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.",
-        );
-        resp.status = Some(202);
-        Ok(Some(resp))
+        Ok(Some(tidy::started()))
     }
 
     /// A full tidy pass over both secret-id families; returns entries removed.
@@ -75,14 +55,9 @@ impl AppRoleBackend {
 
     /// The background pass (Vault runs it about every minute): skipped while a manual tidy runs.
     pub(super) async fn periodic_tidy(&self, s: &Storage) -> Result<usize> {
-        if self
-            .tidy_running
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
+        let Some(_pass) = tidy::Pass::start(&self.tidy_running) else {
             return Ok(0);
-        }
-        let _guard = TidyGuard(&self.tidy_running);
+        };
         self.tidy_all(s).await
     }
 

@@ -2,11 +2,10 @@
 //! and revokes tokens whose parent is gone, as Vault's tidy does. The pass runs within the
 //! request, one at a time; a second request meanwhile is told one is in progress.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use super::TokenBackend;
 use crate::error::Result;
 use crate::logical::{FieldData, Operation as Op, PathSpec, Request, Response};
+use crate::mounts::tidy;
 
 type P = PathSpec<TokenBackend>;
 
@@ -14,27 +13,11 @@ pub(super) fn paths() -> Vec<PathSpec<TokenBackend>> {
     vec![P::new("tidy$").on(Op::Update, |b, r, d| Box::pin(b.tidy(r, d)))]
 }
 
-/// Clears the in-progress flag however the pass ends.
-struct Running<'a>(&'a AtomicBool);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
 impl TokenBackend {
     async fn tidy(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
-        if self
-            .tidying
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return Ok(Some(
-                Response::default().with_warning("Tidy operation already in progress."),
-            ));
-        }
-        let _running = Running(&self.tidying);
+        let Some(_pass) = tidy::Pass::start(&self.tidying) else {
+            return Ok(Some(tidy::in_progress()));
+        };
         let core = self.core()?;
         let (removed, orphans) = core.tokens.tidy().await?;
         for key in &orphans {
@@ -47,10 +30,6 @@ impl TokenBackend {
             tidy.orphans_revoked = orphans.len(),
             "token store tidy finished"
         );
-        let mut resp = Response::default().with_warning(
-            "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.",
-        );
-        resp.status = Some(202);
-        Ok(Some(resp))
+        Ok(Some(tidy::started()))
     }
 }
