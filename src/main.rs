@@ -6,7 +6,6 @@
 //! 0 for help and version, 1 for a bad flag or a failed start, 127 for an unknown command (as the
 //! `vault` CLI does).
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use std::sync::Arc;
@@ -155,17 +154,9 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     Ok(Parsed::Run(out))
 }
 
-/// Vault's level names (hclog's), case-insensitive: `warning` and `err` are aliases, `notice`
-/// and the empty string mean info.
+/// Vault's level names (hclog's); see [`coffer::telemetry::logs::parse_level`].
 fn parse_level(raw: &str) -> Result<tracing::Level, String> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "trace" => Ok(tracing::Level::TRACE),
-        "debug" => Ok(tracing::Level::DEBUG),
-        "" | "notice" | "info" => Ok(tracing::Level::INFO),
-        "warn" | "warning" => Ok(tracing::Level::WARN),
-        "err" | "error" => Ok(tracing::Level::ERROR),
-        _ => Err(format!("unknown log level: {raw}")),
-    }
+    coffer::telemetry::logs::parse_level(raw)
 }
 
 fn parse_format(raw: &str) -> Result<LogFormat, String> {
@@ -193,16 +184,10 @@ fn cli_logging(args: &ServerArgs) -> Result<(Option<tracing::Level>, Option<LogF
     Ok((level, format))
 }
 
-/// Logs to stderr; colours only when stderr is a terminal.
+/// Logs to stderr (colours only when stderr is a terminal), with run-time logger levels and
+/// monitors (`sys/loggers`, `sys/monitor`).
 fn init_logging(level: tracing::Level, format: LogFormat) {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Standard => builder.init(),
-    }
+    let _ = coffer::telemetry::logs::install(level, format);
 }
 
 fn main() -> ExitCode {

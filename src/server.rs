@@ -183,8 +183,15 @@ pub async fn serve_http(
     options: &HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(core, *options);
-    serve_connections(listener, app, None, options.timeouts, shutdown).await;
+    let app = router(core.clone(), *options);
+    serve_connections(
+        listener,
+        app,
+        None,
+        options.timeouts,
+        ending(core, shutdown),
+    )
+    .await;
     Ok(())
 }
 
@@ -267,7 +274,15 @@ pub async fn serve_tls(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_config(tls)?));
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let app = router(core, *options);
+    let app = router(core.clone(), *options);
+    let shutdown = ending(core, shutdown);
     serve_connections(listener, app, Some(acceptor), options.timeouts, shutdown).await;
     Ok(())
+}
+
+/// `shutdown`, then the core's open streams are told to end, so that waiting for in-flight
+/// responses does not wait for a `sys/monitor` client to hang up.
+async fn ending(core: Arc<Core>, shutdown: impl Future<Output = ()> + Send + 'static) {
+    shutdown.await;
+    core.close_streams();
 }

@@ -129,6 +129,8 @@ pub struct Core {
     observer: arc_swap::ArcSwapOption<Box<dyn observer::RequestObserver>>,
     telemetry: telemetry::CoreTelemetry,
     ha: std::sync::OnceLock<Arc<crate::ha::Ha>>,
+    /// Set when the server stops serving: open streams (`sys/monitor`) end.
+    streams_closed: AtomicBool,
     weak: Weak<Core>,
 }
 
@@ -173,6 +175,7 @@ impl Core {
             observer: arc_swap::ArcSwapOption::empty(),
             telemetry: telemetry::CoreTelemetry::default(),
             ha: std::sync::OnceLock::new(),
+            streams_closed: AtomicBool::new(false),
             weak: weak.clone(),
         });
         Ok(core)
@@ -318,6 +321,17 @@ impl Core {
     /// True while sealed.
     pub fn is_sealed(&self) -> bool {
         self.sealed.load(Ordering::SeqCst)
+    }
+
+    /// Ends open streams (`sys/monitor`) at their next check: the server is shutting down and
+    /// waits for in-flight responses.
+    pub fn close_streams(&self) {
+        self.streams_closed.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`Core::close_streams`] was called.
+    pub fn streams_closed(&self) -> bool {
+        self.streams_closed.load(Ordering::SeqCst)
     }
 
     /// The current mount table snapshot.

@@ -23,6 +23,18 @@ pub fn error_response(e: &Error) -> HttpResponse {
 
 /// Renders a successful pipeline outcome.
 pub fn success(out: &Outcome) -> HttpResponse {
+    if let Some(r) = out.response.as_ref()
+        && let Some(body) = r.stream.as_ref().and_then(crate::logical::Streamed::take)
+    {
+        let mut resp = HttpResponse::new(body);
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(
+                r.content_type.unwrap_or("text/plain; charset=utf-8"),
+            ),
+        );
+        return resp;
+    }
     let mut resp = to_http(render(out));
     if let Some(ct) = out.response.as_ref().and_then(|r| r.content_type) {
         resp.headers_mut().insert(

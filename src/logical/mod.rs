@@ -123,6 +123,9 @@ pub struct Response {
     pub raw_body: Option<String>,
     /// `Content-Type` of a `raw_body` that is not JSON (`sys/metrics`).
     pub content_type: Option<&'static str>,
+    /// A body sent as it is produced (`sys/monitor`), with `content_type`, instead of the
+    /// envelope.
+    pub stream: Option<Streamed>,
     /// Also copy the `data` keys to the top level (Vault's sys injector).
     pub inject_top_level: bool,
     /// Accessor to report as `wrap_info.wrapped_accessor` when this response is wrapped.
@@ -157,6 +160,25 @@ impl std::fmt::Debug for Request {
             .field("client_addr", &self.client_addr)
             .field("wrap_ttl", &self.wrap_ttl)
             .finish_non_exhaustive()
+    }
+}
+
+/// A streamed body, taken once by the HTTP layer (a response is `Clone`, its stream is not).
+#[derive(Clone)]
+pub struct Streamed(std::sync::Arc<std::sync::Mutex<Option<axum::body::Body>>>);
+
+impl Streamed {
+    /// Wraps `body`.
+    pub fn new(body: axum::body::Body) -> Self {
+        Streamed(std::sync::Arc::new(std::sync::Mutex::new(Some(body))))
+    }
+
+    /// The body, the first time.
+    pub fn take(&self) -> Option<axum::body::Body> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 

@@ -268,18 +268,18 @@ fn bad_log_level_and_format_are_rejected() {
 }
 
 /// A dev server started with `args` and `env`, HOME in its own temp dir.
-struct Dev {
+pub(crate) struct Dev {
     child: Child,
     /// Reads the server's stderr all along (a full pipe would stop a server that logs much).
     stderr: Option<std::thread::JoinHandle<String>>,
-    addr: String,
-    token: String,
+    pub(crate) addr: String,
+    pub(crate) token: String,
     banner: String,
     home: tempfile::TempDir,
 }
 
 impl Dev {
-    async fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
+    pub(crate) async fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
         Dev::start_under(&[], args, env).await
     }
 
@@ -351,7 +351,7 @@ impl Dev {
     }
 
     /// Stops the server with SIGTERM and returns its stderr.
-    async fn stop(mut self) -> String {
+    pub(crate) async fn stop(mut self) -> String {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")

@@ -27,6 +27,7 @@ mod jenkins;
 mod jwt;
 mod kv;
 mod leases;
+mod logs;
 mod metrics;
 mod names;
 mod observer;

@@ -6,6 +6,7 @@
 mod path_audit;
 mod path_capabilities;
 mod path_leases;
+mod path_logs;
 mod path_metrics;
 mod path_mounts;
 mod path_operator;
@@ -42,6 +43,7 @@ impl SystemBackend {
         paths.extend(path_leases::paths());
         paths.extend(path_audit::paths());
         paths.extend(path_metrics::paths());
+        paths.extend(path_logs::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
