@@ -131,6 +131,8 @@ pub struct Core {
     ha: std::sync::OnceLock<Arc<crate::ha::Ha>>,
     /// Set when the server stops serving: open streams (`sys/monitor`) end.
     streams_closed: AtomicBool,
+    /// The requests being served now (`sys/in-flight-req`).
+    pub in_flight: crate::telemetry::in_flight::InFlightTable,
     weak: Weak<Core>,
 }
 
@@ -176,6 +178,7 @@ impl Core {
             telemetry: telemetry::CoreTelemetry::default(),
             ha: std::sync::OnceLock::new(),
             streams_closed: AtomicBool::new(false),
+            in_flight: Default::default(),
             weak: weak.clone(),
         });
         Ok(core)

@@ -242,6 +242,11 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
     let _in_flight = crate::telemetry::InFlight::start();
     let start = std::time::Instant::now();
     let method = method_label(req.method());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let _tracked = state.core.in_flight.enter(start, method, req.uri(), peer);
     let logged_path = tracing::enabled!(tracing::Level::DEBUG).then(|| log_path(req.uri().path()));
     let mut facts = RequestFacts::default();
     let resp = serve_request(&state, req, &mut facts).await;
@@ -283,7 +288,7 @@ fn method_label(m: &Method) -> &'static str {
 
 /// The request path as logged: decoded and normalised, with anything after the first three
 /// segments of `auth/token/` cut (an old client could put a token there).
-fn log_path(raw: &str) -> String {
+pub(crate) fn log_path(raw: &str) -> String {
     let Some(path) = normalize_path(raw) else {
         return raw.chars().take(256).collect();
     };

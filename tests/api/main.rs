@@ -23,6 +23,7 @@ mod clients;
 mod common;
 mod ha;
 mod http_layer;
+mod in_flight;
 mod jenkins;
 mod jwt;
 mod kv;

@@ -1,3 +1,6 @@
+//! `sys/in-flight-req`: the requests being served now (Vault's map of entry id to start time,
+//! client address, path, method; a raw JSON body), for a token with `read` on it.
+//!
 //! `sys/metrics` through the pipeline (a token with `read` on `sys/metrics`, audited like any
 //! request): the Prometheus text or go-metrics' JSON as a raw body, not the envelope. A listener
 //! with `telemetry { unauthenticated_metrics_access = true }` serves the same answer without a
@@ -16,6 +19,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
                 "Format to export metrics into: \"prometheus\", or empty for JSON.",
             )
             .on(Op::Read, |b, r, d| Box::pin(b.metrics(r, d))),
+        PathSpec::new("in-flight-req$").on(Op::Read, |b, r, d| Box::pin(b.in_flight(r, d))),
     ]
 }
 
@@ -27,6 +31,20 @@ impl SystemBackend {
             status: Some(answer.status),
             raw_body: Some(answer.body),
             content_type: Some(answer.content_type),
+            ..Default::default()
+        }))
+    }
+}
+
+impl SystemBackend {
+    async fn in_flight(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let rows = self.core()?.in_flight.snapshot(crate::http::log_path);
+        let body = serde_json::to_string(&rows)
+            .map_err(|e| crate::error::Error::internal(format!("in-flight requests: {e}")))?;
+        Ok(Some(Response {
+            status: Some(200),
+            raw_body: Some(body),
+            content_type: Some("application/json"),
             ..Default::default()
         }))
     }

@@ -1,0 +1,95 @@
+//! `sys/in-flight-req`: the requests being served now, as Vault lists them (`vault debug`'s
+//! `requests.json`). A request held open by its client (half its body sent) is listed until
+//! the client gives up; a token in an old-style path never shows.
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::common::TestServer;
+
+/// Polls the listing until `want` holds for it (at most 200 tries, 10 ms apart: a guard
+/// against a hang, not a timing check). Returns the listing.
+async fn listing_until(
+    s: &TestServer,
+    want: impl Fn(&serde_json::Map<String, Value>) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let r = s.get("sys/in-flight-req", &s.root).await;
+        r.assert_status(200);
+        assert_eq!(
+            r.headers["content-type"].to_str().unwrap(),
+            "application/json"
+        );
+        if want(r.body.as_object().unwrap()) {
+            return r.body;
+        }
+        last = r.body;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("listing never matched: {last}");
+}
+
+fn with_path<'a>(listing: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+    listing.values().find(|e| e["request_path"] == path)
+}
+
+/// Sends a request head and half its body, then holds the connection open.
+async fn half_sent(s: &TestServer, method: &str, path: &str) -> tokio::net::TcpStream {
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nX-Vault-Token: {}\r\nContent-Length: 100\r\n\r\n{{\"data\":",
+        s.root
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.flush().await.unwrap();
+    c
+}
+
+#[tokio::test]
+async fn in_flight_requests_are_listed_while_they_last() {
+    let s = TestServer::start().await;
+    // The listing request sees itself.
+    let listing = listing_until(&s, |l| with_path(l, "/v1/sys/in-flight-req").is_some()).await;
+    let own = with_path(listing.as_object().unwrap(), "/v1/sys/in-flight-req").unwrap();
+    assert_eq!(own["request_method"], "GET");
+    assert!(
+        own["client_remote_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{own}"
+    );
+    assert!(own["start_time"].as_str().unwrap().ends_with('Z'), "{own}");
+    assert_eq!(own["client_id"], "");
+    let (key, _) = listing
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, e)| e["request_path"] == "/v1/sys/in-flight-req")
+        .unwrap();
+    assert_eq!(key.len(), 36, "{key}");
+
+    // A write whose client stalls mid-body stays listed, then leaves with its client.
+    let slow = half_sent(&s, "PUT", "/v1/secret/data/slow").await;
+    let listing = listing_until(&s, |l| with_path(l, "/v1/secret/data/slow").is_some()).await;
+    let entry = with_path(listing.as_object().unwrap(), "/v1/secret/data/slow").unwrap();
+    assert_eq!(entry["request_method"], "PUT");
+    drop(slow);
+    listing_until(&s, |l| with_path(l, "/v1/secret/data/slow").is_none()).await;
+    // Nothing was written by the abandoned request.
+    s.get("secret/data/slow", &s.root).await.assert_status(404);
+
+    // A token in an old-style path is not shown.
+    let token = s.token_with(&["default"], json!({})).await;
+    let held = half_sent(&s, "POST", &format!("/v1/auth/token/revoke/{token}")).await;
+    let listing = listing_until(&s, |l| {
+        with_path(l, "/v1/auth/token/revoke/<redacted>").is_some()
+    })
+    .await;
+    assert!(!listing.to_string().contains(&token), "{listing}");
+    drop(held);
+
+    // Read on the path is required (the default policy has none).
+    s.get("sys/in-flight-req", &token).await.assert_status(403);
+}
