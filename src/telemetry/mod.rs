@@ -18,6 +18,7 @@
 //! `vault.token.count.by_policy`) are capped at `maximum_gauge_cardinality` distinct values
 //! per process; later ones are reported as `other`.
 
+pub mod host;
 pub mod in_flight;
 pub mod logs;
 mod sink;

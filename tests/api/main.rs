@@ -21,9 +21,10 @@ mod cli_guide;
 mod clients;
 #[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
+mod diagnostics;
 mod ha;
 mod http_layer;
-mod in_flight;
+
 mod jenkins;
 mod jwt;
 mod kv;

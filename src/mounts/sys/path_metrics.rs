@@ -1,3 +1,6 @@
+//! `sys/host-info`: the host's CPUs, CPU times, disks, OS and memory (`telemetry::host`, read on
+//! a blocking thread), for a token with `read` on it.
+//!
 //! `sys/in-flight-req`: the requests being served now (Vault's map of entry id to start time,
 //! client address, path, method; a raw JSON body), for a token with `read` on it.
 //!
@@ -20,6 +23,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
             )
             .on(Op::Read, |b, r, d| Box::pin(b.metrics(r, d))),
         PathSpec::new("in-flight-req$").on(Op::Read, |b, r, d| Box::pin(b.in_flight(r, d))),
+        PathSpec::new("host-info/?$").on(Op::Read, |b, r, d| Box::pin(b.host_info(r, d))),
     ]
 }
 
@@ -37,6 +41,17 @@ impl SystemBackend {
 }
 
 impl SystemBackend {
+    async fn host_info(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let info = tokio::task::spawn_blocking(crate::telemetry::host::collect)
+            .await
+            .map_err(|e| crate::error::Error::internal(format!("host information: {e}")))?;
+        Ok(Some(Response {
+            data: Some(info.data),
+            warnings: info.warnings,
+            ..Default::default()
+        }))
+    }
+
     async fn in_flight(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         let rows = self.core()?.in_flight.snapshot(crate::http::log_path);
         let body = serde_json::to_string(&rows)

@@ -1,6 +1,7 @@
-//! `sys/in-flight-req`: the requests being served now, as Vault lists them (`vault debug`'s
-//! `requests.json`). A request held open by its client (half its body sent) is listed until
-//! the client gives up; a token in an old-style path never shows.
+//! What `vault debug` collects besides metrics and logs. `sys/in-flight-req`: the requests being
+//! served now, as Vault lists them (`requests.json`); a request held open by its client (half
+//! its body sent) is listed until the client gives up, and a token in an old-style path never
+//! shows. `sys/host-info`: this host in Vault's fields (`host_info.json`).
 
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -92,4 +93,89 @@ async fn in_flight_requests_are_listed_while_they_last() {
 
     // Read on the path is required (the default policy has none).
     s.get("sys/in-flight-req", &token).await.assert_status(403);
+}
+
+/// `sys/host-info` has Vault's (gopsutil's) fields, with values that agree with what the test
+/// reads from the same host itself.
+#[tokio::test]
+async fn host_info_reports_this_host_in_vaults_fields() {
+    let s = TestServer::start().await;
+    let r = s.get("sys/host-info", &s.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["warnings"], Value::Null, "{}", r.body);
+    let d = &r.body["data"];
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(d),
+        ["cpu", "cpu_times", "disk", "host", "memory", "timestamp"]
+    );
+    // One entry per logical CPU listed by the kernel.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    assert_eq!(d["cpu"].as_array().unwrap().len(), cpus);
+    assert_eq!(
+        keys(&d["cpu"][0]),
+        [
+            "cacheSize",
+            "coreId",
+            "cores",
+            "cpu",
+            "family",
+            "flags",
+            "mhz",
+            "microcode",
+            "model",
+            "modelName",
+            "physicalId",
+            "stepping",
+            "vendorId"
+        ]
+    );
+    assert_eq!(d["cpu_times"].as_array().unwrap().len(), cpus);
+    assert_eq!(d["cpu_times"][0]["cpu"], "cpu0");
+    // Memory in bytes, from the kernel's kB.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(d["memory"]["total"], total_kb * 1024);
+    assert_eq!(keys(&d["memory"]).len(), 35, "{}", d["memory"]);
+    let host = &d["host"];
+    assert_eq!(
+        host["kernelVersion"],
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap()
+            .trim()
+    );
+    assert_eq!(
+        host["hostname"],
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+    );
+    assert_eq!(host["os"], "linux");
+    assert!(host["procs"].as_u64().unwrap() > 0);
+    for disk in d["disk"].as_array().unwrap() {
+        let (used, free) = (
+            disk["used"].as_u64().unwrap(),
+            disk["free"].as_u64().unwrap(),
+        );
+        assert!(used + free <= disk["total"].as_u64().unwrap(), "{disk}");
+    }
+    // Read on the path is required.
+    let token = s.token_with(&["default"], json!({})).await;
+    s.get("sys/host-info", &token).await.assert_status(403);
 }
