@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 
 use crate::core::Core;
-use crate::physical::pg_lock::{LockTimings, PgLock};
+use crate::physical::pg_lock::{LockTimings, MemberRow, PgLock};
 use crate::physical::postgresql::Fence;
 
 /// How the node addresses itself to clients and peers.
@@ -57,6 +57,12 @@ enum Leave {
 /// The HA state of one node.
 pub struct Ha {
     lock: PgLock,
+    /// The member rows (`sys/ha-status`), on a connection of their own.
+    members: PgLock,
+    /// This node's id among the members (fixed for the process).
+    node_id: String,
+    /// Held while the member row is written or removed: a write never lands after the removal.
+    member_write: tokio::sync::Mutex<()>,
     fence: Arc<Fence>,
     settings: HaSettings,
     timings: LockTimings,
@@ -90,6 +96,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// The host's name (empty when it cannot be read).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// `d` ± 20 %.
 fn jitter(d: Duration) -> Duration {
     let factor = 0.8 + rand::random::<f64>() * 0.4;
@@ -101,6 +114,9 @@ impl Ha {
     pub fn new(lock: PgLock, fence: Arc<Fence>, settings: HaSettings) -> Arc<Self> {
         let timings = lock.timings();
         Arc::new(Ha {
+            members: lock.another(),
+            node_id: uuid::Uuid::new_v4().to_string(),
+            member_write: tokio::sync::Mutex::new(()),
             lock,
             fence,
             settings,
@@ -182,13 +198,62 @@ impl Ha {
         self.wake.notify_one();
     }
 
-    /// Stops the loop: steps down and releases the lock if held (waits at most `2 × op timeout`).
+    /// Stops the loop: steps down and releases the lock if held (waits at most `2 × op timeout`),
+    /// and removes this node's member row.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let stopped = self.stopped.notified();
         self.wake.notify_one();
         if self.running.load(Ordering::SeqCst) {
             let _ = tokio::time::timeout(self.timings.op_timeout() * 2, stopped).await;
+        }
+        let _writing = self.member_write.lock().await;
+        if let Err(e) = self.members.remove_member(&self.node_id).await {
+            tracing::debug!(error = %e, "HA: removing this node's member row failed (it expires)");
+        }
+    }
+
+    /// This node's id among the members.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// What this node tells the others about itself (its member row).
+    fn member_value(&self) -> String {
+        serde_json::json!({
+            "hostname": hostname(),
+            "api_address": self.settings.api_addr,
+            "cluster_address": self.settings.cluster_addr,
+            "version": env!("CARGO_PKG_VERSION"),
+        })
+        .to_string()
+    }
+
+    /// Every node's member row (`sys/ha-status`).
+    pub async fn members(&self) -> Result<Vec<MemberRow>, String> {
+        self.members.members().await.map_err(|e| e.to_string())
+    }
+
+    /// Writes this node's member row every renewal interval while unsealed, until shutdown.
+    async fn announce(self: Arc<Self>, core: Weak<Core>) {
+        let value = self.member_value();
+        while !self.stopping() {
+            let Some(c) = core.upgrade() else { break };
+            let sealed = c.barrier.is_sealed();
+            drop(c);
+            if !sealed {
+                let _writing = self.member_write.lock().await;
+                if self.stopping() {
+                    break;
+                }
+                if let Err(e) = self.members.put_member(&self.node_id, &value).await {
+                    tracing::debug!(error = %e, "HA: writing this node's member row failed");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.timings.renew) => {}
+                () = self.stopped.notified() => {}
+            }
         }
     }
 
@@ -209,6 +274,7 @@ impl Ha {
     /// The election loop; runs until [`Ha::shutdown`] or the core is dropped.
     pub async fn run(self: Arc<Self>, core: Weak<Core>) {
         self.running.store(true, Ordering::SeqCst);
+        tokio::spawn(self.clone().announce(core.clone()));
         let mut hold_off_until: Option<Instant> = None;
         while !self.stopping() {
             let Some(c) = core.upgrade() else { break };

@@ -13,7 +13,12 @@
 //! - renew: `UPDATE` of `valid_until` only, by identity (a deleted or stolen row is never
 //!   re-created: 0 rows means the lock is lost);
 //! - release: `DELETE` by identity and `pg_notify` so standbys waiting on `LISTEN` wake at once;
-//! - leader: a lock-free read of the row.
+//! - leader: a lock-free read of the row;
+//! - members (`sys/ha-status`): every unsealed node keeps a row of its own under
+//!   `core/member/<node id>` (identity `member:<node id>`, its address and version as JSON in
+//!   `ha_value`, `valid_until` one lease ahead), written on a second connection so it never
+//!   waits behind a renewal. The lock statements all name `core/lock`, so these rows take no
+//!   part in the election or the fence; rows of nodes gone for ten minutes are removed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,10 +94,30 @@ struct Sql {
     release: String,
     holder: String,
     listen: String,
+    member_put: String,
+    member_remove: String,
+    members: String,
+}
+
+/// Key prefix of the member rows.
+const MEMBER_PREFIX: &str = "core/member/";
+
+/// A node's member row, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRow {
+    /// The node's id (the key after [`MEMBER_PREFIX`]).
+    pub node: String,
+    /// What the node wrote (JSON).
+    pub value: String,
+    /// When it last wrote the row (Unix seconds, database clock).
+    pub echoed: f64,
+    /// Whether the row is still within its lease.
+    pub live: bool,
 }
 
 /// The lock (one per node).
 pub struct PgLock {
+    table: String,
     config: tokio_postgres::Config,
     tls: RustlsConnector,
     sql: Sql,
@@ -131,6 +156,7 @@ impl PgLock {
         let t = quote_identifier(table);
         let channel = channel_name(table);
         PgLock {
+            table: table.to_owned(),
             config,
             tls,
             sql: Sql {
@@ -156,6 +182,22 @@ impl PgLock {
                      FROM {t} WHERE ha_key = $1"
                 ),
                 listen: format!("LISTEN {}", quote_identifier(&channel)),
+                member_put: format!(
+                    "INSERT INTO {t} (ha_key, ha_identity, ha_value, valid_until) \
+                     VALUES ($1, $2, $3, clock_timestamp() + $4::float8 * interval '1 second') \
+                     ON CONFLICT (ha_key) DO UPDATE SET ha_identity = EXCLUDED.ha_identity, \
+                     ha_value = EXCLUDED.ha_value, valid_until = EXCLUDED.valid_until"
+                ),
+                member_remove: format!("DELETE FROM {t} WHERE ha_key = $1"),
+                members: format!(
+                    "WITH gone AS (DELETE FROM {t} WHERE ha_key LIKE '{MEMBER_PREFIX}%' \
+                     AND valid_until < clock_timestamp() - interval '10 minutes') \
+                     SELECT substr(ha_key, {from}), coalesce(ha_value, ''), \
+                     extract(epoch FROM valid_until - $1::float8 * interval '1 second')::float8, \
+                     valid_until > clock_timestamp() \
+                     FROM {t} WHERE ha_key LIKE '{MEMBER_PREFIX}%'",
+                    from = MEMBER_PREFIX.len() + 1
+                ),
             },
             channel,
             timings,
@@ -167,6 +209,49 @@ impl PgLock {
     /// The timings.
     pub fn timings(&self) -> LockTimings {
         self.timings
+    }
+
+    /// The same lock table on a connection of its own (for the member rows).
+    pub fn another(&self) -> PgLock {
+        PgLock::new(
+            self.config.clone(),
+            self.tls.clone(),
+            &self.table,
+            self.timings,
+        )
+    }
+
+    /// Writes node `node`'s member row, live for one lease.
+    pub async fn put_member(&self, node: &str, value: &str) -> Result<(), StorageError> {
+        let key = format!("{MEMBER_PREFIX}{node}");
+        let identity = format!("member:{node}");
+        let ttl = self.timings.ttl.as_secs_f64();
+        self.query(&self.sql.member_put, &[&key, &identity, &value, &ttl])
+            .await?;
+        Ok(())
+    }
+
+    /// Removes node `node`'s member row (it is shutting down).
+    pub async fn remove_member(&self, node: &str) -> Result<(), StorageError> {
+        let key = format!("{MEMBER_PREFIX}{node}");
+        self.query(&self.sql.member_remove, &[&key]).await?;
+        Ok(())
+    }
+
+    /// Every member row (removing those gone for ten minutes).
+    pub async fn members(&self) -> Result<Vec<MemberRow>, StorageError> {
+        let ttl = self.timings.ttl.as_secs_f64();
+        let rows = self.query(&self.sql.members, &[&ttl]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MemberRow {
+                    node: r.try_get(0).map_err(engine)?,
+                    value: r.try_get(1).map_err(engine)?,
+                    echoed: r.try_get(2).map_err(engine)?,
+                    live: r.try_get(3).map_err(engine)?,
+                })
+            })
+            .collect()
     }
 
     /// Woken when a holder releases the lock (a `NOTIFY` on this table's channel).

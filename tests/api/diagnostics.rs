@@ -179,3 +179,20 @@ async fn host_info_reports_this_host_in_vaults_fields() {
     let token = s.token_with(&["default"], json!({})).await;
     s.get("sys/host-info", &token).await.assert_status(403);
 }
+
+/// Without HA, `sys/ha-status` lists this node alone, active (as Vault does); `nodes` is also at
+/// the top level, where the Go client (`vault operator members`) reads it.
+#[tokio::test]
+async fn ha_status_without_ha_lists_this_node() {
+    let s = TestServer::start().await;
+    let r = s.get("sys/ha-status", &s.root).await;
+    r.assert_status(200);
+    let nodes = r.body["data"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{}", r.body);
+    assert_eq!(nodes[0]["active_node"], true);
+    assert_eq!(nodes[0]["last_echo"], Value::Null);
+    assert_eq!(nodes[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(r.body["nodes"], r.body["data"]["nodes"]);
+    let token = s.token_with(&["default"], json!({})).await;
+    s.get("sys/ha-status", &token).await.assert_status(403);
+}

@@ -1876,3 +1876,78 @@ async fn ha_a_standby_that_loses_sight_of_the_lock_still_relays_the_answer() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["data"]["data"]["v"], "1");
 }
+
+/// `sys/ha-status` (`vault operator members`): asked of either node, the active answers with
+/// itself first and the standby with its last echo; a standby that stops leaves the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_status_lists_both_nodes_and_forgets_a_stopped_standby() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let status = |base: String| {
+        let (c, root) = (c.clone(), root.clone());
+        async move {
+            let (st, body) = call(
+                &c,
+                Method::GET,
+                format!("{base}/sys/ha-status"),
+                Some(&root),
+                json!(null),
+            )
+            .await;
+            assert_eq!(st, 200, "{body}");
+            body["data"]["nodes"].as_array().unwrap().clone()
+        }
+    };
+    // The standby announces itself within a renewal interval of its unseal.
+    let (active_base, standby_base) = (active.base(), standby.base());
+    wait_for(Duration::from_secs(5), "both nodes listed", || {
+        let s = status(active_base.clone());
+        async move { s.await.len() == 2 }
+    })
+    .await;
+    for base in [&active_base, &standby_base] {
+        let nodes = status(base.clone()).await;
+        assert_eq!(nodes.len(), 2, "{nodes:?}");
+        assert_eq!(nodes[0]["api_address"], active.api_addr(), "{nodes:?}");
+        assert_eq!(nodes[0]["active_node"], true);
+        assert_eq!(nodes[0]["last_echo"], Value::Null);
+        assert_eq!(nodes[1]["api_address"], standby.api_addr(), "{nodes:?}");
+        assert_eq!(nodes[1]["active_node"], false);
+        assert!(
+            nodes[1]["last_echo"].as_str().unwrap().ends_with('Z'),
+            "{nodes:?}"
+        );
+        assert_eq!(nodes[1]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(nodes[1]["cluster_address"].is_string());
+    }
+    // The real CLI shows the same table.
+    if let Some(bao) = crate::cli::bao_bin() {
+        let out = Command::new(bao)
+            .args(["operator", "members"])
+            .env("VAULT_ADDR", active.api_addr())
+            .env("VAULT_TOKEN", &root)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Active Node"), "{text}");
+        assert!(text.contains(&active.api_addr()), "{text}");
+        assert!(text.contains(&standby.api_addr()), "{text}");
+    }
+    // A standby that shuts down removes its row.
+    standby.stop();
+    let nodes = status(active_base.clone()).await;
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(nodes[0]["api_address"], active.api_addr());
+}

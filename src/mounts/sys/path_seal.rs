@@ -1,4 +1,5 @@
-//! `sys/seal`, `sys/step-down`, `sys/key-status` and `sys/rotate`: the authenticated side of the seal.
+//! `sys/seal`, `sys/step-down`, `sys/key-status` and `sys/rotate`: the authenticated side of the
+//! seal; `sys/ha-status` (`vault operator members`): the nodes of an HA cluster.
 
 use serde_json::json;
 
@@ -13,11 +14,70 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
         P::new("seal$").on(Op::Update, |b, r, d| Box::pin(b.seal(r, d))),
         P::new("step-down$").on(Op::Update, |b, r, d| Box::pin(b.step_down(r, d))),
         P::new("key-status$").on(Op::Read, |b, r, d| Box::pin(b.key_status(r, d))),
+        P::new("ha-status$").on(Op::Read, |b, r, d| Box::pin(b.ha_status(r, d))),
         P::new("rotate(?:/keyring)?$").on(Op::Update, |b, r, d| Box::pin(b.rotate(r, d))),
     ]
 }
 
+/// A standby's member row (written by `ha::Ha`).
+#[derive(serde::Deserialize)]
+struct Announced {
+    hostname: String,
+    api_address: String,
+    cluster_address: String,
+    version: String,
+}
+
 impl SystemBackend {
+    /// `sys/ha-status`: answered by the active node (a standby forwards it), which lists itself
+    /// first, then every standby whose member row is within its lease, by API address. Without
+    /// HA, this node alone (as Vault lists itself).
+    async fn ha_status(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let core = self.core()?;
+        let node = |host: &str, api: &str, cluster: &str, active: bool, echo: Option<String>| {
+            json!({
+                "hostname": host, "api_address": api, "cluster_address": cluster,
+                "active_node": active, "last_echo": echo, "version": env!("CARGO_PKG_VERSION"),
+            })
+        };
+        let Some(ha) = core.ha() else {
+            let me = node(&crate::ha::hostname(), "", "", true, None);
+            let mut r = Response::json(json!({ "nodes": [me] }));
+            r.inject_top_level = true;
+            return Ok(Some(r));
+        };
+        let settings = ha.settings();
+        let mut nodes = vec![node(
+            &crate::ha::hostname(),
+            &settings.api_addr,
+            &settings.cluster_addr,
+            true,
+            None,
+        )];
+        let rows = ha.members().await.map_err(crate::error::Error::internal)?;
+        let mut standbys: Vec<serde_json::Value> = rows
+            .into_iter()
+            .filter(|r| r.live && r.node != ha.node_id())
+            .filter_map(|r| {
+                let a: Announced = serde_json::from_str(&r.value).ok()?;
+                let echoed = crate::clock::from_unix_nanos((r.echoed * 1e9) as i128);
+                let mut n = node(&a.hostname, &a.api_address, &a.cluster_address, false, {
+                    Some(crate::clock::rfc3339_nanos(echoed))
+                });
+                if let Some(v) = n.get_mut("version") {
+                    *v = json!(a.version);
+                }
+                Some(n)
+            })
+            .collect();
+        standbys.sort_by(|a, b| a["api_address"].as_str().cmp(&b["api_address"].as_str()));
+        nodes.extend(standbys);
+        let mut r = Response::json(json!({ "nodes": nodes }));
+        // The Go client reads `nodes` from the top level (Vault injects this route's data).
+        r.inject_top_level = true;
+        Ok(Some(r))
+    }
+
     async fn seal(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         let _timed = crate::telemetry::Timer::named(crate::telemetry::CORE_SEAL_WITH_REQUEST);
         self.core()?.seal().await?;
