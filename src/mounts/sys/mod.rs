@@ -10,6 +10,7 @@ mod path_logs;
 mod path_metrics;
 mod path_mounts;
 mod path_operator;
+mod path_plugins;
 mod path_policies;
 mod path_remount;
 mod path_seal;
@@ -44,6 +45,7 @@ impl SystemBackend {
         paths.extend(path_audit::paths());
         paths.extend(path_metrics::paths());
         paths.extend(path_logs::paths());
+        paths.extend(path_plugins::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
