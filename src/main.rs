@@ -415,7 +415,7 @@ async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), Str
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tokio::spawn(sweep_loop(Arc::downgrade(&dev.core)));
-    let reload = config_path.map(|path| coffer::server::audit_reload(path, true));
+    let reload = config_path.map(|path| coffer::server::config_reload(path, true));
     coffer::server::on_hangup(Arc::downgrade(&dev.core), reload);
     let core = dev.core.clone();
     tasks.spawn(async move {

@@ -165,7 +165,8 @@ fn url_port(url: &str) -> Option<(String, u16)> {
 }
 
 /// Serves every listener of `config` until `shutdown` fires; prints Vault's start-up banner.
-/// `source`: the file `config` was read from; SIGHUP reads its `audit` blocks again.
+/// `source`: the file `config` was read from; SIGHUP reads its `audit` blocks and `log_level`
+/// again.
 pub async fn run(
     config: ServerConfig,
     source: Option<std::path::PathBuf>,
@@ -181,7 +182,7 @@ pub async fn run(
         lines.push(start_listener(i + 1, l, &core, &shutdown, &mut tasks)?);
     }
     tokio::spawn(sweep_loop(Arc::downgrade(&core)));
-    let reload = source.map(|path| crate::server::audit_reload(path, false));
+    let reload = source.map(|path| crate::server::config_reload(path, false));
     crate::server::on_hangup(Arc::downgrade(&core), reload);
     if let Some(ha) = core.ha() {
         tokio::spawn(ha.clone().run(Arc::downgrade(&core)));

@@ -101,21 +101,37 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
     }
 }
 
-/// Reads the configuration's `audit` blocks again (SIGHUP); the error names the file.
-pub type AuditReload =
-    Arc<dyn Fn() -> std::result::Result<Vec<crate::audit::Declared>, String> + Send + Sync>;
+/// Reads the configuration again (SIGHUP); the error names the file.
+pub type ConfigReload =
+    Arc<dyn Fn() -> std::result::Result<crate::config::ServerConfig, String> + Send + Sync>;
 
-/// Reads the `audit` blocks of the config file at `path` again, as the server read it at start
-/// (`dev`: as `-dev -config=FILE` reads it, storage and listeners optional).
-pub fn audit_reload(path: std::path::PathBuf, dev: bool) -> AuditReload {
+/// Reads the config file at `path` again, as the server read it at start (`dev`: as
+/// `-dev -config=FILE` reads it, storage and listeners optional). SIGHUP applies its `audit`
+/// blocks and its `log_level`.
+pub fn config_reload(path: std::path::PathBuf, dev: bool) -> ConfigReload {
     Arc::new(move || {
         let read = if dev {
             crate::config::ServerConfig::from_file_for_dev(&path)
         } else {
             crate::config::ServerConfig::from_file(&path)
         };
-        read.map(|c| c.audit).map_err(|e| e.to_string())
+        read.map_err(|e| e.to_string())
     })
+}
+
+/// SIGHUP with a `log_level` in the file: every logger takes it, and it becomes the level
+/// `DELETE sys/loggers` returns to (Vault applies the file's level on reload too).
+fn reload_log_level(level: Option<&str>) {
+    let (Some(raw), Some(logs)) = (level, crate::telemetry::logs::global()) else {
+        return;
+    };
+    match crate::telemetry::logs::parse_level(raw) {
+        Ok(l) => {
+            logs.reconfigure(l);
+            tracing::info!(level = %raw, "SIGHUP: log level set");
+        }
+        Err(e) => tracing::error!(error = %e, "SIGHUP: unknown log level found on reload"),
+    }
 }
 
 /// Keeps the process alive past a file size limit (`ulimit -f`, systemd's `LimitFSIZE`): a
@@ -137,7 +153,7 @@ fn survive_file_size_limit() {
 /// reopens the audit devices' files (after `logrotate` renamed them). Registered at once, so a
 /// SIGHUP no longer ends the process. Also makes a file size limit fail writes rather than end
 /// the process ([`survive_file_size_limit`]).
-pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<AuditReload>) {
+pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<ConfigReload>) {
     survive_file_size_limit();
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -146,9 +162,12 @@ pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<AuditReload>) {
                 while hup.recv().await.is_some() {
                     let Some(core) = core.upgrade() else { return };
                     if let Some(reload) = reload.clone() {
-                        tracing::info!("SIGHUP: reading the configuration's audit devices");
+                        tracing::info!("SIGHUP: reading the configuration again");
                         match tokio::task::spawn_blocking(move || reload()).await {
-                            Ok(Ok(declared)) => core.reload_declared_audit(declared).await,
+                            Ok(Ok(config)) => {
+                                reload_log_level(config.log_level.as_deref());
+                                core.reload_declared_audit(config.audit).await;
+                            }
                             Ok(Err(e)) => {
                                 tracing::error!(error = %e, "SIGHUP: could not reload the configuration");
                             }

@@ -350,6 +350,11 @@ impl Dev {
         self.stop().await
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server with SIGTERM and returns its stderr.
     pub(crate) async fn stop(mut self) -> String {
         let pid = self.child.id().to_string();

@@ -338,3 +338,70 @@ async fn logger_levels_change_what_the_server_writes_and_revert_to_the_configure
     assert!(!err.contains("not-logged-after-revert"), "{err}");
     assert!(!err.contains("not-logged-after-all-revert"), "{err}");
 }
+
+/// SIGHUP applies the config file's `log_level` to every logger, as Vault's reload does; it is
+/// then also the level `DELETE sys/loggers` returns to.
+#[tokio::test]
+async fn sighup_applies_the_files_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dev.hcl");
+    std::fs::write(&file, "log_level = \"info\"\n").unwrap();
+    let dev = Dev::start(&[&format!("-config={}", file.display())], &[]).await;
+    let policy = |name: &'static str| {
+        let dev = &dev;
+        async move {
+            let r = call(
+                dev,
+                "PUT",
+                &format!("sys/policies/acl/{name}"),
+                &dev.token,
+                Some(json!({"policy": "path \"a\" { capabilities = [\"read\"] }"})),
+            )
+            .await;
+            assert_eq!(r.status(), 204);
+        }
+    };
+    policy("before-reload").await;
+    std::fs::write(&file, "log_level = \"error\"\n").unwrap();
+    let pid = dev.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The reload is done when the loggers show the new level (a guard, not a timing check).
+    let until = Instant::now() + PATIENCE;
+    loop {
+        let r = call(&dev, "GET", "sys/loggers/core", &dev.token, None).await;
+        let body: Value = r.json().await.unwrap();
+        if body["data"]["core"] == "error" {
+            break;
+        }
+        assert!(Instant::now() < until, "the level never changed: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    policy("after-reload").await;
+    // A change through the API reverts to the reloaded level.
+    let r = call(
+        &dev,
+        "PUT",
+        "sys/loggers",
+        &dev.token,
+        Some(json!({"level": "debug"})),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let r = call(&dev, "DELETE", "sys/loggers", &dev.token, None).await;
+    assert_eq!(r.status(), 204);
+    let r = call(&dev, "GET", "sys/loggers/http", &dev.token, None).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"], json!({"http": "error"}));
+    let err = dev.stop().await;
+    assert!(
+        err.contains("name=before-reload") || err.contains("before-reload"),
+        "{err}"
+    );
+    assert!(!err.contains("after-reload"), "{err}");
+}
