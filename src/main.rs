@@ -320,8 +320,11 @@ fn run_config(path: &str, level: Option<tracing::Level>, format: Option<LogForma
 
 /// The dev core's settings: dev defaults, with a `-config` file's lease TTLs, audit settings
 /// and telemetry stanza when given.
-fn dev_core_config(file: Option<&ServerConfig>) -> CoreConfig {
-    let mut config = CoreConfig::default();
+fn dev_core_config(file: Option<&ServerConfig>, listen: std::net::SocketAddr) -> CoreConfig {
+    let mut config = CoreConfig {
+        sanitized_config: coffer::config::sanitized::dev_sanitized(listen, file),
+        ..CoreConfig::default()
+    };
     if let Some(f) = file {
         if let Some(ttl) = f.default_lease_ttl {
             config.default_lease_ttl = ttl;
@@ -354,7 +357,7 @@ async fn run_dev(args: ServerArgs, file: Option<ServerConfig>) -> Result<(), Str
     let dev = DevServer::with_config(
         Arc::new(SystemClock),
         args.root_token_id,
-        dev_core_config(file.as_ref()),
+        dev_core_config(file.as_ref(), local),
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -104,6 +104,7 @@ pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<
         audit_timeout: config.audit_timeout,
         plugin_directory: config.plugin_directory.clone(),
         declared_audit: config.audit.clone(),
+        sanitized_config: crate::config::sanitized::sanitized(config),
     };
     let core = Core::new(raw, kind, clock, core_config).map_err(|e| e.to_string())?;
     if let Some(parts) = ha {

@@ -11,6 +11,7 @@
 mod audit;
 mod file;
 pub mod listener;
+pub mod sanitized;
 pub mod storage;
 pub mod telemetry;
 #[cfg(test)]

@@ -82,6 +82,9 @@ pub struct CoreConfig {
     /// The configuration's `audit` blocks: enabled at every unseal (not at init), re-applied
     /// on SIGHUP through [`Core::reload_declared_audit`].
     pub declared_audit: Vec<crate::audit::Declared>,
+    /// What `sys/config/state/sanitized` shows (`config::sanitized`); empty for a core built
+    /// without a server configuration.
+    pub sanitized_config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for CoreConfig {
@@ -96,6 +99,7 @@ impl Default for CoreConfig {
             audit_timeout: crate::audit::DEFAULT_DEADLINE,
             plugin_directory: None,
             declared_audit: Vec::new(),
+            sanitized_config: serde_json::Map::new(),
         }
     }
 }

@@ -692,3 +692,40 @@ async fn dev_no_store_token_leaves_home_alone() {
     assert_eq!(dev.token, "r00t");
     dev.policy_write_then_stop().await;
 }
+
+/// `sys/config/state/sanitized` of a dev server: its own listener, in-memory storage, dev
+/// telemetry, with what `-config` adds; `vault debug` saves it as `config.json`.
+#[tokio::test]
+async fn dev_config_state_is_sanitized_and_merged_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dev.hcl");
+    std::fs::write(
+        &file,
+        "log_level = \"warn\"\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = \"48h\"\n",
+    )
+    .unwrap();
+    let dev = Dev::start(&[&format!("-config={}", file.display())], &[]).await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/sys/config/state/sanitized", dev.addr))
+        .header("X-Vault-Token", &dev.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let d = &body["data"];
+    let addr = dev.addr.trim_start_matches("http://");
+    assert_eq!(
+        d["listeners"],
+        serde_json::json!([{"type": "tcp", "config": {"address": addr, "tls_disable": true}}])
+    );
+    assert_eq!(d["storage"]["type"], "inmem");
+    assert_eq!(d["log_level"], "warn");
+    assert_eq!(d["max_lease_ttl"], 48 * 3600);
+    assert_eq!(d["unsafe_allow_api_audit_creation"], true);
+    assert_eq!(
+        d["telemetry"]["prometheus_retention_time"],
+        24u64 * 3600 * 1_000_000_000
+    );
+    dev.stop().await;
+}

@@ -1,5 +1,6 @@
 //! `sys/seal`, `sys/step-down`, `sys/key-status` and `sys/rotate`: the authenticated side of the
-//! seal; `sys/ha-status` (`vault operator members`): the nodes of an HA cluster.
+//! seal; `sys/ha-status` (`vault operator members`): the nodes of an HA cluster;
+//! `sys/config/state/sanitized`: the configuration without secrets (`config::sanitized`).
 
 use serde_json::json;
 
@@ -15,6 +16,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
         P::new("step-down$").on(Op::Update, |b, r, d| Box::pin(b.step_down(r, d))),
         P::new("key-status$").on(Op::Read, |b, r, d| Box::pin(b.key_status(r, d))),
         P::new("ha-status$").on(Op::Read, |b, r, d| Box::pin(b.ha_status(r, d))),
+        P::new("config/state/sanitized$").on(Op::Read, |b, r, d| Box::pin(b.sanitized(r, d))),
         P::new("rotate(?:/keyring)?$").on(Op::Update, |b, r, d| Box::pin(b.rotate(r, d))),
     ]
 }
@@ -29,6 +31,11 @@ struct Announced {
 }
 
 impl SystemBackend {
+    async fn sanitized(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let core = self.core()?;
+        Ok(Some(Response::data(core.config.sanitized_config.clone())))
+    }
+
     /// `sys/ha-status`: answered by the active node (a standby forwards it), which lists itself
     /// first, then every standby whose member row is within its lease, by API address. Without
     /// HA, this node alone (as Vault lists itself).
