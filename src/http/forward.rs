@@ -77,6 +77,18 @@ pub(super) fn answered_locally(path: &str) -> bool {
     )
 }
 
+/// Paths about this node itself, which Vault never forwards: a standby answers them with
+/// 400 `cannot forward local-only request` (as Vault's standby does). A monitor relayed from the
+/// active node would also never end, as forwarded answers are read whole.
+pub(super) fn local_only(path: &str) -> bool {
+    matches!(path, "sys/monitor" | "sys/in-flight-req")
+}
+
+/// Vault's answer to a local-only request on a standby.
+pub(super) fn local_only_refused() -> HttpResponse {
+    error_response(&Error::bad("cannot forward local-only request"))
+}
+
 /// 503 `no active node`, `Retry-After: 1`.
 pub(super) fn no_active_node() -> HttpResponse {
     let mut resp = error_response(&Error::Coded(503, NO_ACTIVE_NODE.to_owned()));

@@ -343,6 +343,9 @@ async fn serve_request(
         // A scrape without a token is each node's own (as in Vault); with one it is forwarded.
         && !(path == "sys/metrics" && state.options.unauthenticated_metrics)
     {
+        if forward::local_only(&path) {
+            return forward::local_only_refused();
+        }
         return forward::standby(state, ha, parts, body, addr).await;
     }
     // A request a standby forwarded carries the client's address, signed.

@@ -1945,6 +1945,28 @@ async fn ha_status_lists_both_nodes_and_forgets_a_stopped_standby() {
         assert!(text.contains(&active.api_addr()), "{text}");
         assert!(text.contains(&standby.api_addr()), "{text}");
     }
+    // What is about one node is not forwarded: a standby refuses it as Vault's does.
+    for path in ["sys/monitor", "sys/in-flight-req"] {
+        let (st, body) = call(
+            &c,
+            Method::GET,
+            format!("{standby_base}/{path}"),
+            Some(&root),
+            json!(null),
+        )
+        .await;
+        assert_eq!(st, 400, "{path}: {body}");
+        assert_eq!(body["errors"], json!(["cannot forward local-only request"]));
+    }
+    let (st, body) = call(
+        &c,
+        Method::GET,
+        format!("{active_base}/sys/in-flight-req"),
+        Some(&root),
+        json!(null),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
     // A standby that shuts down removes its row.
     standby.stop();
     let nodes = status(active_base.clone()).await;
