@@ -17,7 +17,7 @@
 //!
 //! Each monitor has a bounded queue (512 lines, as Vault's); a line that finds it full is
 //! dropped and counted, and the stream reports `Monitor dropped N logs during monitor request`
-//! (Vault's text) before its next line.
+//! (Vault's text) once it has sent the lines queued before the drops.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -371,19 +371,25 @@ pub struct MonitorStream {
 }
 
 impl MonitorStream {
-    /// The next line (with Vault's note first when lines were dropped since the last one);
-    /// `None` only if the log itself went away.
+    /// The next line; once the queue is empty after lines were dropped, Vault's note saying how
+    /// many (so it follows the lines queued before the drops). `None` only if the log itself
+    /// went away.
     pub fn poll_next(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<axum::body::Bytes>> {
-        let lost = self.dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            return std::task::Poll::Ready(Some(axum::body::Bytes::from(format!(
-                "Monitor dropped {lost} logs during monitor request\n"
-            ))));
+        match self.lines.poll_recv(cx) {
+            std::task::Poll::Pending => {
+                let lost = self.dropped.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    return std::task::Poll::Ready(Some(axum::body::Bytes::from(format!(
+                        "Monitor dropped {lost} logs during monitor request\n"
+                    ))));
+                }
+                std::task::Poll::Pending
+            }
+            ready => ready,
         }
-        self.lines.poll_recv(cx)
     }
 }
 
@@ -532,6 +538,50 @@ mod tests {
             parse_level("Loud"),
             Err("unknown log level: loud".to_string())
         );
+    }
+
+    fn poll(m: &mut MonitorStream) -> Option<String> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match m.poll_next(&mut cx) {
+            std::task::Poll::Ready(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_full_monitor_drops_lines_and_says_how_many_in_vaults_words() {
+        let logs = Arc::new(Logs::new(tracing::Level::INFO, false));
+        let mut m = logs.monitor(tracing::Level::DEBUG, false);
+        let mut quiet = logs.monitor(tracing::Level::WARN, false);
+        assert_eq!(logs.watched(false), 4);
+        for i in 0..MONITOR_QUEUE + 88 {
+            logs.publish(false, 4, format!("line {i}\n").as_bytes());
+        }
+        // The queued lines first, in order, then the note.
+        for i in 0..MONITOR_QUEUE {
+            assert_eq!(poll(&mut m), Some(format!("line {i}\n")));
+        }
+        assert_eq!(
+            poll(&mut m).as_deref(),
+            Some("Monitor dropped 88 logs during monitor request\n")
+        );
+        assert_eq!(poll(&mut m), None);
+        // A debug line is not for a monitor at warn.
+        assert_eq!(poll(&mut quiet), None);
+        drop(m);
+        assert_eq!(logs.watched(false), 2);
+        drop(quiet);
+        assert_eq!(logs.monitors(), 0);
+        assert_eq!(logs.watched(false), 0);
+    }
+
+    #[test]
+    fn a_server_logging_json_gives_every_monitor_json() {
+        let logs = Arc::new(Logs::new(tracing::Level::INFO, true));
+        let _m = logs.monitor(tracing::Level::INFO, false);
+        assert_eq!(logs.watched(true), 3);
+        assert_eq!(logs.watched(false), 0);
     }
 
     #[test]
