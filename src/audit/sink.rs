@@ -289,6 +289,9 @@ pub(super) struct SharedFile {
     /// Inline writes allowed: the runtime that opened the file has at least two workers (with
     /// one, a hanging write would stop everything).
     inline: bool,
+    /// A write that took longer sends the next lines through the writer thread
+    /// ([`SLOW_WRITE`]).
+    slow_after: Duration,
 }
 
 fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -297,6 +300,11 @@ fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl SharedFile {
     pub(super) fn new(out: FileOut) -> Arc<SharedFile> {
+        Self::with_slow_after(out, SLOW_WRITE)
+    }
+
+    /// [`SharedFile::new`] with another threshold for a slow write.
+    fn with_slow_after(out: FileOut, slow_after: Duration) -> Arc<SharedFile> {
         let inline = out
             .file
             .as_ref()
@@ -308,6 +316,7 @@ impl SharedFile {
             backlog: std::sync::Mutex::new(Backlog::default()),
             slow: std::sync::atomic::AtomicBool::new(false),
             inline,
+            slow_after,
         })
     }
 
@@ -385,7 +394,7 @@ impl SharedFile {
             .write(data)
             .or_else(|_| out.reopen().and_then(|()| out.write(data)));
         self.slow.store(
-            started.elapsed() > SLOW_WRITE,
+            started.elapsed() > self.slow_after,
             std::sync::atomic::Ordering::Relaxed,
         );
         r
@@ -1060,7 +1069,13 @@ mod tests {
             fsync,
             ..FileOptions::plain()
         };
-        let shared = SharedFile::new(FileOut::open(path.to_path_buf(), options).unwrap());
+        // What these tests check does not depend on how fast the disk is: a write (an fsync
+        // above all) slower than 20 ms on a loaded machine must not send lines to the writer
+        // thread here (it did, as a CI flake of the fsync test).
+        let shared = SharedFile::with_slow_after(
+            FileOut::open(path.to_path_buf(), options).unwrap(),
+            Duration::from_secs(600),
+        );
         assert!(
             shared.inline,
             "a regular file on a 2-worker runtime is written inline"
