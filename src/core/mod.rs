@@ -18,7 +18,10 @@ pub mod seal;
 pub mod system_view;
 mod telemetry;
 pub mod token_issue;
+mod versions;
 pub mod wrapping;
+
+pub use versions::VersionEntry;
 
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -202,6 +205,7 @@ impl Core {
         self.policies.load().await?;
         self.tokens.load_salt().await?;
         self.load_mounts().await?;
+        self.record_version().await?;
         self.audit.load(&self.storage("")).await?;
         if declared_audit {
             self.audit.apply_declared(&self.storage("")).await?;

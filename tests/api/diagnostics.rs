@@ -196,3 +196,47 @@ async fn ha_status_without_ha_lists_this_node() {
     let token = s.token_with(&["default"], json!({})).await;
     s.get("sys/ha-status", &token).await.assert_status(403);
 }
+
+/// `sys/version-history` (`vault version-history`): the running version is recorded at the
+/// first unseal, once; older entries (left by an earlier version) come first.
+#[tokio::test]
+async fn version_history_records_each_version_once() {
+    let s = TestServer::start().await;
+    let version = env!("CARGO_PKG_VERSION");
+    let r = s.list("sys/version-history", &s.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["keys"], json!([version]));
+    let first = r.body["data"]["key_info"][version]["timestamp_installed"].clone();
+    assert!(first.as_str().unwrap().ends_with('Z'), "{first}");
+    assert_eq!(
+        r.body["data"]["key_info"][version]["previous_version"],
+        Value::Null
+    );
+    // An unseal later (the clock moved on) records nothing new.
+    s.clock.advance(std::time::Duration::from_secs(7200));
+    s.seal().await;
+    s.unseal().await.assert_status(200);
+    // An entry an older version left.
+    s.core
+        .storage("")
+        .put_json(
+            "core/versions/0.0.9",
+            &coffer::core::VersionEntry {
+                version: "0.0.9".into(),
+                installed: 1_000_000_000,
+            },
+        )
+        .await
+        .unwrap();
+    let r = s.list("sys/version-history", &s.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["keys"], json!(["0.0.9", version]));
+    let info = &r.body["data"]["key_info"];
+    assert_eq!(info["0.0.9"]["timestamp_installed"], "2001-09-09T01:46:40Z");
+    assert_eq!(info[version]["previous_version"], "0.0.9");
+    assert_eq!(info[version]["timestamp_installed"], first);
+    let token = s.token_with(&["default"], json!({})).await;
+    s.list("sys/version-history", &token)
+        .await
+        .assert_status(403);
+}

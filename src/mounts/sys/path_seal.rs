@@ -1,6 +1,7 @@
 //! `sys/seal`, `sys/step-down`, `sys/key-status` and `sys/rotate`: the authenticated side of the
 //! seal; `sys/ha-status` (`vault operator members`): the nodes of an HA cluster;
-//! `sys/config/state/sanitized`: the configuration without secrets (`config::sanitized`).
+//! `sys/config/state/sanitized`: the configuration without secrets (`config::sanitized`);
+//! `sys/version-history` (`vault version-history`): the versions that served this storage.
 
 use serde_json::json;
 
@@ -17,6 +18,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
         P::new("key-status$").on(Op::Read, |b, r, d| Box::pin(b.key_status(r, d))),
         P::new("ha-status$").on(Op::Read, |b, r, d| Box::pin(b.ha_status(r, d))),
         P::new("config/state/sanitized$").on(Op::Read, |b, r, d| Box::pin(b.sanitized(r, d))),
+        P::new("version-history/?$").on(Op::List, |b, r, d| Box::pin(b.version_history(r, d))),
         P::new("rotate(?:/keyring)?$").on(Op::Update, |b, r, d| Box::pin(b.rotate(r, d))),
     ]
 }
@@ -31,6 +33,34 @@ struct Announced {
 }
 
 impl SystemBackend {
+    /// Vault's list: versions oldest first, each with its install time (RFC 3339, seconds),
+    /// the version before it, and `commit_date` (Coffer's builds carry none: empty).
+    async fn version_history(
+        &self,
+        _req: &Request,
+        _d: &FieldData<'_>,
+    ) -> Result<Option<Response>> {
+        let versions = self.core()?.version_history().await?;
+        let mut info = serde_json::Map::new();
+        let mut previous: Option<&str> = None;
+        for v in &versions {
+            let installed = crate::clock::from_unix_nanos(i128::from(v.installed) * 1_000_000_000);
+            info.insert(
+                v.version.clone(),
+                json!({
+                    "timestamp_installed": crate::clock::rfc3339_nanos(installed),
+                    "previous_version": previous,
+                    "commit_date": "",
+                }),
+            );
+            previous = Some(&v.version);
+        }
+        let keys: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+        Ok(Some(Response::json(
+            json!({ "keys": keys, "key_info": info }),
+        )))
+    }
+
     async fn sanitized(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         let core = self.core()?;
         Ok(Some(Response::data(core.config.sanitized_config.clone())))
