@@ -206,8 +206,8 @@ fn os_release() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-/// A 32-hex-digit id in UUID form.
-fn as_uuid(hex: &str) -> String {
+/// A 32-hex-digit id in UUID form (anything else as given, lower-cased).
+pub(super) fn as_uuid(hex: &str) -> String {
     let h = hex.trim().to_ascii_lowercase();
     if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
         return h;

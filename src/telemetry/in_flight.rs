@@ -194,16 +194,7 @@ impl InFlightTable {
 
     /// The UUID-shaped id of entry `id`.
     fn key(&self, id: u64) -> String {
-        let hex = format!("{:016x}{id:016x}", self.prefix);
-        let part = |r: std::ops::Range<usize>| hex.get(r).unwrap_or_default();
-        format!(
-            "{}-{}-{}-{}-{}",
-            part(0..8),
-            part(8..12),
-            part(12..16),
-            part(16..20),
-            part(20..32)
-        )
+        super::host::as_uuid(&format!("{:016x}{id:016x}", self.prefix))
     }
 }
 

@@ -282,6 +282,13 @@ async fn cluster_of(
     (a, b, key, root, table)
 }
 
+/// [`cluster`], with its nodes as (active, standby), and the root token.
+async fn active_and_standby(c: &reqwest::Client, url: &str) -> (Node, Node, String) {
+    let (a, b, _key, root, _) = cluster(c, url).await;
+    let i = active_of(c, &[&a, &b], Duration::from_secs(5)).await;
+    if i == 0 { (a, b, root) } else { (b, a, root) }
+}
+
 /// A token of a new token role `role` whose tokens are bound to `cidr`, made on `node`.
 async fn bound_token(
     c: &reqwest::Client,
@@ -689,13 +696,8 @@ async fn ha_cli_guide_through_a_standby() {
 async fn ha_graceful_shutdown_hands_over_within_1_5_s() {
     let url = database_url();
     let c = reqwest::Client::new();
-    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
-    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
-    let (active, standby) = if i == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (mut active, mut standby, root) = active_and_standby(&c, &url).await;
+    let (active, standby) = (&mut active, &mut standby);
     let started = Instant::now();
     active.stop();
     let base = standby.base();
@@ -719,13 +721,8 @@ async fn ha_graceful_shutdown_hands_over_within_1_5_s() {
 async fn ha_sigkill_of_the_active_loses_no_acknowledged_write() {
     let url = database_url();
     let c = reqwest::Client::new();
-    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
-    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
-    let (active, standby) = if i == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (mut active, mut standby, root) = active_and_standby(&c, &url).await;
+    let (active, standby) = (&mut active, &mut standby);
     // Four writers through the standby's address (forwarded while the other is active).
     let stop = Arc::new(AtomicBool::new(false));
     let killed_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
@@ -1883,13 +1880,8 @@ async fn ha_a_standby_that_loses_sight_of_the_lock_still_relays_the_answer() {
 async fn ha_status_lists_both_nodes_and_forgets_a_stopped_standby() {
     let url = database_url();
     let c = reqwest::Client::new();
-    let (mut a, mut b, _key, root, _) = cluster(&c, &url).await;
-    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
-    let (active, standby) = if i == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (mut active, mut standby, root) = active_and_standby(&c, &url).await;
+    let (active, standby) = (&mut active, &mut standby);
     let status = |base: String| {
         let (c, root) = (c.clone(), root.clone());
         async move {

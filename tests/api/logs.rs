@@ -38,6 +38,20 @@ async fn status_and_errors(r: reqwest::Response) -> (u16, Value) {
     (status, body["errors"].clone())
 }
 
+/// A new token with `policy`, made by the root token.
+async fn token_with(dev: &Dev, policy: &str) -> String {
+    let r = call(
+        dev,
+        "POST",
+        "auth/token/create",
+        &dev.token,
+        Some(json!({ "policies": [policy] })),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    body["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
 /// An open monitor: its response, and the text received so far.
 struct Monitor {
     resp: reqwest::Response,
@@ -200,16 +214,7 @@ async fn monitor_parameters_and_acl_are_vaults() {
             .await;
     assert_eq!((s, e), (400, json!(["unknown log format"])));
     // A token with only the default policy may not watch the log or change its levels.
-    let r = call(
-        &dev,
-        "POST",
-        "auth/token/create",
-        &dev.token,
-        Some(json!({"policies": ["default"]})),
-    )
-    .await;
-    let body: Value = r.json().await.unwrap();
-    let plain = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let plain = token_with(&dev, "default").await;
     for (method, path) in [
         ("GET", "sys/monitor"),
         ("GET", "sys/loggers"),
@@ -229,16 +234,7 @@ async fn monitor_parameters_and_acl_are_vaults() {
     )
     .await;
     assert_eq!(r.status(), 204);
-    let r = call(
-        &dev,
-        "POST",
-        "auth/token/create",
-        &dev.token,
-        Some(json!({"policies": ["watcher"]})),
-    )
-    .await;
-    let body: Value = r.json().await.unwrap();
-    let watcher = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let watcher = token_with(&dev, "watcher").await;
     let r = call(&dev, "GET", "sys/monitor?log_level=error", &watcher, None).await;
     assert_eq!(r.status(), 200);
     drop(r);
