@@ -4,6 +4,7 @@
 //! (`mounts/`) → its `Storage` view → the physical engine. Everything durable goes through
 //! storage; in-memory structures here are caches rebuilt at start.
 
+pub mod cors;
 pub mod generate_root;
 mod mount_lifecycle;
 pub mod mounts;
@@ -140,6 +141,8 @@ pub struct Core {
     streams_closed: AtomicBool,
     /// The requests being served now (`sys/in-flight-req`).
     pub in_flight: crate::telemetry::in_flight::InFlightTable,
+    /// Cross-origin settings (`sys/config/cors`).
+    cors: ArcSwap<cors::CorsConfig>,
     weak: Weak<Core>,
 }
 
@@ -186,6 +189,7 @@ impl Core {
             ha: std::sync::OnceLock::new(),
             streams_closed: AtomicBool::new(false),
             in_flight: Default::default(),
+            cors: ArcSwap::from_pointee(cors::CorsConfig::default()),
             weak: weak.clone(),
         });
         Ok(core)
@@ -206,6 +210,7 @@ impl Core {
         self.tokens.load_salt().await?;
         self.load_mounts().await?;
         self.record_version().await?;
+        self.load_cors().await?;
         self.audit.load(&self.storage("")).await?;
         if declared_audit {
             self.audit.apply_declared(&self.storage("")).await?;

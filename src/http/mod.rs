@@ -6,6 +6,7 @@
 //! pipeline as an `IncomingRequest`.
 
 mod conn;
+mod cors;
 mod decode;
 mod envelope;
 mod forward;
@@ -249,7 +250,15 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
     let _tracked = state.core.in_flight.enter(start, method, req.uri(), peer);
     let logged_path = tracing::enabled!(tracing::Level::DEBUG).then(|| log_path(req.uri().path()));
     let mut facts = RequestFacts::default();
-    let resp = serve_request(&state, req, &mut facts).await;
+    let resp = match cors::check(&state.core, req.method(), req.headers()) {
+        cors::Cors::Pass => serve_request(&state, req, &mut facts).await,
+        cors::Cors::Answer(resp) => resp,
+        cors::Cors::Decorate(add) => {
+            let mut resp = serve_request(&state, req, &mut facts).await;
+            resp.headers_mut().extend(add);
+            resp
+        }
+    };
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
     crate::telemetry::count_request(

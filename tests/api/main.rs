@@ -21,6 +21,7 @@ mod cli_guide;
 mod clients;
 #[allow(dead_code, reason = "shared helpers; not every module uses every one")]
 mod common;
+mod cors;
 mod diagnostics;
 mod ha;
 mod http_layer;
