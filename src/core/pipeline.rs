@@ -58,8 +58,11 @@ impl std::fmt::Debug for IncomingRequest {
 /// outcome.
 #[derive(Debug, Default)]
 pub struct RequestFacts {
-    /// The request id (only filled in while debug logging is on).
+    /// The request id (only filled in while debug logging is on, or when asked for).
     pub request_id: Option<String>,
+    /// Set by the HTTP layer when it will log the request line (its logger, `http`, may be at
+    /// debug while the core's is not).
+    pub want_request_id: bool,
     /// Type of the mount the request was routed to (`kv`, `approle`, `system`, ...).
     pub mount_type: Option<&'static str>,
     /// Whether it was a login (an unauthenticated path of an auth method).
@@ -148,7 +151,7 @@ impl Core {
         facts: &mut RequestFacts,
     ) -> Result<Outcome> {
         let request_id = crate::ids::uuid_v4();
-        if tracing::enabled!(tracing::Level::DEBUG) {
+        if facts.want_request_id || tracing::enabled!(tracing::Level::DEBUG) {
             facts.request_id = Some(request_id.clone());
         }
         let mut trace = self.trace(|| RequestRecord {

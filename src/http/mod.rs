@@ -249,7 +249,10 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         .map(|c| c.0);
     let _tracked = state.core.in_flight.enter(start, method, req.uri(), peer);
     let logged_path = tracing::enabled!(tracing::Level::DEBUG).then(|| log_path(req.uri().path()));
-    let mut facts = RequestFacts::default();
+    let mut facts = RequestFacts {
+        want_request_id: logged_path.is_some(),
+        ..RequestFacts::default()
+    };
     let resp = match cors::check(&state.core, req.method(), req.headers()) {
         cors::Cors::Pass => serve_request(&state, req, &mut facts).await,
         cors::Cors::Answer(resp) => resp,
@@ -429,8 +432,12 @@ async fn handle_logical(
     facts: &mut RequestFacts,
 ) -> HttpResponse {
     let core = state.core.clone();
+    let want_request_id = facts.want_request_id;
     let (result, done) = RunToCompletion::new(async move {
-        let mut facts = RequestFacts::default();
+        let mut facts = RequestFacts {
+            want_request_id,
+            ..RequestFacts::default()
+        };
         let result = core.handle_request_with(inc, &mut facts).await;
         (result, facts)
     })

@@ -329,7 +329,15 @@ async fn logger_levels_change_what_the_server_writes_and_revert_to_the_configure
     assert_eq!(body["data"], json!({}));
 
     let err = dev.stop().await;
-    assert!(err.contains("secret/data/logged-by-http-debug"), "{err}");
+    // The request line carries the request id although only the `http` logger was at debug.
+    let line = err
+        .lines()
+        .find(|l| l.contains("secret/data/logged-by-http-debug"))
+        .unwrap_or_else(|| panic!("no request line in {err}"));
+    assert!(
+        line.contains("request.id=\"") && !line.contains("request.id=\"\""),
+        "{line}"
+    );
     assert!(err.contains("secret/data/logged-by-all-trace"), "{err}");
     assert!(!err.contains("not-logged-after-revert"), "{err}");
     assert!(!err.contains("not-logged-after-all-revert"), "{err}");
