@@ -38,6 +38,12 @@ async fn status_and_errors(r: reqwest::Response) -> (u16, Value) {
     (status, body["errors"].clone())
 }
 
+/// Sends a request and checks its status.
+async fn expect(dev: &Dev, method: &str, path: &str, token: &str, body: Option<Value>, want: u16) {
+    let r = call(dev, method, path, token, body).await;
+    assert_eq!(r.status(), want, "{method} {path}");
+}
+
 /// A new token with `policy`, made by the root token.
 async fn token_with(dev: &Dev, policy: &str) -> String {
     let r = call(
@@ -116,15 +122,15 @@ impl Monitor {
 
 /// Writes a kv secret whose value is `canary` at `secret/<key>`.
 async fn kv_put(dev: &Dev, key: &str, canary: &str) {
-    let r = call(
+    expect(
         dev,
         "PUT",
         &format!("secret/data/{key}"),
         &dev.token,
         Some(json!({"data": {"password": canary}})),
+        200,
     )
     .await;
-    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
@@ -138,15 +144,15 @@ async fn a_monitor_streams_debug_lines_from_an_info_server_without_secrets() {
         .await;
     assert!(line.contains("DEBUG"), "{line}");
     // The monitor also gets the info lines (its level and above).
-    let r = call(
+    expect(
         &dev,
         "PUT",
         "sys/policies/acl/seen",
         &dev.token,
         Some(json!({"policy": "path \"a\" { capabilities = [\"read\"] }"})),
+        204,
     )
     .await;
-    assert_eq!(r.status(), 204);
     mon.line(|l| l.contains("INFO") && l.contains("policy written"))
         .await;
     assert!(!mon.seen.contains(canary), "{}", mon.seen);
@@ -178,8 +184,7 @@ async fn a_json_monitor_streams_one_object_per_line() {
 async fn a_monitor_ends_when_the_core_seals_or_the_server_stops() {
     let dev = Dev::start(&[], &[]).await;
     let mon = Monitor::open(&dev, "log_level=info").await;
-    let r = call(&dev, "PUT", "sys/seal", &dev.token, None).await;
-    assert_eq!(r.status(), 204);
+    expect(&dev, "PUT", "sys/seal", &dev.token, None, 204).await;
     let seen = mon.end().await;
     assert!(
         seen.ends_with("core received sealed state change, ending monitor session"),
@@ -225,19 +230,25 @@ async fn monitor_parameters_and_acl_are_vaults() {
         assert_eq!(r.status(), 403, "{method} {path}");
     }
     // A policy granting read on sys/monitor is enough to watch.
-    let r = call(
+    expect(
         &dev,
         "PUT",
         "sys/policies/acl/watcher",
         &dev.token,
         Some(json!({"policy": "path \"sys/monitor\" { capabilities = [\"read\"] }"})),
+        204,
     )
     .await;
-    assert_eq!(r.status(), 204);
     let watcher = token_with(&dev, "watcher").await;
-    let r = call(&dev, "GET", "sys/monitor?log_level=error", &watcher, None).await;
-    assert_eq!(r.status(), 200);
-    drop(r);
+    expect(
+        &dev,
+        "GET",
+        "sys/monitor?log_level=error",
+        &watcher,
+        None,
+        200,
+    )
+    .await;
     dev.stop().await;
 }
 
@@ -252,15 +263,15 @@ async fn logger_levels_change_what_the_server_writes_and_revert_to_the_configure
     assert_eq!(levels["http"], "info");
 
     // One logger at debug: the request lines (logger `http`) appear.
-    let r = call(
+    expect(
         &dev,
         "PUT",
         "sys/loggers/http",
         &dev.token,
         Some(json!({"level": "Debug"})),
+        204,
     )
     .await;
-    assert_eq!(r.status(), 204);
     let r = call(&dev, "GET", "sys/loggers/http", &dev.token, None).await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"], json!({"http": "debug"}));
@@ -269,22 +280,20 @@ async fn logger_levels_change_what_the_server_writes_and_revert_to_the_configure
     assert_eq!(body["data"], json!({"core": "info"}));
     kv_put(&dev, "logged-by-http-debug", "x").await;
     // Back to the configured level.
-    let r = call(&dev, "DELETE", "sys/loggers/http", &dev.token, None).await;
-    assert_eq!(r.status(), 204);
+    expect(&dev, "DELETE", "sys/loggers/http", &dev.token, None, 204).await;
     kv_put(&dev, "not-logged-after-revert", "x").await;
     // Every logger at once, then all reverted.
-    let r = call(
+    expect(
         &dev,
         "PUT",
         "sys/loggers",
         &dev.token,
         Some(json!({"level": "trace"})),
+        204,
     )
     .await;
-    assert_eq!(r.status(), 204);
     kv_put(&dev, "logged-by-all-trace", "x").await;
-    let r = call(&dev, "DELETE", "sys/loggers", &dev.token, None).await;
-    assert_eq!(r.status(), 204);
+    expect(&dev, "DELETE", "sys/loggers", &dev.token, None, 204).await;
     kv_put(&dev, "not-logged-after-all-revert", "x").await;
     let r = call(&dev, "GET", "sys/loggers", &dev.token, None).await;
     let body: Value = r.json().await.unwrap();
@@ -354,15 +363,15 @@ async fn sighup_applies_the_files_log_level() {
     let policy = |name: &'static str| {
         let dev = &dev;
         async move {
-            let r = call(
+            expect(
                 dev,
                 "PUT",
                 &format!("sys/policies/acl/{name}"),
                 &dev.token,
                 Some(json!({"policy": "path \"a\" { capabilities = [\"read\"] }"})),
+                204,
             )
             .await;
-            assert_eq!(r.status(), 204);
         }
     };
     policy("before-reload").await;
@@ -388,17 +397,16 @@ async fn sighup_applies_the_files_log_level() {
     }
     policy("after-reload").await;
     // A change through the API reverts to the reloaded level.
-    let r = call(
+    expect(
         &dev,
         "PUT",
         "sys/loggers",
         &dev.token,
         Some(json!({"level": "debug"})),
+        204,
     )
     .await;
-    assert_eq!(r.status(), 204);
-    let r = call(&dev, "DELETE", "sys/loggers", &dev.token, None).await;
-    assert_eq!(r.status(), 204);
+    expect(&dev, "DELETE", "sys/loggers", &dev.token, None, 204).await;
     let r = call(&dev, "GET", "sys/loggers/http", &dev.token, None).await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"], json!({"http": "error"}));
