@@ -5,6 +5,7 @@
 
 mod path_audit;
 mod path_capabilities;
+mod path_config;
 mod path_leases;
 mod path_logs;
 mod path_metrics;
@@ -46,6 +47,7 @@ impl SystemBackend {
         paths.extend(path_metrics::paths());
         paths.extend(path_logs::paths());
         paths.extend(path_plugins::paths());
+        paths.extend(path_config::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).

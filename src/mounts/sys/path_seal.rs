@@ -1,14 +1,12 @@
 //! `sys/seal`, `sys/step-down`, `sys/key-status` and `sys/rotate`: the authenticated side of the
 //! seal; `sys/ha-status` (`vault operator members`): the nodes of an HA cluster;
-//! `sys/config/state/sanitized`: the configuration without secrets (`config::sanitized`);
-//! `sys/version-history` (`vault version-history`): the versions that served this storage;
-//! `sys/config/cors` (sudo): cross-origin requests (`core/cors.rs`, `http/cors.rs`).
+//! `sys/version-history` (`vault version-history`): the versions that served this storage.
 
 use serde_json::json;
 
 use super::SystemBackend;
 use crate::error::Result;
-use crate::logical::{FieldData, FieldType as T, Operation as Op, PathSpec, Request, Response};
+use crate::logical::{FieldData, Operation as Op, PathSpec, Request, Response};
 
 type P = PathSpec<SystemBackend>;
 
@@ -18,27 +16,7 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
         P::new("step-down$").on(Op::Update, |b, r, d| Box::pin(b.step_down(r, d))),
         P::new("key-status$").on(Op::Read, |b, r, d| Box::pin(b.key_status(r, d))),
         P::new("ha-status$").on(Op::Read, |b, r, d| Box::pin(b.ha_status(r, d))),
-        P::new("config/state/sanitized$").on(Op::Read, |b, r, d| Box::pin(b.sanitized(r, d))),
         P::new("version-history/?$").on(Op::List, |b, r, d| Box::pin(b.version_history(r, d))),
-        P::new("config/cors$")
-            .field(
-                "allowed_origins",
-                T::CommaStringSlice,
-                "Origins that may make cross-origin requests (`*` alone: any).",
-            )
-            .field(
-                "allowed_headers",
-                T::CommaStringSlice,
-                "Headers allowed on cross-origin requests besides Vault's standard ones.",
-            )
-            .field(
-                "allow_credentials",
-                T::Bool,
-                "Browsers may send credentials with cross-origin requests.",
-            )
-            .on(Op::Read, |b, r, d| Box::pin(b.cors_read(r, d)))
-            .on(Op::Update, |b, r, d| Box::pin(b.cors_write(r, d)))
-            .on(Op::Delete, |b, r, d| Box::pin(b.cors_delete(r, d))),
         P::new("rotate(?:/keyring)?$").on(Op::Update, |b, r, d| Box::pin(b.rotate(r, d))),
     ]
 }
@@ -53,40 +31,6 @@ struct Announced {
 }
 
 impl SystemBackend {
-    /// Vault shows the lists only while CORS is on; the data is also at the top level.
-    async fn cors_read(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
-        let core = self.core()?;
-        let c = core.cors();
-        let mut data = json!({ "enabled": c.enabled });
-        if c.enabled {
-            data = json!({
-                "enabled": true,
-                "allowed_origins": c.allowed_origins,
-                "allowed_headers": c.allowed_headers,
-                "allow_credentials": c.allow_credentials,
-            });
-        }
-        let mut r = Response::json(data);
-        r.inject_top_level = true;
-        Ok(Some(r))
-    }
-
-    /// Invalid origins are a 400 here; Vault answers them with a 500.
-    async fn cors_write(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
-        let origins = d.get_list("allowed_origins")?.unwrap_or_default();
-        let headers = d.get_list("allowed_headers")?.unwrap_or_default();
-        let credentials = d.get_bool("allow_credentials")?.unwrap_or(false);
-        self.core()?
-            .enable_cors(origins, headers, credentials)
-            .await?;
-        Ok(None)
-    }
-
-    async fn cors_delete(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
-        self.core()?.disable_cors().await?;
-        Ok(None)
-    }
-
     /// Vault's list: versions oldest first, each with its install time (RFC 3339, seconds),
     /// the version before it, and `commit_date` (Coffer's builds carry none: empty).
     async fn version_history(
@@ -115,24 +59,20 @@ impl SystemBackend {
         )))
     }
 
-    async fn sanitized(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
-        let core = self.core()?;
-        Ok(Some(Response::data(core.config.sanitized_config.clone())))
-    }
-
     /// `sys/ha-status`: answered by the active node (a standby forwards it), which lists itself
     /// first, then every standby whose member row is within its lease, by API address. Without
     /// HA, this node alone (as Vault lists itself).
     async fn ha_status(&self, _req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         let core = self.core()?;
-        let node = |host: &str, api: &str, cluster: &str, active: bool, echo: Option<String>| {
+        let node = |host: &str, api: &str, cluster: &str, echo: Option<String>, version: &str| {
             json!({
                 "hostname": host, "api_address": api, "cluster_address": cluster,
-                "active_node": active, "last_echo": echo, "version": env!("CARGO_PKG_VERSION"),
+                "active_node": echo.is_none(), "last_echo": echo, "version": version,
             })
         };
+        let version = env!("CARGO_PKG_VERSION");
         let Some(ha) = core.ha() else {
-            let me = node(&crate::ha::hostname(), "", "", true, None);
+            let me = node(&crate::ha::hostname(), "", "", None, version);
             let mut r = Response::json(json!({ "nodes": [me] }));
             r.inject_top_level = true;
             return Ok(Some(r));
@@ -142,8 +82,8 @@ impl SystemBackend {
             &crate::ha::hostname(),
             &settings.api_addr,
             &settings.cluster_addr,
-            true,
             None,
+            version,
         )];
         let rows = ha.members().await.map_err(crate::error::Error::internal)?;
         let mut standbys: Vec<serde_json::Value> = rows
@@ -152,13 +92,14 @@ impl SystemBackend {
             .filter_map(|r| {
                 let a: Announced = serde_json::from_str(&r.value).ok()?;
                 let echoed = crate::clock::from_unix_nanos((r.echoed * 1e9) as i128);
-                let mut n = node(&a.hostname, &a.api_address, &a.cluster_address, false, {
-                    Some(crate::clock::rfc3339_nanos(echoed))
-                });
-                if let Some(v) = n.get_mut("version") {
-                    *v = json!(a.version);
-                }
-                Some(n)
+                let echo = Some(crate::clock::rfc3339_nanos(echoed));
+                Some(node(
+                    &a.hostname,
+                    &a.api_address,
+                    &a.cluster_address,
+                    echo,
+                    &a.version,
+                ))
             })
             .collect();
         standbys.sort_by(|a, b| a["api_address"].as_str().cmp(&b["api_address"].as_str()));
