@@ -396,3 +396,63 @@ async fn capabilities_of_missing_or_unknown_tokens_as_vault() {
     r.assert_status(200);
     assert_eq!(r.body["capabilities"], json!(["root"]));
 }
+
+/// `sys/internal/ui/resultant-acl` (read by Vault's UI; the default policy grants it): the
+/// caller's merged rules in Vault's shape, compared with what OpenBao 2.7.2 answers for the same
+/// policy. `+` rules are not listed, as in Vault; root is just `root: true`.
+#[tokio::test]
+async fn resultant_acl_shows_the_callers_merged_rules() {
+    let s = TestServer::start().await;
+    s.write_policy(
+        "ui",
+        r#"
+        path "secret/data/app/*" { capabilities = ["read", "list"] }
+        path "secret/metadata/+/x" { capabilities = ["deny"] }
+        path "secret/data/wrapped" {
+          capabilities = ["update", "patch", "sudo"]
+          min_wrapping_ttl = "1m"
+          max_wrapping_ttl = "1h"
+          allowed_parameters = { "a" = ["x", "y"] }
+          required_parameters = ["a"]
+        }
+        path "secret/data/denied" { capabilities = ["deny", "read"] }
+        "#,
+    )
+    .await;
+    let token = s.token_with(&["ui"], json!({})).await;
+    let r = s.get("sys/internal/ui/resultant-acl", &token).await;
+    r.assert_status(200);
+    let d = &r.body["data"];
+    assert_eq!(d["root"], false);
+    assert_eq!(
+        d["glob_paths"]["secret/data/app/"],
+        json!({"capabilities": ["list", "read"]})
+    );
+    assert_eq!(
+        d["exact_paths"]["secret/data/wrapped"],
+        json!({
+            "capabilities": ["sudo", "update", "patch"],
+            "min_wrapping_ttl": 60,
+            "max_wrapping_ttl": 3600,
+            "allowed_parameters": {"a": ["x", "y"]},
+            "required_parameters": ["a"],
+        })
+    );
+    assert_eq!(
+        d["exact_paths"]["secret/data/denied"],
+        json!({"capabilities": ["deny"]})
+    );
+    // The default policy's rules are there too; the `+` rule is not.
+    assert_eq!(
+        d["exact_paths"]["auth/token/lookup-self"],
+        json!({"capabilities": ["read"]})
+    );
+    assert!(!r.text.contains("secret/metadata/+/x"), "{}", r.text);
+    let r = s.get("sys/internal/ui/resultant-acl", &s.root).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"], json!({"root": true}));
+    // Without a token: refused (the path is not unauthenticated).
+    s.req("GET", "sys/internal/ui/resultant-acl", None, None)
+        .await
+        .assert_status(403);
+}

@@ -1,4 +1,5 @@
-//! `sys/capabilities*` and `sys/internal/ui/mounts/<path>` (the CLI's kv preflight).
+//! `sys/capabilities*`, `sys/internal/ui/mounts/<path>` (the CLI's kv preflight) and
+//! `sys/internal/ui/resultant-acl` (the caller's merged ACL, as Vault's UI reads it).
 
 use serde_json::{Map, Value, json};
 
@@ -27,6 +28,8 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
             Box::pin(b.capabilities(r, d, Who::Token))
         }),
         P::new("internal/ui/mounts/?$").on(Op::Read, |b, r, d| Box::pin(b.ui_mounts_list(r, d))),
+        P::new("internal/ui/resultant-acl$")
+            .on(Op::Read, |b, r, d| Box::pin(b.resultant_acl(r, d))),
         P::new("(?:internal/ui/mounts|mounts-all)/(?P<path>.+)$")
             .field("path", T::Str, "Path to look up.")
             .on(Op::Read, |b, r, d| Box::pin(b.ui_mount_read(r, d))),
@@ -106,6 +109,56 @@ impl SystemBackend {
         }))
     }
 
+    /// Vault's shape: `root`, or the exact and prefix (`glob`) rules with their capabilities
+    /// in Vault's order (`deny` alone when denied or empty), wrapping TTLs in seconds and
+    /// parameter constraints. Segment-wildcard (`+`) rules are not listed, as in Vault.
+    async fn resultant_acl(&self, req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
+        let Some(entry) = req.token.as_ref() else {
+            return Ok(None);
+        };
+        let acl = self.core()?.policies.acl_for(&entry.policies)?;
+        if acl.is_root() {
+            return Ok(Some(Response::json(json!({ "root": true }))));
+        }
+        let (mut exact, mut glob) = (Map::new(), Map::new());
+        for rule in acl.rules() {
+            let target = match rule.kind {
+                crate::policy::PathKind::Exact => &mut exact,
+                crate::policy::PathKind::Prefix => &mut glob,
+                crate::policy::PathKind::SegmentWildcard => continue,
+            };
+            let mut out = Map::new();
+            out.insert(
+                "capabilities".into(),
+                json!(ui_capabilities(rule.capabilities)),
+            );
+            if let Some(ttl) = rule.min_wrapping_ttl {
+                out.insert("min_wrapping_ttl".into(), json!(ttl));
+            }
+            if let Some(ttl) = rule.max_wrapping_ttl {
+                out.insert("max_wrapping_ttl".into(), json!(ttl));
+            }
+            if !rule.allowed_parameters.is_empty() {
+                out.insert("allowed_parameters".into(), json!(rule.allowed_parameters));
+            }
+            if !rule.denied_parameters.is_empty() {
+                out.insert("denied_parameters".into(), json!(rule.denied_parameters));
+            }
+            if !rule.required_parameters.is_empty() {
+                out.insert(
+                    "required_parameters".into(),
+                    json!(rule.required_parameters),
+                );
+            }
+            target.insert(rule.path, Value::Object(out));
+        }
+        Ok(Some(Response::json(json!({
+            "exact_paths": exact,
+            "glob_paths": glob,
+            "root": false,
+        }))))
+    }
+
     async fn ui_mounts_list(&self, req: &Request, _d: &FieldData<'_>) -> Result<Option<Response>> {
         let core = self.core()?;
         let entry = core
@@ -167,5 +220,33 @@ impl SystemBackend {
             o.insert("path".into(), json!(m.api_path));
         }
         Ok(Some(Response::json(data)))
+    }
+}
+
+/// Capabilities in the order Vault's resultant ACL lists them; `deny` alone when denied or empty.
+fn ui_capabilities(caps: crate::policy::Capabilities) -> Vec<&'static str> {
+    use crate::policy::Capabilities as C;
+    if caps.contains(C::DENY) {
+        return vec!["deny"];
+    }
+    let names: Vec<&'static str> = [
+        (C::CREATE, "create"),
+        (C::DELETE, "delete"),
+        (C::LIST, "list"),
+        (C::READ, "read"),
+        (C::SUDO, "sudo"),
+        (C::UPDATE, "update"),
+        (C::PATCH, "patch"),
+        (C::SUBSCRIBE, "subscribe"),
+        (C::RECOVER, "recover"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| caps.contains(*bit))
+    .map(|(_, name)| name)
+    .collect();
+    if names.is_empty() {
+        vec!["deny"]
+    } else {
+        names
     }
 }
