@@ -254,10 +254,10 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
         ..RequestFacts::default()
     };
     let resp = match cors::check(&state.core, req.method(), req.headers()) {
-        cors::Cors::Pass => serve_request(&state, req, &mut facts).await,
+        cors::Cors::Pass => serve_request(&state, req, peer, &mut facts).await,
         cors::Cors::Answer(resp) => resp,
         cors::Cors::Decorate(add) => {
-            let mut resp = serve_request(&state, req, &mut facts).await;
+            let mut resp = serve_request(&state, req, peer, &mut facts).await;
             resp.headers_mut().extend(add);
             resp
         }
@@ -315,12 +315,9 @@ pub(crate) fn log_path(raw: &str) -> String {
 async fn serve_request(
     state: &AppState,
     req: HttpRequest<Body>,
+    peer: Option<SocketAddr>,
     facts: &mut RequestFacts,
 ) -> HttpResponse {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
     let addr = peer.map(|p| p.ip());
     let (parts, body) = req.into_parts();
     // A request refused here is reported to the core's observer (audit) as well.

@@ -64,27 +64,34 @@ impl Capabilities {
         })
     }
 
-    /// The keywords of the set bits, sorted alphabetically (the order `sys/capabilities` prints).
+    /// The keywords of the set bits in Vault's ACL order (create, delete, list, read, sudo,
+    /// update, patch, subscribe, recover: the order `sys/internal/ui/resultant-acl` prints).
     /// `DENY` or an empty set yields `["deny"]`.
-    pub fn keywords(self) -> Vec<String> {
+    pub fn vault_order(self) -> Vec<&'static str> {
         if self.contains(Capabilities::DENY) || self.is_empty() {
-            return vec!["deny".to_owned()];
+            return vec!["deny"];
         }
-        let mut out: Vec<String> = [
+        [
             (Capabilities::CREATE, "create"),
             (Capabilities::DELETE, "delete"),
             (Capabilities::LIST, "list"),
-            (Capabilities::PATCH, "patch"),
             (Capabilities::READ, "read"),
-            (Capabilities::RECOVER, "recover"),
-            (Capabilities::SUBSCRIBE, "subscribe"),
             (Capabilities::SUDO, "sudo"),
             (Capabilities::UPDATE, "update"),
+            (Capabilities::PATCH, "patch"),
+            (Capabilities::SUBSCRIBE, "subscribe"),
+            (Capabilities::RECOVER, "recover"),
         ]
         .into_iter()
         .filter(|(bit, _)| self.contains(*bit))
-        .map(|(_, name)| name.to_owned())
-        .collect();
+        .map(|(_, name)| name)
+        .collect()
+    }
+
+    /// The keywords of the set bits, sorted alphabetically (the order `sys/capabilities` prints).
+    /// `DENY` or an empty set yields `["deny"]`.
+    pub fn keywords(self) -> Vec<String> {
+        let mut out: Vec<String> = self.vault_order().into_iter().map(str::to_owned).collect();
         out.sort();
         out
     }

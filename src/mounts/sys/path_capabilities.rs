@@ -130,7 +130,7 @@ impl SystemBackend {
             let mut out = Map::new();
             out.insert(
                 "capabilities".into(),
-                json!(ui_capabilities(rule.capabilities)),
+                json!(rule.capabilities.vault_order()),
             );
             if let Some(ttl) = rule.min_wrapping_ttl {
                 out.insert("min_wrapping_ttl".into(), json!(ttl));
@@ -220,33 +220,5 @@ impl SystemBackend {
             o.insert("path".into(), json!(m.api_path));
         }
         Ok(Some(Response::json(data)))
-    }
-}
-
-/// Capabilities in the order Vault's resultant ACL lists them; `deny` alone when denied or empty.
-fn ui_capabilities(caps: crate::policy::Capabilities) -> Vec<&'static str> {
-    use crate::policy::Capabilities as C;
-    if caps.contains(C::DENY) {
-        return vec!["deny"];
-    }
-    let names: Vec<&'static str> = [
-        (C::CREATE, "create"),
-        (C::DELETE, "delete"),
-        (C::LIST, "list"),
-        (C::READ, "read"),
-        (C::SUDO, "sudo"),
-        (C::UPDATE, "update"),
-        (C::PATCH, "patch"),
-        (C::SUBSCRIBE, "subscribe"),
-        (C::RECOVER, "recover"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| caps.contains(*bit))
-    .map(|(_, name)| name)
-    .collect();
-    if names.is_empty() {
-        vec!["deny"]
-    } else {
-        names
     }
 }
