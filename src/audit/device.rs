@@ -494,40 +494,51 @@ fn fsync_option(o: &BTreeMap<String, String>) -> Result<Fsync> {
 
 /// Whether `path` lies in `dir` (both made absolute and, as far as they exist, canonical).
 fn inside(path: &Path, dir: &Path) -> bool {
-    let absolute = |p: &Path| -> PathBuf {
-        let joined = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir().unwrap_or_default().join(p)
-        };
-        // `..` resolved lexically first, so a missing directory cannot hide it.
-        let mut p = PathBuf::new();
-        for c in joined.components() {
-            match c {
-                std::path::Component::ParentDir => {
-                    p.pop();
-                }
-                std::path::Component::CurDir => {}
-                other => p.push(other),
-            }
-        }
-        // Canonicalise the longest existing ancestor, keep the rest as given.
-        let mut existing = p.as_path();
-        let mut rest = Vec::new();
-        loop {
-            if let Ok(c) = existing.canonicalize() {
-                return rest.iter().rev().fold(c, |acc: PathBuf, r| acc.join(r));
-            }
-            match (existing.parent(), existing.file_name()) {
-                (Some(parent), Some(name)) => {
-                    rest.push(name.to_os_string());
-                    existing = parent;
-                }
-                _ => return p.clone(),
-            }
-        }
+    absolute(path, 0).starts_with(absolute(dir, 0))
+}
+
+/// `p` made absolute, `..` resolved lexically first (so a missing directory cannot hide it),
+/// then its longest existing ancestor canonicalised. A dangling symbolic link on the way is
+/// followed to where it points (opening the file would create its target there).
+fn absolute(p: &Path, depth: u8) -> PathBuf {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
     };
-    absolute(path).starts_with(absolute(dir))
+    let mut lexical = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical.as_path();
+    let mut rest = Vec::new();
+    let with_rest = |base: PathBuf, rest: &[std::ffi::OsString]| {
+        rest.iter().rev().fold(base, |acc, r| acc.join(r))
+    };
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            return with_rest(c, &rest);
+        }
+        if depth < 40
+            && let Ok(target) = std::fs::read_link(existing)
+        {
+            let base = existing.parent().unwrap_or(Path::new("/"));
+            return with_rest(absolute(&base.join(target), depth + 1), &rest);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return lexical.clone(),
+        }
+    }
 }
 
 /// The output of a `socket` device: `address` (required), `socket_type` (`tcp`),

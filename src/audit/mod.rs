@@ -677,6 +677,10 @@ struct Kept {
     repeated: entry::Repeated,
     /// The broker's epoch then.
     epoch: u64,
+    /// No device accepted the request entry in time: the response entry is not waited for
+    /// (it goes to the devices and is retried in the background), so a request refused for
+    /// want of an audit device fails within one deadline, not two.
+    unaccepted: std::sync::atomic::AtomicBool,
 }
 
 /// `sys/audit` and `sys/audit/<path>`: device management, which must work while devices are
@@ -801,6 +805,7 @@ impl RequestObserver for Broker {
             devices: devices.clone(),
             repeated,
             epoch: self.epoch.load(std::sync::atomic::Ordering::Acquire),
+            unaccepted: std::sync::atomic::AtomicBool::new(false),
         });
         let ok = pending
             .wait(
@@ -813,6 +818,10 @@ impl RequestObserver for Broker {
         telemetry::AUDITED_REQUEST.record(started, ok);
         if ok {
             return Ok(());
+        }
+        if let Some(k) = request.scratch.get::<Kept>() {
+            k.unaccepted
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let silent = pending.timed_out(&devices);
         if !silent.is_empty() {
@@ -855,10 +864,18 @@ impl RequestObserver for Broker {
                 .map(|k| &k.repeated);
             d.write_response_entry(out, request, response, repeated);
         });
+        // After a request entry no device took, only what the devices accept at once counts
+        // now; the rest is retried in the background.
+        let deadline =
+            if kept.is_some_and(|k| k.unaccepted.load(std::sync::atomic::Ordering::Relaxed)) {
+                Duration::ZERO
+            } else {
+                self.deadline
+            };
         let ok = pending
             .wait(
                 &devices,
-                started + self.deadline,
+                started + deadline,
                 &request.request_id,
                 "response",
             )

@@ -63,6 +63,8 @@ pub(super) struct Writer {
     tx: SyncSender<Msg>,
     /// The device's path, for the failure counter.
     device: Arc<str>,
+    /// A helper thread waits to queue a reopen ([`Writer::reopen`]).
+    reopen_waiting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Writer {
@@ -88,7 +90,11 @@ impl Writer {
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || run(output, &rx, relay.as_ref(), &name))?;
-        Ok(Writer { tx, device })
+        Ok(Writer {
+            tx,
+            device,
+            reopen_waiting: Arc::default(),
+        })
     }
 
     /// Queues a line; a full queue or a stopped writer fails at once (on `job.ack`).
@@ -104,10 +110,30 @@ impl Writer {
         let _ = job.ack.send((job.idx, Err(io::Error::other(why))));
     }
 
-    /// Asks the writer to reopen its output after the lines already queued (blocks while the
-    /// queue is full; called from the signal task, not from requests).
+    /// Asks the writer to reopen its output after the lines already queued. Never blocks: with
+    /// the queue full (a stuck output) the request is handed to a helper thread that queues it
+    /// when there is room, at most one per device, so one stuck device cannot hold up the
+    /// reopening of the others or later signals.
     pub(super) fn reopen(&self) {
-        let _ = self.tx.send(Msg::Reopen);
+        use std::sync::atomic::Ordering;
+        match self.tx.try_send(Msg::Reopen) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                if self.reopen_waiting.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                let (tx, waiting) = (self.tx.clone(), self.reopen_waiting.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("audit-reopen".into())
+                    .spawn(move || {
+                        let _ = tx.send(Msg::Reopen);
+                        waiting.store(false, Ordering::Release);
+                    });
+                if spawned.is_err() {
+                    self.reopen_waiting.store(false, Ordering::Release);
+                }
+            }
+        }
     }
 }
 
@@ -1082,6 +1108,84 @@ mod tests {
         );
         let writer = Arc::new(Writer::start(Box::new(SharedOut(shared.clone())), "test/").unwrap());
         (shared, writer)
+    }
+
+    /// An output whose writes block until released; counts reopens.
+    struct Stuck {
+        release: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+        reopens: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Output for Stuck {
+        fn write(&mut self, _data: &[u8]) -> io::Result<()> {
+            let (m, cv) = &*self.release;
+            let mut go = m.lock().unwrap();
+            while !*go {
+                go = cv.wait(go).unwrap();
+            }
+            Ok(())
+        }
+
+        fn reopen(&mut self) -> io::Result<()> {
+            self.reopens
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reopen_never_blocks_on_a_stuck_device_and_still_happens_once_it_moves() {
+        let release = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let reopens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = Writer::start(
+            Box::new(Stuck {
+                release: release.clone(),
+                reopens: reopens.clone(),
+            }),
+            "stuck/",
+        )
+        .unwrap();
+        // Fill the queue behind the blocked write (the writer holds up to a batch itself).
+        let (ack, mut acks) = tokio::sync::mpsc::unbounded_channel();
+        for idx in 0..=QUEUE_DEPTH + BATCH_LINES + 1 {
+            writer.submit(Job {
+                line: b"x\n".to_vec(),
+                idx,
+                ack: ack.clone(),
+            });
+        }
+        let mut refused = 0;
+        while let Ok((_, r)) = acks.try_recv() {
+            assert!(r.is_err());
+            refused += 1;
+        }
+        assert!(refused >= 1, "the queue is full");
+        // Three signals while it is stuck: each call returns (before, the first blocked the
+        // signal task for as long as the device stayed stuck).
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let writer = Arc::new(writer);
+        let w = writer.clone();
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                w.reopen();
+            }
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+            "reopen blocked on a stuck device"
+        );
+        assert_eq!(reopens.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The device moves again: the queued reopen happens (one for the signals that found
+        // the queue full).
+        *release.0.lock().unwrap() = true;
+        release.1.notify_all();
+        let mut n = 0;
+        while reopens.load(std::sync::atomic::Ordering::SeqCst) == 0 && n < 30_000 {
+            std::thread::sleep(Duration::from_millis(1));
+            n += 1;
+        }
+        assert_eq!(reopens.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

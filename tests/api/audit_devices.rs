@@ -637,7 +637,14 @@ async fn file_path_inside_the_plugin_directory_is_refused() {
     .await;
     let (keys, _, root) = p.init(1, 1).await;
     p.unseal(&keys[0]).await.assert_status(200);
+    // A dangling link outside that points inside: opening it would create its target there.
+    let link = data.path().join("innocent.log");
+    std::os::unix::fs::symlink(plugins.path().join("via-link"), &link).unwrap();
+    let chained = data.path().join("chained.log");
+    std::os::unix::fs::symlink(&link, &chained).unwrap();
     for inside in [
+        link.clone(),
+        chained.clone(),
         plugins.path().join("audit.log"),
         plugins.path().join("sub/../evil"),
         plugins.path().join("new/dir/log"),
@@ -662,6 +669,7 @@ async fn file_path_inside_the_plugin_directory_is_refused() {
         );
         assert!(!inside.exists());
     }
+    assert!(!plugins.path().join("via-link").exists());
     let outside = data.path().join("audit.log");
     p.srv
         .put(
