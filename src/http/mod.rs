@@ -349,7 +349,8 @@ async fn serve_request(
     if let Some(ha) = state.core.ha()
         && state.core.is_standby()
         && !forward::answered_locally(&path)
-        // A scrape without a token is each node's own (as in Vault); with one it is forwarded.
+        // A scrape on an unauthenticated listener is each node's own (as in Vault); with
+        // authentication a standby refuses it (`forward::local_only`).
         && !(path == "sys/metrics" && state.options.unauthenticated_metrics)
     {
         if forward::local_only(&path) {

@@ -44,6 +44,8 @@ async fn sql(url: &str) -> tokio_postgres::Client {
 struct Node {
     child: Option<Child>,
     port: u16,
+    /// The port that `{free_port}` in the extra config became.
+    extra_port: u16,
     config: std::path::PathBuf,
     url: String,
     _dir: tempfile::TempDir,
@@ -72,6 +74,8 @@ impl Node {
     fn start_with(url: &str, table: &str, tls: Option<(&str, &str)>, extra: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let extra_port = free_port();
+        let extra = extra.replace("{free_port}", &extra_port.to_string());
         let (scheme, listener_tls) = match tls {
             None => ("http", "  tls_disable = true\n".to_owned()),
             Some((cert, key)) => {
@@ -105,6 +109,7 @@ impl Node {
         let mut node = Node {
             child: None,
             port,
+            extra_port,
             config,
             url: url.to_owned(),
             _dir: dir,
@@ -1485,6 +1490,7 @@ async fn postgresql_single_node_keeps_acknowledged_writes_across_a_database_cras
     let mut node = Node {
         child: None,
         port,
+        extra_port: 0,
         config,
         url: pg.url(),
         _dir: dir,
@@ -1875,6 +1881,53 @@ async fn ha_a_standby_that_loses_sight_of_the_lock_still_relays_the_answer() {
 }
 
 /// `sys/ha-status` (`vault operator members`): asked of either node, the active answers with
+/// `sys/metrics` is never forwarded: on a listener with authentication a standby refuses a
+/// scrape as Vault's does (before, it relayed it and reported the active node's numbers as its
+/// own, hashicorp/vault#6802); the active serves it; an unauthenticated listener serves every
+/// node's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_a_standby_never_forwards_a_metrics_scrape() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let authenticated =
+        "listener \"tcp\" {\n  address = \"127.0.0.1:{free_port}\"\n  tls_disable = true\n}\n";
+    let (a, b, _key, root, _) = cluster_with(&c, &url, authenticated).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
+    let scrape = |node: &Node| {
+        let (c, root, port) = (c.clone(), root.clone(), node.extra_port);
+        async move {
+            let r = c
+                .get(format!(
+                    "http://127.0.0.1:{port}/v1/sys/metrics?format=prometheus"
+                ))
+                .header("X-Vault-Token", &root)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (st, body) = scrape(standby).await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["errors"],
+        json!(["cannot forward local-only request"])
+    );
+    let active_gauge = |text: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with("vault_core_active{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let (st, body) = scrape(active).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(active_gauge(&body), Some(1.0), "{body}");
+    // Each node's own numbers where no token is needed.
+    assert_eq!(active_gauge(&metrics_text(&c, standby).await), Some(0.0));
+    assert_eq!(active_gauge(&metrics_text(&c, active).await), Some(1.0));
+}
+
 /// itself first and the standby with its last echo; a standby that stops leaves the list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ha_status_lists_both_nodes_and_forgets_a_stopped_standby() {
