@@ -744,7 +744,7 @@ impl Broker {
             audit.entry = %entry,
             "audit response entry lost: {why}"
         );
-        metrics::counter!("vault.audit.log_response_lost").increment(1);
+        metrics::counter!(telemetry::AUDIT_RESPONSE_LOST).increment(1);
     }
 
     /// Writes a response entry no device accepted within the deadline: waits for late

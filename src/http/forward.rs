@@ -232,9 +232,11 @@ pub(super) async fn standby(
             }
         }
     };
+    let _timed = crate::telemetry::Timer::named(crate::telemetry::HA_FORWARD);
     let sent = tokio::select! {
         sent = send => sent,
         () = deposed => {
+            metrics::counter!(crate::telemetry::HA_FORWARD_ERRORS).increment(1);
             tracing::warn!(leader = %leader, "HA: the active node lost the lock while a forwarded request was pending");
             return no_active_node();
         }
@@ -242,6 +244,7 @@ pub(super) async fn standby(
     let answer = match sent {
         Ok(answer) => answer,
         Err(e) => {
+            metrics::counter!(crate::telemetry::HA_FORWARD_ERRORS).increment(1);
             // Without the URL: its path can name secrets.
             let e = e.without_url();
             tracing::warn!(error = %e, leader = %leader, "HA: forwarding to the active node failed");
@@ -255,6 +258,7 @@ pub(super) async fn standby(
         Ok(b) => b,
         Err(e) => {
             let e = e.without_url();
+            metrics::counter!(crate::telemetry::HA_FORWARD_ERRORS).increment(1);
             tracing::warn!(error = %e, "HA: reading the active node's answer failed");
             return no_active_node();
         }

@@ -21,13 +21,14 @@
 //! every later write of the old holder finds no row. So every committed write is ordered before
 //! any change of ownership.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::{PhysicalBackend, StorageError, WriteOp, children};
+use crate::telemetry;
 
 /// Vault's default data table.
 pub const DEFAULT_TABLE: &str = "vault_kv_store";
@@ -496,6 +497,8 @@ impl PostgresqlBackend {
 #[async_trait::async_trait]
 impl PhysicalBackend for PostgresqlBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timed = telemetry::Timer::start(&TIMER, telemetry::POSTGRES_GET);
         let (_, path, k) = split_key(key);
         let client = self.client().await?;
         let stmt = client.prepare_cached(&self.sql.get).await.map_err(engine)?;
@@ -513,18 +516,24 @@ impl PhysicalBackend for PostgresqlBackend {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timed = telemetry::Timer::start(&TIMER, telemetry::POSTGRES_PUT);
         self.writer
             .submit(vec![WriteOp::Put(key.to_owned(), value)])
             .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timed = telemetry::Timer::start(&TIMER, telemetry::POSTGRES_DELETE);
         self.writer
             .submit(vec![WriteOp::Delete(key.to_owned())])
             .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        static TIMER: OnceLock<metrics::Histogram> = OnceLock::new();
+        let _timed = telemetry::Timer::start(&TIMER, telemetry::POSTGRES_LIST);
         if !prefix.is_empty() && !prefix.ends_with('/') {
             // Not a folder: reduce the full keys that start with it.
             let keys = self.keys_under(prefix, usize::MAX).await?;

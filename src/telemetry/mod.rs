@@ -34,6 +34,28 @@ use metrics_util::MetricKindMask;
 pub use sink::Summary;
 use sink::{Names, TeeRecorder};
 
+/// Token store timers (ms), as Vault's token store names them.
+pub const TOKEN_LOOKUP: &str = "vault.token.lookup";
+/// Creating a token (ms).
+pub const TOKEN_CREATE: &str = "vault.token.create";
+/// Writing a token entry (ms).
+pub const TOKEN_STORE: &str = "vault.token.store";
+/// Revoking one token (ms).
+pub const TOKEN_REVOKE: &str = "vault.token.revoke";
+/// Revoking a token and its descendants (ms).
+pub const TOKEN_REVOKE_TREE: &str = "vault.token.revoke-tree";
+/// PostgreSQL storage operations (ms), as Vault's PostgreSQL backend names them.
+pub const POSTGRES_GET: &str = "vault.postgres.get";
+/// See [`POSTGRES_GET`].
+pub const POSTGRES_PUT: &str = "vault.postgres.put";
+/// See [`POSTGRES_GET`].
+pub const POSTGRES_DELETE: &str = "vault.postgres.delete";
+/// See [`POSTGRES_GET`].
+pub const POSTGRES_LIST: &str = "vault.postgres.list";
+/// A standby forwarding a request to the active node (ms).
+pub const HA_FORWARD: &str = "vault.ha.rpc.client.forward";
+/// Forwarded requests that got no answer from the active node.
+pub const HA_FORWARD_ERRORS: &str = "vault.ha.rpc.client.forward.errors";
 /// Request timer of every non-login request (ms).
 pub const HANDLE_REQUEST: &str = "vault.core.handle_request";
 /// Request timer of every login request (ms).
@@ -129,13 +151,16 @@ pub const RUNTIME_NUM_GOROUTINES: &str = "vault.runtime.num_goroutines";
 pub const RUNTIME_TOTAL_GC_PAUSE_NS: &str = "vault.runtime.total_gc_pause_ns";
 /// Always 0: Rust has no garbage collector.
 pub const RUNTIME_TOTAL_GC_RUNS: &str = "vault.runtime.total_gc_runs";
-/// Coffer's request counter (labels `method`, `mount_type`, `operation`, `code`).
+/// Coffer's request counter (labels `method`, `mount_type`, `code`).
 pub const HTTP_REQUESTS: &str = "coffer.http_requests_total";
 /// Entries an audit device could not write (`reason` `error`, or `queue_full` when its queue
 /// was full) or did not acknowledge within the deadline (`timeout`), by device path: names the
 /// failing device, which Vault's `log_request_failure` counters do not (they count requests no
 /// device accepted). Counted only when it happens.
 pub const AUDIT_DEVICE_FAILURES: &str = "coffer.audit.device_failures_total";
+/// Response entries no audit device took, even after the retries (each reported in the server
+/// log with its request id). Coffer's own: Vault has no such counter.
+pub const AUDIT_RESPONSE_LOST: &str = "coffer.audit.response_entries_lost_total";
 /// Coffer's request latency histogram in seconds (same labels).
 pub const REQUEST_DURATION: &str = "coffer.request_duration_seconds";
 

@@ -417,6 +417,7 @@ impl TokenStore {
 
     /// Creates and persists a token.
     pub async fn create(&self, n: NewToken) -> Result<Created> {
+        let _created = crate::telemetry::Timer::named(crate::telemetry::TOKEN_CREATE);
         let _timed = n
             .has_lease
             .then(|| crate::telemetry::Timer::named(crate::telemetry::EXPIRE_REGISTER_AUTH));
@@ -500,9 +501,13 @@ impl TokenStore {
                 if !live {
                     return Err(Error::bad("parent token lookup failed: no parent found"));
                 }
+                let _stored = crate::telemetry::Timer::named(crate::telemetry::TOKEN_STORE);
                 self.storage.batch(ops).await?;
             }
-            None => self.storage.batch(ops).await?,
+            None => {
+                let _stored = crate::telemetry::Timer::named(crate::telemetry::TOKEN_STORE);
+                self.storage.batch(ops).await?;
+            }
         }
         self.count_leases(&entry, 1);
         Ok(Created {
@@ -539,6 +544,8 @@ impl TokenStore {
 
     /// `lookup` without copying the entry (the request hot path).
     pub async fn lookup_shared(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
+        static TIMER: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        let _timed = crate::telemetry::Timer::start(&TIMER, crate::telemetry::TOKEN_LOOKUP);
         if token.is_empty() {
             return Ok(None);
         }
@@ -709,6 +716,7 @@ impl TokenStore {
 
     /// Revokes a token and all its descendants.
     pub async fn revoke_tree(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        let _tree = crate::telemetry::Timer::named(crate::telemetry::TOKEN_REVOKE_TREE);
         let _timed = crate::telemetry::Timer::named(crate::telemetry::EXPIRE_REVOKE_BY_TOKEN);
         // Mark top-down: a token's children are listed only after it is marked, so a child
         // created concurrently is either refused or already linked and listed here.
@@ -744,6 +752,7 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, key: &str, hook: &dyn RevokeHook) -> Result<()> {
+        let _timed = crate::telemetry::Timer::named(crate::telemetry::TOKEN_REVOKE);
         let path = entry_path(key);
         let _guard = self.storage.lock(&path).await;
         let Some(entry) = self.load(key).await? else {

@@ -454,6 +454,27 @@ async fn ha_standby_answers_forwards_redirects_and_steps_down() {
     );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["data"]["data"], json!({"x": "1"}));
+    // Vault's timers: the standby's forwarding, the active node's PostgreSQL operations.
+    let count = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}_count")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let standby_text = metrics_text(&c, standby).await;
+    assert!(
+        count(&standby_text, "vault_ha_rpc_client_forward") >= 2.0,
+        "{standby_text}"
+    );
+    let active_text = metrics_text(&c, active).await;
+    for name in [
+        "vault_postgres_get",
+        "vault_postgres_put",
+        "vault_postgres_list",
+    ] {
+        assert!(count(&active_text, name) >= 1.0, "{name}: {active_text}");
+    }
     let (st, _) = call(
         &c,
         Method::GET,

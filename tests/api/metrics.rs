@@ -224,6 +224,10 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
     srv.get("auth/token/lookup-self", &token)
         .await
         .assert_status(200);
+    let spare = srv.token_with(&["default"], json!({})).await;
+    srv.post("auth/token/revoke-self", &spare, json!({}))
+        .await
+        .assert_status(204);
     srv.put(
         "sys/audit/file",
         &root,
@@ -247,6 +251,11 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         ("vault_token_count_by_auth", "gauge"),
         ("vault_token_count_by_policy", "gauge"),
         ("vault_token_count_by_ttl", "gauge"),
+        ("vault_token_lookup", "summary"),
+        ("vault_token_create", "summary"),
+        ("vault_token_store", "summary"),
+        ("vault_token_revoke", "summary"),
+        ("vault_token_revoke_tree", "summary"),
         ("vault_barrier_get", "summary"),
         ("vault_barrier_put", "summary"),
         ("vault_barrier_list", "summary"),
