@@ -202,7 +202,7 @@ pub async fn serve_http(
     options: &HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(core.clone(), *options);
+    let app = router(core.clone(), options.clone());
     serve_connections(
         listener,
         app,
@@ -293,7 +293,7 @@ pub async fn serve_tls(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_config(tls)?));
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let app = router(core.clone(), *options);
+    let app = router(core.clone(), options.clone());
     let shutdown = ending(core, shutdown);
     serve_connections(listener, app, Some(acceptor), options.timeouts, shutdown).await;
     Ok(())

@@ -58,17 +58,29 @@ const TELEMETRY: Schema = Schema {
 };
 
 const LISTENER_TELEMETRY: Schema = Schema {
-    known: &["unauthenticated_metrics_access"],
-    ignored: &["disallow_metrics", "metrics_only", "metrics_path"],
+    known: &[
+        "unauthenticated_metrics_access",
+        "disallow_metrics",
+        "metrics_only",
+        "metrics_path",
+    ],
+    ignored: &[],
     unsupported: &[],
     blocks: &[],
 };
 
 /// A listener's `telemetry { }` block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListenerTelemetry {
     /// `unauthenticated_metrics_access`: `sys/metrics` without a token, ACL or audit.
     pub unauthenticated_metrics_access: bool,
+    /// `disallow_metrics` (OpenBao's): `sys/metrics` answers 403 on this listener.
+    pub disallow_metrics: bool,
+    /// `metrics_only` (OpenBao's): every other path answers 404 on this listener.
+    pub metrics_only: bool,
+    /// `metrics_path` (OpenBao's, with `metrics_only`): where this listener serves the metrics
+    /// instead of `/v1/sys/metrics`.
+    pub metrics_path: Option<String>,
 }
 
 /// Reads the top-level `telemetry` blocks (at most one). Returns the settings (`None` without
@@ -161,6 +173,12 @@ pub(super) fn listener_block(
         unauthenticated_metrics_access: section
             .boolean("unauthenticated_metrics_access")?
             .unwrap_or(false),
+        disallow_metrics: section.boolean("disallow_metrics")?.unwrap_or(false),
+        metrics_only: section.boolean("metrics_only")?.unwrap_or(false),
+        metrics_path: section
+            .string("metrics_path")?
+            .map(|(p, _)| p)
+            .filter(|p| !p.is_empty()),
     };
     Ok((t, section.ignored))
 }

@@ -33,7 +33,7 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
 /// The HTTP settings of one listener: body size, JSON limits, connection timeouts and which
 /// operator endpoints it serves without a token.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpOptions {
     /// Largest request body in bytes.
     pub max_request_size: usize,
@@ -48,6 +48,20 @@ pub struct HttpOptions {
     /// Serve `sys/metrics` without a token, ACL or audit (`telemetry {
     /// unauthenticated_metrics_access = true }`; on for the dev listener, as in Vault).
     pub unauthenticated_metrics: bool,
+    /// OpenBao's per-listener `disallow_metrics`, `metrics_only` and `metrics_path`.
+    pub metrics_listener: MetricsListener,
+}
+
+/// How a listener treats the metrics endpoint beyond authentication (OpenBao's listener
+/// `telemetry` keys).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsListener {
+    /// `sys/metrics` answers 403 `metrics endpoint is disabled for this listener`.
+    pub disallow: bool,
+    /// Every other path answers 404 `this listener only serves the metrics endpoint`.
+    pub only: bool,
+    /// With `only`: the path (from `/`) that serves the metrics instead of `/v1/sys/metrics`.
+    pub path: Option<Arc<str>>,
 }
 
 impl Default for HttpOptions {
@@ -60,6 +74,7 @@ impl Default for HttpOptions {
             unauthed_rekey: false,
             unauthed_generate_root: false,
             unauthenticated_metrics: true,
+            metrics_listener: MetricsListener::default(),
         }
     }
 }
@@ -73,6 +88,11 @@ impl From<&ListenerConfig> for HttpOptions {
             unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
             unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
             unauthenticated_metrics: l.telemetry.unauthenticated_metrics_access,
+            metrics_listener: MetricsListener {
+                disallow: l.telemetry.disallow_metrics,
+                only: l.telemetry.metrics_only,
+                path: l.telemetry.metrics_path.as_deref().map(Arc::from),
+            },
         }
     }
 }
@@ -319,7 +339,10 @@ async fn serve_request(
     facts: &mut RequestFacts,
 ) -> HttpResponse {
     let addr = peer.map(|p| p.ip());
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    if let Some(resp) = metrics_listener(&state.options.metrics_listener, &mut parts.uri) {
+        return resp;
+    }
     // A request refused here is reported to the core's observer (audit) as well.
     let rejected = async |path: &str, e: &Error| {
         state
@@ -422,6 +445,55 @@ async fn serve_request(
             handle_logical(state, inc, facts).await
         }
     }
+}
+
+/// OpenBao's listener rules for the metrics endpoint, before anything else: refuse it
+/// (`disallow_metrics`, which wins), serve nothing else (`metrics_only`), serve it at another
+/// path (`metrics_path`, only with `metrics_only`; the query is kept). The path is compared as
+/// sent, as OpenBao does.
+fn metrics_listener(m: &MetricsListener, uri: &mut axum::http::Uri) -> Option<HttpResponse> {
+    const REAL: &str = "/v1/sys/metrics";
+    if !m.disallow && !m.only {
+        return None;
+    }
+    let path = m.path.as_deref().filter(|_| m.only).unwrap_or(REAL);
+    let is_metrics = uri.path() == path;
+    let plain = |status: StatusCode, text: &str| {
+        let mut resp = HttpResponse::new(Body::from(format!("{text}\n")));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        );
+        resp
+    };
+    if m.disallow && is_metrics {
+        return Some(plain(
+            StatusCode::FORBIDDEN,
+            "metrics endpoint is disabled for this listener",
+        ));
+    }
+    if m.only && !is_metrics {
+        return Some(plain(
+            StatusCode::NOT_FOUND,
+            "this listener only serves the metrics endpoint",
+        ));
+    }
+    if is_metrics && path != REAL {
+        let target = match uri.query() {
+            Some(q) => format!("{REAL}?{q}"),
+            None => REAL.to_owned(),
+        };
+        if let Ok(u) = target.parse() {
+            *uri = u;
+        }
+    }
+    None
 }
 
 async fn handle_logical(

@@ -1069,3 +1069,96 @@ async fn token_check_timers_count_authenticated_requests() {
     assert_eq!(after[0] - before[0], 8.0, "{before:?} -> {after:?}");
     assert_eq!(after[1] - before[1], 8.0, "{before:?} -> {after:?}");
 }
+
+/// OpenBao's listener keys, from a config file through the real binary: `disallow_metrics`
+/// refuses the endpoint (403 text), `metrics_only` serves nothing else (404 text), and
+/// `metrics_path` moves it (here to `/metrics`, query kept). Other listeners are untouched.
+#[tokio::test]
+async fn listener_keys_disallow_or_dedicate_a_listener_to_metrics() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dev.hcl");
+    std::fs::write(
+        &config,
+        r#"
+listener "tcp" {
+  address = "127.0.0.1:0"
+  tls_disable = true
+  telemetry {
+    disallow_metrics = true
+  }
+}
+listener "tcp" {
+  address = "127.0.0.1:0"
+  tls_disable = true
+  telemetry {
+    metrics_only = "true"
+    metrics_path = "/metrics"
+    unauthenticated_metrics_access = true
+  }
+}
+"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
+        .arg("-dev-root-token-id=root")
+        .arg(format!("-config={}", config.display()))
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn coffer");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
+        .await
+        .unwrap();
+    let (dev, closed, dedicated) = (
+        listener_addr(&lines, 1),
+        listener_addr(&lines, 2),
+        listener_addr(&lines, 3),
+    );
+    let client = reqwest::Client::new();
+    let get = |url: String| {
+        let rb = client.get(url).header("X-Vault-Token", "root");
+        async move {
+            let r = rb.send().await.expect("send");
+            let status = r.status().as_u16();
+            let kind = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, kind, r.text().await.expect("body"))
+        }
+    };
+    let text = "text/plain; charset=utf-8".to_owned();
+    assert_eq!(
+        get(format!("{closed}/v1/sys/metrics?format=prometheus")).await,
+        (
+            403,
+            text.clone(),
+            "metrics endpoint is disabled for this listener\n".into()
+        )
+    );
+    let (status, _, _) = get(format!("{closed}/v1/sys/health")).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = get(format!("{dedicated}/metrics?format=prometheus")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(parse(body).await.contains_key("vault_core_unsealed"));
+    for other in ["/v1/sys/metrics", "/v1/sys/health", "/v1/secret/data/x"] {
+        assert_eq!(
+            get(format!("{dedicated}{other}")).await,
+            (
+                404,
+                text.clone(),
+                "this listener only serves the metrics endpoint\n".into()
+            ),
+            "{other}"
+        );
+    }
+    let (status, _, _) = get(format!("{dev}/v1/sys/metrics")).await;
+    assert_eq!(status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
