@@ -83,6 +83,7 @@ pub async fn sweep_loop(core: std::sync::Weak<Core>) {
         let Some(core) = core.upgrade() else { return };
         // Histogram samples move into the Prometheus summaries, so memory stays flat.
         crate::telemetry::upkeep();
+        core.spawn_usage_gauges();
         n += 1;
         if n.is_multiple_of(PERIODIC_EVERY) {
             match core.periodic().await {

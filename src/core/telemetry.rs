@@ -1,6 +1,7 @@
 //! The core's metrics (see `crate::telemetry` for the recorder and the names): the seal and
-//! active gauges, token creation, the token count gauges computed from storage at most once per
-//! `usage_gauge_period`, route timers per mount, and the `sys/metrics` answer.
+//! active gauges, token creation, the token count gauges computed from storage in the
+//! background once per `usage_gauge_period` (never inside a scrape), route timers per mount,
+//! and the `sys/metrics` answer.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -186,19 +187,42 @@ impl Core {
             self.set_in_flight_gauge();
             self.set_mount_table_gauges();
             self.set_lease_gauges();
-            self.refresh_usage_gauges().await;
+            // The token walk never runs inside a scrape: one that finds the gauges due starts
+            // it in the background and answers with the values it has.
+            self.spawn_usage_gauges();
         }
         t::sample_runtime();
         let now = crate::clock::unix_secs(self.clock.now());
         t::respond(format, self.config.telemetry.prometheus_enabled(), now)
     }
 
-    /// Recomputes the token count gauges when `usage_gauge_period` has passed (or never ran);
-    /// a scrape that finds another one computing goes on without waiting.
-    async fn refresh_usage_gauges(&self) {
+    /// Starts recomputing the token count gauges in the background when `usage_gauge_period`
+    /// has passed since the last time (or they never were), on an unsealed active node; called
+    /// by the housekeeping loop every couple of seconds and by scrapes, which never wait for it.
+    pub fn spawn_usage_gauges(&self) {
         let Some(period) = self.config.telemetry.usage_gauge_period_secs else {
             return;
         };
+        if self.is_sealed() || self.is_standby() {
+            return;
+        }
+        let due = match self.telemetry.usage_done.try_lock() {
+            Ok(done) => done
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(period)),
+            // Being computed now.
+            Err(_) => false,
+        };
+        let Some(core) = self.weak.upgrade() else {
+            return;
+        };
+        if due {
+            tokio::spawn(async move { core.refresh_usage_gauges(period).await });
+        }
+    }
+
+    /// Recomputes the token count gauges unless another run is under way or just finished.
+    async fn refresh_usage_gauges(&self, period: u64) {
         let Ok(mut done) = self.telemetry.usage_done.try_lock() else {
             return;
         };
