@@ -346,6 +346,46 @@ pub fn format_from_accept<'a>(accept: impl IntoIterator<Item = &'a str>) -> &'st
     ""
 }
 
+/// A summary series with no observation in its current window would show every quantile as
+/// 0 (a latency of zero that never happened; go-metrics shows NaN, hashicorp/vault#9068): its
+/// quantile lines are left out, its `_sum` and `_count` stay. A timer's real quantiles are
+/// never all exactly 0.
+fn drop_idle_quantiles(text: &str) -> String {
+    /// The series a quantile line belongs to (the line without its quantile label and value),
+    /// and whether its value is 0.
+    fn quantile_of(line: &str) -> Option<(String, bool)> {
+        let start = line.find("quantile=\"")?;
+        let end = start + line.get(start..)?.find("\"")? + 1;
+        let end = end + line.get(end..)?.find('"')? + 1;
+        let (series, value) = line.rsplit_once(' ')?;
+        let key = format!(
+            "{}{}",
+            series.get(..start)?,
+            series.get(end..)?.trim_start_matches(',')
+        );
+        Some((key, value.parse::<f64>().is_ok_and(|v| v == 0.0)))
+    }
+    let mut busy = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some((key, zero)) = quantile_of(line)
+            && !zero
+        {
+            busy.insert(key);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if let Some((key, _)) = quantile_of(line)
+            && !busy.contains(&key)
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Vault's `ResponseForFormat`: `prometheus`, `""` (JSON) or a 400 naming the format.
 pub fn respond(format: &str, prometheus_enabled: bool, now_unix: i64) -> MetricsResponse {
     let error = |body: String| MetricsResponse {
@@ -361,7 +401,7 @@ pub fn respond(format: &str, prometheus_enabled: bool, now_unix: i64) -> Metrics
             body: installed()
                 .map(|i| {
                     i.tee.flush_histograms();
-                    i.prometheus.render()
+                    drop_idle_quantiles(&i.prometheus.render())
                 })
                 .unwrap_or_default(),
         },
@@ -644,6 +684,20 @@ pub fn sample_runtime() {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn idle_summaries_lose_their_quantiles_but_keep_sum_and_count() {
+        let text = "# TYPE a summary\na{quantile=\"0.5\"} 0\na{quantile=\"0.99\"} 0\na_sum 3\na_count 2\n\
+                    # TYPE b summary\nb{cluster=\"c\",quantile=\"0.5\"} 0\nb{cluster=\"c\",quantile=\"0.99\"} 1.5\nb_sum{cluster=\"c\"} 2\nb_count{cluster=\"c\"} 2\n\
+                    # TYPE g gauge\ng 0\n";
+        assert_eq!(
+            drop_idle_quantiles(text),
+            "# TYPE a summary\na_sum 3\na_count 2\n\
+             # TYPE b summary\nb{cluster=\"c\",quantile=\"0.5\"} 0\nb{cluster=\"c\",quantile=\"0.99\"} 1.5\nb_sum{cluster=\"c\"} 2\nb_count{cluster=\"c\"} 2\n\
+             # TYPE g gauge\ng 0\n"
+        );
+    }
+
     use super::*;
 
     #[test]
