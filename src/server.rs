@@ -148,6 +148,32 @@ fn survive_file_size_limit() {
     }
 }
 
+/// On every SIGUSR1, the in-memory metrics of the last finished interval go to stderr, as
+/// Vault's go-metrics sink writes them (`telemetry::dump`), gauges sampled first as a scrape
+/// would.
+fn dump_metrics_on_usr1(core: std::sync::Weak<Core>) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    let Some(core) = core.upgrade() else { return };
+                    let _ = core.metrics_response("").await;
+                    let text = crate::telemetry::dump(crate::clock::unix_secs(core.clock.now()));
+                    let _ = tokio::task::spawn_blocking(move || {
+                        use std::io::Write;
+                        let mut err = std::io::stderr().lock();
+                        let _ = err.write_all(text.as_bytes());
+                        let _ = err.flush();
+                    })
+                    .await;
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGUSR1"),
+    }
+}
+
 /// On every SIGHUP, off the runtime's worker threads: re-reads the configuration's `audit`
 /// blocks when `reload` is given (enabling new devices, removing dropped ones; a file that
 /// does not read or a change that cannot be applied is logged and changes nothing), then
@@ -156,6 +182,7 @@ fn survive_file_size_limit() {
 /// the process ([`survive_file_size_limit`]).
 pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<ConfigReload>) {
     survive_file_size_limit();
+    dump_metrics_on_usr1(core.clone());
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(mut hup) => {

@@ -386,6 +386,61 @@ fn drop_idle_quantiles(text: &str) -> String {
     out
 }
 
+/// What `SIGUSR1` writes to stderr, as go-metrics' in-memory sink dumps it: one line per
+/// gauge (`[G]`), counter (`[C]`) and sample (`[S]`) of the last finished interval, each
+/// `[<interval start>][<kind>] '<name>;<label>=<value>...': <value or aggregate>`.
+pub fn dump(now_unix: i64) -> String {
+    use std::fmt::Write as _;
+    let Some(i) = installed() else {
+        return String::new();
+    };
+    let summary = i.tee.summary(now_unix);
+    let flat = |name: &str, labels: &std::collections::BTreeMap<String, String>| {
+        labels
+            .iter()
+            .fold(name.to_owned(), |acc, (k, v)| format!("{acc};{k}={v}"))
+    };
+    let aggregate = |v: &sink::SampledValue| {
+        if v.count == 0 {
+            "Count: 0".to_owned()
+        } else if v.stddev == 0.0 {
+            format!("Count: {} Sum: {:.3}", v.count, v.sum)
+        } else {
+            format!(
+                "Count: {} Min: {:.3} Mean: {:.3} Max: {:.3} Stddev: {:.3} Sum: {:.3}",
+                v.count, v.min, v.mean, v.max, v.stddev, v.sum
+            )
+        }
+    };
+    let at = &summary.timestamp;
+    let mut out = String::new();
+    for g in &summary.gauges {
+        let _ = writeln!(
+            out,
+            "[{at}][G] '{}': {:.3}",
+            flat(&g.name, &g.labels),
+            g.value
+        );
+    }
+    for c in &summary.counters {
+        let _ = writeln!(
+            out,
+            "[{at}][C] '{}': {}",
+            flat(&c.name, &c.labels),
+            aggregate(c)
+        );
+    }
+    for v in &summary.samples {
+        let _ = writeln!(
+            out,
+            "[{at}][S] '{}': {}",
+            flat(&v.name, &v.labels),
+            aggregate(v)
+        );
+    }
+    out
+}
+
 /// Vault's `ResponseForFormat`: `prometheus`, `""` (JSON) or a 400 naming the format.
 pub fn respond(format: &str, prometheus_enabled: bool, now_unix: i64) -> MetricsResponse {
     let error = |body: String| MetricsResponse {

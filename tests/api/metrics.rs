@@ -1185,3 +1185,64 @@ listener "tcp" {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `SIGUSR1` writes the in-memory metrics to stderr as Vault's go-metrics sink does: gauges
+/// (`[G]`) with their labels flattened into the name, samples (`[S]`) with their aggregate.
+#[tokio::test]
+async fn sigusr1_dumps_the_metrics_to_stderr() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
+        .arg("-dev-root-token-id=usr1-root-canary")
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("spawn coffer");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
+        .await
+        .unwrap();
+    let addr = listener_addr(&lines, 1);
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{addr}/v1/secret/data/nothing"))
+        .header("X-Vault-Token", "usr1-root-canary")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let sent = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let dump = loop {
+        let text = std::fs::read_to_string(&stderr_path).unwrap();
+        if text.contains("[S] 'vault.core.handle_request': Count: ")
+            || std::time::Instant::now() > until
+        {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let unsealed = dump
+        .lines()
+        .find(|l| l.contains("][G] 'vault.core.unsealed;cluster="))
+        .unwrap_or_else(|| panic!("no unsealed gauge in {dump}"));
+    assert!(
+        unsealed.starts_with('[') && unsealed.ends_with("': 1.000"),
+        "{unsealed}"
+    );
+    assert!(
+        dump.lines()
+            .any(|l| l.contains("][S] 'vault.core.handle_request': Count: ")),
+        "{dump}"
+    );
+    assert!(!dump.contains("usr1-root-canary"));
+}
