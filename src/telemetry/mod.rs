@@ -500,6 +500,32 @@ pub fn bounded(family: &'static str, value: &str) -> String {
     value.to_owned()
 }
 
+/// (operation, mount) pairs that get their own `vault.route.*` timer; later ones share
+/// `vault.route.<operation>.other`.
+pub const ROUTE_TIMER_PAIRS: usize = 256;
+
+/// The mount part of a route timer's name: `mount` while fewer than [`ROUTE_TIMER_PAIRS`]
+/// (operation, mount) pairs have a timer (or this one has), else `other`.
+pub fn bounded_route(operation: &str, mount: &str) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    if mount == "other" {
+        return mount.to_owned();
+    }
+    let pair = format!("{operation}.{mount}");
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if seen.contains(&pair) {
+        return mount.to_owned();
+    }
+    if seen.len() >= ROUTE_TIMER_PAIRS {
+        return "other".to_owned();
+    }
+    seen.insert(pair);
+    mount.to_owned()
+}
+
 /// The histogram `name`, registered once into `cell`; `None` (nothing recorded) while no
 /// recorder is installed, so that a handle is never cached before `install`.
 pub fn cached(

@@ -1246,3 +1246,68 @@ async fn sigusr1_dumps_the_metrics_to_stderr() {
     );
     assert!(!dump.contains("usr1-root-canary"));
 }
+
+/// 500 mounts, each written, read and listed: the Prometheus output stays within 2,000 series
+/// (Vault's route timers alone would be 7,500 here). The first (operation, mount) pairs keep
+/// Vault's per-mount timer names; later ones share `vault_route_<op>_other`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_busy_mounts_stay_within_the_series_budget() {
+    let srv = TestServer::start().await;
+    let root = srv.root.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    for shard in 0..8 {
+        let (c, base, root) = (srv.client.clone(), srv.url(""), root.clone());
+        tasks.spawn(async move {
+            let call = |method: &str, path: String, body: Option<Value>| {
+                let mut rb = c
+                    .request(method.parse().unwrap(), format!("{base}{path}"))
+                    .header("X-Vault-Token", &root);
+                if let Some(b) = body {
+                    rb = rb.json(&b);
+                }
+                async move { rb.send().await.unwrap().status().as_u16() }
+            };
+            for i in (shard..500).step_by(8) {
+                let m = format!("team{i}");
+                let st = call(
+                    "POST",
+                    format!("sys/mounts/{m}"),
+                    Some(json!({"type": "kv"})),
+                )
+                .await;
+                assert_eq!(st, 204);
+                assert_eq!(
+                    call("POST", format!("{m}/app"), Some(json!({"k": "v"}))).await,
+                    204
+                );
+                assert_eq!(call("GET", format!("{m}/app"), None).await, 200);
+                assert_eq!(call("LIST", format!("{m}/"), None).await, 200);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let text = scrape(&srv, None).await;
+    let series = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert!(series <= 2000, "{series} series");
+    let families = parse(text).await;
+    for op in ["read", "list", "create"] {
+        assert!(
+            families.contains_key(&format!("vault_route_{op}_other")),
+            "{op}: {:?}",
+            families
+                .keys()
+                .filter(|k| k.starts_with("vault_route"))
+                .count()
+        );
+    }
+    let named = families
+        .keys()
+        .filter(|k| k.starts_with("vault_route_") && !k.ends_with("_other"))
+        .count();
+    assert!(named >= 250, "{named} per-mount route timers");
+}
