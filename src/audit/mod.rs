@@ -358,12 +358,81 @@ impl Broker {
     /// present must be exactly as declared. All of it is checked, and every new device opened,
     /// before the table changes in one write: a conflict (a path the API uses, a changed block)
     /// or a device that cannot be opened changes nothing, and the error says which and why.
+    /// New devices are opened and probed before the broker's lock is taken (a device slow to
+    /// open holds up no `sys/audit` change or listing); the checks run again under the lock.
     pub async fn apply_declared(&self, root: &Storage) -> Result<()> {
         let declared = self.declared.load_full();
+        let snapshot = self.devices();
+        let missing = Self::missing_declared(&declared, &snapshot)?;
+        let mut prepared: Vec<Arc<Device>> = Vec::new();
+        for d in missing {
+            let entry = AuditEntry {
+                path: d.path.clone(),
+                kind: d.kind.clone(),
+                description: d.description.clone(),
+                options: d.options.clone(),
+                local: d.local,
+                uuid: String::new(),
+                declared: true,
+            };
+            let others: Vec<Arc<Device>> =
+                snapshot.iter().chain(prepared.iter()).cloned().collect();
+            let device = match d.options.get("skip_test").map(|v| device::parse_bool(v)) {
+                Some(Err(e)) => Err(e),
+                skip => {
+                    let skip_test = matches!(skip, Some(Ok(true)));
+                    self.prepare(entry, skip_test, &others).await
+                }
+            };
+            let device = device.map_err(|e| {
+                let why = e.messages().join("; ");
+                config_error(format!(
+                    "failed to create new audit device {}: {why}",
+                    d.path
+                ))
+            })?;
+            prepared.push(device);
+        }
         let _g = self.lock.lock().await;
+        // The table may have changed while the new devices opened: check again.
         let current = self.devices();
+        let missing = Self::missing_declared(&declared, &current)?;
+        let (removed, mut next): (Vec<Arc<Device>>, Vec<Arc<Device>>) = current
+            .iter()
+            .cloned()
+            .partition(|c| c.entry.declared && !declared.iter().any(|d| d.path == c.entry.path));
+        let mut added = Vec::new();
+        for d in missing {
+            let Some(device) = prepared.iter().find(|p| p.entry.path == d.path).cloned() else {
+                return Err(config_error(format!(
+                    "failed to create new audit device {}: the audit table changed meanwhile; send SIGHUP again",
+                    d.path
+                )));
+            };
+            path_free(&device.entry.path, &next)?;
+            next.push(device.clone());
+            added.push(device);
+        }
+        if added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        for d in &removed {
+            tracing::info!(audit.path = %d.entry.path, "disabling removed audit device");
+        }
+        for d in &added {
+            tracing::info!(audit.path = %d.entry.path, "adding new audit device");
+        }
+        self.commit(root, next, &added, &removed).await
+    }
+
+    /// The declared devices `current` lacks; an error when a declared path is taken by a device
+    /// the API created, or a present declared device differs from its block.
+    fn missing_declared<'d>(
+        declared: &'d [Declared],
+        current: &[Arc<Device>],
+    ) -> Result<Vec<&'d Declared>> {
         let mut missing = Vec::new();
-        for d in declared.iter() {
+        for d in declared {
             match current.iter().find(|c| c.entry.path == d.path) {
                 None => missing.push(d),
                 Some(c) if !c.entry.declared => {
@@ -382,48 +451,7 @@ impl Broker {
                 }
             }
         }
-        let (removed, mut next): (Vec<Arc<Device>>, Vec<Arc<Device>>) = current
-            .iter()
-            .cloned()
-            .partition(|c| c.entry.declared && !declared.iter().any(|d| d.path == c.entry.path));
-        let mut added = Vec::new();
-        for d in missing {
-            let entry = AuditEntry {
-                path: d.path.clone(),
-                kind: d.kind.clone(),
-                description: d.description.clone(),
-                options: d.options.clone(),
-                local: d.local,
-                uuid: String::new(),
-                declared: true,
-            };
-            let prepared = match d.options.get("skip_test").map(|v| device::parse_bool(v)) {
-                Some(Err(e)) => Err(e),
-                skip => {
-                    let skip_test = matches!(skip, Some(Ok(true)));
-                    self.prepare(entry, skip_test, &next).await
-                }
-            };
-            let device = prepared.map_err(|e| {
-                let why = e.messages().join("; ");
-                config_error(format!(
-                    "failed to create new audit device {}: {why}",
-                    d.path
-                ))
-            })?;
-            next.push(device.clone());
-            added.push(device);
-        }
-        if added.is_empty() && removed.is_empty() {
-            return Ok(());
-        }
-        for d in &removed {
-            tracing::info!(audit.path = %d.entry.path, "disabling removed audit device");
-        }
-        for d in &added {
-            tracing::info!(audit.path = %d.entry.path, "adding new audit device");
-        }
-        self.commit(root, next, &added, &removed).await
+        Ok(missing)
     }
 }
 

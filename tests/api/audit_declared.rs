@@ -247,3 +247,61 @@ async fn sighup_applies_the_audit_blocks_of_the_config_file() {
     }
     assert_eq!(listed(&dev, &client).await, vec!["b/"]);
 }
+
+/// Applying the configuration's devices opens new ones before taking the broker's lock: while a
+/// declared socket device whose peer never accepts is being opened, disabling another device
+/// through the API answers at once (before, it waited for the open to give up). The stuck
+/// device is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_device_slow_to_open_does_not_hold_up_the_api() {
+    let srv = crate::common::TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["kept", "gone"] {
+        srv.put(
+            &format!("sys/audit/{name}"),
+            &srv.root,
+            json!({"type": "file", "options": {"file_path": dir.path().join(name)}}),
+        )
+        .await
+        .assert_status(204);
+    }
+    let stuck = dir.path().join("stuck.sock");
+    let _held = crate::audit_devices::stuck_unix_listener(&stuck);
+    srv.core.audit.set_declared(vec![Declared {
+        path: "stuck/".into(),
+        kind: "socket".into(),
+        description: String::new(),
+        local: false,
+        options: [
+            ("address".to_string(), stuck.to_str().unwrap().to_string()),
+            ("socket_type".to_string(), "unix".to_string()),
+            ("write_timeout".to_string(), "4s".to_string()),
+        ]
+        .into(),
+    }]);
+    let core = srv.core.clone();
+    let applying = tokio::spawn(async move { core.audit.apply_declared(&core.storage("")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    srv.delete("sys/audit/gone", &srv.root)
+        .await
+        .assert_status(204);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "{took:?} behind the opening device"
+    );
+    let applied = tokio::time::timeout(Duration::from_secs(20), applying)
+        .await
+        .expect("the open gives up")
+        .unwrap();
+    let e = applied.expect_err("a device that cannot be opened is refused");
+    assert!(
+        e.to_string()
+            .contains("failed to create new audit device stuck/"),
+        "{e}"
+    );
+    let listed = srv.get("sys/audit", &srv.root).await;
+    let paths: Vec<&String> = listed.body["data"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["kept/"]);
+}
