@@ -63,6 +63,26 @@ pub struct Device {
     reopening: std::sync::atomic::AtomicBool,
     /// A file device's file, for the inline fast path.
     file: std::sync::OnceLock<Arc<SharedFile>>,
+    /// Vault's per-device timers `vault.audit.<path>.log_request` and `.log_response`.
+    timers: [std::sync::OnceLock<metrics::Histogram>; 2],
+}
+
+impl Device {
+    /// Times one entry of this device (submitted at `since`) as Vault's
+    /// `vault.audit.<path>.log_request` / `.log_response`.
+    pub(super) fn time_entry(&self, response: bool, since: std::time::Instant) {
+        let [request_timer, response_timer] = &self.timers;
+        let (cell, kind) = if response {
+            (response_timer, "response")
+        } else {
+            (request_timer, "request")
+        };
+        crate::telemetry::record_ms(
+            cell,
+            || format!("vault.audit.{}.log_{kind}", self.entry.path),
+            since,
+        );
+    }
 }
 
 /// How long [`Device::open`] waits for an output to open.
@@ -146,6 +166,7 @@ impl Device {
             opening: Mutex::new(()),
             reopening: std::sync::atomic::AtomicBool::new(false),
             file: std::sync::OnceLock::new(),
+            timers: Default::default(),
         })
     }
 

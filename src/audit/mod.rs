@@ -542,6 +542,10 @@ struct Pending {
     failed: Flags,
     /// Failures are not logged one by one (a retry reports its outcome once).
     quiet: bool,
+    /// A response entry (else a request entry), for the per-device timers.
+    response: bool,
+    /// When it was handed to the devices.
+    started: Instant,
 }
 
 thread_local! {
@@ -551,7 +555,7 @@ thread_local! {
 }
 
 impl Pending {
-    fn new(count: usize) -> Pending {
+    fn new(count: usize, response: bool) -> Pending {
         Pending {
             acks: sink::AckChannel::default(),
             count,
@@ -560,6 +564,8 @@ impl Pending {
             answered: Flags::default(),
             failed: Flags::default(),
             quiet: false,
+            response,
+            started: Instant::now(),
         }
     }
 
@@ -574,14 +580,15 @@ impl Pending {
         }
     }
 
-    /// Builds each device's line with `build` and hands it to the device at once. With `keep`,
-    /// returns a copy of each line not already written (for a retry), else nothing.
+    /// Builds each device's line with `build` and hands it to the device at once. A response
+    /// entry (`keep`) returns a copy of each line not already written (for a retry); a request
+    /// entry nothing.
     fn submit(
         devices: &[Arc<Device>],
         keep: bool,
         mut build: impl FnMut(&Device, &mut Vec<u8>),
     ) -> (Pending, Vec<Option<Vec<u8>>>) {
-        let mut p = Pending::new(devices.len());
+        let mut p = Pending::new(devices.len(), keep);
         let mut kept = Vec::new();
         for (i, d) in devices.iter().enumerate() {
             d.open_in_background();
@@ -598,6 +605,10 @@ impl Pending {
                 outcome
             });
             if let Some(r) = outcome {
+                // A failure is timed when it is looked at (`settle`).
+                if r.is_ok() {
+                    d.time_entry(p.response, p.started);
+                }
                 p.early(i, r);
             }
         }
@@ -630,6 +641,9 @@ impl Pending {
         what: &str,
     ) -> bool {
         self.answered.set(i, true);
+        if let Some(d) = devices.get(i) {
+            d.time_entry(self.response, self.started);
+        }
         match result {
             Ok(()) => true,
             Err(e) => {

@@ -536,6 +536,21 @@ pub fn cached(
     Some(cell.get_or_init(|| metrics::histogram!(name)))
 }
 
+/// Records the milliseconds since `start` into the histogram held in `cell`, registered under
+/// `name()` on first use once the recorder is installed (a handle taken earlier would record
+/// nowhere for good).
+pub fn record_ms(
+    cell: &OnceLock<metrics::Histogram>,
+    name: impl FnOnce() -> String,
+    start: std::time::Instant,
+) {
+    if installed().is_none() {
+        return;
+    }
+    cell.get_or_init(|| metrics::histogram!(name()))
+        .record(ms_since(start));
+}
+
 /// Records the milliseconds from its start to its drop (Vault's deferred `MeasureSince`), whatever
 /// the outcome (an early `?` return included).
 pub struct Timer {

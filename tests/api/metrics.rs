@@ -284,6 +284,9 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         ("vault_runtime_num_goroutines", "gauge"),
         ("vault_audit_log_request", "summary"),
         ("vault_audit_log_response", "summary"),
+        // Per device, as Vault names them (`vault.audit.file/.log_request`).
+        ("vault_audit_file__log_request", "summary"),
+        ("vault_audit_file__log_response", "summary"),
         ("vault_audit_log_request_failure", "counter"),
         ("vault_core_unsealed", "gauge"),
         ("vault_core_active", "gauge"),
