@@ -271,10 +271,14 @@ impl Device {
         }
     }
 
-    /// Writes `v` with every string leaf hashed (timestamps excepted), unless `log_raw`.
-    fn write_hashed(&self, out: &mut Vec<u8>, v: &Value) {
+    /// Writes `v` with every string leaf hashed (timestamps excepted), unless `log_raw`. A
+    /// string whose nearest map key is in `plain` (the mount's non-HMAC keys) stays as it is,
+    /// as Vault's hash walker leaves it; `key` is that nearest key.
+    fn write_hashed(&self, out: &mut Vec<u8>, v: &Value, plain: &[String], key: &str) {
         match v {
-            Value::String(s) if !self.log_raw && !is_timestamp(s) => {
+            Value::String(s)
+                if !self.log_raw && !is_timestamp(s) && !plain.iter().any(|p| p == key) =>
+            {
                 write_plain(out, self.hash_text(s).as_str());
             }
             Value::Array(a) => {
@@ -283,21 +287,23 @@ impl Device {
                     if i > 0 {
                         out.push(b',');
                     }
-                    self.write_hashed(out, x);
+                    self.write_hashed(out, x, plain, key);
                 }
                 out.push(b']');
             }
-            Value::Object(o) => self.write_hashed_map(out, o, None),
+            Value::Object(o) => self.write_hashed_map(out, o, None, plain),
             other => write_value(out, other),
         }
     }
 
-    /// A map with hashed leaves; `elide` replaces `keys` and `key_info` by their sizes.
+    /// A map with hashed leaves (see [`Self::write_hashed`]); `elide` replaces `keys` and
+    /// `key_info` by their sizes.
     fn write_hashed_map(
         &self,
         out: &mut Vec<u8>,
         m: &serde_json::Map<String, Value>,
         elide: Option<()>,
+        plain: &[String],
     ) {
         let mut o = Obj::open(out);
         for (k, x) in m {
@@ -309,7 +315,7 @@ impl Device {
                 (Some(()), "key_info", Value::Object(i)) => {
                     write_int(out, i64::try_from(i.len()).unwrap_or(i64::MAX));
                 }
-                _ => self.write_hashed(out, x),
+                _ => self.write_hashed(out, x, plain, k),
             }
         }
         o.close();
@@ -470,7 +476,11 @@ impl Device {
         o.raw("namespace", br#"{"id":"root"}"#);
         o.str("path", &r.path);
         if !r.data.is_empty() {
-            self.write_hashed_map(o.key("data"), &r.data, None);
+            let plain = r
+                .mount
+                .as_ref()
+                .map_or(&[][..], |m| m.non_hmac_request_keys.as_slice());
+            self.write_hashed_map(o.key("data"), &r.data, None, plain);
         }
         if let Some(a) = r.client_addr {
             write_ip(o.key("remote_address"), a);
@@ -705,14 +715,27 @@ impl Device {
             if let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) {
                 let elide =
                     (self.elide_list_responses && r.operation == Operation::List).then_some(());
-                self.write_hashed_map(ro.key("data"), data, elide);
+                let plain = r
+                    .mount
+                    .as_ref()
+                    .map_or(&[][..], |m| m.non_hmac_response_keys.as_slice());
+                self.write_hashed_map(ro.key("data"), data, elide, plain);
             }
             // Vault's error response: the message under `data.error`, hashed like any value.
             if let Some(e) = resp.data_error.as_deref()
                 && resp.data.as_ref().is_none_or(serde_json::Map::is_empty)
             {
                 let mut d = Obj::open(ro.key("data"));
-                self.write_hashed(d.key("error"), &Value::String(e.to_string()));
+                let plain = r
+                    .mount
+                    .as_ref()
+                    .map_or(&[][..], |m| m.non_hmac_response_keys.as_slice());
+                self.write_hashed(
+                    d.key("error"),
+                    &Value::String(e.to_string()),
+                    plain,
+                    "error",
+                );
                 d.close();
             }
             // As Vault: plain text, not HMAC'd (they name parameters and settings, not values).

@@ -1002,6 +1002,8 @@ mod bench {
                 kind: "kv".into(),
                 accessor: "kv_12345678".into(),
                 path: "secret/".into(),
+                non_hmac_request_keys: Vec::new(),
+                non_hmac_response_keys: Vec::new(),
             }),
             client_addr: Some([127, 0, 0, 1].into()),
             client_port: Some(40000),

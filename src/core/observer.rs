@@ -72,6 +72,10 @@ pub struct MountInfo {
     pub accessor: String,
     /// Mount path relative to `/v1/` (`secret/`, `auth/approle/`).
     pub path: String,
+    /// The mount's `audit_non_hmac_request_keys`.
+    pub non_hmac_request_keys: Vec<String>,
+    /// The mount's `audit_non_hmac_response_keys`.
+    pub non_hmac_response_keys: Vec<String>,
 }
 
 /// A request as observers see it. Its `Debug` shows data keys, never values.

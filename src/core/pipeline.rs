@@ -237,6 +237,8 @@ impl Core {
                 kind: m.entry.kind.clone(),
                 accessor: m.entry.accessor.clone(),
                 path: m.api_path.clone(),
+                non_hmac_request_keys: m.entry.config.audit_non_hmac_request_keys.clone(),
+                non_hmac_response_keys: m.entry.config.audit_non_hmac_response_keys.clone(),
             });
         }
         let special = mounted

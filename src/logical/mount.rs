@@ -37,9 +37,34 @@ pub struct MountConfig {
     /// Stored and reported for compatibility.
     #[serde(default)]
     pub listing_visibility: Option<String>,
+    /// Keys whose values the audit devices write as they are in request data (at any depth,
+    /// strings in lists under them included), as Vault's tune option does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_request_keys: Vec<String>,
+    /// The same for response data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_response_keys: Vec<String>,
 }
 
 impl MountConfig {
+    /// Adds the audit key lists that are set (Vault shows them only then).
+    pub fn insert_audit_keys(&self, into: &mut Map<String, Value>) {
+        for (k, v) in [
+            (
+                "audit_non_hmac_request_keys",
+                &self.audit_non_hmac_request_keys,
+            ),
+            (
+                "audit_non_hmac_response_keys",
+                &self.audit_non_hmac_response_keys,
+            ),
+        ] {
+            if !v.is_empty() {
+                into.insert(k.into(), json!(v));
+            }
+        }
+    }
+
     /// The effective `(default, max)` lease TTL in seconds of a mount tuned with this config:
     /// each tuned value, else the system one; the default is capped by the max.
     pub fn lease_ttls(&self, sys_default: i64, sys_max: i64) -> (i64, i64) {
@@ -119,6 +144,7 @@ impl MountEntry {
         );
         config.insert("force_no_cache".into(), json!(self.config.force_no_cache));
         config.insert("max_lease_ttl".into(), json!(self.config.max_lease_ttl));
+        self.config.insert_audit_keys(&mut config);
         if self.table == MountTableKind::Auth {
             let tt = self
                 .config

@@ -1681,3 +1681,124 @@ async fn lines_when(file: &Path, want: impl Fn(&Value) -> bool) -> Value {
     }
     panic!("no such line in {}", file.display());
 }
+
+/// A mount's `audit_non_hmac_request_keys` / `_response_keys` (tune, or config at enable):
+/// strings under those keys, at any depth and in lists, are written as they are; everything
+/// else is still HMAC'd. The same data and keys as observed on OpenBao 2.7.2. A single empty
+/// value clears the list; the lists show in tune reads and `sys/mounts` only when set.
+#[tokio::test]
+async fn non_hmac_keys_of_a_mount_stay_readable_in_its_entries() {
+    let (srv, _dir, file) = with_file_device().await;
+    srv.post(
+        "sys/mounts/secret/tune",
+        &srv.root,
+        json!({"audit_non_hmac_request_keys": ["username", "tags"],
+               "audit_non_hmac_response_keys": "username"}),
+    )
+    .await
+    .assert_status(204);
+    let tune = srv.get("sys/mounts/secret/tune", &srv.root).await;
+    assert_eq!(
+        tune.body["data"]["audit_non_hmac_request_keys"],
+        json!(["username", "tags"])
+    );
+    assert_eq!(
+        tune.body["data"]["audit_non_hmac_response_keys"],
+        json!(["username"])
+    );
+    let mounts = srv.get("sys/mounts", &srv.root).await;
+    assert_eq!(
+        mounts.body["secret/"]["config"]["audit_non_hmac_request_keys"],
+        json!(["username", "tags"])
+    );
+    assert!(
+        mounts.body["cubbyhole/"]["config"]
+            .get("audit_non_hmac_request_keys")
+            .is_none()
+    );
+
+    let data = json!({"username": "bob", "password": "p", "tags": ["x", "y"],
+                      "nested": {"username": "al"}});
+    srv.post("secret/data/n", &srv.root, json!({"data": data}))
+        .await
+        .assert_status(200);
+    srv.get("secret/data/n", &srv.root).await.assert_status(200);
+    eventually(&file, r#""type":"response""#).await;
+    let h = |v: &str| {
+        let srv = &srv;
+        let v = v.to_owned();
+        async move { hash(srv, "file", &v).await }
+    };
+    let want_request = json!({"data": {"username": "bob", "password": h("p").await,
+        "tags": ["x", "y"], "nested": {"username": "al"}}});
+    let entries = lines_when(&file, |e| {
+        e["type"] == "response"
+            && e["request"]["path"] == "secret/data/n"
+            && e["request"]["operation"] == "read"
+    })
+    .await;
+    // The read's response data: only the response keys are readable.
+    assert_eq!(
+        entries["response"]["data"]["data"],
+        json!({"username": "bob", "password": h("p").await,
+               "tags": [h("x").await, h("y").await], "nested": {"username": "al"}})
+    );
+    let write = lines_when(&file, |e| {
+        e["type"] == "request"
+            && e["request"]["path"] == "secret/data/n"
+            && e["request"]["operation"] != "read"
+    })
+    .await;
+    assert_eq!(write["request"]["data"], want_request);
+
+    // Cleared by a single empty value: hashed again.
+    srv.post(
+        "sys/mounts/secret/tune",
+        &srv.root,
+        json!({"audit_non_hmac_request_keys": "", "audit_non_hmac_response_keys": [""]}),
+    )
+    .await
+    .assert_status(204);
+    let tune = srv.get("sys/mounts/secret/tune", &srv.root).await;
+    assert!(
+        tune.body["data"]
+            .get("audit_non_hmac_request_keys")
+            .is_none(),
+        "{}",
+        tune.text
+    );
+    assert!(
+        tune.body["data"]
+            .get("audit_non_hmac_response_keys")
+            .is_none()
+    );
+    srv.post(
+        "secret/data/m",
+        &srv.root,
+        json!({"data": {"username": "carol"}}),
+    )
+    .await
+    .assert_status(200);
+    let again = lines_when(&file, |e| {
+        e["type"] == "request" && e["request"]["path"] == "secret/data/m"
+    })
+    .await;
+    assert_eq!(
+        again["request"]["data"]["data"]["username"],
+        h("carol").await
+    );
+
+    // At enable time, from the mount's config (a comma list as well).
+    srv.post(
+        "sys/mounts/team",
+        &srv.root,
+        json!({"type": "kv", "config": {"audit_non_hmac_request_keys": "owner,site"}}),
+    )
+    .await
+    .assert_status(204);
+    let tune = srv.get("sys/mounts/team/tune", &srv.root).await;
+    assert_eq!(
+        tune.body["data"]["audit_non_hmac_request_keys"],
+        json!(["owner", "site"])
+    );
+}

@@ -33,6 +33,16 @@ pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
             .field("listing_visibility", T::Str, "UI listing visibility.")
             .field("token_type", T::Str, "Token type for auth mounts.")
             .field("force_no_cache", T::Bool, "No cache.")
+            .field(
+                "audit_non_hmac_request_keys",
+                T::CommaStringSlice,
+                "Request data keys the audit devices do not HMAC.",
+            )
+            .field(
+                "audit_non_hmac_response_keys",
+                T::CommaStringSlice,
+                "Response data keys the audit devices do not HMAC.",
+            )
     };
     // sys/mounts and sys/auth have the same shape; handlers tell them apart by the path.
     let mut out = Vec::new();
@@ -234,6 +244,8 @@ impl SystemBackend {
                 .get("listing_visibility")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            config.audit_non_hmac_request_keys = audit_keys(c.get("audit_non_hmac_request_keys"));
+            config.audit_non_hmac_response_keys = audit_keys(c.get("audit_non_hmac_response_keys"));
             if table == MountTableKind::Auth {
                 config.token_type = c
                     .get("token_type")
@@ -320,6 +332,7 @@ impl SystemBackend {
             .clone()
             .unwrap_or_else(|| "default-service".into());
         if let Some(obj) = data.as_object_mut() {
+            m.entry.config.insert_audit_keys(obj);
             if let Some(o) = &m.entry.options {
                 obj.insert("options".into(), json!(o));
             }
@@ -352,6 +365,15 @@ impl SystemBackend {
         let options = d.get_map("options")?.map(|m| string_map(&m));
         let listing = d.get_str("listing_visibility")?;
         let token_type = d.get_str("token_type")?;
+        // Given: the new list; a single empty value clears it (Vault's tune).
+        let audit_keys = |name: &str| -> Result<Option<Vec<String>>> {
+            Ok(d.get_list(name)?.map(|v| match v.as_slice() {
+                [only] if only.is_empty() => Vec::new(),
+                _ => v,
+            }))
+        };
+        let request_keys = audit_keys("audit_non_hmac_request_keys")?;
+        let response_keys = audit_keys("audit_non_hmac_response_keys")?;
         if let Some(tt) = &token_type
             && !["default-service", "default-batch", "service", "batch"].contains(&tt.as_str())
         {
@@ -411,6 +433,12 @@ impl SystemBackend {
             if listing.is_some() {
                 e.config.listing_visibility = listing;
             }
+            if let Some(k) = request_keys {
+                e.config.audit_non_hmac_request_keys = k;
+            }
+            if let Some(k) = response_keys {
+                e.config.audit_non_hmac_response_keys = k;
+            }
             if table == MountTableKind::Auth && token_type.is_some() {
                 e.config.token_type = token_type;
             }
@@ -418,6 +446,25 @@ impl SystemBackend {
         })
         .await?;
         Ok(warning.map(|w| Response::default().with_warning(w)))
+    }
+}
+
+/// An `audit_non_hmac_*_keys` value of a mount's `config` at enable time: a list, or a
+/// comma-separated string (as Vault's `TypeCommaStringSlice` reads it).
+fn audit_keys(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
