@@ -1113,11 +1113,14 @@ mod tests {
     /// An output whose writes block until released; counts reopens.
     struct Stuck {
         release: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+        entered: Arc<std::sync::atomic::AtomicBool>,
         reopens: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Output for Stuck {
         fn write(&mut self, _data: &[u8]) -> io::Result<()> {
+            self.entered
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let (m, cv) = &*self.release;
             let mut go = m.lock().unwrap();
             while !*go {
@@ -1135,35 +1138,46 @@ mod tests {
 
     #[test]
     fn a_reopen_never_blocks_on_a_stuck_device_and_still_happens_once_it_moves() {
+        use std::sync::atomic::Ordering::SeqCst;
         let release = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reopens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let writer = Writer::start(
-            Box::new(Stuck {
-                release: release.clone(),
-                reopens: reopens.clone(),
-            }),
-            "stuck/",
-        )
-        .unwrap();
-        // Fill the queue behind the blocked write (the writer holds up to a batch itself).
+        let writer = Arc::new(
+            Writer::start(
+                Box::new(Stuck {
+                    release: release.clone(),
+                    entered: entered.clone(),
+                    reopens: reopens.clone(),
+                }),
+                "stuck/",
+            )
+            .unwrap(),
+        );
         let (ack, mut acks) = tokio::sync::mpsc::unbounded_channel();
-        for idx in 0..=QUEUE_DEPTH + BATCH_LINES + 1 {
-            writer.submit(Job {
-                line: b"x\n".to_vec(),
-                idx,
-                ack: ack.clone(),
-            });
+        let job = |idx| Job {
+            line: b"x\n".to_vec(),
+            idx,
+            ack: ack.clone(),
+        };
+        // The writer takes a line and blocks in its write.
+        writer.submit(job(0));
+        while !entered.load(SeqCst) {
+            std::thread::yield_now();
         }
-        let mut refused = 0;
-        while let Ok((_, r)) = acks.try_recv() {
-            assert!(r.is_err());
-            refused += 1;
+        // Then its queue fills: the first refusal means it is full (nothing drains it now).
+        let mut refused = false;
+        for idx in 1..=QUEUE_DEPTH + 1 {
+            writer.submit(job(idx));
+            if let Ok((_, r)) = acks.try_recv() {
+                assert!(r.is_err());
+                refused = true;
+                break;
+            }
         }
-        assert!(refused >= 1, "the queue is full");
+        assert!(refused, "the queue is full");
         // Three signals while it is stuck: each call returns (before, the first blocked the
         // signal task for as long as the device stayed stuck).
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let writer = Arc::new(writer);
         let w = writer.clone();
         std::thread::spawn(move || {
             for _ in 0..3 {
@@ -1175,17 +1189,17 @@ mod tests {
             done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
             "reopen blocked on a stuck device"
         );
-        assert_eq!(reopens.load(std::sync::atomic::Ordering::SeqCst), 0);
-        // The device moves again: the queued reopen happens (one for the signals that found
-        // the queue full).
+        assert_eq!(reopens.load(SeqCst), 0);
+        // The device moves again: the queued reopen happens, once for the three signals that
+        // found the queue full.
         *release.0.lock().unwrap() = true;
         release.1.notify_all();
         let mut n = 0;
-        while reopens.load(std::sync::atomic::Ordering::SeqCst) == 0 && n < 30_000 {
+        while reopens.load(SeqCst) == 0 && n < 30_000 {
             std::thread::sleep(Duration::from_millis(1));
             n += 1;
         }
-        assert_eq!(reopens.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(reopens.load(SeqCst), 1);
     }
 
     #[test]
