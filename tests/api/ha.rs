@@ -1441,6 +1441,26 @@ async fn ha_forwarding_over_tls() {
     .await;
     let active = active.into_inner().unwrap().unwrap();
     let standby = if a.port == active { &b } else { &a };
+    // The standby learns the new leader at its next look at the lock (it answers 503 `no
+    // active node` until then).
+    wait_for(
+        Duration::from_secs(10),
+        "the standby to know the leader",
+        || async {
+            let (_, body) = call(
+                &c,
+                Method::GET,
+                format!("{}/sys/leader", https(standby)),
+                None,
+                Value::Null,
+            )
+            .await;
+            body["leader_address"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(&active.to_string()))
+        },
+    )
+    .await;
     let (st, body) = call(
         &c,
         Method::GET,
