@@ -21,6 +21,7 @@
 pub mod host;
 pub mod in_flight;
 pub mod logs;
+mod process;
 mod sink;
 
 use std::collections::{HashMap, HashSet};
@@ -456,7 +457,9 @@ pub fn respond(format: &str, prometheus_enabled: bool, now_unix: i64) -> Metrics
             body: installed()
                 .map(|i| {
                     i.tee.flush_histograms();
-                    drop_idle_quantiles(&i.prometheus.render())
+                    let mut text = drop_idle_quantiles(&i.prometheus.render());
+                    text.push_str(&process::render());
+                    text
                 })
                 .unwrap_or_default(),
         },

@@ -290,6 +290,13 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         ("vault_audit_log_request_failure", "counter"),
         ("vault_core_unsealed", "gauge"),
         ("vault_core_active", "gauge"),
+        // The standard process collectors.
+        ("process_cpu_seconds", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
         // prometheus_client names a counter family without its `_total`.
         ("coffer_http_requests", "counter"),
         ("coffer_request_duration_seconds", "histogram"),
