@@ -36,6 +36,20 @@ fi
 node --version
 npm ci --prefix tests/clients/node --no-audit --no-fund --silent
 
+# promtool, Prometheus's linter (the metrics tests lint Coffer's own families with it): taken from
+# Debian's prometheus package, unpacked into target/ without installing the server.
+if [ -z "${PROMTOOL:-}" ]; then
+  PROMTOOL="$PWD/target/promtool/usr/bin/promtool"
+  if [ ! -x "$PROMTOOL" ]; then
+    mkdir -p target/promtool
+    (cd target/promtool && { apt-get download prometheus >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get download prometheus >/dev/null; }; } &&
+      dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb)
+  fi
+  export PROMTOOL
+fi
+"$PROMTOOL" --version | head -1
+
 # A throwaway PostgreSQL cluster for the PostgreSQL storage tests (Debian's packages; initdb into a
 # temp dir as an unprivileged user, a free loopback port), stopped on exit. The tests read
 # TEST_POSTGRES_URL and fail without it.

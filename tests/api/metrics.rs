@@ -1386,3 +1386,75 @@ async fn mounts_share_their_compiled_path_tables() {
         "300 mounts took {grown} bytes"
     );
 }
+
+/// `promtool check metrics` (Prometheus's own linter, `PROMTOOL`, installed by the test
+/// command) finds nothing to fix in Coffer's own families (`coffer_*`, `process_*`). Vault's
+/// compatibility names keep Vault's three known findings (hashicorp/vault#6800), and no other.
+#[tokio::test]
+async fn promtool_finds_nothing_to_fix_in_coffers_own_families() {
+    let promtool = std::env::var("PROMTOOL").expect("PROMTOOL (scripts/test.sh installs it)");
+    let srv = TestServer::start().await;
+    srv.post("secret/data/app", &srv.root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    srv.get("secret/data/app", &srv.root)
+        .await
+        .assert_status(200);
+    srv.get("secret/data/none", &srv.root)
+        .await
+        .assert_status(404);
+    let text = scrape(&srv, None).await;
+    let lint = |input: String| {
+        let mut child = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run promtool");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let mut findings: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        findings.sort();
+        (out.status.success(), findings)
+    };
+    // Coffer's own families alone.
+    let mut own = String::new();
+    let mut keep = false;
+    for line in text.lines() {
+        let name = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+            .unwrap_or(line);
+        if !line.starts_with('#') || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            keep = name.starts_with("coffer_") || name.starts_with("process_");
+        }
+        if keep {
+            own.push_str(line);
+            own.push('\n');
+        }
+    }
+    assert!(own.contains("coffer_http_requests_total"), "{own}");
+    assert!(own.contains("process_open_fds"), "{own}");
+    let (ok, findings) = lint(own);
+    assert!(ok && findings.is_empty(), "{findings:#?}");
+    let (_, findings) = lint(text);
+    assert_eq!(
+        findings,
+        [
+            "vault_runtime_total_gc_pause_ns metric names should not contain abbreviated units",
+            "vault_token_count non-histogram and non-summary metrics should not have \"_count\" suffix",
+            "vault_token_creation counter metrics should have \"_total\" suffix",
+        ]
+    );
+}
