@@ -1403,6 +1403,8 @@ async fn promtool_finds_nothing_to_fix_in_coffers_own_families() {
     srv.get("secret/data/none", &srv.root)
         .await
         .assert_status(404);
+    // The token count gauges come from the background computation.
+    scrape_until(&srv, |f| f.contains_key("vault_token_count")).await;
     let text = scrape(&srv, None).await;
     let lint = |input: String| {
         let mut child = Command::new(&promtool)
