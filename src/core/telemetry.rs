@@ -267,6 +267,28 @@ impl Core {
             }
             *usage.by_ttl.entry(t::ttl_bucket(entry.ttl)).or_default() += 1;
         }
+        // Secrets per kv mount (v2: one metadata entry per key; v1: the keys), as Vault's
+        // `vault.secret.kv.count`.
+        let mounts: Vec<_> = self.mount_table().iter().cloned().collect();
+        for m in mounts.iter().filter(|m| m.entry.kind == "kv") {
+            let v2 = m
+                .entry
+                .options
+                .as_ref()
+                .and_then(|o| o.get("version"))
+                .is_some_and(|v| v == "2");
+            let prefix = if v2 { "metadata/" } else { "kv1/" };
+            let n = m.storage.scan(prefix, usize::MAX).await?.len() as u64;
+            *usage
+                .kv
+                .entry(t::bounded("mount", &m.api_path))
+                .or_default() += n;
+        }
+        usage.entities = self
+            .storage("")
+            .scan(super::token_issue::ENTITY_SEEN_PREFIX, usize::MAX)
+            .await?
+            .len() as u64;
         Ok(usage)
     }
 }
@@ -278,6 +300,10 @@ struct TokenUsage {
     by_auth: BTreeMap<String, u64>,
     by_policy: BTreeMap<String, u64>,
     by_ttl: BTreeMap<&'static str, u64>,
+    /// Secrets per kv mount path.
+    kv: BTreeMap<String, u64>,
+    /// Entities that have logged in.
+    entities: u64,
 }
 
 impl TokenUsage {
@@ -302,6 +328,10 @@ impl TokenUsage {
                 .chain(gone)
                 .collect::<Vec<_>>()
         };
+        for (mount, n) in now_or_zero(&self.kv, &before.kv) {
+            metrics::gauge!(t::SECRET_KV_COUNT, &labels("mount_point", mount)).set(n as f64);
+        }
+        metrics::gauge!(t::IDENTITY_NUM_ENTITIES).set(self.entities as f64);
         for (auth, n) in now_or_zero(&self.by_auth, &before.by_auth) {
             metrics::gauge!(t::TOKEN_COUNT_BY_AUTH, &labels("auth_method", auth)).set(n as f64);
         }

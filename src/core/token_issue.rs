@@ -372,7 +372,7 @@ impl Core {
 }
 
 /// Where a derived entity is marked as seen (see [`Core::first_sight_of_entity`]).
-const ENTITY_SEEN_PREFIX: &str = "core/entity-seen/";
+pub(crate) const ENTITY_SEEN_PREFIX: &str = "core/entity-seen/";
 
 /// A stable entity id for an alias (Vault creates an entity on first login; we derive one).
 pub(crate) fn entity_id(mount_accessor: &str, alias: &str) -> String {

@@ -35,6 +35,10 @@ use metrics_util::MetricKindMask;
 pub use sink::Summary;
 use sink::{Names, TeeRecorder};
 
+/// Secrets per kv mount (usage gauge; labels `cluster`, `mount_point`, `namespace`).
+pub const SECRET_KV_COUNT: &str = "vault.secret.kv.count";
+/// Entities (usage gauge): Coffer's entities are derived from logins; those that have logged in.
+pub const IDENTITY_NUM_ENTITIES: &str = "vault.identity.num_entities";
 /// Token store timers (ms), as Vault's token store names them.
 pub const TOKEN_LOOKUP: &str = "vault.token.lookup";
 /// Creating a token (ms).

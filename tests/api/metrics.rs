@@ -1460,3 +1460,65 @@ async fn promtool_finds_nothing_to_fix_in_coffers_own_families() {
         ]
     );
 }
+
+/// The other usage gauges: `vault_secret_kv_count` per kv mount (kv-v2 keys, however many
+/// versions; kv-v1 keys) and `vault_identity_num_entities` (entities that logged in), computed
+/// in the background with the token counts.
+#[tokio::test]
+async fn kv_and_entity_usage_gauges_count_keys_and_entities() {
+    let telemetry = Telemetry {
+        usage_gauge_period_secs: Some(1),
+        ..Telemetry::dev()
+    };
+    let srv = server_with(telemetry, HttpOptions::default()).await;
+    let root = srv.root.clone();
+    for (key, versions) in [("a", 1), ("b", 3), ("c/d", 1)] {
+        for v in 0..versions {
+            srv.post(
+                &format!("secret/data/{key}"),
+                &root,
+                json!({"data": {"v": v}}),
+            )
+            .await
+            .assert_status(200);
+        }
+    }
+    srv.post("sys/mounts/old", &root, json!({"type": "kv"}))
+        .await
+        .assert_status(204);
+    for key in ["x", "y/z"] {
+        srv.post(&format!("old/{key}"), &root, json!({"k": "v"}))
+            .await
+            .assert_status(204);
+    }
+    approle_login(&srv).await;
+    let cluster = cluster_name(&srv).await;
+    let kv = |mount: &'static str| {
+        let cluster = cluster.clone();
+        move |f: &BTreeMap<String, Family>| {
+            sum(
+                f,
+                "vault_secret_kv_count",
+                &[
+                    ("mount_point", mount),
+                    ("cluster", cluster.as_str()),
+                    ("namespace", "root"),
+                ],
+            )
+        }
+    };
+    let (secret, old) = (kv("secret/"), kv("old/"));
+    let families = scrape_until(&srv, |f| {
+        secret(f) == 3.0 && old(f) == 2.0 && sum(f, "vault_identity_num_entities", &[]) >= 1.0
+    })
+    .await;
+    assert_eq!(secret(&families), 3.0);
+    assert_eq!(old(&families), 2.0);
+    assert_eq!(sum(&families, "vault_identity_num_entities", &[]), 1.0);
+    // A deleted key leaves the count at the next computation.
+    srv.delete("secret/metadata/b", &root)
+        .await
+        .assert_status(204);
+    let families = scrape_until(&srv, |f| secret(f) == 2.0).await;
+    assert_eq!(secret(&families), 2.0);
+}
