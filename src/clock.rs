@@ -31,9 +31,11 @@ pub struct MockClock {
 }
 
 impl MockClock {
-    /// A mock clock frozen at the current real time.
+    /// A mock clock frozen at the current real time, on a whole second (so that TTLs counted
+    /// from "now rounded to the second", as Vault counts them, come out exact).
     pub fn new() -> Arc<Self> {
         let now = i64::try_from(unix_nanos(SystemTime::now())).unwrap_or(i64::MAX);
+        let now = now - now.rem_euclid(1_000_000_000);
         Arc::new(MockClock {
             nanos: AtomicI64::new(now),
         })

@@ -711,7 +711,12 @@ impl Device {
             if let Some(a) = &response_auth {
                 ro.raw("auth", a);
             }
-            Self::write_mount(ro, r, "mount_running_plugin_version", r.errors.is_empty());
+            Self::write_mount(
+                ro,
+                r,
+                "mount_running_plugin_version",
+                shows_mount_accessor(r, true),
+            );
             if let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) {
                 let elide =
                     (self.elide_list_responses && r.operation == Operation::List).then_some(());

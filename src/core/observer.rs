@@ -34,6 +34,26 @@ pub trait RequestObserver: Send + Sync {
     async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()>;
 }
 
+/// The observer of a `sys/audit/...` request that began with no observer installed: no request
+/// entry (there was no device to take it), and the response entry to the observer installed by
+/// the time the request is done, if any.
+struct FirstDevice(std::sync::Weak<Core>);
+
+#[async_trait::async_trait]
+impl RequestObserver for FirstDevice {
+    async fn on_request(&self, _request: &RequestRecord) -> Result<()> {
+        Ok(())
+    }
+
+    async fn on_response(&self, request: &RequestRecord, response: &ResponseRecord) -> Result<()> {
+        let installed = self.0.upgrade().and_then(|c| c.observer.load_full());
+        match installed {
+            Some(observer) => observer.on_response(request, response).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// The future an observer hook returns (what `async_trait` makes of the hooks).
 type Hook<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
 
@@ -407,10 +427,23 @@ impl Core {
         self.observer.store(observer.map(Arc::new));
     }
 
-    /// A trace for a new request, when an observer is installed.
-    pub(super) fn trace(&self, record: impl FnOnce() -> RequestRecord) -> Option<Trace> {
-        let observer = self.observer.load_full()?;
-        Some(Trace::new(observer, record()))
+    /// A trace for a new request, when an observer is installed. A `sys/audit/...` request
+    /// made while none is (enabling the first device) gets a trace too: its response entry goes
+    /// to the devices enabled by then, as Vault logs the enabling request's response to the new
+    /// device ([`FirstDevice`]).
+    pub(super) fn trace(
+        &self,
+        path: &str,
+        record: impl FnOnce() -> RequestRecord,
+    ) -> Option<Trace> {
+        match self.observer.load_full() {
+            Some(observer) => Some(Trace::new(observer, record())),
+            None if path.starts_with("sys/audit/") => Some(Trace::new(
+                Arc::new(Box::new(FirstDevice(self.weak.clone()))),
+                record(),
+            )),
+            None => None,
+        }
     }
 
     /// Runs `run`, an operator call that bypasses the pipeline (the unauthenticated rekey and

@@ -154,7 +154,7 @@ impl Core {
         if facts.want_request_id || tracing::enabled!(tracing::Level::DEBUG) {
             facts.request_id = Some(request_id.clone());
         }
-        let mut trace = self.trace(|| RequestRecord {
+        let mut trace = self.trace(&inc.path, || RequestRecord {
             request_id: request_id.clone(),
             operation: inc.operation,
             path: inc.path.clone(),

@@ -166,13 +166,20 @@ impl TokenEntry {
                 .is_some_and(|p| p == "response-wrapping")
     }
 
-    /// Remaining TTL in whole seconds at `now` (0 for non-expiring tokens).
+    /// Remaining TTL in whole seconds at `now`, as Vault's lease computes it: from `now` rounded
+    /// to the second to the exact expiry, the fraction dropped (a 1h token looked up at once
+    /// shows 3600 or 3599 depending on where in its second it was made); 0 for non-expiring
+    /// tokens.
     pub fn remaining_ttl(&self, now_nanos: i128) -> i64 {
+        const SECOND: i128 = 1_000_000_000;
         match self.expire_nanos {
             None => 0,
-            Some(exp) => i64::try_from(((exp - now_nanos) + 500_000_000).div_euclid(1_000_000_000))
-                .unwrap_or(0)
-                .max(0),
+            Some(exp) => {
+                let now = (now_nanos + SECOND / 2).div_euclid(SECOND) * SECOND;
+                i64::try_from((exp - now).div_euclid(SECOND))
+                    .unwrap_or(0)
+                    .max(0)
+            }
         }
     }
 
@@ -1079,6 +1086,26 @@ mod tests {
             renewable: true,
             has_lease: true,
             ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn remaining_ttl_is_counted_from_now_rounded_to_the_second_as_vault_does() {
+        let s = store().await;
+        let created = s.create(token(3600)).await.unwrap();
+        let mut entry = (*created.entry).clone();
+        const S: i128 = 1_000_000_000;
+        for (made, looked, want) in [
+            // Made early in its second and looked up at once: 3600.
+            (1_000 * S + S / 10, 1_000 * S + S * 15 / 100, 3600),
+            // Made late in its second: now rounds up, 3599.
+            (1_000 * S + S * 9 / 10, 1_000 * S + S * 95 / 100, 3599),
+            // Exact seconds (a frozen clock): exactly the TTL left.
+            (1_000 * S, 1_100 * S, 3500),
+            (1_000 * S, 5_000 * S, 0),
+        ] {
+            entry.expire_nanos = Some(made + 3600 * S);
+            assert_eq!(entry.remaining_ttl(looked), want, "{made} {looked}");
         }
     }
 

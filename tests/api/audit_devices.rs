@@ -326,6 +326,12 @@ async fn a_response_entry_that_misses_the_deadline_is_written_late_not_lost() {
     )
     .await
     .assert_status(204);
+    // The enabling request's own response entry comes first (Vault logs it to the new device).
+    gate_tx.send(()).unwrap();
+    let first: Value =
+        serde_json::from_str(line_rx.recv().unwrap().trim_start_matches('x')).unwrap();
+    assert_eq!(first["type"], "response");
+    assert_eq!(first["request"]["path"], "sys/audit/slow");
 
     // Let exactly one line through: the write's request entry.
     gate_tx.send(()).unwrap();

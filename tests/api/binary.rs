@@ -487,13 +487,16 @@ async fn lost_response_entries_reach_the_server_log_hashed_and_bounded() {
         .lines()
         .filter(|l| l.contains("audit response entry lost"))
         .collect();
-    assert_eq!(lost.len(), N, "{err}");
+    // And the enabling request's own (Vault logs it to the new device, which fails too).
+    assert_eq!(lost.len(), N + 1, "{err}");
     for l in &lost {
         assert!(
             l.contains(r#"audit.entry={"time":""#) && l.contains(r#""type":"response""#),
             "{l}"
         );
-        assert!(l.contains(r#""v":"hmac-sha256:"#), "{l}");
+        if !l.contains("request.path=sys/audit/full") {
+            assert!(l.contains(r#""v":"hmac-sha256:"#), "{l}");
+        }
     }
     let at_once = lost
         .iter()

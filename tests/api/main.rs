@@ -15,6 +15,7 @@ mod approle;
 mod audit;
 mod audit_declared;
 mod audit_devices;
+mod audit_vs_openbao;
 mod binary;
 mod cli;
 mod cli_guide;

@@ -1389,7 +1389,7 @@ async fn mounts_share_their_compiled_path_tables() {
 
 /// `promtool check metrics` (Prometheus's own linter, `PROMTOOL`, installed by the test
 /// command) finds nothing to fix in Coffer's own families (`coffer_*`, `process_*`). Vault's
-/// compatibility names keep Vault's three known findings (hashicorp/vault#6800), and no other.
+/// compatibility names keep Vault's four known findings (hashicorp/vault#6800), and no other.
 #[tokio::test]
 async fn promtool_finds_nothing_to_fix_in_coffers_own_families() {
     let promtool = std::env::var("PROMTOOL").expect("PROMTOOL (scripts/test.sh installs it)");
@@ -1404,7 +1404,10 @@ async fn promtool_finds_nothing_to_fix_in_coffers_own_families() {
         .await
         .assert_status(404);
     // The token count gauges come from the background computation.
-    scrape_until(&srv, |f| f.contains_key("vault_token_count")).await;
+    scrape_until(&srv, |f| {
+        f.contains_key("vault_token_count") && f.contains_key("vault_secret_kv_count")
+    })
+    .await;
     let text = scrape(&srv, None).await;
     let lint = |input: String| {
         let mut child = Command::new(&promtool)
@@ -1455,6 +1458,7 @@ async fn promtool_finds_nothing_to_fix_in_coffers_own_families() {
         findings,
         [
             "vault_runtime_total_gc_pause_ns metric names should not contain abbreviated units",
+            "vault_secret_kv_count non-histogram and non-summary metrics should not have \"_count\" suffix",
             "vault_token_count non-histogram and non-summary metrics should not have \"_count\" suffix",
             "vault_token_creation counter metrics should have \"_total\" suffix",
         ]
