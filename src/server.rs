@@ -179,7 +179,8 @@ fn dump_metrics_on_usr1(core: std::sync::Weak<Core>) {
 /// does not read or a change that cannot be applied is logged and changes nothing), then
 /// reopens the audit devices' files (after `logrotate` renamed them). Registered at once, so a
 /// SIGHUP no longer ends the process. Also makes a file size limit fail writes rather than end
-/// the process ([`survive_file_size_limit`]).
+/// the process ([`survive_file_size_limit`]), and SIGUSR1 dump the metrics
+/// ([`dump_metrics_on_usr1`]).
 pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<ConfigReload>) {
     survive_file_size_limit();
     dump_metrics_on_usr1(core.clone());

@@ -21,7 +21,7 @@ pub struct CoreTelemetry {
     /// The `cluster` label value (the cluster name), known once unsealed.
     cluster: ArcSwapOption<String>,
     /// When the token count gauges were last computed, and what they said.
-    usage_done: tokio::sync::Mutex<Option<(Instant, TokenUsage)>>,
+    usage_done: tokio::sync::Mutex<Option<(Instant, Usage)>>,
 }
 
 /// Route timers of one mounted backend, one per operation, registered on first use.
@@ -200,7 +200,7 @@ impl Core {
         t::respond(format, self.config.telemetry.prometheus_enabled(), now)
     }
 
-    /// Starts recomputing the token count gauges in the background when `usage_gauge_period`
+    /// Starts recomputing the usage gauges (token, kv and entity counts) in the background when `usage_gauge_period`
     /// has passed since the last time (or they never were), on an unsealed active node; called
     /// by the housekeeping loop every couple of seconds and by scrapes, which never wait for it.
     pub fn spawn_usage_gauges(&self) {
@@ -217,15 +217,12 @@ impl Core {
             // Being computed now.
             Err(_) => false,
         };
-        let Some(core) = self.weak.upgrade() else {
-            return;
-        };
-        if due {
+        if let (true, Some(core)) = (due, self.weak.upgrade()) {
             tokio::spawn(async move { core.refresh_usage_gauges(period).await });
         }
     }
 
-    /// Recomputes the token count gauges unless another run is under way or just finished.
+    /// Recomputes the usage gauges unless another run is under way or just finished.
     async fn refresh_usage_gauges(&self, period: u64) {
         let Ok(mut done) = self.telemetry.usage_done.try_lock() else {
             return;
@@ -236,18 +233,18 @@ impl Core {
         {
             return;
         }
-        match self.token_usage().await {
+        match self.usage().await {
             Ok(usage) => {
                 let before = done.take().map(|(_, u)| u).unwrap_or_default();
                 usage.emit(&self.cluster_label(), &before);
                 *done = Some((Instant::now(), usage));
             }
-            Err(e) => tracing::warn!(error = %e, "counting tokens for the usage gauges failed"),
+            Err(e) => tracing::warn!(error = %e, "computing the usage gauges failed"),
         }
     }
 
-    async fn token_usage(&self) -> crate::error::Result<TokenUsage> {
-        let mut usage = TokenUsage::default();
+    async fn usage(&self) -> crate::error::Result<Usage> {
+        let mut usage = Usage::default();
         let now = self.tokens.now();
         for accessor in self.tokens.list_accessors().await? {
             let Some(entry) = self.tokens.lookup_accessor(&accessor).await? else {
@@ -293,9 +290,10 @@ impl Core {
     }
 }
 
-/// Live token counts.
+/// What the usage gauges count: live tokens (by auth method, policy and TTL bucket), secrets
+/// per kv mount, entities.
 #[derive(Default)]
-struct TokenUsage {
+struct Usage {
     total: u64,
     by_auth: BTreeMap<String, u64>,
     by_policy: BTreeMap<String, u64>,
@@ -306,9 +304,9 @@ struct TokenUsage {
     entities: u64,
 }
 
-impl TokenUsage {
+impl Usage {
     /// Sets the gauges; a dimension value counted `before` but gone now drops to 0.
-    fn emit(&self, cluster: &str, before: &TokenUsage) {
+    fn emit(&self, cluster: &str, before: &Usage) {
         let labels = |k: &'static str, v: String| {
             [
                 (k, v),

@@ -427,21 +427,11 @@ pub fn dump(now_unix: i64) -> String {
             g.value
         );
     }
-    for c in &summary.counters {
-        let _ = writeln!(
-            out,
-            "[{at}][C] '{}': {}",
-            flat(&c.name, &c.labels),
-            aggregate(c)
-        );
-    }
-    for v in &summary.samples {
-        let _ = writeln!(
-            out,
-            "[{at}][S] '{}': {}",
-            flat(&v.name, &v.labels),
-            aggregate(v)
-        );
+    for (kind, values) in [("C", &summary.counters), ("S", &summary.samples)] {
+        for v in values {
+            let (name, agg) = (flat(&v.name, &v.labels), aggregate(v));
+            let _ = writeln!(out, "[{at}][{kind}] '{name}': {agg}");
+        }
     }
     out
 }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
@@ -573,6 +573,34 @@ fn listener_addr(lines: &[String], n: usize) -> String {
     format!("http://{addr}")
 }
 
+/// A `coffer server -dev` process with root token `root` (and `config`, written to a file, as
+/// its `-config`), its stderr to `stderr`; returns it with its banner lines once it serves.
+/// Its HOME is a temp dir (kept in the returned value), as the dev server writes a token file.
+async fn spawn_dev(
+    root: &str,
+    config: Option<&str>,
+    stderr: Stdio,
+) -> (Child, Vec<String>, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    cmd.args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
+        .arg(format!("-dev-root-token-id={root}"))
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    if let Some(text) = config {
+        let file = home.path().join("dev.hcl");
+        std::fs::write(&file, text).unwrap();
+        cmd.arg(format!("-config={}", file.display()));
+    }
+    let mut child = cmd.spawn().expect("spawn coffer");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
+        .await
+        .unwrap();
+    (child, lines, home)
+}
+
 #[tokio::test]
 async fn dev_with_config_adds_listeners_and_telemetry_and_logs_each_request_as_one_json_line() {
     let home = tempfile::tempdir().unwrap();
@@ -1108,12 +1136,10 @@ async fn token_check_timers_count_authenticated_requests() {
 /// `metrics_path` moves it (here to `/metrics`, query kept). Other listeners are untouched.
 #[tokio::test]
 async fn listener_keys_disallow_or_dedicate_a_listener_to_metrics() {
-    let home = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dev.hcl");
-    std::fs::write(
-        &config,
-        r#"
+    let (mut child, lines, _home) = spawn_dev(
+        "root",
+        Some(
+            r#"
 listener "tcp" {
   address = "127.0.0.1:0"
   tls_disable = true
@@ -1131,21 +1157,10 @@ listener "tcp" {
   }
 }
 "#,
+        ),
+        Stdio::null(),
     )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
-        .arg("-dev-root-token-id=root")
-        .arg(format!("-config={}", config.display()))
-        .env("HOME", home.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn coffer");
-    let stdout = child.stdout.take().expect("stdout");
-    let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
-        .await
-        .unwrap();
+    .await;
     let (dev, closed, dedicated) = (
         listener_addr(&lines, 1),
         listener_addr(&lines, 2),
@@ -1200,21 +1215,10 @@ listener "tcp" {
 /// (`[G]`) with their labels flattened into the name, samples (`[S]`) with their aggregate.
 #[tokio::test]
 async fn sigusr1_dumps_the_metrics_to_stderr() {
-    let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let stderr_path = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
-        .arg("-dev-root-token-id=usr1-root-canary")
-        .env("HOME", home.path())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("spawn coffer");
-    let stdout = child.stdout.take().expect("stdout");
-    let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
-        .await
-        .unwrap();
+    let stderr = Stdio::from(std::fs::File::create(&stderr_path).unwrap());
+    let (mut child, lines, _home) = spawn_dev("usr1-root-canary", None, stderr).await;
     let addr = listener_addr(&lines, 1);
     let client = reqwest::Client::new();
     let r = client
@@ -1327,19 +1331,7 @@ async fn five_hundred_busy_mounts_stay_within_the_series_budget() {
 /// (`vault_runtime_alloc_bytes`) by well under 30 MB (65 MB before patterns were shared).
 #[tokio::test]
 async fn mounts_share_their_compiled_path_tables() {
-    let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(["server", "-dev", "-dev-listen-address=127.0.0.1:0"])
-        .arg("-dev-root-token-id=root")
-        .env("HOME", home.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn coffer");
-    let stdout = child.stdout.take().expect("stdout");
-    let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
-        .await
-        .unwrap();
+    let (mut child, lines, _home) = spawn_dev("root", None, Stdio::null()).await;
     let addr = listener_addr(&lines, 1);
     let client = reqwest::Client::new();
     let resident = || {
