@@ -406,7 +406,9 @@ impl Device {
                 accessor,
                 Some((allowed, &r.granting_policies)),
                 Some("remaining_uses"),
-                t.ttl,
+                // The TTL the token was made with: a renewal moves its expiry, not this (as in
+                // Vault, whose renewals change the lease, not the token entry).
+                t.creation_ttl,
                 true,
                 false,
             ),

