@@ -321,8 +321,12 @@ fn run_config(path: &str, level: Option<tracing::Level>, format: Option<LogForma
 /// The dev core's settings: dev defaults, with a `-config` file's lease TTLs, audit settings
 /// and telemetry stanza when given.
 fn dev_core_config(file: Option<&ServerConfig>, listen: std::net::SocketAddr) -> CoreConfig {
+    // Dev mode allows audit devices (and their prefix) through the API, as Vault's has no such
+    // gate; a `-config` file that sets either setting decides, as OpenBao's does.
     let mut config = CoreConfig {
         sanitized_config: coffer::config::sanitized::dev_sanitized(listen, file),
+        allow_api_audit_creation: true,
+        allow_audit_log_prefixing: true,
         ..CoreConfig::default()
     };
     if let Some(f) = file {
@@ -332,8 +336,8 @@ fn dev_core_config(file: Option<&ServerConfig>, listen: std::net::SocketAddr) ->
         if let Some(ttl) = f.max_lease_ttl {
             config.max_lease_ttl = ttl;
         }
-        config.allow_api_audit_creation = f.unsafe_allow_api_audit_creation;
-        config.allow_audit_log_prefixing = f.allow_audit_log_prefixing;
+        config.allow_api_audit_creation = f.unsafe_allow_api_audit_creation.unwrap_or(true);
+        config.allow_audit_log_prefixing = f.allow_audit_log_prefixing.unwrap_or(true);
         config.audit_timeout = f.audit_timeout;
         config.plugin_directory = f.plugin_directory.clone();
         config.declared_audit = f.audit.clone();

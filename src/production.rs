@@ -95,8 +95,8 @@ pub async fn build_core(config: &ServerConfig, clock: Arc<dyn Clock>) -> Result<
         default_lease_ttl: config.default_lease_ttl.unwrap_or(SYSTEM_DEFAULT_TTL),
         max_lease_ttl: config.max_lease_ttl.unwrap_or(SYSTEM_DEFAULT_TTL),
         dev: false,
-        allow_api_audit_creation: config.unsafe_allow_api_audit_creation,
-        allow_audit_log_prefixing: config.allow_audit_log_prefixing,
+        allow_api_audit_creation: config.unsafe_allow_api_audit_creation.unwrap_or(false),
+        allow_audit_log_prefixing: config.allow_audit_log_prefixing.unwrap_or(false),
         telemetry: config
             .telemetry
             .clone()

@@ -25,7 +25,12 @@ pub struct DevServer {
 impl DevServer {
     /// Builds the dev core with the given clock and optional fixed root token id.
     pub async fn new(clock: Arc<dyn Clock>, root_token_id: Option<String>) -> Result<Self> {
-        Self::with_config(clock, root_token_id, CoreConfig::default()).await
+        let config = CoreConfig {
+            allow_api_audit_creation: true,
+            allow_audit_log_prefixing: true,
+            ..CoreConfig::default()
+        };
+        Self::with_config(clock, root_token_id, config).await
     }
 
     /// Builds the dev core with settings merged from a `-config` file (`config.dev` stays on).

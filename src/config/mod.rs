@@ -96,10 +96,11 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
-    /// `unsafe_allow_api_audit_creation`: audit devices may be enabled through the API.
-    pub unsafe_allow_api_audit_creation: bool,
-    /// `allow_audit_log_prefixing`: the audit `prefix` option is accepted.
-    pub allow_audit_log_prefixing: bool,
+    /// `unsafe_allow_api_audit_creation`: audit devices may be enabled through the API (`None`:
+    /// not in the file; a server refuses, `-dev` allows).
+    pub unsafe_allow_api_audit_creation: Option<bool>,
+    /// `allow_audit_log_prefixing`: the audit `prefix` option is accepted (`None` as above).
+    pub allow_audit_log_prefixing: Option<bool>,
     /// The `telemetry` stanza; without one Prometheus is disabled (as in Vault), except in dev
     /// mode, which brings its own.
     pub telemetry: Option<crate::telemetry::Telemetry>,
@@ -209,8 +210,8 @@ impl ServerConfig {
             max_lease_ttl: None,
             log_level: None,
             log_format: LogFormat::Standard,
-            unsafe_allow_api_audit_creation: false,
-            allow_audit_log_prefixing: false,
+            unsafe_allow_api_audit_creation: None,
+            allow_audit_log_prefixing: None,
             telemetry: None,
             audit_timeout: crate::audit::DEFAULT_DEADLINE,
             plugin_directory: None,
@@ -329,9 +330,13 @@ fn parse_text(
         },
     };
 
-    let allow_audit_log_prefixing = top.boolean("allow_audit_log_prefixing")?.unwrap_or(false);
+    let allow_audit_log_prefixing = top.boolean("allow_audit_log_prefixing")?;
     let audit_blocks: Vec<_> = top.blocks.iter().filter(|b| b.kind == "audit").collect();
-    let audit = audit::from_blocks(file, &audit_blocks, allow_audit_log_prefixing)?;
+    let audit = audit::from_blocks(
+        file,
+        &audit_blocks,
+        allow_audit_log_prefixing.unwrap_or(false),
+    )?;
 
     Ok(ServerConfig {
         storage,
@@ -342,9 +347,7 @@ fn parse_text(
         max_lease_ttl,
         log_level,
         log_format,
-        unsafe_allow_api_audit_creation: top
-            .boolean("unsafe_allow_api_audit_creation")?
-            .unwrap_or(false),
+        unsafe_allow_api_audit_creation: top.boolean("unsafe_allow_api_audit_creation")?,
         allow_audit_log_prefixing,
         telemetry,
         audit_timeout: audit_timeout(&top)?,

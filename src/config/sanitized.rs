@@ -71,7 +71,7 @@ fn storage_type(s: &StorageConfig) -> &'static str {
 fn base(c: Option<&ServerConfig>) -> Map<String, Value> {
     let s = |v: Option<&String>| json!(v.cloned().unwrap_or_default());
     let data = json!({
-        "allow_audit_log_prefixing": c.is_some_and(|c| c.allow_audit_log_prefixing),
+        "allow_audit_log_prefixing": c.and_then(|c| c.allow_audit_log_prefixing).unwrap_or(false),
         "allow_unauthenticated_workflows": false,
         "api_addr": s(c.and_then(|c| c.api_addr.as_ref())),
         "audit_timeout": humantime::format_duration(
@@ -113,7 +113,9 @@ fn base(c: Option<&ServerConfig>) -> Map<String, Value> {
         "plugin_file_uid": 0,
         "raw_storage_endpoint": false,
         "seals": [{"type": "shamir", "disabled": false}],
-        "unsafe_allow_api_audit_creation": c.is_some_and(|c| c.unsafe_allow_api_audit_creation),
+        "unsafe_allow_api_audit_creation": c
+            .and_then(|c| c.unsafe_allow_api_audit_creation)
+            .unwrap_or(false),
         "unsafe_cross_namespace_identity": false,
         "unsafe_relative_paths": false,
     });
@@ -158,7 +160,17 @@ pub fn sanitized(c: &ServerConfig) -> Map<String, Value> {
 /// with what a `-config` file adds.
 pub fn dev_sanitized(listen: SocketAddr, file: Option<&ServerConfig>) -> Map<String, Value> {
     let mut map = base(file);
-    map.insert("unsafe_allow_api_audit_creation".into(), json!(true));
+    // Dev mode allows both unless the file says otherwise.
+    let allowed = |v: Option<bool>| json!(v.unwrap_or(true));
+    let given = |f: fn(&ServerConfig) -> Option<bool>| file.and_then(f);
+    map.insert(
+        "unsafe_allow_api_audit_creation".into(),
+        allowed(given(|f| f.unsafe_allow_api_audit_creation)),
+    );
+    map.insert(
+        "allow_audit_log_prefixing".into(),
+        allowed(given(|f| f.allow_audit_log_prefixing)),
+    );
     let dev =
         json!({"type": "tcp", "config": {"address": listen.to_string(), "tls_disable": true}});
     let listeners = std::iter::once(dev)

@@ -94,8 +94,8 @@ fn vault_example_expected() -> ServerConfig {
         max_lease_ttl: Some(2_764_800),
         log_level: Some("info".into()),
         log_format: LogFormat::Json,
-        unsafe_allow_api_audit_creation: false,
-        allow_audit_log_prefixing: false,
+        unsafe_allow_api_audit_creation: None,
+        allow_audit_log_prefixing: None,
         telemetry: Some(Telemetry {
             prometheus_retention_secs: 30,
             ..Telemetry::dev()

@@ -1227,7 +1227,7 @@ async fn fail_closed_when_no_device_accepts_the_request() {
 
 async fn start_prod(dir: &Path, clock: Arc<MockClock>, allow: bool) -> ProdServer {
     ProdServer::start_with(dir, clock, |c: &mut ServerConfig| {
-        c.unsafe_allow_api_audit_creation = allow;
+        c.unsafe_allow_api_audit_creation = Some(allow);
     })
     .await
 }
@@ -1801,4 +1801,53 @@ async fn non_hmac_keys_of_a_mount_stay_readable_in_its_entries() {
         tune.body["data"]["audit_non_hmac_request_keys"],
         json!(["owner", "site"])
     );
+}
+
+/// `server -dev -config=FILE` takes the file's audit settings: dev mode allows audit devices and
+/// their `prefix` through the API unless the file says otherwise, as OpenBao reads them.
+#[tokio::test]
+async fn dev_mode_takes_the_audit_gates_from_its_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let enable = |addr: String, options: Value| {
+        let c = client.clone();
+        async move {
+            let r = c
+                .put(format!("{addr}/v1/sys/audit/f"))
+                .header("X-Vault-Token", "root")
+                .json(&json!({"type": "file", "options": options}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let file = dir.path().join("a.log");
+    let with_prefix = json!({"file_path": file, "prefix": "@cee:"});
+    for (config, want) in [
+        (None, (204, Value::Null)),
+        (
+            Some("unsafe_allow_api_audit_creation = false\n"),
+            (
+                400,
+                json!({"errors": ["cannot enable audit device via API; use declarative, config-based audit device management instead"]}),
+            ),
+        ),
+        (
+            Some("allow_audit_log_prefixing = false\n"),
+            (
+                400,
+                json!({"errors": ["audit log prefixing is not allowed"]}),
+            ),
+        ),
+    ] {
+        let (mut child, lines, _home) =
+            crate::metrics::spawn_dev("root", config, std::process::Stdio::null()).await;
+        let addr = crate::metrics::listener_addr(&lines, 1);
+        let got = enable(addr, with_prefix.clone()).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(got, want, "{config:?}");
+    }
 }

@@ -33,7 +33,7 @@ fn declared(path: &str, file: &Path, extra: &[(&str, &str)]) -> Declared {
 async fn start(dir: &Path, clock: Arc<MockClock>, audit: Vec<Declared>, api: bool) -> ProdServer {
     ProdServer::start_with(dir, clock, move |c: &mut ServerConfig| {
         c.audit = audit;
-        c.unsafe_allow_api_audit_creation = api;
+        c.unsafe_allow_api_audit_creation = Some(api);
     })
     .await
 }

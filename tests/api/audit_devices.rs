@@ -636,7 +636,7 @@ async fn file_path_inside_the_plugin_directory_is_refused() {
         data.path(),
         coffer::clock::MockClock::new(),
         move |c: &mut coffer::config::ServerConfig| {
-            c.unsafe_allow_api_audit_creation = true;
+            c.unsafe_allow_api_audit_creation = Some(true);
             c.plugin_directory = Some(dir.clone());
         },
     )

@@ -563,7 +563,7 @@ fn banner_lines(out: impl std::io::Read) -> Vec<String> {
 }
 
 /// The address in a banner line `Listener n: tcp (addr: "127.0.0.1:1234", ...)`.
-fn listener_addr(lines: &[String], n: usize) -> String {
+pub(crate) fn listener_addr(lines: &[String], n: usize) -> String {
     let prefix = format!("Listener {n}: tcp (addr: \"");
     let line = lines
         .iter()
@@ -576,7 +576,7 @@ fn listener_addr(lines: &[String], n: usize) -> String {
 /// A `coffer server -dev` process with root token `root` (and `config`, written to a file, as
 /// its `-config`), its stderr to `stderr`; returns it with its banner lines once it serves.
 /// Its HOME is a temp dir (kept in the returned value), as the dev server writes a token file.
-async fn spawn_dev(
+pub(crate) async fn spawn_dev(
     root: &str,
     config: Option<&str>,
     stderr: Stdio,

@@ -1228,7 +1228,7 @@ async fn unauthed_rekey(s: &TestServer, key: &str) -> (String, Resp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_operator_endpoints_are_audited() {
     let mut p = OpServer::start_with(None, true, |c| {
-        c.unsafe_allow_api_audit_creation = true;
+        c.unsafe_allow_api_audit_creation = Some(true);
     })
     .await;
     let old = p.init_unsealed(1, 1).await;

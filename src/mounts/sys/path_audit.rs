@@ -120,7 +120,7 @@ impl SystemBackend {
 
     async fn audit_enable(&self, _req: &Request, d: &FieldData<'_>) -> Result<Option<Response>> {
         let core = self.core()?;
-        if !core.config.dev && !core.config.allow_api_audit_creation {
+        if !core.config.allow_api_audit_creation {
             return Err(Error::bad(
                 "cannot enable audit device via API; use declarative, config-based audit device management instead",
             ));
@@ -138,10 +138,7 @@ impl SystemBackend {
         } else if let Some(pairs) = d.get_kv_pairs("options")? {
             options = pairs;
         }
-        if options.contains_key("prefix")
-            && !core.config.dev
-            && !core.config.allow_audit_log_prefixing
-        {
+        if options.contains_key("prefix") && !core.config.allow_audit_log_prefixing {
             return Err(Error::bad("audit log prefixing is not allowed"));
         }
         let skip_test = match options.get("skip_test").map(String::as_str) {
