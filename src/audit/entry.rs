@@ -182,7 +182,8 @@ const TOKEN_TYPE_ONLY: &[u8] = br#"{"token_type":"default"}"#;
 /// A request refused because it had no valid token: Vault writes its request entry's error as
 /// plain `permission denied`, and no `policy_results`.
 fn tokenless_denial(r: &RequestRecord) -> bool {
-    r.token.is_none() && matches!(r.errors.as_slice(), [e] if e == "permission denied")
+    r.token.is_none()
+        && (r.token_check_failed || matches!(r.errors.as_slice(), [e] if e == "permission denied"))
 }
 
 /// hashicorp/go-multierror's text, which Vault writes as an entry's `error`.
@@ -539,7 +540,8 @@ impl Device {
         self.write_request(request, r, false, token, accessor, &mut slot);
         let end = o.len();
         if tokenless_denial(r) {
-            o.str("error", "permission denied");
+            // Vault's token check returns its error as it is (no multierror around it).
+            o.str("error", r.errors.first().map_or("", String::as_str));
         } else {
             o.str("error", &multierror(&r.errors));
         }

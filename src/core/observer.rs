@@ -131,6 +131,9 @@ pub struct RequestRecord {
     pub headers: Vec<(String, bool, Vec<String>)>,
     /// What the observer worked out in `on_request` for its `on_response`.
     pub scratch: Scratch,
+    /// The token check itself failed (the existence check refused the input): Vault audits
+    /// such a request without the token's details.
+    pub token_check_failed: bool,
 }
 
 /// Something an observer works out for one request in its first hook and reuses in its second
@@ -251,6 +254,7 @@ impl RequestRecord {
             granting_policies: Vec::new(),
             headers: Vec::new(),
             scratch: Scratch::default(),
+            token_check_failed: false,
         }
     }
 }
@@ -532,6 +536,7 @@ mod tests {
             granting_policies: Vec::new(),
             headers: Vec::new(),
             scratch: Scratch::default(),
+            token_check_failed: false,
         };
         let resp = ResponseRecord {
             status: 200,

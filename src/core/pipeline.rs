@@ -170,6 +170,7 @@ impl Core {
             granting_policies: Vec::new(),
             headers: inc.audited_headers.clone(),
             scratch: Default::default(),
+            token_check_failed: false,
         });
         let mut revoke = None;
         let mut result = self
@@ -379,9 +380,22 @@ impl Core {
             content_type: ctx.content_type,
         };
 
-        if req.operation == Operation::Update
-            && let Some(false) = m.backend.existence_check(&req).await?
-        {
+        // Vault runs the existence check inside its token check: input it refuses there is
+        // audited without the token's details (and the operation stays an update).
+        let exists = match req.operation {
+            Operation::Update => match m.backend.existence_check(&req).await {
+                Ok(e) => e,
+                Err(e) => {
+                    if let Some(t) = trace.as_mut() {
+                        t.record.token = None;
+                        t.record.token_check_failed = true;
+                    }
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
+        if exists == Some(false) {
             req.operation = Operation::Create;
             if let Some(t) = trace.as_mut() {
                 t.record.operation = Operation::Create;

@@ -6,11 +6,6 @@
 //! and a token's creation second and remaining TTL (the servers run a moment apart). Everything
 //! else — which entries exist, their order, every key, its place and every other value — must
 //! be equal.
-//!
-//! One difference is known and left out of the scenarios: a create/update whose input does not
-//! convert to the path's field types (kv `data` that is not a map). OpenBao refuses it in its
-//! existence check, before the token is looked at, and logs a request entry without the token
-//! and with the conversion error; Coffer logs the token and the backend's error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -274,7 +269,9 @@ async fn entries_match_openbaos_byte_for_byte_for_the_same_requests() {
     assert!(n >= 30, "{n} entries");
 }
 
-/// Errors, wrapping and renewal: a check-and-set conflict, a listing
+/// Errors, wrapping and renewal: a check-and-set conflict, a kv write whose `data` is not a map
+/// (refused by the existence check, before the token is looked at: audited without it), a
+/// listing
 /// (with `elide_list_responses`), delete and undelete, a response-wrapped SecretID unwrapped, a
 /// refused and an accepted login, a renewal, a revoked token's next request, a tune read of no
 /// mount.
@@ -329,6 +326,14 @@ async fn errors_wrapping_and_renewal(base: &str, log: &Path) -> Vec<u16> {
     )
     .await;
     step(
+        "PUT",
+        "secret/data/c",
+        root,
+        Some(json!({"data": "not a map"})),
+        false,
+    )
+    .await;
+    step(
         "POST",
         "sys/auth/approle",
         root,
@@ -364,11 +369,11 @@ async fn entries_match_openbaos_for_errors_wrapping_and_renewal() {
         let statuses = errors_wrapping_and_renewal(&base, &log).await;
         assert_eq!(
             statuses.iter().filter(|s| **s == 400).count(),
-            3,
+            4,
             "{statuses:?}"
         );
         statuses
     })
     .await;
-    assert!(n >= 34, "{n} entries");
+    assert!(n >= 36, "{n} entries");
 }

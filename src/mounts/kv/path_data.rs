@@ -106,6 +106,9 @@ fn subkeys_of(data: Value, depth: i64) -> Value {
 
 impl KvBackend {
     async fn data_exists(&self, req: &Request, d: &FieldData<'_>) -> Result<bool> {
+        // Vault validates the fields while routing the existence check: a bad `data` or
+        // `options` is refused there, before the token is looked at.
+        fields(req, &req.data)?;
         // Presence only: no need to decode the metadata.
         Ok(req.storage.get(&metadata_key(&key_of(d)?)).await?.is_some())
     }
