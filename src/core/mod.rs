@@ -12,6 +12,7 @@ pub mod observer;
 pub mod operator;
 pub mod pipeline;
 pub mod policy_store;
+pub mod quotas;
 pub mod rekey;
 pub mod render;
 pub mod rotation;
@@ -143,6 +144,10 @@ pub struct Core {
     pub in_flight: crate::telemetry::in_flight::InFlightTable,
     /// Cross-origin settings (`sys/config/cors`).
     cors: ArcSwap<cors::CorsConfig>,
+    /// Rate-limit quotas (`sys/quotas/*`).
+    quotas: ArcSwap<quotas::QuotaSet>,
+    /// Serialises changes to the quotas.
+    quota_lock: tokio::sync::Mutex<()>,
     weak: Weak<Core>,
 }
 
@@ -190,6 +195,8 @@ impl Core {
             streams_closed: AtomicBool::new(false),
             in_flight: Default::default(),
             cors: ArcSwap::from_pointee(cors::CorsConfig::default()),
+            quotas: ArcSwap::from_pointee(quotas::QuotaSet::default()),
+            quota_lock: tokio::sync::Mutex::new(()),
             weak: weak.clone(),
         });
         Ok(core)
@@ -211,6 +218,7 @@ impl Core {
         self.load_mounts().await?;
         self.record_version().await?;
         self.load_cors().await?;
+        self.load_quotas().await?;
         self.audit.load(&self.storage("")).await?;
         if declared_audit {
             self.audit.apply_declared(&self.storage("")).await?;
@@ -228,6 +236,7 @@ impl Core {
         self.telemetry_sealed(false);
         self.audit.clear();
         self.install_audit();
+        self.clear_quotas();
         self.mounts.store(Arc::new(MountTable::default()));
         self.tokens.clear();
         self.policies.clear()

@@ -163,6 +163,7 @@ impl Core {
                 .await?;
         }
         target.storage.clear("").await?;
+        self.quotas_unmounted(api_path).await?;
         Ok(true)
     }
 
@@ -224,7 +225,7 @@ impl Core {
         match result {
             Ok(table) => {
                 self.mounts.store(Arc::new(table));
-                Ok(())
+                self.quotas_remounted(from, to).await
             }
             Err(e) => {
                 self.mounts.store(current);

@@ -67,6 +67,8 @@ pub struct RequestFacts {
     pub mount_type: Option<&'static str>,
     /// Whether it was a login (an unauthenticated path of an auth method).
     pub login: bool,
+    /// Headers the HTTP layer adds to the response (the rate-limit quota's).
+    pub extra_headers: Vec<(&'static str, String)>,
 }
 
 /// What the pipeline produced. Its `Debug` never shows the `auth` block (it holds a token).

@@ -10,6 +10,7 @@ mod cors;
 mod decode;
 mod envelope;
 mod forward;
+mod quota;
 mod sys_raw;
 
 use axum::Router;
@@ -282,6 +283,12 @@ async fn dispatch(State(state): State<AppState>, req: HttpRequest<Body>) -> Http
             resp
         }
     };
+    let mut resp = resp;
+    for (name, value) in std::mem::take(&mut facts.extra_headers) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
     crate::telemetry::count_request(
@@ -383,6 +390,13 @@ async fn serve_request(
     }
     // A request a standby forwarded carries the client's address, signed.
     let addr = forward::vouched_client_addr(&state.core, &parts.headers).or(addr);
+    // Rate-limit quotas, before anything else runs (a login with role quotas once its body
+    // names the role).
+    let login_quota = match quota::check(state, &parts.method, &path, addr, facts).await {
+        quota::Gate::Pass => None,
+        quota::Gate::Refuse(resp) => return resp,
+        quota::Gate::Login(mount) => Some(mount),
+    };
     // Only init and unseal read their body here; everything else streams it to the decoder.
     let (raw_body, body) = if sys_raw::wants_body(state, &path) {
         match decode::read_body(body, state.options.max_request_size).await {
@@ -435,6 +449,13 @@ async fn serve_request(
             error_response(&e)
         }
         Ok(mut inc) => {
+            if let Some(mount) = &login_quota
+                && let Some(resp) =
+                    quota::check_login(state, &parts.method, &path, mount, &inc.data, addr, facts)
+                        .await
+            {
+                return resp;
+            }
             if inc.path == "sys/metrics" && !inc.data.contains_key("format") {
                 let format = crate::telemetry::format_from_accept(sys_raw::accept(&parts.headers));
                 if !format.is_empty() {
@@ -503,6 +524,7 @@ async fn handle_logical(
 ) -> HttpResponse {
     let core = state.core.clone();
     let want_request_id = facts.want_request_id;
+    let extra_headers = std::mem::take(&mut facts.extra_headers);
     let (result, done) = RunToCompletion::new(async move {
         let mut facts = RequestFacts {
             want_request_id,
@@ -513,6 +535,7 @@ async fn handle_logical(
     })
     .await;
     *facts = done;
+    facts.extra_headers = extra_headers;
     match result {
         Ok(outcome) => envelope::success(&outcome),
         Err(e) => {

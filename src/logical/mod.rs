@@ -273,6 +273,21 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// Whether logins to this backend name a role that rate-limit quotas can single out
+    /// (`sys/quotas/rate-limit` with `role`), found by [`Backend::login_role`].
+    fn resolves_login_roles(&self) -> bool {
+        false
+    }
+
+    /// The role a login request (`data`, its body) names, if any; `storage` is the mount's.
+    async fn login_role(
+        &self,
+        _storage: &Storage,
+        _data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<String> {
+        None
+    }
+
     /// Background housekeeping, called about once a minute (AppRole removes expired SecretIDs
     /// here). Returns how many entries it removed.
     async fn periodic(&self, _storage: &Storage) -> Result<usize> {

@@ -39,6 +39,8 @@ use sink::{Names, TeeRecorder};
 pub const SECRET_KV_COUNT: &str = "vault.secret.kv.count";
 /// Entities (usage gauge): Coffer's entities are derived from logins; those that have logged in.
 pub const IDENTITY_NUM_ENTITIES: &str = "vault.identity.num_entities";
+/// Requests a rate-limit quota refused (label `name`: the quota's).
+pub const QUOTA_RATE_LIMIT_VIOLATION: &str = "vault.quota.rate_limit.violation";
 /// Token store timers (ms), as Vault's token store names them.
 pub const TOKEN_LOOKUP: &str = "vault.token.lookup";
 /// Creating a token (ms).

@@ -39,6 +39,7 @@ mod operator;
 mod policies;
 mod postgresql;
 mod production;
+mod quotas;
 mod sys_mounts;
 mod sys_remount;
 mod sys_tools;

@@ -179,6 +179,21 @@ impl Backend for AppRoleBackend {
         }
     }
 
+    fn resolves_login_roles(&self) -> bool {
+        true
+    }
+
+    /// The role a login's `role_id` belongs to (none for an unknown one), for role quotas.
+    async fn login_role(
+        &self,
+        storage: &Storage,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<String> {
+        let role_id = data.get("role_id")?.as_str()?;
+        let role = self.role_by_role_id(storage, role_id).await.ok()??;
+        Some(role.name)
+    }
+
     async fn existence_check(&self, req: &Request) -> Result<Option<bool>> {
         self.table.existence(self, req).await
     }

@@ -232,6 +232,29 @@ impl Backend for JwtBackend {
         }
     }
 
+    fn resolves_login_roles(&self) -> bool {
+        true
+    }
+
+    /// The role a login names (`role`, else the configured `default_role`), for role quotas.
+    async fn login_role(
+        &self,
+        storage: &Storage,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<String> {
+        match data
+            .get("role")
+            .and_then(|r| r.as_str())
+            .filter(|r| !r.is_empty())
+        {
+            Some(role) => Some(role.to_lowercase()),
+            None => {
+                let config = self.config(storage).await.ok()??;
+                Some(config.default_role.clone()).filter(|r| !r.is_empty())
+            }
+        }
+    }
+
     async fn existence_check(&self, req: &Request) -> Result<Option<bool>> {
         self.table.existence(self, req).await
     }

@@ -13,6 +13,7 @@ mod path_mounts;
 mod path_operator;
 mod path_plugins;
 mod path_policies;
+mod path_quotas;
 mod path_remount;
 mod path_seal;
 mod path_tools;
@@ -48,6 +49,7 @@ impl SystemBackend {
         paths.extend(path_logs::paths());
         paths.extend(path_plugins::paths());
         paths.extend(path_config::paths());
+        paths.extend(path_quotas::paths());
         SystemBackend {
             core: CoreRef::new(core),
             // Policy names are trimmed and lower-cased (`name` is only captured by policy paths).
