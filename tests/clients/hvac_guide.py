@@ -404,6 +404,37 @@ def step_revoke_self():
     )
 
 
+# --- Rate-limit the guide's logins (sys/quotas) -------------------------------------------
+
+
+def step_rate_limit_the_roles_logins():
+    c = admin()
+    name = "guide-logins" + SUFFIX
+    c.sys.create_or_update_quota(
+        name=name, rate=1.0, path="auth/" + MOUNT, interval="1m", role=ROLE
+    )
+    q = c.sys.read_quota(name=name)["data"]
+    assert q["path"] == "auth/" + MOUNT + "/", q
+    assert (q["role"], q["rate"], q["interval"], q["type"]) == (ROLE, 1, 60, "rate-limit"), q
+    assert name in c.sys.list_quotas()["data"]["keys"]
+    role_id = c.auth.approle.read_role_id(role_name=ROLE, mount_point=MOUNT)["data"]["role_id"]
+    fresh = lambda: c.auth.approle.generate_secret_id(role_name=ROLE, mount_point=MOUNT)[
+        "data"
+    ]["secret_id"]
+    login = lambda secret_id: hvac.Client(url=ADDR).auth.approle.login(
+        role_id=role_id, secret_id=secret_id, mount_point=MOUNT
+    )
+    assert login(fresh())["auth"]["client_token"]
+    e = expect_raises(
+        hvac.exceptions.RateLimitExceeded,
+        lambda: login(fresh()),
+        "a second login of the role within the minute",
+    )
+    assert "rate limit quota exceeded" in str(e), e
+    c.sys.delete_quota(name=name)
+    assert login(fresh())["auth"]["client_token"]
+
+
 STEPS = [
     step_enable_approle,
     step_write_policy,
@@ -423,6 +454,7 @@ STEPS = [
     step_renew_self,
     step_secret_id_num_uses,
     step_revoke_self,
+    step_rate_limit_the_roles_logins,
 ]
 
 
