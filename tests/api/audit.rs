@@ -1851,3 +1851,46 @@ async fn dev_mode_takes_the_audit_gates_from_its_config_file() {
         assert_eq!(got, want, "{config:?}");
     }
 }
+
+/// Who may do what, as OpenBao 2.7.2 answers the same policies: `sys/audit-hash/<path>` needs
+/// `update` only; listing, enabling and disabling devices need `sudo` besides the capability.
+#[tokio::test]
+async fn audit_hash_needs_update_and_device_management_needs_sudo() {
+    let srv = TestServer::start().await;
+    enable(&srv, "f", json!({"file_path": "discard"}))
+        .await
+        .assert_status(204);
+    srv.write_policy(
+        "h",
+        r#"path "sys/audit-hash/*" { capabilities = ["update"] }
+path "sys/audit/*" { capabilities = ["delete", "update"] }
+path "sys/audit" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let t = srv.token_with(&["h"], json!({})).await;
+    srv.put("sys/audit-hash/f", &t, json!({"input": "x"}))
+        .await
+        .assert_status(200);
+    let denied = "1 error occurred:\n\t* permission denied\n\n";
+    for r in [
+        srv.get("sys/audit", &t).await,
+        srv.delete("sys/audit/f", &t).await,
+        srv.put(
+            "sys/audit/g",
+            &t,
+            json!({"type": "file", "options": {"file_path": "discard"}}),
+        )
+        .await,
+    ] {
+        r.assert_status(403);
+        assert_eq!(r.errors(), [denied]);
+    }
+    srv.write_policy(
+        "h",
+        r#"path "sys/audit/*" { capabilities = ["delete", "sudo"] }
+path "sys/audit" { capabilities = ["read", "sudo"] }"#,
+    )
+    .await;
+    srv.get("sys/audit", &t).await.assert_status(200);
+    srv.delete("sys/audit/f", &t).await.assert_status(204);
+}
