@@ -1894,3 +1894,44 @@ path "sys/audit" { capabilities = ["read", "sudo"] }"#,
     srv.get("sys/audit", &t).await.assert_status(200);
     srv.delete("sys/audit/f", &t).await.assert_status(204);
 }
+
+/// File device options as OpenBao 2.7.2 reads them (checked side by side): `path` is an alias of
+/// `file_path`; `STDOUT` and `DISCARD` in any case are the special outputs, not file names;
+/// `mode = "0000"` leaves an existing file's mode alone.
+#[tokio::test]
+async fn file_options_alias_special_outputs_and_mode_zero() {
+    use std::os::unix::fs::PermissionsExt;
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let alias = dir.path().join("alias.log");
+    let existing = dir.path().join("existing.log");
+    std::fs::write(&existing, "").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640)).unwrap();
+    for (name, options) in [
+        ("al", json!({"path": alias})),
+        ("m0", json!({"file_path": existing, "mode": "0000"})),
+        ("up", json!({"file_path": "STDOUT"})),
+        ("dis", json!({"file_path": "DISCARD"})),
+    ] {
+        enable(&srv, name, options).await.assert_status(204);
+    }
+    srv.post("secret/data/x", &srv.root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    eventually(&alias, r#""path":"secret/data/x""#).await;
+    eventually(&existing, r#""path":"secret/data/x""#).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&existing), 0o640);
+    assert_eq!(mode(&alias), 0o600);
+    for special in ["STDOUT", "DISCARD", "stdout", "discard"] {
+        assert!(
+            !std::path::Path::new(special).exists(),
+            "a file named {special}"
+        );
+    }
+    let listed = srv.get("sys/audit", &srv.root).await;
+    assert_eq!(
+        listed.body["data"]["al/"]["options"],
+        json!({"path": alias})
+    );
+}
