@@ -274,12 +274,6 @@ pub struct QuotaSet {
     exempt_exact: HashSet<String>,
     exempt_prefixes: Vec<String>,
     by_name: BTreeMap<String, Arc<Limiter>>,
-    /// (mount, path suffix, role) → quota.
-    by_factors: HashMap<(String, String, String), Arc<Limiter>>,
-    /// Mounts with a quota on a path prefix.
-    glob_mounts: HashSet<String>,
-    /// Mounts with a role quota.
-    role_mounts: HashSet<String>,
 }
 
 impl QuotaSet {
@@ -295,18 +289,7 @@ impl QuotaSet {
         }
         set.config = config;
         for l in limiters {
-            let r = &l.rule;
-            if r.path_suffix.ends_with('*') {
-                set.glob_mounts.insert(r.mount_path.clone());
-            }
-            if !r.role.is_empty() {
-                set.role_mounts.insert(r.mount_path.clone());
-            }
-            set.by_factors.insert(
-                (r.mount_path.clone(), r.path_suffix.clone(), r.role.clone()),
-                l.clone(),
-            );
-            set.by_name.insert(r.name.clone(), l);
+            set.by_name.insert(l.rule.name.clone(), l);
         }
         set
     }
@@ -323,49 +306,43 @@ impl QuotaSet {
 
     /// A role quota is defined on `mount`: its logins are limited once their role is known.
     pub fn has_role_quotas(&self, mount: &str) -> bool {
-        self.role_mounts.contains(mount)
+        self.rules()
+            .any(|r| r.mount_path == mount && !r.role.is_empty())
     }
 
     /// The quota that applies to `path` (served by `mount`, empty when no mount serves it),
-    /// a login of `role` if known: the most specific one.
+    /// a login of `role` if known: the most specific one (role, exact path, longest path
+    /// prefix, mount, global). Quotas are few: each is ranked, the highest wins (factors are
+    /// unique, so no two tie).
     pub fn find(&self, path: &str, mount: &str, role: Option<&str>) -> Option<&Arc<Limiter>> {
-        let get = |suffix: &str, role: &str| {
-            self.by_factors
-                .get(&(mount.to_owned(), suffix.to_owned(), role.to_owned()))
+        let suffix = path
+            .strip_prefix(mount)
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let rank = |r: &RateLimitRule| -> Option<usize> {
+            if r.mount_path.is_empty() {
+                return Some(0);
+            }
+            if mount.is_empty() || r.mount_path != mount {
+                return None;
+            }
+            if !r.role.is_empty() {
+                return (role == Some(r.role.as_str())).then_some(usize::MAX);
+            }
+            if r.path_suffix.is_empty() {
+                return Some(1);
+            }
+            if r.path_suffix == suffix {
+                return Some(usize::MAX - 1);
+            }
+            let prefix = r.path_suffix.strip_suffix('*')?;
+            suffix.starts_with(prefix).then_some(2 + prefix.len())
         };
-        if !mount.is_empty() {
-            if let Some(role) = role.filter(|r| !r.is_empty())
-                && let Some(l) = get("", role)
-            {
-                return Some(l);
-            }
-            let suffix = path
-                .strip_prefix(mount)
-                .unwrap_or_default()
-                .trim_end_matches('/');
-            if !suffix.is_empty()
-                && let Some(l) = get(suffix, "")
-            {
-                return Some(l);
-            }
-            if self.glob_mounts.contains(mount) {
-                let mut ends: Vec<usize> = (0..=suffix.len())
-                    .filter(|&i| suffix.is_char_boundary(i))
-                    .collect();
-                ends.reverse();
-                for end in ends {
-                    let pattern = format!("{}*", suffix.get(..end).unwrap_or_default());
-                    if let Some(l) = get(&pattern, "") {
-                        return Some(l);
-                    }
-                }
-            }
-            if let Some(l) = get("", "") {
-                return Some(l);
-            }
-        }
-        self.by_factors
-            .get(&(String::new(), String::new(), String::new()))
+        self.by_name
+            .values()
+            .filter_map(|l| rank(&l.rule).map(|k| (k, l)))
+            .max_by_key(|(k, _)| *k)
+            .map(|(_, l)| l)
     }
 
     /// The quotas by name.

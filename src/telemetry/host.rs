@@ -97,8 +97,8 @@ fn cpu() -> Result<Value, String> {
     Ok(Value::Array(out))
 }
 
-/// Clock ticks per second of `/proc/stat` (`USER_HZ`: 100 on Linux).
-const TICKS: f64 = 100.0;
+/// Clock ticks per second of `/proc/stat` and `/proc/<pid>/stat` (`USER_HZ`: 100 on Linux).
+pub(super) const TICKS: f64 = 100.0;
 
 fn cpu_times() -> Result<Value, String> {
     let text = read("/proc/stat")?;

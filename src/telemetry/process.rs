@@ -4,8 +4,7 @@
 
 use std::fmt::Write as _;
 
-/// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
-const TICKS: f64 = 100.0;
+use super::host::TICKS;
 
 /// The families as Prometheus text (empty where `/proc` cannot be read).
 pub fn render() -> String {
