@@ -209,7 +209,7 @@ pub fn on_hangup(core: std::sync::Weak<Core>, reload: Option<ConfigReload>) {
                         }
                     }
                     tracing::info!("SIGHUP: reopening audit device files");
-                    let _ = tokio::task::spawn_blocking(move || core.audit.reopen()).await;
+                    let _ = tokio::task::spawn_blocking(move || core.reopen_audit()).await;
                 }
             });
         }

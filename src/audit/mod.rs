@@ -38,7 +38,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(250);
 const RESPONSE_RETRY_WINDOW: Duration = Duration::from_secs(5);
 
 /// Storage key of the audit table (relative to the barrier root).
-const TABLE_KEY: &str = "core/audit";
+pub(crate) const TABLE_KEY: &str = "core/audit";
 
 /// One row of the audit table, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub struct Broker {
 }
 
 /// Where the audited request headers are kept (through the barrier).
-const HEADERS_KEY: &str = "core/audited-headers";
+pub(crate) const HEADERS_KEY: &str = "core/audited-headers";
 
 impl Default for Broker {
     fn default() -> Self {

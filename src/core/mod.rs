@@ -17,12 +17,14 @@ pub mod rekey;
 pub mod render;
 pub mod rotation;
 pub mod seal;
+mod standby;
 pub mod system_view;
 mod telemetry;
 pub mod token_issue;
 mod versions;
 pub mod wrapping;
 
+pub use standby::LOCAL_ONLY;
 pub use versions::VersionEntry;
 
 use arc_swap::ArcSwap;
@@ -129,6 +131,10 @@ pub struct Core {
     pub tokens: TokenStore,
     /// Audit devices.
     pub audit: Arc<crate::audit::Broker>,
+    /// HA standby: the token store it checks a scrape's token with (salt read afresh each time).
+    standby_tokens: TokenStore,
+    /// HA standby: the audit devices it opened for the scrapes it serves.
+    standby_audit: standby::StandbyState,
     mounts: ArcSwap<MountTable>,
     mount_lock: tokio::sync::Mutex<()>,
     sealed: AtomicBool,
@@ -168,6 +174,7 @@ impl Core {
         let sys = Storage::new(physical.clone(), "sys/", locks.clone());
         let policies = PolicyStore::new(sys.sub("policy/"))?;
         let tokens = TokenStore::new(sys.sub("token/"), clock.clone());
+        let standby_tokens = TokenStore::new(sys.sub("token/"), clock.clone());
         let audit = Arc::new(crate::audit::Broker::new(
             config.audit_timeout,
             config.plugin_directory.clone(),
@@ -182,6 +189,8 @@ impl Core {
             config,
             policies,
             tokens,
+            standby_tokens,
+            standby_audit: Default::default(),
             audit,
             mounts: ArcSwap::from_pointee(MountTable::default()),
             mount_lock: tokio::sync::Mutex::new(()),
@@ -235,6 +244,7 @@ impl Core {
         self.sealed.store(true, Ordering::SeqCst);
         self.telemetry_sealed(false);
         self.audit.clear();
+        self.standby_audit.clear();
         self.install_audit();
         self.clear_quotas();
         self.mounts.store(Arc::new(MountTable::default()));
@@ -323,6 +333,14 @@ impl Core {
             Err(e) => {
                 tracing::error!(error = %e, "SIGHUP: audit devices of the configuration not applied")
             }
+        }
+    }
+
+    /// SIGHUP: reopens the audit devices' files (logrotate), a standby's included.
+    pub fn reopen_audit(&self) {
+        self.audit.reopen();
+        if let Some(broker) = self.standby_audit.broker() {
+            broker.reopen();
         }
     }
 

@@ -9,7 +9,7 @@ use super::Core;
 use super::mounts::{MountConfig, MountEntry, MountTable, MountTableKind, Mounted, new_accessor};
 use crate::error::{Error, Result};
 
-const MOUNTS_KEY: &str = "core/mounts";
+pub(super) const MOUNTS_KEY: &str = "core/mounts";
 const AUTH_KEY: &str = "core/auth";
 
 impl Core {

@@ -85,7 +85,7 @@ pub struct Outcome {
     pub mount_type: String,
 }
 
-fn cidr_allows(cidrs: &[String], addr: Option<IpAddr>) -> bool {
+pub(super) fn cidr_allows(cidrs: &[String], addr: Option<IpAddr>) -> bool {
     if cidrs.is_empty() {
         return true;
     }
@@ -131,11 +131,16 @@ impl Core {
     ) -> Result<Outcome> {
         static REQUEST: OnceLock<metrics::Histogram> = OnceLock::new();
         static LOGIN: OnceLock<metrics::Histogram> = OnceLock::new();
-        if self.is_sealed() {
+        let standby = self.is_sealed();
+        if standby && !(self.is_standby() && super::standby::serves(&inc)) {
             return Err(Error::Sealed);
         }
         let start = std::time::Instant::now();
-        let result = self.handle_untimed(inc, facts).await;
+        let result = if standby {
+            self.handle_standby(inc, facts).await
+        } else {
+            self.handle_untimed(inc, facts).await
+        };
         let timer = if facts.login {
             telemetry::cached(&LOGIN, telemetry::HANDLE_LOGIN_REQUEST)
         } else {

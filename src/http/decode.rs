@@ -423,8 +423,29 @@ pub async fn incoming(
         client_port: None,
         wrap_ttl: wrap_ttl(headers)?,
         content_type,
-        audited_headers: audited_headers(&state.core.audit.audited_headers(), headers),
+        // A standby learns which headers are audited from the stored table only when it
+        // serves the request (`core/standby.rs`), so it hands on every header.
+        audited_headers: if state.core.is_standby() {
+            every_header(headers)
+        } else {
+            audited_headers(&state.core.audit.audited_headers(), headers)
+        },
     })
+}
+
+/// Every header with its values in order, by lower-case name.
+fn every_header(headers: &HeaderMap) -> Vec<(String, bool, Vec<String>)> {
+    headers
+        .keys()
+        .map(|name| {
+            let values = headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            (name.as_str().to_owned(), false, values)
+        })
+        .collect()
 }
 
 /// The values of the headers audit entries show (`wanted`: lower-case names), in order.

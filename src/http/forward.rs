@@ -80,17 +80,16 @@ pub(super) fn answered_locally(path: &str) -> bool {
 /// Paths about this node itself, which Vault never forwards: a standby answers them with
 /// 400 `cannot forward local-only request` (as Vault's standby does). A monitor relayed from the
 /// active node would also never end, as forwarded answers are read whole. `sys/metrics` comes
-/// here only with authentication (an unauthenticated listener serves every node's own): a
-/// forwarded scrape would report the active node's numbers as the standby's
-/// (hashicorp/vault#6802), and a standby, which has no audit device open, cannot serve an
-/// authenticated request itself without breaking the fail-closed audit rule.
+/// here only with a method other than GET (a scrape is served by the standby itself,
+/// `core/standby.rs`): a forwarded one would report the active node's numbers as the standby's
+/// (hashicorp/vault#6802).
 pub(super) fn local_only(path: &str) -> bool {
     matches!(path, "sys/monitor" | "sys/in-flight-req" | "sys/metrics")
 }
 
 /// Vault's answer to a local-only request on a standby.
 pub(super) fn local_only_refused() -> HttpResponse {
-    error_response(&Error::bad("cannot forward local-only request"))
+    error_response(&Error::bad(crate::core::LOCAL_ONLY))
 }
 
 /// 503 `no active node`, `Retry-After: 1`.

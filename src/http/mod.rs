@@ -379,9 +379,10 @@ async fn serve_request(
     if let Some(ha) = state.core.ha()
         && state.core.is_standby()
         && !forward::answered_locally(&path)
-        // A scrape on an unauthenticated listener is each node's own (as in Vault); with
-        // authentication a standby refuses it (`forward::local_only`).
-        && !(path == "sys/metrics" && state.options.unauthenticated_metrics)
+        // A scrape is each node's own: served without a token on an unauthenticated listener
+        // (as in Vault), checked and audited by the standby's core otherwise.
+        && !(path == "sys/metrics"
+            && (state.options.unauthenticated_metrics || parts.method == Method::GET))
     {
         if forward::local_only(&path) {
             return forward::local_only_refused();

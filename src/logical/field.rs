@@ -259,6 +259,12 @@ fn convert(name: &str, ty: FieldType, v: &Value) -> Result<()> {
     }
 }
 
+/// A parameter read as a string with Vault's weak typing (numbers and booleans converted),
+/// for a request served outside a path table.
+pub(crate) fn str_param(name: &str, v: &Value) -> Result<String> {
+    to_string(name, v)
+}
+
 fn to_string(name: &str, v: &Value) -> Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),

@@ -368,6 +368,18 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Reads the salt the active node created, writing nothing (an HA standby checking a
+    /// token). An error when there is none yet.
+    pub async fn read_salt(&self) -> Result<()> {
+        let salt = self
+            .storage
+            .get(SALT_KEY)
+            .await?
+            .ok_or_else(|| Error::internal("the token store has no salt yet"))?;
+        self.keyed.store(Arc::new(keyed_mac(&salt)));
+        Ok(())
+    }
+
     /// Forgets the salt (at seal).
     pub fn clear(&self) {
         self.keyed.store(Arc::new(keyed_mac(&[])));

@@ -1922,48 +1922,240 @@ async fn ha_a_standby_that_loses_sight_of_the_lock_still_relays_the_answer() {
 }
 
 /// `sys/ha-status` (`vault operator members`): asked of either node, the active answers with
-/// `sys/metrics` is never forwarded: on a listener with authentication a standby refuses a
-/// scrape as Vault's does (before, it relayed it and reported the active node's numbers as its
-/// own, hashicorp/vault#6802); the active serves it; an unauthenticated listener serves every
-/// node's own.
+/// `sys/metrics` is never forwarded: every node answers its own (before, a standby relayed a
+/// scrape and reported the active node's numbers as its own, hashicorp/vault#6802; then it
+/// refused it as Vault's does). With authentication the standby checks the token and its
+/// policies as stored now (nothing cached, nothing written) and audits the scrape to its own
+/// devices, fail-closed; an unauthenticated listener serves it without either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ha_a_standby_never_forwards_a_metrics_scrape() {
+async fn ha_every_node_serves_its_own_metrics_checked_and_audited() {
     let url = database_url();
     let c = reqwest::Client::new();
-    let authenticated =
-        "listener \"tcp\" {\n  address = \"127.0.0.1:{free_port}\"\n  tls_disable = true\n}\n";
-    let (a, b, _key, root, _) = cluster_with(&c, &url, authenticated).await;
+    let extra = "listener \"tcp\" {\n  address = \"127.0.0.1:{free_port}\"\n  tls_disable = true\n}\nunsafe_allow_api_audit_creation = true\n";
+    let (a, b, _key, root, _) = cluster_with(&c, &url, extra).await;
     let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
     let (active, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
-    let scrape = |node: &Node| {
-        let (c, root, port) = (c.clone(), root.clone(), node.extra_port);
+    let admin = |method: Method, path: &str, body: Value| {
+        let (c, root, base) = (c.clone(), root.clone(), active.base());
+        let path = path.to_owned();
+        async move { call(&c, method, format!("{base}/{path}"), Some(&root), body).await }
+    };
+    let (st, body) = admin(
+        Method::PUT,
+        "sys/policies/acl/scrape",
+        json!({"policy": "path \"sys/metrics\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let token = |policies: Value, uses: u64| {
+        let f = admin(
+            Method::POST,
+            "auth/token/create",
+            json!({"policies": policies, "num_uses": uses}),
+        );
         async move {
-            let r = c
-                .get(format!(
-                    "http://127.0.0.1:{port}/v1/sys/metrics?format=prometheus"
-                ))
-                .header("X-Vault-Token", &root)
-                .send()
-                .await
-                .unwrap();
+            let (st, body) = f.await;
+            assert_eq!(st, 200, "{body}");
+            body["auth"]["client_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let scraper = token(json!(["scrape"]), 0).await;
+    let plain = token(json!(["default"]), 0).await;
+    let limited = token(json!(["scrape"]), 5).await;
+    // Each node resolves the relative path in its own directory: its own log.
+    let (st, body) = admin(
+        Method::PUT,
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": "audit/audit.log"}}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let standby_log = standby._dir.path().join("audit/audit.log");
+    let (st, body) = admin(
+        Method::PUT,
+        "sys/config/auditing/request-headers/X-Scrape-Job",
+        json!({"hmac": false}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+
+    let scrape = |node: &Node, method: Method, token: Option<&str>| {
+        let (c, port) = (c.clone(), node.extra_port);
+        let token = token.map(str::to_owned);
+        async move {
+            let mut r = c.request(
+                method,
+                format!("http://127.0.0.1:{port}/v1/sys/metrics?format=prometheus"),
+            );
+            if let Some(t) = token {
+                r = r.header("X-Vault-Token", t);
+            }
+            let r = r.header("X-Scrape-Job", "prom").send().await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    let (st, body) = scrape(standby).await;
-    assert_eq!(st, 400, "{body}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["errors"],
-        json!(["cannot forward local-only request"])
-    );
+    let errors = |body: &str| serde_json::from_str::<Value>(body).unwrap()["errors"].clone();
     let active_gauge = |text: &str| -> Option<f64> {
         text.lines()
             .find(|l| l.starts_with("vault_core_active{"))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
     };
-    let (st, body) = scrape(active).await;
+    for t in [&root, &scraper] {
+        let (st, body) = scrape(standby, Method::GET, Some(t)).await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(active_gauge(&body), Some(0.0), "the standby's own: {body}");
+    }
+    let (st, body) = scrape(active, Method::GET, Some(&scraper)).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(active_gauge(&body), Some(1.0), "{body}");
+    // Refused as the active refuses them.
+    for t in [Some(plain.as_str()), Some("s.bogus"), None] {
+        let (st, body) = scrape(standby, Method::GET, t).await;
+        assert_eq!(st, 403, "{t:?}: {body}");
+        let (_, on_active) = scrape(active, Method::GET, t).await;
+        assert_eq!(errors(&body), errors(&on_active), "{t:?}");
+    }
+    assert_eq!(
+        errors(&scrape(standby, Method::GET, Some(&plain)).await.1),
+        json!(["1 error occurred:\n\t* permission denied\n\n"])
+    );
+    // A use would have to be charged: a write the standby does not make.
+    let (st, body) = scrape(standby, Method::GET, Some(&limited)).await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(errors(&body), json!(["cannot forward local-only request"]));
+    let (st, body) = scrape(standby, Method::PUT, Some(&root)).await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(errors(&body), json!(["cannot forward local-only request"]));
+
+    // The standby's own log: each scrape's request and response entries, with the token
+    // HMAC'd under the device's salt (the same as the active's), and the refusals.
+    let text = crate::audit_devices::wait_for(&standby_log, "sys/metrics", 14).await;
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["request"]["path"] == "sys/metrics")
+        .collect();
+    assert_eq!(entries.len(), 14, "{text}");
+    let (st, body) = admin(
+        Method::PUT,
+        "sys/audit-hash/file",
+        json!({"input": scraper}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let scraper_hash = body["data"]["hash"].clone();
+    let of = |hash: &Value| -> Vec<&Value> {
+        entries
+            .iter()
+            .filter(|e| &e["request"]["client_token"] == hash || &e["auth"]["client_token"] == hash)
+            .collect()
+    };
+    let mine = of(&scraper_hash);
+    assert_eq!(mine.len(), 2, "{entries:?}");
+    assert_eq!(mine[0]["type"], "request");
+    assert_eq!(mine[1]["type"], "response");
+    assert_eq!(mine[0]["request"]["id"], mine[1]["request"]["id"]);
+    for e in &mine {
+        assert_eq!(e["auth"]["policies"], json!(["default", "scrape"]), "{e}");
+        assert_eq!(e["request"]["mount_type"], "system", "{e}");
+        assert_eq!(e["request"]["operation"], "read", "{e}");
+        assert_eq!(
+            e["request"]["headers"]["x-scrape-job"],
+            json!(["prom"]),
+            "{e}"
+        );
+        assert!(!e.to_string().contains(&scraper), "plaintext token in {e}");
+    }
+    assert_eq!(mine[1]["response"]["mount_type"], "system");
+    // The same entries as the active node writes for the same scrape, but for what differs
+    // by nature (ids, times, the port, the numbers themselves).
+    let active_log = std::fs::read_to_string(active._dir.path().join("audit/audit.log")).unwrap();
+    let on_active: Vec<Value> = active_log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| {
+            e["request"]["path"] == "sys/metrics" && e["auth"]["client_token"] == scraper_hash
+        })
+        .collect();
+    assert_eq!(on_active.len(), 2, "{active_log}");
+    let comparable = |e: &Value| {
+        let mut e = e.clone();
+        e["time"] = Value::Null;
+        e["request"]["id"] = Value::Null;
+        e["request"]["remote_port"] = Value::Null;
+        if e["response"]["data"].is_object() {
+            e["response"]["data"]["http_raw_body"] = Value::Null;
+        }
+        e
+    };
+    for (here, there) in mine.iter().zip(&on_active) {
+        assert_eq!(comparable(here), comparable(there));
+    }
+    let denied = entries
+        .iter()
+        .filter(|e| {
+            e["type"] == "response"
+                && e["error"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("permission denied"))
+        })
+        .count();
+    assert_eq!(denied, 4, "{entries:?}");
+
+    // SIGHUP reopens the standby's devices too (logrotate): every later scrape lands in the
+    // new file, and none is lost or written twice.
+    let rotated = standby_log.with_extension("log.1");
+    std::fs::rename(&standby_log, &rotated).unwrap();
+    standby.signal("-HUP");
+    let scrapes = std::sync::atomic::AtomicUsize::new(0);
+    wait_for(
+        Duration::from_secs(5),
+        "a scrape in the reopened log",
+        || async {
+            let (st, body) = scrape(standby, Method::GET, Some(&root)).await;
+            assert_eq!(st, 200, "{body}");
+            scrapes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::fs::read_to_string(&standby_log).is_ok_and(|t| t.lines().count() >= 2)
+        },
+    )
+    .await;
+    let scrapes = scrapes.load(std::sync::atomic::Ordering::SeqCst);
+    let count = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"sys/metrics\""))
+            .count()
+    };
+    crate::audit_devices::wait_for(&standby_log, "sys/metrics", 2).await;
+    assert_eq!(count(&rotated) + count(&standby_log), 14 + 2 * scrapes);
+
+    // Nothing cached: a token revoked on the active is refused by the standby at once.
+    let (st, body) = admin(Method::POST, "auth/token/revoke", json!({"token": scraper})).await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = scrape(standby, Method::GET, Some(&scraper)).await;
+    assert_eq!(st, 403, "{body}");
+
+    // Fail-closed: a device the standby cannot open refuses its scrapes (500), while the
+    // active, which can write its log, serves them.
+    std::fs::write(standby._dir.path().join("audit2"), b"not a directory").unwrap();
+    for (method, path, body) in [
+        (Method::DELETE, "sys/audit/file", json!(null)),
+        (
+            Method::PUT,
+            "sys/audit/file2",
+            json!({"type": "file", "options": {"file_path": "audit2/audit.log"}}),
+        ),
+    ] {
+        let (st, body) = admin(method, path, body).await;
+        assert_eq!(st, 204, "{body}");
+    }
+    let (st, body) = scrape(standby, Method::GET, Some(&root)).await;
+    assert_eq!(st, 500, "{body}");
+    let (st, body) = scrape(active, Method::GET, Some(&root)).await;
+    assert_eq!(st, 200, "{body}");
+
     // Each node's own numbers where no token is needed.
     assert_eq!(active_gauge(&metrics_text(&c, standby).await), Some(0.0));
     assert_eq!(active_gauge(&metrics_text(&c, active).await), Some(1.0));
