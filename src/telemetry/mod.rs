@@ -69,6 +69,9 @@ pub const HANDLE_REQUEST: &str = "vault.core.handle_request";
 pub const HANDLE_LOGIN_REQUEST: &str = "vault.core.handle_login_request";
 /// 1 while unsealed (label `cluster`).
 pub const CORE_UNSEALED: &str = "vault.core.unsealed";
+/// Every response this node issued (Vault ≥ 1.20; counter, labels `code`: the exact status,
+/// `type`: its class, `4xx`).
+pub const CORE_RESPONSE_STATUS_CODE: &str = "vault.core.response_status_code";
 /// 1 on the active node (Coffer has no standbys yet: 1 while unsealed; label `cluster`).
 pub const CORE_ACTIVE: &str = "vault.core.active";
 /// `vault.core.mount_table.num_entries`: mounts per table (gauge, `type`, `local`, `cluster`).
@@ -747,6 +750,27 @@ pub fn count_request(method: &'static str, mount_type: &'static str, status: u16
     };
     counter.increment(1);
     histogram.record(secs);
+    count_response_status(status);
+}
+
+/// Records one response into [`CORE_RESPONSE_STATUS_CODE`]: one handle per status, registered
+/// at its first use (at most 500 label pairs, as HTTP has).
+fn count_response_status(status: u16) {
+    static TABLE: [OnceLock<metrics::Counter>; 500] = [const { OnceLock::new() }; 500];
+    let register = || {
+        metrics::counter!(
+            CORE_RESPONSE_STATUS_CODE,
+            "code" => status.to_string(),
+            "type" => format!("{}xx", status / 100)
+        )
+    };
+    let slot = status
+        .checked_sub(100)
+        .and_then(|i| TABLE.get(usize::from(i)));
+    match slot {
+        Some(cell) if installed().is_some() => cell.get_or_init(register).increment(1),
+        _ => register().increment(1),
+    }
 }
 
 /// Process gauges, set when metrics are scraped: Vault's `vault.runtime.*` names with Rust

@@ -290,6 +290,7 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         ("vault_audit_log_request_failure", "counter"),
         ("vault_core_unsealed", "gauge"),
         ("vault_core_active", "gauge"),
+        ("vault_core_response_status_code", "counter"),
         // The standard process collectors.
         ("process_cpu_seconds", "counter"),
         ("process_resident_memory_bytes", "gauge"),
@@ -355,6 +356,12 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
     assert!(grew("vault_route_read_secret__count", &[]) >= 11.0);
     assert!(grew("vault_barrier_get_count", &[]) >= 10.0);
     assert!(grew("vault_audit_log_request_count", &[]) >= 11.0);
+    // Vault's response counter, by exact status and class: the ten reads, the first scrape
+    // (counted once answered) and the seal-status read for the cluster name; the miss.
+    let ok = [("code", "200"), ("type", "2xx")];
+    assert_eq!(grew("vault_core_response_status_code_total", &ok), 12.0);
+    let missed = [("code", "404"), ("type", "4xx")];
+    assert_eq!(grew("vault_core_response_status_code_total", &missed), 1.0);
 }
 
 #[tokio::test]
@@ -1449,6 +1456,7 @@ async fn promtool_finds_nothing_to_fix_in_coffers_own_families() {
     assert_eq!(
         findings,
         [
+            "vault_core_response_status_code counter metrics should have \"_total\" suffix",
             "vault_runtime_total_gc_pause_ns metric names should not contain abbreviated units",
             "vault_secret_kv_count non-histogram and non-summary metrics should not have \"_count\" suffix",
             "vault_token_count non-histogram and non-summary metrics should not have \"_count\" suffix",
