@@ -688,13 +688,17 @@ fn prune_rotated(path: &Path, keep: usize) {
     }
 }
 
-/// Opens for appending, creating the file (and its directory) with `mode`, and sets `mode` on
-/// an existing regular file (`None`: keep its mode).
+/// Opens for appending, creating the file (and its missing directories) with `mode`, and sets
+/// `mode` on an existing regular file (`None`: keep its mode).
 fn open_file(path: &Path, mode: Option<u32>) -> io::Result<File> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir)?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(dir_mode(mode.unwrap_or(0o600)))
+            .create(dir)?;
     }
     let mut opts = OpenOptions::new();
     opts.append(true).create(true);
@@ -711,6 +715,22 @@ fn open_file(path: &Path, mode: Option<u32>) -> io::Result<File> {
         f.set_permissions(std::fs::Permissions::from_mode(m))?;
     }
     Ok(f)
+}
+
+/// The mode of a directory made for a log file of `mode`: the same classes, each that may read
+/// or write the file also allowed to search the directory (`0600` → `0700`, `0640` → `0750`).
+/// Vault creates them with the file's own mode, so a non-root server cannot enter the
+/// directory it just made (`0600`) and the device fails to open; others get no more access to
+/// the directory than to the file.
+fn dir_mode(mode: u32) -> u32 {
+    let mode = mode & 0o777;
+    let mut out = mode;
+    for class in [0o700, 0o070, 0o007] {
+        if mode & class != 0 {
+            out |= class & 0o111;
+        }
+    }
+    out
 }
 
 /// Appends `data` to `file`, or nothing of it: when a write fails part way (the disk filled up,
@@ -1074,6 +1094,26 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn missing_directories_are_made_searchable_by_whoever_may_use_the_file() {
+        assert_eq!(dir_mode(0o600), 0o700);
+        assert_eq!(dir_mode(0o640), 0o750);
+        assert_eq!(dir_mode(0o604), 0o705);
+        assert_eq!(dir_mode(0o200), 0o300);
+        let base = temp_file("unused").with_file_name("made");
+        let file = base.join("a/b/audit.log");
+        open_file(&file, Some(0o640)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [base.join("a"), base.join("a/b")] {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            // The umask may take bits away, never add them.
+            assert_eq!(mode & !0o750, 0, "{}: {mode:o}", dir.display());
+            assert_eq!(mode & 0o700, 0o700, "{}: {mode:o}", dir.display());
+        }
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 
     fn temp_file(name: &str) -> PathBuf {
