@@ -336,6 +336,12 @@ impl Core {
         }
     }
 
+    /// HA: this node is now active; the audit devices it opened as a standby (for a scrape
+    /// served during the step-up) are closed.
+    pub fn became_active(&self) {
+        self.standby_audit.clear();
+    }
+
     /// SIGHUP: reopens the audit devices' files (logrotate), a standby's included.
     pub fn reopen_audit(&self) {
         self.audit.reopen();

@@ -39,6 +39,9 @@ pub struct IncomingRequest {
     /// The request headers `sys/config/auditing/request-headers` names, for the audit entries:
     /// (lower-case name, HMAC'd, its values in order), sorted by name.
     pub audited_headers: Vec<(String, bool, Vec<String>)>,
+    /// On an HA standby only: every request header (name, unused, values), for the standby to
+    /// pick the audited ones by the stored settings (`core/standby.rs`). Never audited as is.
+    pub standby_headers: Vec<(String, bool, Vec<String>)>,
 }
 
 impl std::fmt::Debug for IncomingRequest {
@@ -133,6 +136,10 @@ impl Core {
         static LOGIN: OnceLock<metrics::Histogram> = OnceLock::new();
         let standby = self.is_sealed();
         if standby && !(self.is_standby() && super::standby::serves(&inc)) {
+            // `GET sys/metrics?list=true` on a standby: about this node, not served here.
+            if self.is_standby() && inc.path == "sys/metrics" {
+                return Err(Error::bad(super::standby::LOCAL_ONLY));
+            }
             return Err(Error::Sealed);
         }
         let start = std::time::Instant::now();
@@ -551,6 +558,7 @@ mod tests {
             wrap_ttl: None,
             content_type: None,
             audited_headers: Vec::new(),
+            standby_headers: Vec::new(),
         };
         let resp = Response::data(data);
         let out = Outcome {

@@ -406,6 +406,39 @@ impl Core {
         Ok(())
     }
 
+    /// HA standby: the stored configuration and quotas, for the requests a standby serves
+    /// itself (its scrapes, `sys/leader`); everything else is forwarded and limited by the
+    /// active node. A quota whose rule is unchanged keeps its clients' windows. Called every
+    /// renewal interval; nothing is kept once the node is active (the active node's writes
+    /// take the same lock, so a refresh never overwrites one).
+    pub async fn refresh_standby_quotas(&self) -> Result<()> {
+        let _guard = self.quota_lock.lock().await;
+        if !self.is_standby() {
+            return Ok(());
+        }
+        let storage = self.storage("");
+        let config: Option<QuotaConfig> = storage.get_json(CONFIG_KEY).await?;
+        let current = self.quotas.load_full();
+        let mut limiters = Vec::new();
+        for name in storage.list(RULE_PREFIX).await? {
+            let rule: Option<RateLimitRule> =
+                storage.get_json(&format!("{RULE_PREFIX}{name}")).await?;
+            if let Some(rule) = rule {
+                limiters.push(match current.get(&rule.name) {
+                    Some(same) if same.rule == rule => same.clone(),
+                    _ => Arc::new(Limiter::new(rule)),
+                });
+            }
+        }
+        if self.is_standby() {
+            self.quotas.store(Arc::new(QuotaSet::build(
+                config.unwrap_or_default(),
+                limiters,
+            )));
+        }
+        Ok(())
+    }
+
     /// Forgets the quotas (at seal).
     pub(crate) fn clear_quotas(&self) {
         self.quotas.store(Arc::new(QuotaSet::default()));

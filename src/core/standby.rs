@@ -38,23 +38,40 @@ pub(super) struct StandbyAudit {
     broker: Arc<Broker>,
 }
 
-/// The standby's audit devices, if any were opened.
+/// The standby's audit devices, if any were opened, and how many times they were dropped (a
+/// broker opened before a drop is never kept after it).
 #[derive(Default)]
-pub(super) struct StandbyState(Mutex<Option<StandbyAudit>>);
+pub(super) struct StandbyState(Mutex<(Option<StandbyAudit>, u64)>);
 
 impl StandbyState {
+    fn held(&self) -> std::sync::MutexGuard<'_, (Option<StandbyAudit>, u64)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn get(&self) -> Option<(StoredAudit, Arc<Broker>)> {
-        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        held.as_ref().map(|a| (a.stored.clone(), a.broker.clone()))
+        let held = self.held();
+        held.0
+            .as_ref()
+            .map(|a| (a.stored.clone(), a.broker.clone()))
     }
 
-    fn set(&self, audit: Option<StandbyAudit>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = audit;
+    fn generation(&self) -> u64 {
+        self.held().1
     }
 
-    /// Closes the devices (the node stepped up, or sealed).
+    /// Keeps `audit` unless the devices were dropped since `generation`.
+    fn keep(&self, audit: StandbyAudit, generation: u64) {
+        let mut held = self.held();
+        if held.1 == generation {
+            held.0 = Some(audit);
+        }
+    }
+
+    /// Closes the devices (the node steps up, became active, or sealed).
     pub(super) fn clear(&self) {
-        self.set(None);
+        let mut held = self.held();
+        held.0 = None;
+        held.1 = held.1.wrapping_add(1);
     }
 
     /// The broker of the devices opened, for SIGHUP's reopen.
@@ -85,6 +102,12 @@ impl Core {
             facts.request_id = Some(request_id.clone());
         }
         facts.mount_type = Some("system");
+        // The keyring as stored now: the active node may have rotated the key since this
+        // node unsealed, and what it wrote since is under the new term.
+        self.barrier
+            .reload()
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
         let root = self.storage("");
         let broker = self.standby_broker(&root).await?;
         let mut trace = match broker {
@@ -104,7 +127,7 @@ impl Core {
                     client_token_accessor: None,
                     errors: Vec::new(),
                     granting_policies: Vec::new(),
-                    headers: audited(&inc.audited_headers, &broker.audited_headers()),
+                    headers: audited(&inc.standby_headers, &broker.audited_headers()),
                     scratch: Default::default(),
                     token_check_failed: false,
                 },
@@ -140,19 +163,19 @@ impl Core {
             t.record.client_token_accessor =
                 Some(Secret::new(self.standby_tokens.accessor_of(token.expose())));
         }
-        // A use would have to be charged, a wrapped answer stored: both are writes.
-        if entry.num_uses != 0 || inc.wrap_ttl.is_some() {
-            return Err(Error::bad(LOCAL_ONLY));
-        }
         let acl = self.policies.acl_from_storage(&entry.policies).await?;
         let decision = acl.allow_operation(&AclRequest {
             operation: inc.operation,
             path: METRICS,
             data: Some(&inc.data),
-            wrap_ttl: None,
+            wrap_ttl: inc.wrap_ttl.and_then(|w| u64::try_from(w).ok()),
         });
         if !decision.allowed {
             return Err(Error::AclDenied);
+        }
+        // A use would have to be charged, a wrapped answer stored: both are writes.
+        if entry.num_uses != 0 || inc.wrap_ttl.is_some() {
+            return Err(Error::bad(LOCAL_ONLY));
         }
         if let Some(t) = trace.as_mut() {
             t.record.granting_policies = acl.granting_policies(inc.operation, METRICS);
@@ -187,17 +210,22 @@ impl Core {
         let broker = match self.standby_audit.get() {
             Some((opened, broker)) if opened == stored => broker,
             _ => {
+                let generation = self.standby_audit.generation();
                 let broker = Arc::new(Broker::new(
                     self.config.audit_timeout,
                     self.config.plugin_directory.clone(),
                 ));
                 broker.load(root).await?;
-                // Kept only while this node is a standby (a step-up clears it).
+                // Kept only while this node is a standby: the step-up clears it before it
+                // begins and once the node is active.
                 if self.is_standby() {
-                    self.standby_audit.set(Some(StandbyAudit {
-                        stored,
-                        broker: broker.clone(),
-                    }));
+                    self.standby_audit.keep(
+                        StandbyAudit {
+                            stored,
+                            broker: broker.clone(),
+                        },
+                        generation,
+                    );
                 }
                 broker
             }

@@ -257,6 +257,29 @@ impl Ha {
         }
     }
 
+    /// While this node is a standby, its copy of the rate-limit quotas follows storage every
+    /// renewal interval (`Core::refresh_standby_quotas`).
+    async fn follow_quotas(self: Arc<Self>, core: Weak<Core>) {
+        while !self.stopping() {
+            let Some(c) = core.upgrade() else { break };
+            if c.is_standby() && c.refresh_standby_quotas().await.is_err() {
+                // Written under a key the active node rotated in since: read the keyring again.
+                let again = match c.barrier.reload().await {
+                    Ok(()) => c.refresh_standby_quotas().await,
+                    Err(e) => Err(crate::error::Error::internal(e.to_string())),
+                };
+                if let Err(e) = again {
+                    tracing::debug!(error = %e, "HA: reading the rate-limit quotas failed");
+                }
+            }
+            drop(c);
+            tokio::select! {
+                () = tokio::time::sleep(self.timings.renew) => {}
+                () = self.stopped.notified() => {}
+            }
+        }
+    }
+
     fn stopping(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
@@ -275,6 +298,7 @@ impl Ha {
     pub async fn run(self: Arc<Self>, core: Weak<Core>) {
         self.running.store(true, Ordering::SeqCst);
         tokio::spawn(self.clone().announce(core.clone()));
+        tokio::spawn(self.clone().follow_quotas(core.clone()));
         let mut hold_off_until: Option<Instant> = None;
         while !self.stopping() {
             let Some(c) = core.upgrade() else { break };
@@ -379,6 +403,7 @@ impl Ha {
         }
         *lock(&self.active_since) = Some(SystemTime::now());
         self.active.store(true, Ordering::SeqCst);
+        core.became_active();
         tracing::info!(
             step_up_ms = started.elapsed().as_millis() as u64,
             "HA: this node is now active"

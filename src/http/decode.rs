@@ -423,12 +423,13 @@ pub async fn incoming(
         client_port: None,
         wrap_ttl: wrap_ttl(headers)?,
         content_type,
-        // A standby learns which headers are audited from the stored table only when it
-        // serves the request (`core/standby.rs`), so it hands on every header.
-        audited_headers: if state.core.is_standby() {
+        audited_headers: audited_headers(&state.core.audit.audited_headers(), headers),
+        // A standby learns which headers are audited from the stored settings only when it
+        // serves the request (`core/standby.rs`): it gets every header, apart.
+        standby_headers: if state.core.is_standby() {
             every_header(headers)
         } else {
-            audited_headers(&state.core.audit.audited_headers(), headers)
+            Vec::new()
         },
     })
 }

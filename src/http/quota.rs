@@ -35,7 +35,13 @@ pub(super) async fn check(
         return Gate::Pass;
     }
     let table = state.core.mount_table();
-    let mount = table.route(path).map_or("", |m| m.api_path.as_str());
+    // A standby has no mount table; what it serves itself is under `sys/`.
+    let unmounted = if state.core.is_standby() && path.starts_with("sys/") {
+        "sys/"
+    } else {
+        ""
+    };
+    let mount = table.route(path).map_or(unmounted, |m| m.api_path.as_str());
     if set.has_role_quotas(mount) && path.strip_prefix(mount) == Some("login") {
         return Gate::Login(mount.to_owned());
     }

@@ -2137,6 +2137,38 @@ async fn ha_every_node_serves_its_own_metrics_checked_and_audited() {
     let (st, body) = scrape(standby, Method::GET, Some(&scraper)).await;
     assert_eq!(st, 403, "{body}");
 
+    // Refused in the active node's order (no permission before the use limit), and a listing
+    // is about this node too.
+    let limited_plain = token(json!(["default"]), 5).await;
+    let (st, body) = scrape(standby, Method::GET, Some(&limited_plain)).await;
+    assert_eq!(st, 403, "{body}");
+    let r = c
+        .get(format!(
+            "http://127.0.0.1:{}/v1/sys/metrics?list=true",
+            standby.extra_port
+        ))
+        .header("X-Vault-Token", &root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // After a key rotation on the active node, what it writes is under a new term: the
+    // standby reads it (a token made since).
+    let (st, body) = admin(Method::PUT, "sys/rotate", json!(null)).await;
+    assert_eq!(st, 204, "{body}");
+    let fresh = token(json!(["scrape"]), 0).await;
+    let (st, body) = scrape(standby, Method::GET, Some(&fresh)).await;
+    assert_eq!(st, 200, "{body}");
+    // No token in clear in the standby's logs.
+    let logged = std::fs::read_to_string(&rotated).unwrap()
+        + &std::fs::read_to_string(&standby_log).unwrap();
+    for t in [&root, &scraper, &plain, &limited, &limited_plain, &fresh] {
+        assert!(
+            !logged.contains(t.as_str()),
+            "a token in clear in the audit log"
+        );
+    }
+
     // Fail-closed: a device the standby cannot open refuses its scrapes (500), while the
     // active, which can write its log, serves them.
     std::fs::write(standby._dir.path().join("audit2"), b"not a directory").unwrap();
@@ -2159,6 +2191,91 @@ async fn ha_every_node_serves_its_own_metrics_checked_and_audited() {
     // Each node's own numbers where no token is needed.
     assert_eq!(active_gauge(&metrics_text(&c, standby).await), Some(0.0));
     assert_eq!(active_gauge(&metrics_text(&c, active).await), Some(1.0));
+}
+
+/// A standby applies the stored rate-limit quotas to what it serves itself (a scrape, with or
+/// without a token), following changes made on the active node within a renewal interval;
+/// each node counts its own clients, as in Vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_a_standby_applies_the_rate_limit_quotas_to_its_scrapes() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let (a, b, _key, root, _) = cluster(&c, &url).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
+    let scrape = |node: &Node, token: Option<&str>| {
+        let (c, base) = (c.clone(), node.base());
+        let token = token.map(str::to_owned);
+        async move {
+            let mut r = c.get(format!("{base}/sys/metrics?format=prometheus"));
+            if let Some(t) = token {
+                r = r.header("X-Vault-Token", t);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (st, body) = scrape(standby, Some(&root)).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = call(
+        &c,
+        Method::PUT,
+        format!("{}/sys/quotas/rate-limit/scrapes", active.base()),
+        Some(&root),
+        json!({"path": "sys/metrics", "rate": 2, "interval": "1m"}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    // Within a renewal interval (2 s here) the standby has it: at most two more scrapes pass.
+    let passed = std::sync::atomic::AtomicUsize::new(0);
+    wait_for(
+        Duration::from_secs(6),
+        "the standby's first 429",
+        || async {
+            let (st, body) = scrape(standby, Some(&root)).await;
+            match st {
+                200 => {
+                    passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    false
+                }
+                429 => {
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&body).unwrap()["errors"],
+                        json!(["request path \"sys/metrics\": rate limit quota exceeded"])
+                    );
+                    true
+                }
+                _ => panic!("{st} {body}"),
+            }
+        },
+    )
+    .await;
+    let passed = passed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(passed >= 2, "{passed}");
+    // Refused before the token is looked at: no storage read for a client over its quota.
+    let (st, _) = scrape(standby, None).await;
+    assert_eq!(st, 429);
+    // The active node counts its own clients.
+    let (st, body) = scrape(active, Some(&root)).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = call(
+        &c,
+        Method::DELETE,
+        format!("{}/sys/quotas/rate-limit/scrapes", active.base()),
+        Some(&root),
+        json!(null),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    wait_for(
+        Duration::from_secs(6),
+        "the standby to drop the quota",
+        || {
+            let f = scrape(standby, Some(&root));
+            async move { f.await.0 == 200 }
+        },
+    )
+    .await;
 }
 
 /// itself first and the standby with its last echo; a standby that stops leaves the list.
