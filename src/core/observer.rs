@@ -229,6 +229,28 @@ impl std::fmt::Debug for ResponseRecord {
 }
 
 impl RequestRecord {
+    /// The record of a request as it arrives, before routing and authentication.
+    pub(super) fn incoming(request_id: &str, inc: &super::pipeline::IncomingRequest) -> Self {
+        RequestRecord {
+            request_id: request_id.to_owned(),
+            operation: inc.operation,
+            path: inc.path.clone(),
+            mount: None,
+            client_addr: inc.client_addr,
+            client_port: inc.client_port,
+            wrap_ttl: inc.wrap_ttl,
+            token: None,
+            data: inc.data.clone(),
+            client_token: inc.client_token.clone(),
+            client_token_accessor: None,
+            errors: Vec::new(),
+            granting_policies: Vec::new(),
+            headers: inc.audited_headers.clone(),
+            scratch: Scratch::default(),
+            token_check_failed: false,
+        }
+    }
+
     /// The record of a request that never reached the pipeline: a fresh id, no mount and no
     /// token.
     fn outside_pipeline(

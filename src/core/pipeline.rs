@@ -74,6 +74,17 @@ pub struct RequestFacts {
     pub extra_headers: Vec<(&'static str, String)>,
 }
 
+impl RequestFacts {
+    /// A fresh request id, kept here when the HTTP layer wants it (or the debug log line does).
+    pub(super) fn new_request_id(&mut self) -> String {
+        let id = crate::ids::uuid_v4();
+        if self.want_request_id || tracing::enabled!(tracing::Level::DEBUG) {
+            self.request_id = Some(id.clone());
+        }
+        id
+    }
+}
+
 /// What the pipeline produced. Its `Debug` never shows the `auth` block (it holds a token).
 pub struct Outcome {
     /// The request id.
@@ -164,28 +175,8 @@ impl Core {
         inc: IncomingRequest,
         facts: &mut RequestFacts,
     ) -> Result<Outcome> {
-        let request_id = crate::ids::uuid_v4();
-        if facts.want_request_id || tracing::enabled!(tracing::Level::DEBUG) {
-            facts.request_id = Some(request_id.clone());
-        }
-        let mut trace = self.trace(&inc.path, || RequestRecord {
-            request_id: request_id.clone(),
-            operation: inc.operation,
-            path: inc.path.clone(),
-            mount: None,
-            client_addr: inc.client_addr,
-            client_port: inc.client_port,
-            wrap_ttl: inc.wrap_ttl,
-            token: None,
-            data: inc.data.clone(),
-            client_token: inc.client_token.clone(),
-            client_token_accessor: None,
-            errors: Vec::new(),
-            granting_policies: Vec::new(),
-            headers: inc.audited_headers.clone(),
-            scratch: Default::default(),
-            token_check_failed: false,
-        });
+        let request_id = facts.new_request_id();
+        let mut trace = self.trace(&inc.path, || RequestRecord::incoming(&request_id, &inc));
         let mut revoke = None;
         let mut result = self
             .handle_traced(request_id, inc, &mut trace, &mut revoke, facts)

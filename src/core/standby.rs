@@ -97,10 +97,7 @@ impl Core {
         inc: IncomingRequest,
         facts: &mut RequestFacts,
     ) -> Result<Outcome> {
-        let request_id = crate::ids::uuid_v4();
-        if facts.want_request_id || tracing::enabled!(tracing::Level::DEBUG) {
-            facts.request_id = Some(request_id.clone());
-        }
+        let request_id = facts.new_request_id();
         facts.mount_type = Some("system");
         // The keyring as stored now: the active node may have rotated the key since this
         // node unsealed, and what it wrote since is under the new term.
@@ -114,22 +111,9 @@ impl Core {
             Some(broker) => Some(Trace::new(
                 Arc::new(Box::new(broker.clone())),
                 RequestRecord {
-                    request_id: request_id.clone(),
-                    operation: inc.operation,
-                    path: inc.path.clone(),
                     mount: system_mount(&root).await?,
-                    client_addr: inc.client_addr,
-                    client_port: inc.client_port,
-                    wrap_ttl: inc.wrap_ttl,
-                    token: None,
-                    data: inc.data.clone(),
-                    client_token: inc.client_token.clone(),
-                    client_token_accessor: None,
-                    errors: Vec::new(),
-                    granting_policies: Vec::new(),
                     headers: audited(&inc.standby_headers, &broker.audited_headers()),
-                    scratch: Default::default(),
-                    token_check_failed: false,
+                    ..RequestRecord::incoming(&request_id, &inc)
                 },
             )),
             None => None,
