@@ -77,7 +77,55 @@ pub fn render() -> String {
         "Most file descriptors the process may open.",
         max,
     );
+    // Unlimited reads as the largest value, as the Go collector reports it.
+    let address_space = rustix::process::getrlimit(rustix::process::Resource::As)
+        .current
+        .unwrap_or(u64::MAX);
+    family(
+        "process_virtual_memory_max_bytes",
+        "gauge",
+        "Most virtual memory the process may use, in bytes.",
+        Some(address_space as f64),
+    );
+    let (received, sent) = network_bytes();
+    family(
+        "process_network_receive_bytes_total",
+        "counter",
+        "Bytes received by the network interfaces the process sees.",
+        received,
+    );
+    family(
+        "process_network_transmit_bytes_total",
+        "counter",
+        "Bytes sent by the network interfaces the process sees.",
+        sent,
+    );
     out
+}
+
+/// Bytes received and sent over every interface of the process's network namespace
+/// (`/proc/self/net/dev`), as the Go collector sums them.
+fn network_bytes() -> (Option<f64>, Option<f64>) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/net/dev") else {
+        return (None, None);
+    };
+    let mut totals = (0.0, 0.0);
+    // Two header lines, then `iface: rx_bytes packets errs drop fifo frame compressed
+    // multicast tx_bytes ...`.
+    for line in text.lines().skip(2) {
+        let Some((_, counts)) = line.split_once(':') else {
+            continue;
+        };
+        let counts: Vec<f64> = counts
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if let (Some(rx), Some(tx)) = (counts.first(), counts.get(8)) {
+            totals.0 += rx;
+            totals.1 += tx;
+        }
+    }
+    (Some(totals.0), Some(totals.1))
 }
 
 #[cfg(test)]
@@ -96,6 +144,29 @@ mod tests {
         assert!(value("process_open_fds") >= 3.0);
         assert!(value("process_max_fds") >= value("process_open_fds"));
         assert!(value("process_cpu_seconds_total") >= 0.0);
+        assert!(value("process_virtual_memory_max_bytes") >= value("process_virtual_memory_bytes"));
+        // Loopback traffic counts both ways.
+        let (rx, tx) = (
+            value("process_network_receive_bytes_total"),
+            value("process_network_transmit_bytes_total"),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        use std::io::{Read, Write};
+        client.write_all(&[7u8; 100_000]).unwrap();
+        let mut got = vec![0u8; 100_000];
+        server.read_exact(&mut got).unwrap();
+        let after = super::render();
+        let value_after = |name: &str| -> f64 {
+            after
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing in {after}"))
+        };
+        assert!(value_after("process_network_receive_bytes_total") >= rx + 100_000.0);
+        assert!(value_after("process_network_transmit_bytes_total") >= tx + 100_000.0);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -298,6 +298,9 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         ("process_open_fds", "gauge"),
         ("process_max_fds", "gauge"),
         ("process_start_time_seconds", "gauge"),
+        ("process_virtual_memory_max_bytes", "gauge"),
+        ("process_network_receive_bytes", "counter"),
+        ("process_network_transmit_bytes", "counter"),
         // prometheus_client names a counter family without its `_total`.
         ("coffer_http_requests", "counter"),
         ("coffer_request_duration_seconds", "histogram"),
