@@ -24,9 +24,10 @@ pub struct CoreTelemetry {
     usage_done: tokio::sync::Mutex<Option<(Instant, Usage)>>,
 }
 
-/// Route timers of one mounted backend, one per operation, registered on first use.
+/// Route timers of one mounted backend, one per operation (and the renewal of a token it
+/// issued), registered on first use.
 #[derive(Default)]
-pub struct RouteTimers([OnceLock<metrics::Histogram>; 7]);
+pub struct RouteTimers([OnceLock<metrics::Histogram>; 8]);
 
 impl RouteTimers {
     /// Vault's `vault.route.<operation>.<mount path with / as ->`. Each (operation, mount) pair
@@ -44,6 +45,16 @@ impl RouteTimers {
             Operation::Patch => (5, "patch"),
             Operation::Help => (6, "help"),
         };
+        self.timer(mounted, slot, name)
+    }
+
+    /// `vault.route.renew.<mount>`: renewing a token this auth mount issued (Vault routes the
+    /// renewal to it, which may re-read the token's limits, as AppRole does).
+    pub fn renew(&self, mounted: &Mounted) -> Option<&metrics::Histogram> {
+        self.timer(mounted, 7, "renew")
+    }
+
+    fn timer(&self, mounted: &Mounted, slot: usize, name: &str) -> Option<&metrics::Histogram> {
         let cell = self.0.get(slot)?;
         Some(cell.get_or_init(|| {
             let mount = t::bounded("mount", &mounted.api_path);

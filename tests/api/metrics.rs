@@ -236,6 +236,10 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         .assert_status(200);
     srv.get("secret/data/app", &root).await.assert_status(200);
     let token = approle_login(&srv).await;
+    // Renewed through the method that issued it (`vault.route.renew.auth-approle-`).
+    srv.post("auth/token/renew-self", &token, json!({}))
+        .await
+        .assert_status(200);
     srv.get("auth/token/lookup-self", &token)
         .await
         .assert_status(200);
@@ -279,6 +283,7 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         ("vault_route_create_secret_", "summary"),
         ("vault_route_read_secret_", "summary"),
         ("vault_route_update_auth_approle_", "summary"),
+        ("vault_route_renew_auth_approle_", "summary"),
         ("vault_runtime_alloc_bytes", "gauge"),
         ("vault_runtime_sys_bytes", "gauge"),
         ("vault_runtime_num_goroutines", "gauge"),

@@ -168,6 +168,7 @@ impl TokenBackend {
         drop(table);
         let (mount_entry, mut limits) = match (&issuer, &token_mount) {
             (Some(m), _) => {
+                let started = std::time::Instant::now();
                 let l = m
                     .backend
                     .renew_limits(
@@ -176,6 +177,9 @@ impl TokenBackend {
                         (entry.ttl, entry.backend_max_ttl, entry.period),
                     )
                     .await?;
+                if let Some(h) = m.route_timers.renew(m) {
+                    h.record(crate::telemetry::ms_since(started));
+                }
                 (m.entry.clone(), l)
             }
             (None, Some(t)) => (
