@@ -717,17 +717,16 @@ fn open_file(path: &Path, mode: Option<u32>) -> io::Result<File> {
     Ok(f)
 }
 
-/// The mode of a directory made for a log file of `mode`: the same classes, each that may read
-/// or write the file also allowed to search the directory (`0600` → `0700`, `0640` → `0750`).
-/// Vault creates them with the file's own mode, so a non-root server cannot enter the
-/// directory it just made (`0600`) and the device fails to open; others get no more access to
-/// the directory than to the file.
+/// The mode of a directory made for a log file of `mode`: `rwx` for the owner (the server
+/// writes there), and `r-x` for group and others where the file lets them read or write it
+/// (`0600` → `0700`, `0640` → `0750`, `0660` → `0750`: never write, so nobody else can swap
+/// the log for a link). Vault creates them with the file's own mode, so a non-root server cannot
+/// enter the directory it just made (`0600`) and the device fails to open.
 fn dir_mode(mode: u32) -> u32 {
-    let mode = mode & 0o777;
-    let mut out = mode;
-    for class in [0o700, 0o070, 0o007] {
-        if mode & class != 0 {
-            out |= class & 0o111;
+    let mut out = 0o700;
+    for class in [0o070, 0o007] {
+        if mode & class & 0o666 != 0 {
+            out |= class & 0o555;
         }
     }
     out
@@ -1101,7 +1100,9 @@ mod tests {
         assert_eq!(dir_mode(0o600), 0o700);
         assert_eq!(dir_mode(0o640), 0o750);
         assert_eq!(dir_mode(0o604), 0o705);
-        assert_eq!(dir_mode(0o200), 0o300);
+        assert_eq!(dir_mode(0o660), 0o750);
+        assert_eq!(dir_mode(0o440), 0o750);
+        assert_eq!(dir_mode(0o200), 0o700);
         let base = temp_file("unused").with_file_name("made");
         let file = base.join("a/b/audit.log");
         open_file(&file, Some(0o640)).unwrap();

@@ -177,10 +177,18 @@ impl Barrier {
         };
         let mut state = self.write_state();
         if state.as_ref().is_some_and(|s| Arc::ptr_eq(s, &current)) {
+            // The count of encryptions under the active key goes on while that key stays
+            // active (a standby reloading races a step-up that then encrypts).
+            let same_term = keyring.active_term() == current.keyring.active_term();
+            let encryptions = if same_term {
+                current.encryptions.load(Ordering::Relaxed)
+            } else {
+                0
+            };
             *state = Some(Arc::new(Unsealed {
                 root_key: current.root_key.clone(),
                 keyring,
-                encryptions: AtomicU64::new(0),
+                encryptions: AtomicU64::new(encryptions),
             }));
         }
         Ok(())

@@ -430,11 +430,10 @@ impl Core {
                 });
             }
         }
+        // Not over a set loaded meanwhile (a step-up's, which may be newer) or cleared.
         if self.is_standby() {
-            self.quotas.store(Arc::new(QuotaSet::build(
-                config.unwrap_or_default(),
-                limiters,
-            )));
+            let next = Arc::new(QuotaSet::build(config.unwrap_or_default(), limiters));
+            self.quotas.compare_and_swap(&current, next);
         }
         Ok(())
     }

@@ -754,19 +754,30 @@ pub fn count_request(method: &'static str, mount_type: &'static str, status: u16
 }
 
 /// Records one response into [`CORE_RESPONSE_STATUS_CODE`]: one handle per status, registered
-/// at its first use (at most 500 label pairs, as HTTP has).
+/// at its first use. Statuses from 600 (`sys/health?activecode=999` answers any code a client
+/// asks for) share `code="other"` per class, so clients cannot add series at will.
 fn count_response_status(status: u16) {
-    static TABLE: [OnceLock<metrics::Counter>; 500] = [const { OnceLock::new() }; 500];
+    static TABLE: [OnceLock<metrics::Counter>; 504] = [const { OnceLock::new() }; 504];
+    let standard = status < 600;
     let register = || {
+        let code = if standard {
+            status.to_string()
+        } else {
+            "other".to_owned()
+        };
         metrics::counter!(
             CORE_RESPONSE_STATUS_CODE,
-            "code" => status.to_string(),
+            "code" => code,
             "type" => format!("{}xx", status / 100)
         )
     };
-    let slot = status
-        .checked_sub(100)
-        .and_then(|i| TABLE.get(usize::from(i)));
+    let index = if standard {
+        status.checked_sub(100)
+    } else {
+        // 6xx to 9xx: the last four slots.
+        Some(500 + status / 100 - 6)
+    };
+    let slot = index.and_then(|i| TABLE.get(usize::from(i)));
     match slot {
         Some(cell) if installed().is_some() => cell.get_or_init(register).increment(1),
         _ => register().increment(1),

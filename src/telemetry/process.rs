@@ -116,11 +116,8 @@ fn network_bytes() -> (Option<f64>, Option<f64>) {
         let Some((_, counts)) = line.split_once(':') else {
             continue;
         };
-        let counts: Vec<f64> = counts
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if let (Some(rx), Some(tx)) = (counts.first(), counts.get(8)) {
+        let counts: Vec<Option<f64>> = counts.split_whitespace().map(|v| v.parse().ok()).collect();
+        if let (Some(Some(rx)), Some(Some(tx))) = (counts.first(), counts.get(8)) {
             totals.0 += rx;
             totals.1 += tx;
         }

@@ -352,6 +352,12 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
     srv.get("secret/data/nothing", &root)
         .await
         .assert_status(404);
+    // Any status a client asks of sys/health: counted, but as one series per class.
+    for code in ["999", "998"] {
+        srv.req("GET", &format!("sys/health?activecode={code}"), None, None)
+            .await
+            .assert_status(code.parse().unwrap());
+    }
     let after = parse(scrape(&srv, None).await).await;
     let grew = |sample: &str, labels: &[(&str, &str)]| {
         sum(&after, sample, labels) - sum(&before, sample, labels)
@@ -370,6 +376,8 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
     assert_eq!(grew("vault_core_response_status_code_total", &ok), 12.0);
     let missed = [("code", "404"), ("type", "4xx")];
     assert_eq!(grew("vault_core_response_status_code_total", &missed), 1.0);
+    let odd = [("code", "other"), ("type", "9xx")];
+    assert_eq!(grew("vault_core_response_status_code_total", &odd), 2.0);
 }
 
 #[tokio::test]

@@ -176,11 +176,11 @@ impl TokenBackend {
                         &entry.internal,
                         (entry.ttl, entry.backend_max_ttl, entry.period),
                     )
-                    .await?;
+                    .await;
                 if let Some(h) = m.route_timers.renew(m) {
                     h.record(crate::telemetry::ms_since(started));
                 }
-                (m.entry.clone(), l)
+                (m.entry.clone(), l?)
             }
             (None, Some(t)) => (
                 t.entry.clone(),
