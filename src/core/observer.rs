@@ -517,8 +517,16 @@ impl Core {
         client_addr: Option<IpAddr>,
         error: &Error,
     ) {
-        let Some(observer) = self.observer.load_full() else {
-            return;
+        let observer = match self.observer.load_full() {
+            Some(observer) => observer,
+            // A standby audits what it serves itself (its scrapes) to its own devices.
+            None if method == "GET" && path.trim_start_matches('/') == "sys/metrics" => {
+                match self.standby_observer().await {
+                    Some(observer) => observer,
+                    None => return,
+                }
+            }
+            None => return,
         };
         let record = RequestRecord::outside_pipeline(
             operation_of_method(method),

@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Core;
-use super::observer::{MountInfo, RequestRecord, Trace};
+use super::observer::{MountInfo, RequestObserver, RequestRecord, Trace};
 use super::pipeline::{IncomingRequest, Outcome, RequestFacts, cidr_allows};
 use crate::audit::Broker;
 use crate::error::{Error, Result};
@@ -182,6 +182,26 @@ impl Core {
             auth: None,
             mount_type: "system".into(),
         })
+    }
+
+    /// On a standby, its audit devices as an observer, for a scrape the HTTP layer refused
+    /// (`Core::observe_rejection`); `None` elsewhere, or when none is enabled or they cannot be
+    /// read.
+    pub(super) async fn standby_observer(&self) -> Option<super::observer::Installed> {
+        if !self.is_standby() {
+            return None;
+        }
+        if let Err(e) = self.barrier.reload().await {
+            tracing::debug!(error = %e, "standby: reading the keyring failed");
+            return None;
+        }
+        match self.standby_broker(&self.storage("")).await {
+            Ok(broker) => broker.map(|b| Arc::new(Box::new(b) as Box<dyn RequestObserver>)),
+            Err(e) => {
+                tracing::debug!(error = %e, "standby: reading the audit devices failed");
+                None
+            }
+        }
     }
 
     /// The audit devices of the table as stored now, opened on this node; `None` when the table

@@ -2137,6 +2137,35 @@ async fn ha_every_node_serves_its_own_metrics_checked_and_audited() {
     let (st, body) = scrape(standby, Method::GET, Some(&scraper)).await;
     assert_eq!(st, 403, "{body}");
 
+    // A scrape the HTTP layer refuses (a bad X-Vault-Wrap-TTL) is audited by the standby too.
+    let r = c
+        .get(format!(
+            "http://127.0.0.1:{}/v1/sys/metrics",
+            standby.extra_port
+        ))
+        .header("X-Vault-Token", &root)
+        .header("X-Vault-Wrap-TTL", "-5s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text =
+        crate::audit_devices::wait_for(&standby_log, "requested wrap ttl cannot be negative", 2)
+            .await;
+    let refused: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| {
+            e["error"]
+                .as_str()
+                .is_some_and(|t| t.contains("requested wrap ttl cannot be negative"))
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{text}");
+    assert_eq!(refused[0]["type"], "request");
+    assert_eq!(refused[1]["type"], "response");
+    assert_eq!(refused[0]["request"]["path"], "sys/metrics");
+
     // Refused in the active node's order (no permission before the use limit), and a listing
     // is about this node too.
     let limited_plain = token(json!(["default"]), 5).await;
