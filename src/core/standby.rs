@@ -99,12 +99,7 @@ impl Core {
     ) -> Result<Outcome> {
         let request_id = facts.new_request_id();
         facts.mount_type = Some("system");
-        // The keyring as stored now: the active node may have rotated the key since this
-        // node unsealed, and what it wrote since is under the new term.
-        self.barrier
-            .reload()
-            .await
-            .map_err(|e| Error::internal(e.to_string()))?;
+        self.read_keyring().await?;
         let root = self.storage("");
         let broker = self.standby_broker(&root).await?;
         let mut trace = match broker {
@@ -191,17 +186,26 @@ impl Core {
         if !self.is_standby() {
             return None;
         }
-        if let Err(e) = self.barrier.reload().await {
-            tracing::debug!(error = %e, "standby: reading the keyring failed");
-            return None;
-        }
-        match self.standby_broker(&self.storage("")).await {
+        let broker = match self.read_keyring().await {
+            Ok(()) => self.standby_broker(&self.storage("")).await,
+            Err(e) => Err(e),
+        };
+        match broker {
             Ok(broker) => broker.map(|b| Arc::new(Box::new(b) as Box<dyn RequestObserver>)),
             Err(e) => {
                 tracing::debug!(error = %e, "standby: reading the audit devices failed");
                 None
             }
         }
+    }
+
+    /// The keyring as stored now: the active node may have rotated the key since this node
+    /// unsealed, and what it wrote since is under the new term.
+    pub(crate) async fn read_keyring(&self) -> Result<()> {
+        self.barrier
+            .reload()
+            .await
+            .map_err(|e| Error::internal(e.to_string()))
     }
 
     /// The audit devices of the table as stored now, opened on this node; `None` when the table

@@ -264,9 +264,9 @@ impl Ha {
             let Some(c) = core.upgrade() else { break };
             if c.is_standby() && c.refresh_standby_quotas().await.is_err() {
                 // Written under a key the active node rotated in since: read the keyring again.
-                let again = match c.barrier.reload().await {
+                let again = match c.read_keyring().await {
                     Ok(()) => c.refresh_standby_quotas().await,
-                    Err(e) => Err(crate::error::Error::internal(e.to_string())),
+                    Err(e) => Err(e),
                 };
                 if let Err(e) = again {
                     tracing::debug!(error = %e, "HA: reading the rate-limit quotas failed");
