@@ -293,6 +293,15 @@ pub enum Bound {
     Time { warmup: Duration, measure: Duration },
     /// Exactly this many requests in total (shared between connections), all measured.
     Count(u64),
+    /// Open loop: requests offered at `rate` per second, evenly spaced, each sent on whichever
+    /// of the connections is free when it is due. Its latency counts from when it is sent: the
+    /// pacer's own wake-up delay (tens of microseconds) stays out of it. A server that cannot
+    /// keep up shows as fewer requests than offered.
+    Paced {
+        warmup: Duration,
+        measure: Duration,
+        rate: f64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -360,21 +369,50 @@ pub async fn run_window(
     }
     let now = Instant::now();
     let (measure_start, end) = match bound {
-        Bound::Time { warmup, measure } => (now + warmup, Some(now + warmup + measure)),
+        Bound::Time { warmup, measure }
+        | Bound::Paced {
+            warmup, measure, ..
+        } => (now + warmup, Some(now + warmup + measure)),
         Bound::Count(_) => (now, None),
     };
     let budget = match bound {
         Bound::Count(n) => Some(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(n))),
-        Bound::Time { .. } => None,
+        Bound::Time { .. } | Bound::Paced { .. } => None,
+    };
+    // Paced: a timer thread releases each request when it is due (thread sleeps are precise to
+    // tens of microseconds; the runtime's timer only to a millisecond).
+    let due = match (bound, end) {
+        (Bound::Paced { rate, .. }, Some(end)) if rate > 0.0 => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+            let step = Duration::from_secs_f64(1.0 / rate);
+            std::thread::Builder::new()
+                .name("pacer".into())
+                .spawn(move || pace(&tx, now, end, step))
+                .map_err(|e| e.to_string())?;
+            Some(std::sync::Arc::new(tokio::sync::Mutex::new(rx)))
+        }
+        _ => None,
     };
     let mut tasks = Vec::with_capacity(conns);
     for (i, mut conn) in connections.into_iter().enumerate() {
         let mut generator = ReqGen::new(scenario, fx, tag, i);
         let budget = budget.clone();
+        let due = due.clone();
         tasks.push(tokio::spawn(async move {
             let mut w = Window::default();
             loop {
+                // Paced: the request's due time decides whether it is measured; its latency,
+                // like an unpaced one's, counts from the moment it is sent.
+                let due_at = match &due {
+                    Some(d) => match d.lock().await.recv().await {
+                        Some(t) => Some(t),
+                        None => break,
+                    },
+                    None => None,
+                };
                 let t0 = Instant::now();
+                // A paced request still queued at the end (a server that cannot keep up) is
+                // dropped, not sent late.
                 if end.is_some_and(|e| t0 >= e) {
                     break;
                 }
@@ -388,7 +426,7 @@ pub async fn run_window(
                 }
                 let res = conn.send(&generator.next()).await;
                 let t1 = Instant::now();
-                if t0 < measure_start {
+                if due_at.unwrap_or(t0) < measure_start {
                     if res.is_err() {
                         // A warm-up failure is a setup problem: stop this connection.
                         break;
@@ -448,6 +486,29 @@ pub async fn run_window(
     total.rss_kb = pid.and_then(read_rss_kb);
     total.lat_us.sort_unstable();
     Ok(total)
+}
+
+/// Sends each due time of an evenly spaced schedule from `start` to `end` when it comes.
+fn pace(
+    tx: &tokio::sync::mpsc::UnboundedSender<Instant>,
+    start: Instant,
+    end: Instant,
+    step: Duration,
+) {
+    let mut next = start;
+    while next < end {
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        let now = Instant::now();
+        while next <= now && next < end {
+            if tx.send(next).is_err() {
+                return;
+            }
+            next += step;
+        }
+    }
 }
 
 pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {

@@ -2,7 +2,8 @@
 //!
 //! A lean load generator: one OS thread (a current-thread tokio runtime), N persistent HTTP/1.1
 //! keep-alive connections speaking a hand-rolled minimal HTTP/1.1 client (no extra dependencies),
-//! bounded by a fixed duration or request count. Latency is kept as a sorted sample (every
+//! bounded by a fixed duration or request count, or offered at a fixed rate (`--rate`, the audit
+//! phase's paced sections: a second thread then releases each request when it is due). Latency is kept as a sorted sample (every
 //! request's microseconds), so p50/p99 are exact. Server CPU comes from `/proc/<pid>/stat`
 //! (utime+stime) and RSS from `/proc/<pid>/status` (VmRSS).
 //!
@@ -32,7 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::load::{Bound, Scenario, clk_tck, percentile, run_window, setup_fixtures};
-use crate::report::{fmt_ms, fmt_rps};
+use crate::report::fmt_rps;
 
 type R<T> = Result<T, String>;
 
@@ -46,6 +47,9 @@ struct Opts {
     conns: Vec<usize>,
     /// Connection counts of the audit phase (`--audit-conns`, default 16).
     audit_conns: Vec<usize>,
+    /// Offered rates of the audit phase's paced sections (`--audit-rates`, default 2000,10000;
+    /// `--audit-rates none` for none).
+    audit_rates: Vec<f64>,
     scenarios: Vec<Scenario>,
     memory_count: u64,
     memory: bool,
@@ -77,6 +81,7 @@ async fn load(args: &[String]) -> R<()> {
         measure: Duration::from_secs(5),
     };
     let mut pid = None;
+    let mut rate = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -95,8 +100,18 @@ async fn load(args: &[String]) -> R<()> {
                 }
             }
             "--pid" => pid = Some(val()?.parse().map_err(|e| format!("--pid: {e}"))?),
+            "--rate" => rate = Some(positive_rate(a, &val()?)?),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
+    }
+    if let (Some(rate), Bound::Time { warmup, measure }) = (rate, bound) {
+        bound = Bound::Paced {
+            warmup,
+            measure,
+            rate,
+        };
+    } else if rate.is_some() {
+        return Err("--rate goes with --duration, not --requests".into());
     }
     if !addr.starts_with("127.0.0.1:") {
         return Err("only 127.0.0.1 targets are allowed".into());
@@ -108,13 +123,13 @@ async fn load(args: &[String]) -> R<()> {
         .cpu_ticks
         .map(|t| t as f64 * 1000.0 / clk_tck() as f64 * 1000.0 / (w.ok + w.errors).max(1) as f64);
     println!(
-        "{} c={conns}: {} requests in {:.2} s = {} req/s, p50 {} ms, p99 {} ms, errors {}{}{}",
+        "{} c={conns}: {} requests in {:.2} s = {} req/s, p50 {} µs, p99 {} µs, errors {}{}{}",
         scenario.name(),
         w.ok + w.errors,
         w.elapsed.as_secs_f64(),
         fmt_rps(w.rps()),
-        fmt_ms(percentile(&w.lat_us, 0.5)),
-        fmt_ms(percentile(&w.lat_us, 0.99)),
+        percentile(&w.lat_us, 0.5).map_or("–".into(), |v| v.to_string()),
+        percentile(&w.lat_us, 0.99).map_or("–".into(), |v| v.to_string()),
         w.errors,
         cpu.map_or(String::new(), |c| format!(", server CPU {c:.2} ms/1k req")),
         w.first_error
@@ -129,12 +144,21 @@ async fn load(args: &[String]) -> R<()> {
 
 const USAGE: &str = "usage:
   coffer-bench compare --coffer BIN --bao BIN [--quick] [--rounds N] [--duration SECS]
-                       [--warmup SECS] [--conns 1,16,64] [--audit-conns 16] [--scenarios a,b,..]
+                       [--warmup SECS] [--conns 1,16,64] [--audit-conns 16]
+                       [--audit-rates 2000,10000|none] [--scenarios a,b,..]
                        [--memory-count N] [--no-memory] [--no-audit] [--only audit|pg] [--port P]
                        [--out FILE]
   coffer-bench load --addr 127.0.0.1:PORT [--scenario NAME] [--conns N]
-                    [--duration SECS | --requests N] [--pid SERVER_PID]
+                    [--duration SECS [--rate REQ_PER_SEC] | --requests N] [--pid SERVER_PID]
 scenarios: kv-read-root kv-read-policy lookup-self kv-write mix-90-10 approle-login jwt-login token-create";
+
+/// A request rate (`--rate`, `--audit-rate`): a positive number of requests per second.
+fn positive_rate(flag: &str, value: &str) -> R<f64> {
+    match value.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("{flag}: a positive number of requests per second")),
+    }
+}
 
 /// A comma-separated list of connection counts (`--conns`, `--audit-conns`).
 fn conn_list(flag: &str, value: &str) -> R<Vec<usize>> {
@@ -155,6 +179,7 @@ fn parse_compare(args: &[String]) -> R<Opts> {
         measure: Duration::from_secs(3),
         conns: vec![1, 16, 64],
         audit_conns: vec![16],
+        audit_rates: vec![2000.0, 10000.0],
         scenarios: Scenario::ALL.to_vec(),
         memory_count: 100_000,
         memory: true,
@@ -181,6 +206,16 @@ fn parse_compare(args: &[String]) -> R<Opts> {
             "--warmup" => o.warmup = secs(val()?)?,
             "--conns" => conns = Some(conn_list(a, &val()?)?),
             "--audit-conns" => o.audit_conns = conn_list(a, &val()?)?,
+            "--audit-rates" => {
+                let v = val()?;
+                o.audit_rates = if v == "none" {
+                    Vec::new()
+                } else {
+                    v.split(',')
+                        .map(|x| positive_rate(a, x.trim()))
+                        .collect::<R<Vec<_>>>()?
+                };
+            }
             "--scenarios" => {
                 o.scenarios = val()?
                     .split(',')
