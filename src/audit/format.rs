@@ -157,10 +157,30 @@ impl Serialize for Ordered<'_> {
     }
 }
 
-/// Go's `json.Encoder` string escaping on top of serde_json's compact output.
+/// A float as Go's `encoding/json` writes it: the shortest text that reads back the same,
+/// plain between 1e-6 and 1e21 (`100`, `3`, `0.000001`), with an exponent outside (`1e-7`,
+/// `1e+21`).
+pub(super) fn go_float(f: f64) -> String {
+    let abs = f.abs();
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+        // Rust's Display is the shortest round-trip text, never with an exponent.
+        return format!("{f}");
+    }
+    let s = format!("{f:e}");
+    match s.split_once('e') {
+        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
+        _ => s,
+    }
+}
+
+/// Go's `json.Encoder` string escaping and float format on top of serde_json's compact output.
 struct GoFormatter;
 
 impl serde_json::ser::Formatter for GoFormatter {
+    fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        writer.write_all(go_float(value).as_bytes())
+    }
+
     fn write_string_fragment<W: ?Sized + Write>(
         &mut self,
         writer: &mut W,
@@ -443,7 +463,10 @@ fn jsonx_value(out: &mut Vec<u8>, name: Option<&str>, v: &Value) {
         Value::Number(n) => {
             named(out, "number");
             out.push(b'>');
-            out.extend_from_slice(n.to_string().as_bytes());
+            match n.as_f64().filter(|_| n.is_f64()) {
+                Some(f) => out.extend_from_slice(go_float(f).as_bytes()),
+                None => out.extend_from_slice(n.to_string().as_bytes()),
+            }
             out.extend_from_slice(b"</json:number>");
         }
         Value::String(s) => {

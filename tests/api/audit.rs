@@ -1935,3 +1935,61 @@ async fn file_options_alias_special_outputs_and_mode_zero() {
         json!({"path": alias})
     );
 }
+
+
+/// Numbers in entries are written as Go's encoder writes a float64 (`100`, not `100.0`;
+/// `0.000001`, not `1e-6`), in `json` and `jsonx` devices alike: the entries are byte for
+/// byte what Vault writes for the same request.
+#[tokio::test]
+async fn numbers_in_entries_are_written_as_go_writes_them() {
+    let (srv, dir, file) = with_file_device().await;
+    let xml = dir.path().join("audit.xml");
+    enable(&srv, "x", json!({"file_path": xml, "format": "jsonx"}))
+        .await
+        .assert_status(204);
+    let body = r#"{"data":{"b":1e2,"d":0.000001,"e":1.5e-7,"f":3.0,"g":18446744073709551616,"h":-5.0,"i":7,"j":1e21,"k":2.5}}"#;
+    let r = TestServer::finish(
+        srv.client
+            .post(srv.url("secret/data/n"))
+            .header("X-Vault-Token", &srv.root)
+            .body(body),
+    )
+    .await;
+    r.assert_status(200);
+    srv.get("secret/data/n", &srv.root).await.assert_status(200);
+    eventually(&file, "secret/data/n").await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let want = r#"{"b":100,"d":0.000001,"e":1.5e-7,"f":3,"g":18446744073709552000,"h":-5,"i":7,"j":1e+21,"k":2.5}"#;
+    let write = text
+        .lines()
+        .find(|l| l.contains(r#""type":"request""#) && l.contains(r#""operation":"create""#))
+        .unwrap();
+    assert!(
+        write.contains(&format!(r#""data":{{"data":{want}}}"#)),
+        "{write}"
+    );
+    let read = text
+        .lines()
+        .find(|l| l.contains(r#""type":"response""#) && l.contains(r#""operation":"read""#))
+        .unwrap();
+    assert!(
+        read.contains(&format!(r#""data":{{"data":{want},"#)),
+        "{read}"
+    );
+    for _ in 0..500 {
+        if std::fs::read_to_string(&xml).is_ok_and(|t| t.matches("secret/data/n").count() >= 4) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let xml = std::fs::read_to_string(&xml).unwrap();
+    for (k, v) in [
+        ("b", "100"),
+        ("d", "0.000001"),
+        ("g", "18446744073709552000"),
+        ("j", "1e+21"),
+    ] {
+        let element = format!(r#"<json:number name="{k}">{v}</json:number>"#);
+        assert!(xml.contains(&element), "{element} in {xml}");
+    }
+}
