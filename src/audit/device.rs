@@ -118,6 +118,24 @@ pub fn parse_bool(v: &str) -> Result<bool> {
 }
 
 impl Device {
+    /// What Vault checks only when a device is enabled: a file device with `mode` "0000" keeps
+    /// the mode of its file, which must therefore exist (Vault's `stat` error otherwise). At
+    /// unseal such a device is opened like any other.
+    pub(super) fn check_new(&self) -> Result<()> {
+        if let Kind::File { path, options } = &self.kind
+            && options.mode.is_none()
+            && let Err(e) = std::fs::metadata(path)
+        {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => e.to_string(),
+            };
+            return Err(Error::bad(format!("stat {}: {why}", path.display())));
+        }
+        Ok(())
+    }
+
     /// A device from its table row and salt; option errors are 400s. A `file_path` inside
     /// `plugin_directory` is refused.
     pub fn new(entry: AuditEntry, salt: String, plugin_directory: Option<&Path>) -> Result<Device> {
@@ -422,11 +440,22 @@ fn file_kind(o: &BTreeMap<String, String>, plugin_directory: Option<&Path>) -> R
     let mode = match o.get("mode") {
         None => Some(0o600),
         Some(m) => {
-            let bits = u32::from_str_radix(m, 8).map_err(|_| {
-                Error::bad(format!(
-                    "strconv.ParseUint: parsing \"{m}\": invalid syntax"
-                ))
-            })?;
+            // Go's ParseUint(m, 8, 32): octal digits only (Rust's parser would also take a
+            // leading `+`), and a value past 32 bits is out of range.
+            let octal = !m.is_empty() && m.bytes().all(|b| (b'0'..=b'7').contains(&b));
+            let bits = match u32::from_str_radix(m, 8) {
+                Ok(bits) if octal => bits,
+                _ => {
+                    let why = if octal {
+                        "value out of range"
+                    } else {
+                        "invalid syntax"
+                    };
+                    return Err(Error::bad(format!(
+                        "strconv.ParseUint: parsing \"{m}\": {why}"
+                    )));
+                }
+            };
             // Go's file type bits (directory, pipe, device, ...).
             if bits & 0xfff8_0000 != 0 {
                 return Err(Error::bad("file mode does not represent a regular file"));

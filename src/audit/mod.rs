@@ -292,6 +292,7 @@ impl Broker {
         entry.uuid = crate::ids::uuid_v4();
         let salt = crate::ids::uuid_v4();
         let device = Arc::new(Device::new(entry, salt, self.plugin_directory.as_deref())?);
+        device.check_new()?;
         device.open().await?;
         if !skip_test {
             device

@@ -1993,3 +1993,83 @@ async fn numbers_in_entries_are_written_as_go_writes_them() {
         assert!(xml.contains(&element), "{element} in {xml}");
     }
 }
+/// Found by comparing with OpenBao 2.7.2: `sys/audit` lists a JSON boolean option as Vault
+/// stores it ("1"/"0"), refuses `LIST` as an unsupported path, `sys/audit-hash` also answers
+/// at the top level, and `mode` parses as Go's `ParseUint(m, 8, 32)`, with "0000" (keep the
+/// file's mode) refused for a file that does not exist. A refused device is not enabled and
+/// leaves no file behind.
+#[tokio::test]
+async fn listing_hash_and_mode_answer_as_vault() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    enable(
+        &srv,
+        "b",
+        json!({"file_path": file, "hmac_accessor": false, "log_raw": true, "elide_list_responses": "true"}),
+    )
+    .await
+    .assert_status(204);
+    let listed = srv.get("sys/audit", &srv.root).await;
+    listed.assert_status(200);
+    assert_eq!(
+        listed.body["data"]["b/"]["options"],
+        json!({"file_path": file, "hmac_accessor": "0", "log_raw": "1", "elide_list_responses": "true"})
+    );
+    // Stored that way: the options still take effect (the accessor shows as it is).
+    let token = srv.token_with(&["default"], json!({})).await;
+    let accessor = srv.get("auth/token/lookup-self", &token).await.body["data"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    srv.get("auth/token/lookup-self", &token)
+        .await
+        .assert_status(200);
+    let all = lines(&eventually(&file, "auth/token/lookup-self").await);
+    assert_eq!(
+        entry(&all, "request", "auth/token/lookup-self")["auth"]["accessor"],
+        accessor
+    );
+
+    let r = srv.list("sys/audit", &srv.root).await;
+    r.assert_status(404);
+    assert_eq!(r.errors(), ["1 error occurred:\n\t* unsupported path\n\n"]);
+
+    let r = srv
+        .put("sys/audit-hash/b", &srv.root, json!({"input": "hunter2"}))
+        .await;
+    r.assert_status(200);
+    assert!(
+        r.body["hash"].as_str().unwrap().starts_with("hmac-sha256:"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["hash"], r.body["data"]["hash"]);
+
+    let missing = dir.path().join("missing.log");
+    for (mode, error) in [
+        (
+            "+600",
+            "strconv.ParseUint: parsing \"+600\": invalid syntax",
+        ),
+        (
+            "0800",
+            "strconv.ParseUint: parsing \"0800\": invalid syntax",
+        ),
+        (
+            "77777777777",
+            "strconv.ParseUint: parsing \"77777777777\": value out of range",
+        ),
+        (
+            "0000",
+            &*format!("stat {}: no such file or directory", missing.display()),
+        ),
+    ] {
+        let r = enable(&srv, "m", json!({"file_path": missing, "mode": mode})).await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), [error], "mode {mode}");
+    }
+    assert!(!missing.exists());
+    let listed = srv.get("sys/audit", &srv.root).await;
+    assert!(listed.body["data"].get("m/").is_none(), "{}", listed.body);
+}

@@ -12,9 +12,9 @@ type P = PathSpec<SystemBackend>;
 
 pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
     vec![
-        P::new("audit/?$")
-            .on(Op::Read, |b, r, d| Box::pin(b.audit_list(r, d)))
-            .on(Op::List, |b, r, d| Box::pin(b.audit_list(r, d))),
+        // Read only, without a trailing slash: Vault answers `LIST sys/audit` (which arrives
+        // as `sys/audit/`) with 404 `unsupported path`.
+        P::new("audit$").on(Op::Read, |b, r, d| Box::pin(b.audit_list(r, d))),
         P::new("audit/(?P<path>.+)$")
             .field("path", T::Str, "Path of the audit device.")
             .field("type", T::Str, "Device type (file).")
@@ -128,9 +128,12 @@ impl SystemBackend {
         let mut options: BTreeMap<String, String> = BTreeMap::new();
         if let Some(Value::Object(o)) = d.get_raw("options") {
             for (k, v) in o {
+                // Vault's options are strings; a JSON boolean becomes "1" or "0" (Go's weak
+                // decoding), as `sys/audit` then lists it.
                 let v = match v {
                     Value::String(s) => s.clone(),
                     Value::Null => String::new(),
+                    Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
                     other => other.to_string(),
                 };
                 options.insert(k.clone(), v);
@@ -195,6 +198,9 @@ impl SystemBackend {
                 crate::audit::normalize(&path)
             )));
         };
-        Ok(Some(Response::json(json!({"hash": device.hash(&input)}))))
+        // Vault also copies `hash` to the top level of the body.
+        let mut resp = Response::json(json!({"hash": device.hash(&input)}));
+        resp.inject_top_level = true;
+        Ok(Some(resp))
     }
 }
