@@ -558,11 +558,12 @@ impl Device {
     }
 
     /// The audited request headers: name → values, each value HMAC'd when the header's
-    /// setting says so (and the device does not log raw).
+    /// setting says so, on every device: Vault applies the header settings before any
+    /// device's `log_raw` is looked at.
     fn write_headers(&self, out: &mut Vec<u8>, headers: &[(String, bool, Vec<String>)]) {
         let mut o = Obj::open(out);
         for (name, hmac, values) in headers {
-            let hashed = *hmac && !self.log_raw;
+            let hashed = *hmac;
             let out = o.key_escaped(name);
             out.push(b'[');
             for (i, v) in values.iter().enumerate() {
@@ -721,6 +722,11 @@ impl Device {
                 "mount_running_plugin_version",
                 shows_mount_accessor(r, true),
             );
+            if resp.secret {
+                // Vault's `logical.Secret` of a kv-v1 read: no lease id, so every field is
+                // left out.
+                ro.raw("secret", b"{}");
+            }
             if let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) {
                 let elide =
                     (self.elide_list_responses && r.operation == Operation::List).then_some(());

@@ -186,6 +186,8 @@ pub struct ResponseRecord {
     pub error_text: Option<String>,
     /// Vault's `response.data.error` of an error response (the HTTP message in most cases).
     pub data_error: Option<String>,
+    /// The response is a secret with a lease (a kv-v1 read): the entry shows `"secret":{}`.
+    pub secret: bool,
 }
 
 fn token_summary(t: &TokenEntry) -> String {
@@ -336,7 +338,7 @@ impl ResponseRecord {
             Ok(out) => {
                 let status = render_status(out);
                 let resp = out.response.as_mut();
-                let (data, wrap_info, warnings) = match resp {
+                let (data, wrap_info, warnings, secret) = match resp {
                     Some(r) => (
                         r.data.take(),
                         r.wrap_info.clone(),
@@ -345,8 +347,9 @@ impl ResponseRecord {
                             .chain(&r.warnings)
                             .cloned()
                             .collect(),
+                        r.secret,
                     ),
-                    None => (None, None, Vec::new()),
+                    None => (None, None, Vec::new(), false),
                 };
                 ResponseRecord {
                     status,
@@ -356,6 +359,7 @@ impl ResponseRecord {
                     issued_token,
                     wrap_info,
                     warnings,
+                    secret,
                     ..Default::default()
                 }
             }

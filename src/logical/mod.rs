@@ -117,6 +117,9 @@ pub struct Response {
     pub warnings: Vec<String>,
     /// Lease duration to report (kv-v1 reads report the mount default).
     pub lease_duration: i64,
+    /// The data is a secret with a lease (Vault's `resp.Secret`: a kv-v1 read); the audit
+    /// entry shows an (empty) `secret` object.
+    pub secret: bool,
     /// Overrides the HTTP status (kv's 404 with a body, tidy's 202).
     pub status: Option<u16>,
     /// A complete body to send as is (unwrap replays a stored response).

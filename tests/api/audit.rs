@@ -1936,63 +1936,6 @@ async fn file_options_alias_special_outputs_and_mode_zero() {
     );
 }
 
-
-/// Numbers in entries are written as Go's encoder writes a float64 (`100`, not `100.0`;
-/// `0.000001`, not `1e-6`), in `json` and `jsonx` devices alike: the entries are byte for
-/// byte what Vault writes for the same request.
-#[tokio::test]
-async fn numbers_in_entries_are_written_as_go_writes_them() {
-    let (srv, dir, file) = with_file_device().await;
-    let xml = dir.path().join("audit.xml");
-    enable(&srv, "x", json!({"file_path": xml, "format": "jsonx"}))
-        .await
-        .assert_status(204);
-    let body = r#"{"data":{"b":1e2,"d":0.000001,"e":1.5e-7,"f":3.0,"g":18446744073709551616,"h":-5.0,"i":7,"j":1e21,"k":2.5}}"#;
-    let r = TestServer::finish(
-        srv.client
-            .post(srv.url("secret/data/n"))
-            .header("X-Vault-Token", &srv.root)
-            .body(body),
-    )
-    .await;
-    r.assert_status(200);
-    srv.get("secret/data/n", &srv.root).await.assert_status(200);
-    eventually(&file, "secret/data/n").await;
-    let text = std::fs::read_to_string(&file).unwrap();
-    let want = r#"{"b":100,"d":0.000001,"e":1.5e-7,"f":3,"g":18446744073709552000,"h":-5,"i":7,"j":1e+21,"k":2.5}"#;
-    let write = text
-        .lines()
-        .find(|l| l.contains(r#""type":"request""#) && l.contains(r#""operation":"create""#))
-        .unwrap();
-    assert!(
-        write.contains(&format!(r#""data":{{"data":{want}}}"#)),
-        "{write}"
-    );
-    let read = text
-        .lines()
-        .find(|l| l.contains(r#""type":"response""#) && l.contains(r#""operation":"read""#))
-        .unwrap();
-    assert!(
-        read.contains(&format!(r#""data":{{"data":{want},"#)),
-        "{read}"
-    );
-    for _ in 0..500 {
-        if std::fs::read_to_string(&xml).is_ok_and(|t| t.matches("secret/data/n").count() >= 4) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let xml = std::fs::read_to_string(&xml).unwrap();
-    for (k, v) in [
-        ("b", "100"),
-        ("d", "0.000001"),
-        ("g", "18446744073709552000"),
-        ("j", "1e+21"),
-    ] {
-        let element = format!(r#"<json:number name="{k}">{v}</json:number>"#);
-        assert!(xml.contains(&element), "{element} in {xml}");
-    }
-}
 /// Found by comparing with OpenBao 2.7.2: `sys/audit` lists a JSON boolean option as Vault
 /// stores it ("1"/"0"), refuses `LIST` as an unsupported path, `sys/audit-hash` also answers
 /// at the top level, and `mode` parses as Go's `ParseUint(m, 8, 32)`, with "0000" (keep the
@@ -2072,4 +2015,161 @@ async fn listing_hash_and_mode_answer_as_vault() {
     assert!(!missing.exists());
     let listed = srv.get("sys/audit", &srv.root).await;
     assert!(listed.body["data"].get("m/").is_none(), "{}", listed.body);
+}
+
+/// Numbers in entries are written as Go's encoder writes a float64 (`100`, not `100.0`;
+/// `0.000001`, not `1e-6`), in `json` and `jsonx` devices alike: the entries are byte for
+/// byte what Vault writes for the same request.
+#[tokio::test]
+async fn numbers_in_entries_are_written_as_go_writes_them() {
+    let (srv, dir, file) = with_file_device().await;
+    let xml = dir.path().join("audit.xml");
+    enable(&srv, "x", json!({"file_path": xml, "format": "jsonx"}))
+        .await
+        .assert_status(204);
+    let body = r#"{"data":{"b":1e2,"d":0.000001,"e":1.5e-7,"f":3.0,"g":18446744073709551616,"h":-5.0,"i":7,"j":1e21,"k":2.5}}"#;
+    let r = TestServer::finish(
+        srv.client
+            .post(srv.url("secret/data/n"))
+            .header("X-Vault-Token", &srv.root)
+            .body(body),
+    )
+    .await;
+    r.assert_status(200);
+    srv.get("secret/data/n", &srv.root).await.assert_status(200);
+    eventually(&file, "secret/data/n").await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let want = r#"{"b":100,"d":0.000001,"e":1.5e-7,"f":3,"g":18446744073709552000,"h":-5,"i":7,"j":1e+21,"k":2.5}"#;
+    let write = text
+        .lines()
+        .find(|l| l.contains(r#""type":"request""#) && l.contains(r#""operation":"create""#))
+        .unwrap();
+    assert!(
+        write.contains(&format!(r#""data":{{"data":{want}}}"#)),
+        "{write}"
+    );
+    let read = text
+        .lines()
+        .find(|l| l.contains(r#""type":"response""#) && l.contains(r#""operation":"read""#))
+        .unwrap();
+    assert!(
+        read.contains(&format!(r#""data":{{"data":{want},"#)),
+        "{read}"
+    );
+    for _ in 0..500 {
+        if std::fs::read_to_string(&xml).is_ok_and(|t| t.matches("secret/data/n").count() >= 4) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let xml = std::fs::read_to_string(&xml).unwrap();
+    for (k, v) in [
+        ("b", "100"),
+        ("d", "0.000001"),
+        ("g", "18446744073709552000"),
+        ("j", "1e+21"),
+    ] {
+        let element = format!(r#"<json:number name="{k}">{v}</json:number>"#);
+        assert!(xml.contains(&element), "{element} in {xml}");
+    }
+}
+
+/// A header set to be HMAC'd is HMAC'd on a `log_raw` device too (Vault applies the header
+/// settings before any device's `log_raw`), while the token shows raw there.
+#[tokio::test]
+async fn hmac_headers_stay_hashed_on_a_log_raw_device() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("raw.log");
+    enable(&srv, "raw", json!({"file_path": file, "log_raw": true}))
+        .await
+        .assert_status(204);
+    srv.put(
+        "sys/config/auditing/request-headers/X-Custom",
+        &srv.root,
+        json!({"hmac": true}),
+    )
+    .await
+    .assert_status(204);
+    let r = TestServer::finish(
+        srv.client
+            .get(srv.url("secret/data/h"))
+            .header("X-Vault-Token", &srv.root)
+            .header("X-Custom", "header-canary"),
+    )
+    .await;
+    r.assert_status(404);
+    let all = lines(&eventually(&file, "secret/data/h").await);
+    assert!(
+        !std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("header-canary")
+    );
+    let want = json!({"x-custom": [hash(&srv, "raw", "header-canary").await]});
+    for kind in ["request", "response"] {
+        let e = entry(&all, kind, "secret/data/h");
+        assert_eq!(e["request"]["headers"], want, "{kind}");
+        assert_eq!(e["request"]["client_token"], srv.root, "{kind}");
+    }
+}
+
+/// A kv-v1 read is a secret with a lease in Vault (`resp.Secret`): its response entry carries
+/// `"secret":{}` between the mount fields and the data. A kv-v2 read and a kv-v1 write do not;
+/// neither does a wrapped kv-v1 read (the wrapping replaced the response).
+#[tokio::test]
+async fn a_kv_v1_read_entry_shows_its_secret_object() {
+    let (srv, _dir, file) = with_file_device().await;
+    srv.post(
+        "sys/mounts/kv1",
+        &srv.root,
+        json!({"type": "kv", "options": {"version": "1"}}),
+    )
+    .await
+    .assert_status(204);
+    srv.put("kv1/b", &srv.root, json!({"password": "p"}))
+        .await
+        .assert_status(204);
+    srv.get("kv1/b", &srv.root).await.assert_status(200);
+    srv.post("secret/data/v2", &srv.root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    srv.get("secret/data/v2", &srv.root)
+        .await
+        .assert_status(200);
+    let r = TestServer::finish(
+        srv.client
+            .get(srv.url("kv1/b"))
+            .header("X-Vault-Token", &srv.root)
+            .header("X-Vault-Wrap-TTL", "60"),
+    )
+    .await;
+    r.assert_status(200);
+    eventually(&file, r#""wrap_info""#).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let responses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#""type":"response""#))
+        .collect();
+    let find = |path: &str, op: &str, wrapped: bool| {
+        *responses
+            .iter()
+            .find(|l| {
+                l.contains(&format!(r#""path":"{path}""#))
+                    && l.contains(&format!(r#""operation":"{op}""#))
+                    && l.contains(r#""wrap_info""#) == wrapped
+            })
+            .unwrap_or_else(|| panic!("no {op} of {path}"))
+    };
+    let read = find("kv1/b", "read", false);
+    assert!(
+        read.contains(r#""mount_class":"secret","secret":{},"data":{"password":"hmac-sha256:"#),
+        "{read}"
+    );
+    for other in [
+        find("kv1/b", "create", false),
+        find("secret/data/v2", "read", false),
+        find("kv1/b", "read", true),
+    ] {
+        assert!(!other.contains(r#""secret":"#), "{other}");
+    }
 }

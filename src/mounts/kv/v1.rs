@@ -69,6 +69,7 @@ impl KvBackend {
             .unwrap_or_else(|| self.sys.default_lease_ttl());
         let mut resp = Response::data(data);
         resp.lease_duration = lease;
+        resp.secret = true;
         Ok(Some(resp))
     }
 
