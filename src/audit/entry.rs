@@ -394,6 +394,14 @@ impl Device {
         token: Option<&str>,
         accessor: Option<&str>,
     ) {
+        if r.wrapping_refused {
+            let mut o = Obj::open(out);
+            o.str("client_token", token.unwrap_or_default());
+            o.str("accessor", accessor.unwrap_or_default());
+            o.str("token_type", "default");
+            o.close();
+            return;
+        }
         if tokenless_denial(r) {
             out.extend_from_slice(TOKEN_TYPE_ONLY);
             return;
@@ -437,6 +445,10 @@ impl Device {
     ) {
         if let Some(mount) = &r.mount {
             o.str("mount_point", &mount.path);
+            if r.wrapping_refused {
+                // Vault's early refusal knows the mount point only.
+                return;
+            }
             o.str("mount_type", &mount.kind);
             *slot = o.len();
             if accessor {
@@ -539,7 +551,7 @@ impl Device {
         let mut slot = 0;
         self.write_request(request, r, false, token, accessor, &mut slot);
         let end = o.len();
-        if tokenless_denial(r) {
+        if tokenless_denial(r) || r.wrapping_refused {
             // Vault's token check returns its error as it is (no multierror around it).
             o.str("error", r.errors.first().map_or("", String::as_str));
         } else {

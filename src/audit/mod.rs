@@ -1018,6 +1018,7 @@ mod bench {
             headers: Vec::new(),
             scratch: Default::default(),
             token_check_failed: false,
+            wrapping_refused: false,
         };
         let data = serde_json::json!({"data": {"username": "jenkins", "password": "s3cr3t-p4ssw0rd-0123456789"},
             "metadata": {"created_time": "2026-12-02T04:00:00.123Z", "custom_metadata": null,

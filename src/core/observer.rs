@@ -134,6 +134,10 @@ pub struct RequestRecord {
     /// The token check itself failed (the existence check refused the input): Vault audits
     /// such a request without the token's details.
     pub token_check_failed: bool,
+    /// Refused for an invalid wrapping token before anything else (Vault's
+    /// `validateWrappingToken`): the entry's `auth` holds only the request's token and accessor,
+    /// its `request` only the mount point, its `error` the plain text; no response entry.
+    pub wrapping_refused: bool,
 }
 
 /// Something an observer works out for one request in its first hook and reuses in its second
@@ -250,6 +254,7 @@ impl RequestRecord {
             headers: inc.audited_headers.clone(),
             scratch: Scratch::default(),
             token_check_failed: false,
+            wrapping_refused: false,
         }
     }
 
@@ -279,6 +284,7 @@ impl RequestRecord {
             headers: Vec::new(),
             scratch: Scratch::default(),
             token_check_failed: false,
+            wrapping_refused: false,
         }
     }
 }
@@ -571,6 +577,7 @@ mod tests {
             headers: Vec::new(),
             scratch: Scratch::default(),
             token_check_failed: false,
+            wrapping_refused: false,
         };
         let resp = ResponseRecord {
             status: 200,

@@ -260,6 +260,31 @@ impl Core {
             facts.login = unauthenticated && m.entry.table == MountTableKind::Auth;
         }
 
+        // Vault checks the wrapping token of an unwrap, rewrap or lookup before anything else,
+        // and audits a refusal as a request entry alone.
+        if matches!(
+            full_path.as_str(),
+            "sys/wrapping/unwrap" | "sys/wrapping/rewrap" | "sys/wrapping/lookup"
+        ) && let Err(e) = self
+            .check_wrapping_token(&inc.data, inc.client_token.as_ref())
+            .await
+        {
+            if let Some(mut t) = trace.take() {
+                t.record.wrapping_refused = true;
+                t.record.errors = vec![super::wrapping::INVALID_WRAPPING_TOKEN.to_owned()];
+                // The accessor of the request's own token, when it is a live one.
+                if let Some(h) = inc.client_token.as_ref()
+                    && let Ok(Some(_)) = self.tokens.lookup_shared(h.expose()).await
+                {
+                    t.record.client_token_accessor =
+                        Some(Secret::new(self.tokens.accessor_of(h.expose())));
+                }
+                // The refusal stands whether or not a device took the entry (as in Vault).
+                let _ = t.announce().await;
+            }
+            return Err(e);
+        }
+
         // Unwrap and rewrap with the wrapping token in the header: a bad token is a 400, not a 403.
         let wrapping_in_header = matches!(
             full_path.as_str(),

@@ -118,6 +118,30 @@ impl Core {
         Ok(out)
     }
 
+    /// Vault's first step of an unwrap, rewrap or lookup: the wrapping token (the body's
+    /// `token`, else the request's own token) must be a live wrapping token. Nothing is used
+    /// up here. A `token` that is empty or not a string is a 403 as in Vault.
+    pub(super) async fn check_wrapping_token(
+        &self,
+        data: &serde_json::Map<String, Value>,
+        client_token: Option<&crate::secret::Secret>,
+    ) -> Result<()> {
+        let refused =
+            |why: &str| Error::Coded(403, format!("error validating wrapping token: {why}"));
+        let token = match data.get("token") {
+            None | Some(Value::Null) => client_token.map(crate::secret::Secret::expose),
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(refused("empty token in request body"));
+            }
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(refused("could not decode token in request body")),
+        };
+        match token.filter(|t| !t.is_empty()) {
+            Some(t) => self.wrapping_entry(t).await.map(|_| ()),
+            None => Err(refused("token is empty")),
+        }
+    }
+
     /// The live wrapping token `token`, or the 400 every invalid wrapping token gets.
     pub async fn wrapping_entry(&self, token: &str) -> Result<TokenEntry> {
         match self.tokens.lookup(token).await? {

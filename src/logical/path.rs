@@ -35,6 +35,9 @@ pub struct PathSpec<B> {
     fields: Vec<Field>,
     ops: Vec<(Operation, Handler<B>)>,
     existence: Option<ExistenceFn<B>>,
+    /// Any parameter is the handler's (Vault's `TakesArbitraryInput`): no "unrecognized
+    /// parameters" warning.
+    arbitrary: bool,
     /// Short help text.
     pub help: &'static str,
 }
@@ -69,8 +72,15 @@ impl<B> PathSpec<B> {
             fields: Vec::new(),
             ops: Vec::new(),
             existence: None,
+            arbitrary: false,
             help: "",
         }
+    }
+
+    /// Takes any parameter (Vault's `TakesArbitraryInput`, e.g. `sys/wrapping/wrap`).
+    pub fn takes_arbitrary_input(mut self) -> Self {
+        self.arbitrary = true;
+        self
     }
 
     /// Declares a field.
@@ -278,7 +288,11 @@ impl<B: Sync> PathTable<B> {
             Error::BadRequest(msg) => Error::BadRequest(format!("Field validation failed: {msg}")),
             other => other,
         })?;
-        let unknown = data.unknown_keys();
+        let unknown = if spec.arbitrary {
+            Vec::new()
+        } else {
+            data.unknown_keys()
+        };
         let mut resp = handler(backend, req, &data).await?;
         if let Some(r) = resp.as_mut() {
             if !unknown.is_empty() {

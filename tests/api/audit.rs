@@ -2173,3 +2173,132 @@ async fn a_kv_v1_read_entry_shows_its_secret_object() {
         assert!(!other.contains(r#""secret":"#), "{other}");
     }
 }
+
+/// An unwrap, rewrap or lookup with an invalid wrapping token is refused before anything else,
+/// as in Vault (`validateWrappingToken`): one request entry, no response entry, its `auth`
+/// only the request's token and accessor, its `request` only the mount point, its `error` the
+/// plain text. A `token` that is empty or not a string is a 403 with Vault's texts. Compared
+/// with OpenBao 2.7.2 entry by entry. `sys/wrapping/wrap` takes any parameter (no warning).
+#[tokio::test]
+async fn an_invalid_wrapping_token_is_audited_as_vault_refuses_it() {
+    let (srv, _dir, file) = with_file_device().await;
+    let root_accessor = srv.get("auth/token/lookup-self", &srv.root).await.body["data"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let invalid = "wrapping token is not valid or does not exist";
+    for op in ["unwrap", "lookup", "rewrap"] {
+        let r = srv
+            .put(
+                &format!("sys/wrapping/{op}"),
+                &srv.root,
+                json!({"token": "hvs.bogus"}),
+            )
+            .await;
+        r.assert_status(400);
+        assert_eq!(r.errors(), [invalid], "{op}");
+    }
+    let r = srv
+        .put("sys/wrapping/unwrap", "hvs.bogus2", json!({}))
+        .await;
+    r.assert_status(400);
+    assert_eq!(r.errors(), [invalid]);
+    for (body, why) in [
+        (json!({"token": ""}), "empty token in request body"),
+        (
+            json!({"token": 5}),
+            "could not decode token in request body",
+        ),
+    ] {
+        let r = srv.put("sys/wrapping/unwrap", &srv.root, body).await;
+        r.assert_status(403);
+        assert_eq!(
+            r.errors(),
+            [format!("error validating wrapping token: {why}")]
+        );
+    }
+    let r = srv.put("sys/wrapping/lookup", "", json!({})).await;
+    r.assert_status(403);
+    assert_eq!(
+        r.errors(),
+        ["error validating wrapping token: token is empty"]
+    );
+
+    // A good one still unwraps, and the wrapped data carries no warning.
+    let wrapped = TestServer::finish(
+        srv.client
+            .put(srv.url("sys/wrapping/wrap"))
+            .header("X-Vault-Token", &srv.root)
+            .header("X-Vault-Wrap-TTL", "60")
+            .json(&json!({"a": "b"})),
+    )
+    .await;
+    wrapped.assert_status(200);
+    let w = wrapped.body["wrap_info"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = srv.put("sys/wrapping/unwrap", &w, json!({})).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"], json!({"a": "b"}));
+    assert_eq!(r.body["warnings"], Value::Null);
+
+    eventually(&file, r#""data":{"a":"hmac-sha256:"#).await;
+    let all = lines(&file);
+    let wrapping: Vec<&Value> = all
+        .iter()
+        .filter(|e| {
+            e["request"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("sys/wrapping/") && p != "sys/wrapping/wrap")
+        })
+        .collect();
+    // Seven refusals (a request entry each), then the good unwrap's two entries.
+    let kinds: Vec<&str> = wrapping
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "request", "request", "request", "request", "request", "request", "request", "request",
+            "response"
+        ]
+    );
+    let root_hash = hash(&srv, "file", &srv.root).await;
+    let accessor_hash = hash(&srv, "file", &root_accessor).await;
+    let bogus = hash(&srv, "file", "hvs.bogus").await;
+    for (i, op) in ["unwrap", "lookup", "rewrap"].into_iter().enumerate() {
+        let e = wrapping[i];
+        assert_eq!(e["error"], invalid, "{e}");
+        assert_eq!(
+            e["auth"],
+            json!({"client_token": root_hash, "accessor": accessor_hash, "token_type": "default"})
+        );
+        let request = &e["request"];
+        assert_eq!(request["path"], format!("sys/wrapping/{op}"));
+        assert_eq!(request["mount_point"], "sys/");
+        assert_eq!(request["client_token_accessor"], accessor_hash);
+        assert_eq!(request["data"], json!({"token": bogus}));
+        for absent in ["mount_type", "mount_accessor", "mount_class", "client_id"] {
+            assert!(request.get(absent).is_none(), "{absent} in {request}");
+        }
+    }
+    let header_form = wrapping[3];
+    assert_eq!(
+        header_form["auth"],
+        json!({"client_token": hash(&srv, "file", "hvs.bogus2").await, "token_type": "default"})
+    );
+    assert!(
+        header_form["request"]
+            .get("client_token_accessor")
+            .is_none()
+    );
+    for e in &wrapping[4..7] {
+        assert_eq!(e["error"], invalid, "{e}");
+    }
+    assert_eq!(
+        wrapping[8]["response"]["data"],
+        json!({"a": hash(&srv, "file", "b").await})
+    );
+}

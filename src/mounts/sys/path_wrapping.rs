@@ -12,7 +12,9 @@ type P = PathSpec<SystemBackend>;
 
 pub(super) fn paths() -> Vec<PathSpec<SystemBackend>> {
     vec![
-        P::new("wrapping/wrap$").on(Op::Update, |b, r, d| Box::pin(b.wrapping_wrap(r, d))),
+        P::new("wrapping/wrap$")
+            .takes_arbitrary_input()
+            .on(Op::Update, |b, r, d| Box::pin(b.wrapping_wrap(r, d))),
         P::new("wrapping/unwrap$")
             .field(
                 "token",
