@@ -326,17 +326,35 @@ fn method_label(m: &Method) -> &'static str {
 }
 
 /// The request path as logged: decoded and normalised, with anything after the first three
-/// segments of `auth/token/` cut (an old client could put a token there).
+/// segments of `auth/token/` cut (an old client could put a token there). A path that does not
+/// decode (a bad escape, invalid UTF-8) or lies outside `/v1/` is shown decoded lossily, cut
+/// to 256 characters, and redacted the same way: a token can follow a bad escape too.
 pub(crate) fn log_path(raw: &str) -> String {
-    let Some(path) = normalize_path(raw) else {
-        return raw.chars().take(256).collect();
-    };
-    if let Some(rest) = path.strip_prefix("auth/token/")
-        && let Some((head, _)) = rest.split_once('/')
-    {
-        return format!("/v1/auth/token/{head}/<redacted>");
+    match normalize_path(raw) {
+        Some(path) => redact_token_path(&format!("/v1/{path}")),
+        None => {
+            let lossy = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+            redact_token_path(&lossy.chars().take(256).collect::<String>())
+        }
     }
-    format!("/v1/{path}")
+}
+
+/// `path` with everything after the segment that follows `auth/token/` (in any case) replaced
+/// by `<redacted>`.
+fn redact_token_path(path: &str) -> String {
+    const TOKEN: &str = "auth/token/";
+    let Some(at) = path
+        .to_ascii_lowercase()
+        .find(TOKEN)
+        .map(|i| i + TOKEN.len())
+    else {
+        return path.to_owned();
+    };
+    let (head, rest) = path.split_at(at);
+    match rest.split_once('/') {
+        Some((segment, _)) => format!("{head}{segment}/<redacted>"),
+        None => path.to_owned(),
+    }
 }
 
 async fn serve_request(

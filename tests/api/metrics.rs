@@ -700,6 +700,17 @@ log_format = "json"
         .as_str()
         .expect("request_id")
         .to_owned();
+    // Tokens in paths the server cannot decode, or outside /v1/, are redacted too.
+    let leaks = ["hvs.LEAKME", "ACCESSORLEAK", "hvs.NOV1LEAK", "hvs.CASELEAK"];
+    for path in [
+        "/v1/auth/token/lookup/hvs.LEAKME%FF",
+        "/v1/auth/token/lookup-accessor/ACCESSORLEAK%C0",
+        "/auth/token/lookup/hvs.NOV1LEAK",
+        "/v1/AUTH/TOKEN/lookup/hvs.CASELEAK",
+    ] {
+        let (status, _) = get(format!("{extra}{path}"), Some(root_token)).await;
+        assert!(status >= 400, "{path}: {status}");
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -713,9 +724,13 @@ log_format = "json"
     assert!(exit.success(), "{exit:?}");
 
     let log = std::fs::read_to_string(&stderr_path).unwrap();
-    for canary in [root_token, secret] {
+    for canary in [root_token, secret].into_iter().chain(leaks) {
         assert!(!log.contains(canary), "{canary} in the log:\n{log}");
     }
+    assert!(
+        log.contains(r#""request.path":"/v1/auth/token/lookup/<redacted>""#),
+        "{log}"
+    );
     let events: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
