@@ -205,6 +205,12 @@ impl Core {
             // The token walk never runs inside a scrape: one that finds the gauges due starts
             // it in the background and answers with the values it has.
             self.spawn_usage_gauges();
+        } else if self.is_standby() {
+            // A standby's own gauges are refreshed on every scrape too (Vault refreshes them
+            // every second on every node): set once at unseal, the retention time dropped them,
+            // and alerts on `vault_core_unsealed` or `vault_core_active` saw the node vanish.
+            self.set_seal_gauges(true, false);
+            self.set_in_flight_gauge();
         }
         t::sample_runtime();
         let now = crate::clock::unix_secs(self.clock.now());

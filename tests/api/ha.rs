@@ -92,6 +92,12 @@ impl Node {
                 )
             }
         };
+        // An `extra` with its own retention time brings its own telemetry stanza.
+        let telemetry = if extra.contains("prometheus_retention_time") {
+            ""
+        } else {
+            "telemetry {\n  prometheus_retention_time = \"1h\"\n}\n"
+        };
         let config = dir.path().join("ha.hcl");
         std::fs::write(
             &config,
@@ -101,7 +107,7 @@ impl Node {
                  ha_lock_renew_interval = \"500ms\"\n  ha_lock_retry_interval = \"200ms\"\n}}\n\
                  listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n{listener_tls}  \
                  telemetry {{\n    unauthenticated_metrics_access = true\n  }}\n}}\n\
-                 telemetry {{\n  prometheus_retention_time = \"1h\"\n}}\n\
+                 {telemetry}\
                  api_addr = \"{scheme}://127.0.0.1:{port}\"\n{extra}"
             ),
         )
@@ -2396,4 +2402,48 @@ async fn ha_status_lists_both_nodes_and_forgets_a_stopped_standby() {
     let nodes = status(active_base.clone()).await;
     assert_eq!(nodes.len(), 1, "{nodes:?}");
     assert_eq!(nodes[0]["api_address"], active.api_addr());
+}
+
+/// A standby's `vault_core_unsealed` and `vault_core_active` survive the retention time: they
+/// are refreshed on each scrape, as on the active node (Vault refreshes them every second on
+/// every node). Before, a standby set them once at unseal and, past `prometheus_retention_time`,
+/// its scrapes had neither, so "no active node" and "sealed" alerts misfired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_a_standby_keeps_its_seal_gauges_past_the_retention_time() {
+    let url = database_url();
+    let c = reqwest::Client::new();
+    let extra = "telemetry {\n  prometheus_retention_time = \"2s\"\n}\n";
+    let (a, b, _key, _root, _) = cluster_with(&c, &url, extra).await;
+    let i = active_of(&c, &[&a, &b], Duration::from_secs(5)).await;
+    let (active, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
+    let scrape = |node: &Node| {
+        let (c, base) = (c.clone(), node.base());
+        async move {
+            let r = c
+                .get(format!("{base}/sys/metrics?format=prometheus"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let gauge = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    // Past the retention time since the standby unsealed (and since any earlier scrape).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = scrape(standby).await;
+    assert_eq!(gauge(&text, "vault_core_active"), Some(0.0), "{text}");
+    assert_eq!(gauge(&text, "vault_core_unsealed"), Some(1.0), "{text}");
+    assert!(
+        gauge(&text, "vault_core_in_flight_requests").is_some(),
+        "{text}"
+    );
+    let text = scrape(active).await;
+    assert_eq!(gauge(&text, "vault_core_active"), Some(1.0), "{text}");
+    assert_eq!(gauge(&text, "vault_core_unsealed"), Some(1.0), "{text}");
 }
