@@ -475,7 +475,14 @@ async fn serve_request(
             {
                 return resp;
             }
-            if inc.path == "sys/metrics" && !inc.data.contains_key("format") {
+            // `format` missing or empty: the Accept header decides (as on an unauthenticated
+            // listener, and in Vault).
+            let no_format = match inc.data.get("format") {
+                None => true,
+                Some(serde_json::Value::String(f)) => f.is_empty(),
+                Some(_) => false,
+            };
+            if inc.path == "sys/metrics" && no_format {
                 let format = crate::telemetry::format_from_accept(sys_raw::accept(&parts.headers));
                 if !format.is_empty() {
                     inc.data.insert("format".into(), format.into());

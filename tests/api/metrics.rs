@@ -495,16 +495,21 @@ async fn authenticated_metrics_need_read_on_sys_metrics_and_answer_as_vault() {
     let text = scrape(&srv, Some(&reader)).await;
     assert!(parse(text).await.contains_key("vault_core_handle_request"));
 
-    // The Accept header picks Prometheus when `format` is not given.
-    let r = TestServer::finish(
-        srv.client
-            .get(srv.url("sys/metrics"))
-            .header("X-Vault-Token", &reader)
-            .header("Accept", "application/openmetrics-text; version=1.0.0"),
-    )
-    .await;
-    r.assert_status(200);
-    assert!(r.text.contains("# TYPE vault_core_handle_request summary"));
+    // The Accept header picks Prometheus when `format` is not given, or given empty.
+    for path in ["sys/metrics", "sys/metrics?format="] {
+        let r = TestServer::finish(
+            srv.client
+                .get(srv.url(path))
+                .header("X-Vault-Token", &reader)
+                .header("Accept", "application/openmetrics-text; version=1.0.0"),
+        )
+        .await;
+        r.assert_status(200);
+        assert!(
+            r.text.contains("# TYPE vault_core_handle_request summary"),
+            "{path}"
+        );
+    }
 
     let bad = srv.get("sys/metrics?format=xml", &root).await;
     bad.assert_status(400);
