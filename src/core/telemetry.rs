@@ -182,7 +182,18 @@ impl Core {
 
     /// `vault.token.creation` for a token just issued.
     pub(super) fn count_token_creation(&self, entry: &TokenEntry) {
-        let (auth_method, mount_point) = self.auth_mount_of(&entry.mount_accessor);
+        let (auth_method, mount_point) = if entry.is_wrapping() {
+            // As Vault counts a wrapping token: not an auth method's, but "response_wrapping"
+            // in the mount of the request whose response it wraps.
+            let mount = self
+                .mount_table()
+                .route(&entry.path)
+                .map(|m| m.api_path.clone())
+                .unwrap_or_default();
+            ("response_wrapping".to_owned(), mount)
+        } else {
+            self.auth_mount_of(&entry.mount_accessor)
+        };
         metrics::counter!(t::TOKEN_CREATION,
             "auth_method" => auth_method,
             "cluster" => self.cluster_label(),

@@ -1562,3 +1562,50 @@ async fn kv_and_entity_usage_gauges_count_keys_and_entities() {
     let families = scrape_until(&srv, |f| secret(f) == 2.0).await;
     assert_eq!(secret(&families), 2.0);
 }
+
+/// A wrapping token counts in `vault_token_creation` as Vault counts it: auth method
+/// `response_wrapping`, in the mount of the request whose response it wraps; before, it
+/// counted as one of the token store's.
+#[tokio::test]
+async fn wrapping_tokens_count_as_response_wrapping_in_the_requests_mount() {
+    let srv = TestServer::start().await;
+    let root = srv.root.clone();
+    srv.post("secret/data/app", &root, json!({"data": {"k": "v"}}))
+        .await
+        .assert_status(200);
+    let cluster = cluster_name(&srv).await;
+    let store = [("auth_method", "token"), ("cluster", cluster.as_str())];
+    let before = parse(scrape(&srv, None).await).await;
+    for (method, path) in [("POST", "sys/wrapping/wrap"), ("GET", "secret/data/app")] {
+        let mut rb = srv
+            .client
+            .request(method.parse().unwrap(), srv.url(path))
+            .header("X-Vault-Token", &root)
+            .header("X-Vault-Wrap-TTL", "2m");
+        if method == "POST" {
+            rb = rb.json(&json!({"a": "b"}));
+        }
+        let r = TestServer::finish(rb).await;
+        r.assert_status(200);
+        assert!(r.body["wrap_info"]["token"].is_string(), "{}", r.body);
+    }
+    let after = parse(scrape(&srv, None).await).await;
+    for mount in ["sys/", "secret/"] {
+        let wrapped = [
+            ("auth_method", "response_wrapping"),
+            ("mount_point", mount),
+            ("cluster", cluster.as_str()),
+            ("namespace", "root"),
+            ("token_type", "service"),
+        ];
+        assert_eq!(
+            sum(&after, "vault_token_creation_total", &wrapped),
+            1.0,
+            "{mount}"
+        );
+    }
+    assert_eq!(
+        sum(&after, "vault_token_creation_total", &store),
+        sum(&before, "vault_token_creation_total", &store)
+    );
+}
