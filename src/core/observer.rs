@@ -519,24 +519,25 @@ impl Core {
 
     /// Reports a request the HTTP layer rejected before it reached the pipeline (bad path,
     /// undecodable body, JSON limits, body too large): the observer sees it as a request with a
-    /// fresh id and no token, and its error.
+    /// fresh id and no token, and its error. Returns that id (`None` when nothing observed it),
+    /// for the request's log line.
     pub async fn observe_rejection(
         &self,
         method: &str,
         path: &str,
         client_addr: Option<IpAddr>,
         error: &Error,
-    ) {
+    ) -> Option<String> {
         let observer = match self.observer.load_full() {
             Some(observer) => observer,
             // A standby audits what it serves itself (its scrapes) to its own devices.
             None if method == "GET" && path.trim_start_matches('/') == "sys/metrics" => {
                 match self.standby_observer().await {
                     Some(observer) => observer,
-                    None => return,
+                    None => return None,
                 }
             }
-            None => return,
+            None => return None,
         };
         let record = RequestRecord::outside_pipeline(
             operation_of_method(method),
@@ -549,6 +550,7 @@ impl Core {
         let _ = observer
             .on_response(&record, &ResponseRecord::of_error(error))
             .await;
+        Some(record.request_id)
     }
 }
 

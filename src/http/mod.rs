@@ -357,6 +357,13 @@ fn redact_token_path(path: &str) -> String {
     }
 }
 
+/// Keeps the request id an audited refusal got, for the request's log line.
+fn noted(facts: &mut RequestFacts, id: Option<String>) {
+    if id.is_some() {
+        facts.request_id = id;
+    }
+}
+
 async fn serve_request(
     state: &AppState,
     req: HttpRequest<Body>,
@@ -368,26 +375,27 @@ async fn serve_request(
     if let Some(resp) = metrics_listener(&state.options.metrics_listener, &mut parts.uri) {
         return resp;
     }
-    // A request refused here is reported to the core's observer (audit) as well.
+    // A request refused here is reported to the core's observer (audit) as well; the request
+    // line in the log then carries the id of its audit entries.
     let rejected = async |path: &str, e: &Error| {
         state
             .core
             .observe_rejection(parts.method.as_str(), path, addr, e)
-            .await;
+            .await
     };
     if let Some(problem) = check_path(parts.uri.path()) {
         if let Some(e) = problem.rejection() {
-            rejected(parts.uri.path(), &e).await;
+            noted(facts, rejected(parts.uri.path(), &e).await);
         }
         return path_problem_response(problem, &parts.method, parts.uri.query());
     }
     let Some(path) = normalize_path(parts.uri.path()) else {
-        rejected(parts.uri.path(), &Error::NotFound).await;
+        noted(facts, rejected(parts.uri.path(), &Error::NotFound).await);
         return error_response(&Error::NotFound);
     };
     if writes_to_a_directory(&parts.method, parts.uri.path()) {
         let e = Error::bad("cannot write to a path ending in '/'");
-        rejected(&path, &e).await;
+        noted(facts, rejected(&path, &e).await);
         return error_response(&e);
     }
     if path == "sys" || path.starts_with("sys/") {
@@ -421,7 +429,7 @@ async fn serve_request(
         match decode::read_body(body, state.options.max_request_size).await {
             Ok(b) => (b, Body::empty()),
             Err(e) => {
-                rejected(&path, &e).await;
+                noted(facts, rejected(&path, &e).await);
                 return error_response(&e);
             }
         }
@@ -464,7 +472,7 @@ async fn serve_request(
     .await
     {
         Err(e) => {
-            rejected(&path, &e).await;
+            noted(facts, rejected(&path, &e).await);
             error_response(&e)
         }
         Ok(mut inc) => {

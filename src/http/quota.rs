@@ -105,11 +105,13 @@ async fn decide(
         format!("request path {path:?}: rate limit quota exceeded"),
     );
     tracing::trace!(request.path = %path, quota = %limiter.rule.name, "request refused by a rate limit quota");
-    if set.config.enable_rate_limit_audit_logging {
-        state
+    if set.config.enable_rate_limit_audit_logging
+        && let Some(id) = state
             .core
             .observe_rejection(method.as_str(), path, client, &e)
-            .await;
+            .await
+    {
+        facts.request_id = Some(id);
     }
     Gate::Refuse(error_response(&e))
 }

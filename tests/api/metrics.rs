@@ -705,6 +705,37 @@ log_format = "json"
         .as_str()
         .expect("request_id")
         .to_owned();
+    // A request the HTTP layer refuses is audited; its log line carries the same request id.
+    let audit_log = dir.path().join("audit.log");
+    let r = client
+        .put(format!("{extra}/v1/sys/audit/file"))
+        .header("X-Vault-Token", root_token)
+        .body(json!({"type": "file", "options": {"file_path": audit_log}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = client
+        .put(format!("{extra}/v1/secret/data/dir/"))
+        .header("X-Vault-Token", root_token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let refused_id = std::fs::read_to_string(&audit_log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| {
+            e["request"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("secret/data/dir"))
+        })
+        .expect("the refusal's audit entry")["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Tokens in paths the server cannot decode, or outside /v1/, are redacted too.
     let leaks = ["hvs.LEAKME", "ACCESSORLEAK", "hvs.NOV1LEAK", "hvs.CASELEAK"];
     for path in [
@@ -768,6 +799,11 @@ log_format = "json"
         .filter(|f| f["request.path"] == "/v1/sys/metrics" && f["response.status"] == 403)
         .count();
     assert_eq!(denied, 1, "{log}");
+    let refused = requests
+        .iter()
+        .find(|f| f["request.path"] == "/v1/secret/data/dir" && f["response.status"] == 400)
+        .unwrap_or_else(|| panic!("the refusal's line: {log}"));
+    assert_eq!(refused["request.id"], refused_id.as_str());
 }
 
 #[tokio::test]
