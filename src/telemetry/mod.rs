@@ -711,74 +711,94 @@ const MOUNT_TYPES: [&str; 7] = [
     "none",
 ];
 
-type RequestHandles = (metrics::Counter, metrics::Histogram);
+/// Status classes of the latency histogram.
+const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "other"];
 
-/// Records one finished request into [`HTTP_REQUESTS`] and [`REQUEST_DURATION`]. The handles of
-/// the label combinations are registered once and kept in a fixed table, so the request path
-/// neither allocates nor hashes a key.
+/// A status's class as a label value (one of [`CLASSES`]).
+fn class_label(status: u16) -> &'static str {
+    match status / 100 {
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "other",
+    }
+}
+
+/// Records one finished request into [`HTTP_REQUESTS`] (by method, mount type and status) and
+/// [`REQUEST_DURATION`] (by mount type and status class: a histogram is 15 series, so its
+/// labels stay few whatever methods and statuses clients send). The handles of the label
+/// combinations are registered once and kept in fixed tables, so the request path neither
+/// allocates nor hashes a key.
 pub fn count_request(method: &'static str, mount_type: &'static str, status: u16, secs: f64) {
-    const SLOTS: usize = METHODS.len() * MOUNT_TYPES.len() * CODES.len();
-    static TABLE: [OnceLock<RequestHandles>; SLOTS] = [const { OnceLock::new() }; SLOTS];
-    let code = code_label(status);
-    let register = || -> RequestHandles {
-        let labels = [
-            ("code", code),
-            ("method", method),
-            ("mount_type", mount_type),
-        ];
-        (
-            metrics::counter!(HTTP_REQUESTS, &labels),
-            metrics::histogram!(REQUEST_DURATION, &labels),
+    const COUNTERS: usize = METHODS.len() * MOUNT_TYPES.len() * CODES.len();
+    const HISTOGRAMS: usize = MOUNT_TYPES.len() * CLASSES.len();
+    static COUNTER: [OnceLock<metrics::Counter>; COUNTERS] = [const { OnceLock::new() }; COUNTERS];
+    static HISTOGRAM: [OnceLock<metrics::Histogram>; HISTOGRAMS] =
+        [const { OnceLock::new() }; HISTOGRAMS];
+    let (code, class) = (code_label(status), class_label(status));
+    let counter = || {
+        metrics::counter!(
+            HTTP_REQUESTS,
+            &[
+                ("code", code),
+                ("method", method),
+                ("mount_type", mount_type),
+            ]
+        )
+    };
+    let histogram = || {
+        metrics::histogram!(
+            REQUEST_DURATION,
+            &[("class", class), ("mount_type", mount_type)]
         )
     };
     let position = |all: &[&str], v: &str| all.iter().position(|x| *x == v);
-    let slot = match (
-        position(&METHODS, method),
-        position(&MOUNT_TYPES, mount_type),
-        position(&CODES, code),
-    ) {
-        (Some(m), Some(t), Some(c)) => TABLE.get((m * MOUNT_TYPES.len() + t) * CODES.len() + c),
+    let kind = position(&MOUNT_TYPES, mount_type);
+    let counter_slot = match (position(&METHODS, method), kind, position(&CODES, code)) {
+        (Some(m), Some(t), Some(c)) => COUNTER.get((m * MOUNT_TYPES.len() + t) * CODES.len() + c),
         _ => None,
     };
-    let registered;
-    let (counter, histogram) = match slot {
-        Some(cell) if installed().is_some() => cell.get_or_init(register),
-        _ => {
-            registered = register();
-            &registered
-        }
+    let histogram_slot = match (kind, position(&CLASSES, class)) {
+        (Some(t), Some(c)) => HISTOGRAM.get(t * CLASSES.len() + c),
+        _ => None,
     };
-    counter.increment(1);
-    histogram.record(secs);
+    let cached = installed().is_some();
+    match counter_slot {
+        Some(cell) if cached => cell.get_or_init(counter).increment(1),
+        _ => counter().increment(1),
+    }
+    match histogram_slot {
+        Some(cell) if cached => cell.get_or_init(histogram).record(secs),
+        _ => histogram().record(secs),
+    }
     count_response_status(status);
 }
 
-/// Records one response into [`CORE_RESPONSE_STATUS_CODE`]: one handle per status, registered
-/// at its first use. Statuses from 600 (`sys/health?activecode=999` answers any code a client
-/// asks for) share `code="other"` per class, so clients cannot add series at will.
+/// Records one response into [`CORE_RESPONSE_STATUS_CODE`]: one handle per label pair,
+/// registered at its first use. The statuses Coffer answers itself (those of [`CODES`]) keep
+/// their exact code; any other (`sys/health?activecode=` answers whatever code a client asks
+/// for, 100 to 999) is counted as `code="other"` in its class, so clients cannot add series.
 fn count_response_status(status: u16) {
-    static TABLE: [OnceLock<metrics::Counter>; 504] = [const { OnceLock::new() }; 504];
-    let standard = status < 600;
+    const EXACT: usize = CODES.len();
+    static TABLE: [OnceLock<metrics::Counter>; EXACT + 10] =
+        [const { OnceLock::new() }; EXACT + 10];
+    let code = code_label(status);
+    let exact = !code.ends_with("xx");
+    let class = status / 100;
     let register = || {
-        let code = if standard {
-            status.to_string()
-        } else {
-            "other".to_owned()
-        };
         metrics::counter!(
             CORE_RESPONSE_STATUS_CODE,
-            "code" => code,
-            "type" => format!("{}xx", status / 100)
+            "code" => if exact { code } else { "other" },
+            "type" => format!("{class}xx")
         )
     };
-    let index = if standard {
-        status.checked_sub(100)
+    let index = if exact {
+        CODES.iter().position(|c| *c == code)
     } else {
-        // 6xx to 9xx: the last four slots.
-        Some(500 + status / 100 - 6)
+        Some(EXACT + usize::from(class.min(9)))
     };
-    let slot = index.and_then(|i| TABLE.get(usize::from(i)));
-    match slot {
+    match index.and_then(|i| TABLE.get(i)) {
         Some(cell) if installed().is_some() => cell.get_or_init(register).increment(1),
         _ => register().increment(1),
     }

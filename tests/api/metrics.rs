@@ -353,7 +353,7 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
         .await
         .assert_status(404);
     // Any status a client asks of sys/health: counted, but as one series per class.
-    for code in ["999", "998"] {
+    for code in ["999", "998", "299", "418", "419"] {
         srv.req("GET", &format!("sys/health?activecode={code}"), None, None)
             .await
             .assert_status(code.parse().unwrap());
@@ -365,7 +365,23 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
     assert!(grew("coffer_http_requests_total", &kv_reads) >= 10.0);
     let misses = [("code", "404"), ("method", "GET"), ("mount_type", "kv")];
     assert!(grew("coffer_http_requests_total", &misses) >= 1.0);
-    assert!(grew("coffer_request_duration_seconds_count", &kv_reads) >= 10.0);
+    // The latency histogram by mount type and status class only (15 series each).
+    let kv_ok = [("class", "2xx"), ("mount_type", "kv")];
+    assert!(grew("coffer_request_duration_seconds_count", &kv_ok) >= 10.0);
+    let histograms: BTreeSet<Vec<(String, String)>> = after["coffer_request_duration_seconds"]
+        .samples
+        .iter()
+        .map(|(_, l, _)| {
+            l.iter()
+                .filter(|(k, _)| k.as_str() != "le")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect();
+    for labels in &histograms {
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["class", "mount_type"], "{labels:?}");
+    }
     assert!(grew("vault_core_handle_request_count", &[]) >= 11.0);
     assert!(grew("vault_route_read_secret__count", &[]) >= 11.0);
     assert!(grew("vault_barrier_get_count", &[]) >= 10.0);
@@ -378,6 +394,24 @@ async fn prometheus_output_parses_and_carries_vaults_names_and_counters_move_wit
     assert_eq!(grew("vault_core_response_status_code_total", &missed), 1.0);
     let odd = [("code", "other"), ("type", "9xx")];
     assert_eq!(grew("vault_core_response_status_code_total", &odd), 2.0);
+    // A code Coffer never answers by itself is `other` in its class too.
+    let odd_ok = [("code", "other"), ("type", "2xx")];
+    assert_eq!(grew("vault_core_response_status_code_total", &odd_ok), 1.0);
+    let odd_client = [("code", "other"), ("type", "4xx")];
+    assert_eq!(
+        grew("vault_core_response_status_code_total", &odd_client),
+        2.0
+    );
+    for code in ["299", "418", "419"] {
+        assert_eq!(
+            sum(
+                &after,
+                "vault_core_response_status_code_total",
+                &[("code", code)]
+            ),
+            0.0
+        );
+    }
 }
 
 #[tokio::test]
@@ -1644,4 +1678,65 @@ async fn wrapping_tokens_count_as_response_wrapping_in_the_requests_mount() {
         sum(&after, "vault_token_creation_total", &store),
         sum(&before, "vault_token_creation_total", &store)
     );
+}
+
+/// Clients without a token cannot multiply series: any method on any mount, and every status
+/// `sys/health?activecode=` lets them pick (100 to 599), leave Coffer's latency histogram at
+/// most mount types × status classes, Vault's response counter at Coffer's own codes plus one
+/// `other` per class, and the whole output well under the contract's 2,000 series.
+#[tokio::test]
+async fn unauthenticated_traffic_cannot_multiply_series() {
+    let srv = TestServer::start().await;
+    let methods = [
+        "GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "LIST", "OPTIONS", "FOO",
+    ];
+    let paths = [
+        "sys/mounts",
+        "secret/data/x",
+        "auth/token/lookup-self",
+        "cubbyhole/x",
+        "identity/entity/id",
+        "nope/x",
+        "auth/approle/login",
+    ];
+    for method in methods {
+        for path in paths {
+            for token in [None, Some("hvs.bogus")] {
+                let mut rb = srv
+                    .client
+                    .request(method.parse().unwrap(), srv.url(path))
+                    .body("{}");
+                if let Some(t) = token {
+                    rb = rb.header("X-Vault-Token", t);
+                }
+                let r = rb.send().await.unwrap();
+                assert!(r.status().as_u16() >= 200, "{method} {path}");
+            }
+        }
+    }
+    for code in 100..600 {
+        let r = srv
+            .client
+            .get(srv.url(&format!("sys/health?activecode={code}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().as_u16() >= 100);
+    }
+    let text = scrape(&srv, None).await;
+    let series = |prefix: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+            .count()
+    };
+    assert!(
+        series("coffer_request_duration_seconds") <= 7 * 5 * 15,
+        "{text}"
+    );
+    assert!(
+        series("vault_core_response_status_code") <= 17 + 10,
+        "{text}"
+    );
+    let total = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(total <= 2000, "{total} series");
 }
