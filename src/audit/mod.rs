@@ -781,7 +781,7 @@ impl Broker {
             );
         tracing::error!(
             request.id = %request_id,
-            request.path = %path,
+            request.path = %crate::http::redacted_path(path),
             audit.devices = ?devices.iter().map(|d| format!("{} ({})", d.entry.path, d.target())).collect::<Vec<_>>(),
             audit.still_queued = ?pending.silent(devices),
             audit.entry = %entry,
@@ -807,7 +807,7 @@ impl Broker {
         pending.quiet = true;
         loop {
             if pending.wait(&devices, until, &request_id, "response").await {
-                tracing::warn!(request.id = %request_id, request.path = %path, "audit response entry written late (after the deadline)");
+                tracing::warn!(request.id = %request_id, request.path = %crate::http::redacted_path(&path), "audit response entry written late (after the deadline)");
                 return;
             }
             if Instant::now() >= until

@@ -334,9 +334,25 @@ pub(crate) fn log_path(raw: &str) -> String {
         Some(path) => redact_token_path(&format!("/v1/{path}")),
         None => {
             let lossy = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-            redact_token_path(&lossy.chars().take(256).collect::<String>())
+            let short: String = lossy.chars().take(256).collect();
+            let lead = if short.starts_with('/') { "/" } else { "" };
+            redact_token_path(&format!("{lead}{}", collapse_slashes(&short)))
         }
     }
+}
+
+/// A logical request path (`auth/token/lookup/...`) as the server log shows it: empty segments
+/// dropped, and redacted as [`log_path`] does.
+pub(crate) fn redacted_path(path: &str) -> String {
+    redact_token_path(&collapse_slashes(path))
+}
+
+/// `path` without empty segments (`a//b/` is `a/b`), as routing sees it.
+fn collapse_slashes(path: &str) -> String {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// `path` with everything after the segment that follows `auth/token/` (in any case) replaced

@@ -104,7 +104,7 @@ async fn decide(
         429,
         format!("request path {path:?}: rate limit quota exceeded"),
     );
-    tracing::trace!(request.path = %path, quota = %limiter.rule.name, "request refused by a rate limit quota");
+    tracing::trace!(request.path = %super::redacted_path(path), quota = %limiter.rule.name, "request refused by a rate limit quota");
     if set.config.enable_rate_limit_audit_logging
         && let Some(id) = state
             .core

@@ -664,9 +664,9 @@ pub fn ttl_bucket(ttl_secs: i64) -> &'static str {
 }
 
 /// Status codes with their own label value; others are counted by class (`4xx`).
-const CODES: [&str; 21] = [
-    "200", "202", "204", "307", "400", "403", "404", "405", "409", "412", "413", "429", "431",
-    "500", "501", "502", "503", "2xx", "3xx", "4xx", "5xx",
+const CODES: [&str; 24] = [
+    "200", "202", "204", "307", "400", "403", "404", "405", "409", "412", "413", "415", "429",
+    "431", "472", "473", "500", "501", "502", "503", "2xx", "3xx", "4xx", "5xx",
 ];
 
 /// A status code as a label value (one of [`CODES`]), without allocating.
@@ -683,8 +683,11 @@ pub fn code_label(status: u16) -> &'static str {
         409 => "409",
         412 => "412",
         413 => "413",
+        415 => "415",
         429 => "429",
         431 => "431",
+        472 => "472",
+        473 => "473",
         500 => "500",
         501 => "501",
         502 => "502",
