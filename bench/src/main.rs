@@ -155,8 +155,10 @@ scenarios: kv-read-root kv-read-policy lookup-self kv-write mix-90-10 approle-lo
 /// A request rate (`--rate`, `--audit-rate`): a positive number of requests per second.
 fn positive_rate(flag: &str, value: &str) -> R<f64> {
     match value.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("{flag}: a positive number of requests per second")),
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e6 => Ok(r),
+        _ => Err(format!(
+            "{flag}: a positive number of requests per second, at most 1000000"
+        )),
     }
 }
 

@@ -176,9 +176,35 @@ pub(super) fn go_float(f: f64) -> String {
 /// Go's `json.Encoder` string escaping and float format on top of serde_json's compact output.
 struct GoFormatter;
 
+/// Integers beyond ±2^53 lose precision as Vault's float64 (`9007199254740993` reads back as
+/// `…992`, `u64::MAX` as `18446744073709552000`); below, Go writes them as they are.
+const EXACT_IN_F64: u64 = 1 << 53;
+
 impl serde_json::ser::Formatter for GoFormatter {
     fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
         writer.write_all(go_float(value).as_bytes())
+    }
+
+    fn write_u64<W: ?Sized + Write>(&mut self, writer: &mut W, value: u64) -> io::Result<()> {
+        if value <= EXACT_IN_F64 {
+            return write!(writer, "{value}");
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "the float64 Vault keeps, on purpose"
+        )]
+        writer.write_all(go_float(value as f64).as_bytes())
+    }
+
+    fn write_i64<W: ?Sized + Write>(&mut self, writer: &mut W, value: i64) -> io::Result<()> {
+        if value.unsigned_abs() <= EXACT_IN_F64 {
+            return write!(writer, "{value}");
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "the float64 Vault keeps, on purpose"
+        )]
+        writer.write_all(go_float(value as f64).as_bytes())
     }
 
     fn write_string_fragment<W: ?Sized + Write>(
@@ -463,7 +489,10 @@ fn jsonx_value(out: &mut Vec<u8>, name: Option<&str>, v: &Value) {
         Value::Number(n) => {
             named(out, "number");
             out.push(b'>');
-            match n.as_f64().filter(|_| n.is_f64()) {
+            // As the JSON writer shows it: Go's float64 text beyond 2^53 as well.
+            let exact = n.as_u64().is_some_and(|u| u <= EXACT_IN_F64)
+                || n.as_i64().is_some_and(|i| i.unsigned_abs() <= EXACT_IN_F64);
+            match n.as_f64().filter(|_| !exact) {
                 Some(f) => out.extend_from_slice(go_float(f).as_bytes()),
                 None => out.extend_from_slice(n.to_string().as_bytes()),
             }

@@ -1949,17 +1949,26 @@ async fn listing_hash_and_mode_answer_as_vault() {
     enable(
         &srv,
         "b",
-        json!({"file_path": file, "hmac_accessor": false, "log_raw": true, "elide_list_responses": "true"}),
+        json!({"file_path": file, "hmac_accessor": false, "elide_list_responses": "true"}),
     )
     .await
     .assert_status(204);
+    let raw_file = dir.path().join("raw.log");
+    enable(&srv, "r", json!({"file_path": raw_file, "log_raw": true}))
+        .await
+        .assert_status(204);
     let listed = srv.get("sys/audit", &srv.root).await;
     listed.assert_status(200);
     assert_eq!(
         listed.body["data"]["b/"]["options"],
-        json!({"file_path": file, "hmac_accessor": "0", "log_raw": "1", "elide_list_responses": "true"})
+        json!({"file_path": file, "hmac_accessor": "0", "elide_list_responses": "true"})
     );
-    // Stored that way: the options still take effect (the accessor shows as it is).
+    assert_eq!(
+        listed.body["data"]["r/"]["options"],
+        json!({"file_path": raw_file, "log_raw": "1"})
+    );
+    // Stored that way, the options still take effect: on `b` the accessor shows as it is while
+    // the token is hashed; on `r` the token shows raw.
     let token = srv.token_with(&["default"], json!({})).await;
     let accessor = srv.get("auth/token/lookup-self", &token).await.body["data"]["accessor"]
         .as_str()
@@ -1969,9 +1978,18 @@ async fn listing_hash_and_mode_answer_as_vault() {
         .await
         .assert_status(200);
     let all = lines(&eventually(&file, "auth/token/lookup-self").await);
+    let e = entry(&all, "request", "auth/token/lookup-self");
+    assert_eq!(e["auth"]["accessor"], accessor);
+    assert!(
+        e["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+    let raw = lines(&eventually(&raw_file, "auth/token/lookup-self").await);
     assert_eq!(
-        entry(&all, "request", "auth/token/lookup-self")["auth"]["accessor"],
-        accessor
+        entry(&raw, "request", "auth/token/lookup-self")["auth"]["client_token"],
+        token
     );
 
     let r = srv.list("sys/audit", &srv.root).await;
@@ -2027,7 +2045,7 @@ async fn numbers_in_entries_are_written_as_go_writes_them() {
     enable(&srv, "x", json!({"file_path": xml, "format": "jsonx"}))
         .await
         .assert_status(204);
-    let body = r#"{"data":{"b":1e2,"d":0.000001,"e":1.5e-7,"f":3.0,"g":18446744073709551616,"h":-5.0,"i":7,"j":1e21,"k":2.5}}"#;
+    let body = r#"{"data":{"b":1e2,"d":0.000001,"e":1.5e-7,"f":3.0,"g":18446744073709551616,"h":-5.0,"i":7,"j":1e21,"k":2.5,"l":18446744073709551615,"m":9007199254740993,"n":-9007199254740993,"o":9007199254740992}}"#;
     let r = TestServer::finish(
         srv.client
             .post(srv.url("secret/data/n"))
@@ -2039,7 +2057,7 @@ async fn numbers_in_entries_are_written_as_go_writes_them() {
     srv.get("secret/data/n", &srv.root).await.assert_status(200);
     eventually(&file, "secret/data/n").await;
     let text = std::fs::read_to_string(&file).unwrap();
-    let want = r#"{"b":100,"d":0.000001,"e":1.5e-7,"f":3,"g":18446744073709552000,"h":-5,"i":7,"j":1e+21,"k":2.5}"#;
+    let want = r#"{"b":100,"d":0.000001,"e":1.5e-7,"f":3,"g":18446744073709552000,"h":-5,"i":7,"j":1e+21,"k":2.5,"l":18446744073709552000,"m":9007199254740992,"n":-9007199254740992,"o":9007199254740992}"#;
     let write = text
         .lines()
         .find(|l| l.contains(r#""type":"request""#) && l.contains(r#""operation":"create""#))
@@ -2068,6 +2086,8 @@ async fn numbers_in_entries_are_written_as_go_writes_them() {
         ("d", "0.000001"),
         ("g", "18446744073709552000"),
         ("j", "1e+21"),
+        ("l", "18446744073709552000"),
+        ("i", "7"),
     ] {
         let element = format!(r#"<json:number name="{k}">{v}</json:number>"#);
         assert!(xml.contains(&element), "{element} in {xml}");
