@@ -697,6 +697,8 @@ log_format = "json"
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("spawn coffer");
+    // A failing assertion below must not leave the server running.
+    let mut reaper = Reaper(Some(child.id()));
     let stdout = child.stdout.take().expect("stdout");
     let lines = tokio::task::spawn_blocking(move || banner_lines(stdout))
         .await
@@ -800,6 +802,7 @@ log_format = "json"
         .await
         .unwrap()
         .unwrap();
+    reaper.0 = None;
     assert!(exit.success(), "{exit:?}");
 
     let log = std::fs::read_to_string(&stderr_path).unwrap();
@@ -1748,4 +1751,18 @@ async fn unauthenticated_traffic_cannot_multiply_series() {
     );
     let total = text.lines().filter(|l| !l.starts_with('#')).count();
     assert!(total <= 2000, "{total} series");
+}
+
+/// Kills the process with this id when dropped while still set (a test that panics before it
+/// stopped its server).
+struct Reaper(Option<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
 }
