@@ -427,6 +427,26 @@ impl Device {
     }
 }
 
+/// Go's `strconv.ParseUint(m, 8, 32)`, digit by digit as Go reads it: a character that is not
+/// an octal digit is `invalid syntax`, a value past 32 bits `value out of range`, whichever
+/// comes first (Rust's parser would also take a leading `+`).
+fn go_parse_octal32(m: &str) -> std::result::Result<u32, &'static str> {
+    if m.is_empty() {
+        return Err("invalid syntax");
+    }
+    let mut n: u32 = 0;
+    for b in m.bytes() {
+        if !(b'0'..=b'7').contains(&b) {
+            return Err("invalid syntax");
+        }
+        n = n
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(u32::from(b - b'0')))
+            .ok_or("value out of range")?;
+    }
+    Ok(n)
+}
+
 /// The output of a `file` device.
 fn file_kind(o: &BTreeMap<String, String>, plugin_directory: Option<&Path>) -> Result<Kind> {
     let file_path = o
@@ -440,22 +460,8 @@ fn file_kind(o: &BTreeMap<String, String>, plugin_directory: Option<&Path>) -> R
     let mode = match o.get("mode") {
         None => Some(0o600),
         Some(m) => {
-            // Go's ParseUint(m, 8, 32): octal digits only (Rust's parser would also take a
-            // leading `+`), and a value past 32 bits is out of range.
-            let octal = !m.is_empty() && m.bytes().all(|b| (b'0'..=b'7').contains(&b));
-            let bits = match u32::from_str_radix(m, 8) {
-                Ok(bits) if octal => bits,
-                _ => {
-                    let why = if octal {
-                        "value out of range"
-                    } else {
-                        "invalid syntax"
-                    };
-                    return Err(Error::bad(format!(
-                        "strconv.ParseUint: parsing \"{m}\": {why}"
-                    )));
-                }
-            };
+            let bits = go_parse_octal32(m)
+                .map_err(|why| Error::bad(format!("strconv.ParseUint: parsing \"{m}\": {why}")))?;
             // Go's file type bits (directory, pipe, device, ...).
             if bits & 0xfff8_0000 != 0 {
                 return Err(Error::bad("file mode does not represent a regular file"));

@@ -2022,6 +2022,10 @@ async fn listing_hash_and_mode_answer_as_vault() {
             "strconv.ParseUint: parsing \"77777777777\": value out of range",
         ),
         (
+            "777777777777778",
+            "strconv.ParseUint: parsing \"777777777777778\": value out of range",
+        ),
+        (
             "0000",
             &*format!("stat {}: no such file or directory", missing.display()),
         ),
