@@ -251,6 +251,11 @@ impl Repeated {
 /// whose existence check resolved it, as OpenBao does); a response entry's carries it too when
 /// the request succeeded.
 fn shows_mount_accessor(r: &RequestRecord, response: bool) -> bool {
+    // A request refused for its token never reached the existence check that resolves it
+    // (one the existence check itself refused did).
+    if tokenless_denial(r) && !r.token_check_failed {
+        return false;
+    }
     matches!(r.operation, Operation::Create | Operation::Update)
         || (response && r.errors.is_empty())
 }

@@ -2326,3 +2326,50 @@ async fn an_invalid_wrapping_token_is_audited_as_vault_refuses_it() {
         json!({"a": hash(&srv, "file", "b").await})
     );
 }
+
+/// Compared with OpenBao 2.7.2: a request refused for its token (here a revoked one on
+/// `sys/capabilities-self`, an update) shows no mount accessor in either entry, as it never
+/// reached the existence check that resolves the mount; with a live token it does.
+#[tokio::test]
+async fn a_token_refusal_shows_no_mount_accessor() {
+    let (srv, _dir, file) = with_file_device().await;
+    let token = srv.token_with(&["default"], json!({})).await;
+    let body = json!({"paths": ["secret/data/x"]});
+    srv.post("sys/capabilities-self", &token, body.clone())
+        .await
+        .assert_status(200);
+    let all = lines(&eventually(&file, "sys/capabilities-self").await);
+    let live = entry(&all, "request", "sys/capabilities-self");
+    assert!(live["request"]["mount_accessor"].is_string(), "{live}");
+    srv.post("auth/token/revoke-self", &token, json!({}))
+        .await
+        .assert_status(204);
+    srv.post("sys/capabilities-self", &token, body)
+        .await
+        .assert_status(403);
+    for _ in 0..500 {
+        if lines(&file)
+            .iter()
+            .filter(|e| e["request"]["path"] == "sys/capabilities-self")
+            .count()
+            >= 4
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let all = lines(&file);
+    for kind in ["request", "response"] {
+        let e = entry(&all, kind, "sys/capabilities-self");
+        assert!(
+            e["error"].as_str().unwrap().contains("permission denied"),
+            "{e}"
+        );
+        assert!(e["request"].get("mount_accessor").is_none(), "{e}");
+        assert!(
+            e.get("response")
+                .is_none_or(|r| r.get("mount_accessor").is_none()),
+            "{e}"
+        );
+    }
+}
