@@ -180,31 +180,40 @@ struct GoFormatter;
 /// `…992`, `u64::MAX` as `18446744073709552000`); below, Go writes them as they are.
 const EXACT_IN_F64: u64 = 1 << 53;
 
+/// An integer of `magnitude` as Go's float64 writes it: `value` itself up to 2^53, else the
+/// text of `approx`, the nearest float64.
+fn write_go_integer<W: ?Sized + Write>(
+    writer: &mut W,
+    magnitude: u64,
+    value: impl std::fmt::Display,
+    approx: f64,
+) -> io::Result<()> {
+    if magnitude <= EXACT_IN_F64 {
+        write!(writer, "{value}")
+    } else {
+        writer.write_all(go_float(approx).as_bytes())
+    }
+}
+
 impl serde_json::ser::Formatter for GoFormatter {
     fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
         writer.write_all(go_float(value).as_bytes())
     }
 
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "beyond 2^53 the float64 Vault keeps, on purpose"
+    )]
     fn write_u64<W: ?Sized + Write>(&mut self, writer: &mut W, value: u64) -> io::Result<()> {
-        if value <= EXACT_IN_F64 {
-            return write!(writer, "{value}");
-        }
-        #[allow(
-            clippy::cast_precision_loss,
-            reason = "the float64 Vault keeps, on purpose"
-        )]
-        writer.write_all(go_float(value as f64).as_bytes())
+        write_go_integer(writer, value, value, value as f64)
     }
 
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "beyond 2^53 the float64 Vault keeps, on purpose"
+    )]
     fn write_i64<W: ?Sized + Write>(&mut self, writer: &mut W, value: i64) -> io::Result<()> {
-        if value.unsigned_abs() <= EXACT_IN_F64 {
-            return write!(writer, "{value}");
-        }
-        #[allow(
-            clippy::cast_precision_loss,
-            reason = "the float64 Vault keeps, on purpose"
-        )]
-        writer.write_all(go_float(value as f64).as_bytes())
+        write_go_integer(writer, value.unsigned_abs(), value, value as f64)
     }
 
     fn write_string_fragment<W: ?Sized + Write>(
@@ -486,16 +495,11 @@ fn jsonx_value(out: &mut Vec<u8>, name: Option<&str>, v: &Value) {
             out.extend_from_slice(if *b { b"true" } else { b"false" });
             out.extend_from_slice(b"</json:boolean>");
         }
-        Value::Number(n) => {
+        Value::Number(_) => {
             named(out, "number");
             out.push(b'>');
-            // As the JSON writer shows it: Go's float64 text beyond 2^53 as well.
-            let exact = n.as_u64().is_some_and(|u| u <= EXACT_IN_F64)
-                || n.as_i64().is_some_and(|i| i.unsigned_abs() <= EXACT_IN_F64);
-            match n.as_f64().filter(|_| !exact) {
-                Some(f) => out.extend_from_slice(go_float(f).as_bytes()),
-                None => out.extend_from_slice(n.to_string().as_bytes()),
-            }
+            // As the JSON writer shows it (Go's float64 text).
+            write_value(out, v);
             out.extend_from_slice(b"</json:number>");
         }
         Value::String(s) => {
